@@ -1,0 +1,174 @@
+// Package config loads and validates one buddyrec server's TOML file.
+//
+// Load reports every problem at once, each with file:line, so an installer
+// fixes a file in one pass; secrets (camera passwords, key and secret file
+// contents) never appear in a problem or in the summary.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is one server's configuration. Field names follow the TOML keys.
+type Config struct {
+	// File is the path the config was loaded from (for messages).
+	File string
+
+	Name     string // unique in the site; also the gossip node name
+	DataDir  string // segments, index.db and cluster state live here
+	Listen   Listen
+	Cluster  Cluster
+	Capacity Capacity
+	Failover Failover
+	Storage  Storage
+	Events   Events
+	HTTP     HTTP
+	Cameras  []Camera
+	PSIM     []PSIM
+	Aspects  []Aspect
+
+	// GossipKey is the decoded content of Cluster.KeyFile (nil if none).
+	GossipKey []byte
+}
+
+// Listen holds the addresses this server binds.
+type Listen struct {
+	Gossip string // empty: standalone, no cluster
+	HTTP   string
+	RTSP   string // live re-stream for viewers; empty disables it
+}
+
+// Cluster configures membership and failover timing.
+type Cluster struct {
+	Join          []string
+	KeyFile       string
+	Keepalive     time.Duration
+	FailoverAfter time.Duration
+	Failback      bool
+	FailbackAfter time.Duration
+	Insecure      bool
+}
+
+// Capacity bounds what this server records, own plus adopted cameras, and
+// how many live viewers it serves. Zero means unlimited.
+type Capacity struct {
+	Cameras     int
+	BitrateMbps float64
+	Viewers     int
+}
+
+// Failover says who takes over this server's cameras, in priority order.
+type Failover struct {
+	Buddies []string
+	// Cameras is "all" or "critical" (spread cameras: only critical ones move).
+	Cameras string
+}
+
+// Storage configures segment files and retention.
+type Storage struct {
+	Segment   time.Duration
+	Part      time.Duration
+	Retention time.Duration // 0 keeps footage until min_free forces deletion
+	// MinFree is either a fraction of the disk (MinFreeFraction) or bytes.
+	MinFreeFraction float64
+	MinFreeBytes    int64
+}
+
+// Events configures the event log.
+type Events struct {
+	Retention time.Duration
+}
+
+// HTTP configures access control for the page and API.
+type HTTP struct {
+	UsersFile string
+	TokenFile string
+	CertFile  string
+	KeyFile   string
+}
+
+// Camera is one camera this server owns.
+type Camera struct {
+	Name        string
+	URL         string // may hold credentials: print with RedactedURL
+	Critical    bool
+	Transport   string // tcp (default), udp or auto
+	BitrateMbps float64
+	Line        int // where the [[camera]] table starts
+}
+
+// ID is the site-wide camera id "home/name".
+func (c Camera) ID(home string) string { return home + "/" + c.Name }
+
+// RedactedURL is the camera URL with any password replaced by "xxxxx".
+func (c Camera) RedactedURL() string { return RedactURL(c.URL) }
+
+// PSIM is one webhook target.
+type PSIM struct {
+	URL        string
+	SecretFile string
+	Events     []string
+	// Secret is the content of SecretFile; never print it.
+	Secret string
+	Line   int
+}
+
+// Aspect is a non-camera thing that fails over with the server.
+type Aspect struct {
+	Kind   string
+	Name   string
+	Params map[string]string // kind-specific keys, as text
+	Line   int
+}
+
+// RedactURL hides a password in a URL and drops query strings, which often
+// carry tokens. Unparseable input is hidden entirely.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
+	}
+	return u.Redacted()
+}
+
+// Problem is one thing wrong with a config file.
+type Problem struct {
+	File string
+	Line int // 0 when the problem has no single place
+	Key  string
+	Msg  string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	if p.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, p.Key, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Msg)
+}
+
+// Problems is every problem found in one file; it is the error Load returns.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (ps Problems) sorted() Problems {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+	return ps
+}
