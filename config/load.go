@@ -429,8 +429,8 @@ func (d *decoder) decodeCluster(c *Config, m map[string]any) {
 	if c.Cluster.Keepalive < 50*time.Millisecond || c.Cluster.Keepalive > time.Minute {
 		d.errorf("cluster.keepalive", "must be between 50ms and 1m")
 	}
-	if c.Cluster.FailoverAfter < 2*c.Cluster.Keepalive {
-		d.errorf("cluster.failover_after", "must be at least twice keepalive (%s)", c.Cluster.Keepalive)
+	if c.Cluster.FailoverAfter < 3*c.Cluster.Keepalive {
+		d.errorf("cluster.failover_after", "must be at least three times keepalive (%s): a peer is probed at least twice before it is declared dead", c.Cluster.Keepalive)
 	}
 	if len(c.Cluster.Join) > 0 && c.Listen.Gossip == "" {
 		d.errorf("cluster.join", "needs listen.gossip: a server joins a cluster through its own gossip address")

@@ -1,0 +1,537 @@
+package buddy
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// mlDelegate receives memberlist's callbacks. memberlist may call them
+// while holding its own locks, so they only take c.mu, never call back
+// into memberlist, and hand any network work to goroutines.
+type mlDelegate struct{ c *Cluster }
+
+var (
+	_ memberlist.Delegate         = (*mlDelegate)(nil)
+	_ memberlist.EventDelegate    = (*mlDelegate)(nil)
+	_ memberlist.ConflictDelegate = (*mlDelegate)(nil)
+	_ memberlist.PingDelegate     = (*mlDelegate)(nil)
+)
+
+// NodeMeta returns our encoded Meta (≤ 512 bytes, checked by SetMeta).
+func (d *mlDelegate) NodeMeta(limit int) []byte {
+	c := d.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.meta) > limit {
+		return nil
+	}
+	return slices.Clone(c.meta)
+}
+
+// NotifyMsg handles records and secrets; b is only valid during the call.
+func (d *mlDelegate) NotifyMsg(b []byte) {
+	c := d.c
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case msgRecord:
+		e, err := decodeEntry(b[1:])
+		if err != nil {
+			c.log.Warn("ignored malformed record from a peer", "err", err)
+			return
+		}
+		c.merge([]entry{e})
+	case msgSecrets:
+		s, err := decodeSecret(b[1:])
+		if err != nil {
+			c.log.Warn("ignored malformed secrets from a peer", "err", err)
+			return
+		}
+		c.mergeSecrets(s)
+	default:
+		c.log.Warn("ignored unknown message from a peer", "type", b[0])
+	}
+}
+
+// GetBroadcasts hands queued record broadcasts to memberlist's gossip.
+func (d *mlDelegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.c.bq.GetBroadcasts(overhead, limit)
+}
+
+// LocalState is every record we know, for push/pull anti-entropy.
+func (d *mlDelegate) LocalState(join bool) []byte {
+	c := d.c
+	c.mu.Lock()
+	entries := make([]entry, 0, len(c.records))
+	for _, e := range c.records {
+		entries = append(entries, e)
+	}
+	c.mu.Unlock()
+	return encodeState(entries)
+}
+
+// MergeRemoteState merges a peer's records.
+func (d *mlDelegate) MergeRemoteState(buf []byte, join bool) {
+	c := d.c
+	if len(buf) == 0 {
+		return
+	}
+	entries, err := decodeState(buf)
+	if err != nil {
+		c.log.Warn("ignored malformed state from a peer", "err", err)
+		return
+	}
+	c.merge(entries)
+}
+
+// NotifyJoin: a node became alive (also called for ourselves at start).
+func (d *mlDelegate) NotifyJoin(n *memberlist.Node) {
+	c := d.c
+	node := copyNode(n)
+	c.mu.Lock()
+	m := c.memberLocked(n.Name)
+	m.state, m.since, m.node, m.addr = StateAlive, time.Now(), node, n.Address()
+	c.setMetaLocked(m, n.Meta)
+	if c.conflicts[n.Name] == m.addr {
+		delete(c.conflicts, n.Name)
+	}
+	c.markMember(n.Name, m)
+	closing := c.closing
+	c.mu.Unlock()
+	c.log.Info("member alive", "name", n.Name, "addr", node.Address())
+	c.notify()
+	if n.Name == c.o.Name || closing {
+		return
+	}
+	// Make sure the newcomer has our record now, not at the next push/pull,
+	// and our secrets if it is our buddy.
+	c.goBackground(func() {
+		<-c.ready
+		c.mu.Lock()
+		own, ok := c.records[c.o.Name]
+		c.mu.Unlock()
+		if ok {
+			if err := c.ml.SendReliable(node, encodeEntry([]byte{msgRecord}, own)); err != nil {
+				c.log.Debug("send record failed", "to", node.Name, "err", err)
+			}
+		}
+		if c.buddies[node.Name] {
+			c.sendSecrets(node.Name)
+		}
+	})
+}
+
+// NotifyLeave: memberlist declared a node dead or saw it leave; it cannot
+// tell which, so the leave notice sent by Close decides.
+func (d *mlDelegate) NotifyLeave(n *memberlist.Node) {
+	c := d.c
+	c.mu.Lock()
+	m := c.memberLocked(n.Name)
+	m.state, m.since, m.node = StateDead, time.Now(), nil
+	if e, ok := c.records[n.Name]; ok && e.Left {
+		m.state = StateLeft
+	}
+	state := m.state
+	_, conflict := c.conflicts[n.Name]
+	c.mu.Unlock()
+	c.log.Info("member "+state, "name", n.Name, "addr", n.Address())
+	c.notify()
+	if conflict {
+		kick(c.kickRejoin)
+	}
+}
+
+// NotifyUpdate: a node's meta (or address) changed.
+func (d *mlDelegate) NotifyUpdate(n *memberlist.Node) {
+	c := d.c
+	c.mu.Lock()
+	m := c.memberLocked(n.Name)
+	m.addr, m.node = n.Address(), copyNode(n)
+	c.setMetaLocked(m, n.Meta)
+	if m.state == StateSuspect {
+		m.state, m.since = StateAlive, time.Now()
+	}
+	c.markMember(n.Name, m)
+	c.mu.Unlock()
+	c.notify()
+}
+
+// NotifyConflict: another address claims an existing name. For a peer
+// this usually is a restart on a new address before the old incarnation
+// was declared dead; we contact the claimant once it is.
+func (d *mlDelegate) NotifyConflict(existing, other *memberlist.Node) {
+	c := d.c
+	if existing.Name == c.o.Name {
+		c.log.Error("another server uses this server's name", "name", existing.Name, "other", other.Address())
+		return
+	}
+	c.mu.Lock()
+	c.conflicts[existing.Name] = other.Address()
+	c.mu.Unlock()
+	c.log.Warn("server name claimed from a new address; accepting it once the old one is dead",
+		"name", existing.Name, "old", existing.Address(), "new", other.Address())
+}
+
+// AckPayload is empty: probes carry nothing of ours.
+func (d *mlDelegate) AckPayload() []byte { return nil }
+
+// NotifyPingComplete clears a suspicion when the node answers our probe.
+func (d *mlDelegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, payload []byte) {
+	c := d.c
+	c.mu.Lock()
+	m, ok := c.members[other.Name]
+	cleared := ok && m.state == StateSuspect
+	if cleared {
+		m.state, m.since = StateAlive, time.Now()
+	}
+	c.mu.Unlock()
+	if cleared {
+		c.notify()
+	}
+}
+
+func copyNode(n *memberlist.Node) *memberlist.Node {
+	cp := *n
+	cp.Addr = slices.Clone(n.Addr)
+	cp.Meta = slices.Clone(n.Meta)
+	return &cp
+}
+
+func (c *Cluster) memberLocked(name string) *member {
+	m, ok := c.members[name]
+	if !ok {
+		m = &member{state: StateDead}
+		c.members[name] = m
+	}
+	return m
+}
+
+func (c *Cluster) setMetaLocked(m *member, raw []byte) {
+	if slices.Equal(m.raw, raw) && raw != nil {
+		return
+	}
+	m.raw = slices.Clone(raw)
+	meta, err := decodeMeta(raw)
+	if err != nil {
+		c.log.Warn("ignored undecodable meta from a peer", "err", err)
+		meta = Meta{}
+	}
+	m.meta = meta
+}
+
+// onSuspect is called when our own probe of node failed (memberlist logs
+// it and has no hook). Suspicions gossiped by other nodes are not visible.
+func (c *Cluster) onSuspect(node string) {
+	c.mu.Lock()
+	m, ok := c.members[node]
+	changed := ok && m.state == StateAlive
+	if changed {
+		m.state, m.since = StateSuspect, time.Now()
+	}
+	c.mu.Unlock()
+	if changed {
+		c.log.Info("member suspect", "name", node)
+		c.notify()
+	}
+}
+
+func (c *Cluster) onKeyErr(line string) {
+	c.log.Error("gossip key mismatch: a peer sent gossip we cannot read, or could not read ours (check key_file and insecure on every server)", "detail", line)
+}
+
+// merge applies the higher-version-wins rule to entries from a peer.
+func (c *Cluster) merge(entries []entry) {
+	var republish bool
+	var ownBody []byte
+	changed := false
+	c.mu.Lock()
+	for _, e := range entries {
+		if e.Server == "" {
+			continue
+		}
+		cur, ok := c.records[e.Server]
+		if e.Server == c.o.Name {
+			// A peer remembers our record from an earlier life. Keep our
+			// version above it, and never let a stale leave marker stand.
+			if c.closing {
+				continue
+			}
+			if !ok || e.Version > cur.Version || (e.Version == cur.Version && e.Left && !cur.Left) {
+				floor := max(e.Version, cur.Version)
+				body := cur.Body
+				if !c.ownSet && (!ok || e.Version > cur.Version) {
+					body = e.Body
+				}
+				c.records[c.o.Name] = entry{Server: c.o.Name, Version: floor, Body: body, Left: e.Left}
+				republish, ownBody = true, body
+			}
+			continue
+		}
+		if ok && e.Version <= cur.Version {
+			continue
+		}
+		c.records[e.Server] = e
+		c.markRecord(e)
+		changed = true
+		if m, ok := c.members[e.Server]; ok {
+			switch {
+			case e.Left && m.state == StateDead:
+				m.state = StateLeft
+			case !e.Left && m.state == StateLeft:
+				m.state = StateDead
+			}
+		}
+	}
+	c.mu.Unlock()
+	if republish {
+		c.publishOwn(ownBody, false)
+	}
+	if changed {
+		c.notify()
+	}
+}
+
+func (c *Cluster) mergeSecrets(s secretEntry) {
+	if s.From == c.o.Name {
+		return
+	}
+	c.mu.Lock()
+	cur, ok := c.secretsIn[s.From]
+	newer := !ok || s.Version > cur.Version
+	if newer {
+		c.secretsIn[s.From] = s
+		c.dirty.secrets[s.From] = s
+		c.dirtyCount++
+	}
+	c.mu.Unlock()
+	if newer {
+		c.log.Info("received secrets", "from", s.From, "bytes", len(s.Body))
+		kick(c.kickSave)
+		c.notify()
+	}
+}
+
+// markRecord and markMember queue a value for the save loop; c.mu held.
+func (c *Cluster) markRecord(e entry) {
+	c.dirty.records[e.Server] = e
+	c.dirtyCount++
+	kick(c.kickSave)
+}
+
+func (c *Cluster) markMember(name string, m *member) {
+	if name == c.o.Name {
+		return
+	}
+	c.dirty.members[name] = lastSeen{Addr: m.addr, Meta: slices.Clone(m.raw)}
+	c.dirtyCount++
+	kick(c.kickSave)
+}
+
+// saveLoop persists changes off the gossip path: memberlist callbacks
+// must not block on disk.
+func (c *Cluster) saveLoop() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.kickSave:
+			if err := c.flush(); err != nil {
+				c.log.Error("persist cluster state", "err", err)
+			}
+		}
+	}
+}
+
+func (c *Cluster) flush() error {
+	c.mu.Lock()
+	if c.dirtyCount == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	snap := c.dirty
+	c.dirty, c.dirtyCount = newSnapshot(), 0
+	c.mu.Unlock()
+	if c.st == nil {
+		return nil
+	}
+	return c.st.save(snap)
+}
+
+// metaLoop re-advertises our node after SetMeta. UpdateNode waits for the
+// broadcast, so it runs here rather than in SetMeta.
+func (c *Cluster) metaLoop() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.kickMeta:
+			if err := c.ml.UpdateNode(c.t.tcpTimeout); err != nil {
+				c.log.Debug("advertise meta", "err", err)
+			}
+		}
+	}
+}
+
+// secretsLoop re-sends secrets periodically so that a buddy that missed an
+// update (or lost its disk) catches up.
+func (c *Cluster) secretsLoop() {
+	t := time.NewTicker(c.o.SecretsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			c.sendSecrets("")
+		}
+	}
+}
+
+// rejoinLoop contacts addresses that should be in the cluster but are not:
+// configured peers while none is alive, dead members (a partition heals
+// only if someone reaches across), and new addresses of restarted servers.
+func (c *Cluster) rejoinLoop() {
+	t := time.NewTicker(c.t.rejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		case <-c.kickRejoin:
+		}
+		targets := c.rejoinTargets()
+		if len(targets) > 0 {
+			c.joinAll(context.Background(), targets)
+		}
+	}
+}
+
+func (c *Cluster) rejoinTargets() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	alive := map[string]bool{}
+	peers := 0
+	for name, m := range c.members {
+		if m.state == StateAlive || m.state == StateSuspect {
+			alive[m.addr] = true
+			if name != c.o.Name {
+				peers++
+			}
+		}
+	}
+	var out []string
+	add := func(a string) {
+		if a != "" && !alive[a] && !c.joining[a] && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if peers == 0 {
+		for _, a := range c.o.Join {
+			add(a)
+		}
+	}
+	for name, m := range c.members {
+		if m.state == StateDead && name != c.o.Name {
+			add(m.addr)
+		}
+	}
+	for name, a := range c.conflicts {
+		if m, ok := c.members[name]; ok && m.state != StateAlive && m.state != StateSuspect {
+			add(a)
+		}
+	}
+	return out
+}
+
+// joinAll joins each address on its own goroutine, so an unreachable peer
+// costs at most one TCP timeout and never delays the others. It returns how
+// many answered and the errors of the rest.
+func (c *Cluster) joinAll(ctx context.Context, addrs []string) (int, []error) {
+	type result struct {
+		addr string
+		err  error
+	}
+	results := make(chan result, len(addrs))
+	started := 0
+	for _, a := range addrs {
+		c.mu.Lock()
+		busy := c.joining[a]
+		if !busy {
+			c.joining[a] = true
+		}
+		c.mu.Unlock()
+		if busy {
+			continue
+		}
+		ok := c.goBackground(func() {
+			_, err := c.ml.Join([]string{a})
+			c.mu.Lock()
+			delete(c.joining, a)
+			c.mu.Unlock()
+			results <- result{a, err}
+		})
+		if !ok {
+			break // closing
+		}
+		started++
+	}
+	var collected []result
+	for len(collected) < started {
+		select {
+		case r := <-results:
+			collected = append(collected, r)
+		case <-ctx.Done():
+			// Join takes no context; the attempts still in flight end
+			// within the TCP timeout and Close waits for them.
+			started = len(collected)
+		}
+	}
+	ok := 0
+	var errs []error
+	for _, r := range collected {
+		c.mu.Lock()
+		prev := c.joinErrs[r.addr]
+		if r.err == nil {
+			delete(c.joinErrs, r.addr)
+		} else {
+			c.joinErrs[r.addr] = r.err.Error()
+		}
+		c.mu.Unlock()
+		if r.err == nil {
+			ok++
+			if prev != "" {
+				c.log.Info("joined", "addr", r.addr)
+			}
+			continue
+		}
+		errs = append(errs, r.err)
+		if prev != r.err.Error() {
+			lvl := c.log.Debug
+			if isKeyError(r.err.Error()) {
+				lvl = c.log.Error
+			}
+			lvl("join failed", "addr", r.addr, "err", r.err)
+		}
+	}
+	return ok, errs
+}
+
+// broadcast is a record queued for gossip; a newer record of the same
+// server replaces an older one still in the queue.
+type broadcast struct {
+	name string
+	msg  []byte
+}
+
+func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
+	nb, ok := o.(memberlist.NamedBroadcast)
+	return ok && nb.Name() == b.name
+}
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}
+func (b *broadcast) Name() string    { return b.name }

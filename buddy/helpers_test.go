@@ -1,0 +1,165 @@
+package buddy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// logSink collects log lines so tests can assert on them, and forwards
+// warnings to t.Log while the test runs.
+type logSink struct {
+	mu    sync.Mutex
+	t     testing.TB
+	done  bool
+	lines []string
+}
+
+func newLogSink(t testing.TB) *logSink {
+	s := &logSink{t: t}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		s.done = true
+		s.mu.Unlock()
+	})
+	return s
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	line := strings.TrimSpace(string(p))
+	s.lines = append(s.lines, line)
+	if !s.done && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
+		s.t.Log(line)
+	}
+	return len(p), nil
+}
+
+func (s *logSink) contains(sub ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines {
+		all := true
+		for _, x := range sub {
+			all = all && strings.Contains(l, x)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *logSink) all() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.lines, "\n")
+}
+
+func (s *logSink) logger(name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+}
+
+// testOpts returns options for a node on 127.0.0.1 with a free port.
+func testOpts(t testing.TB, sink *logSink, name string, join ...string) Options {
+	return Options{
+		Name:     name,
+		BindAddr: "127.0.0.1:0",
+		Join:     join,
+		Key:      testKey,
+		StateDir: t.TempDir(),
+		Logger:   sink.logger(name),
+	}
+}
+
+func startNode(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Start(ctx, o)
+	if err != nil {
+		t.Fatalf("start %s: %v", o.Name, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// crash stops c the way kill -9 would look to its peers: no leave notice,
+// no memberlist Leave, unsaved state lost.
+func crash(c *Cluster) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+		close(c.done)
+		_ = c.ml.Shutdown()
+		c.wg.Wait()
+		c.closeStore()
+	})
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if cond() {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func memberState(c *Cluster, name string) string {
+	for _, m := range c.View().Members {
+		if m.Name == name {
+			return m.State
+		}
+	}
+	return ""
+}
+
+func member(c *Cluster, name string) (Member, bool) {
+	for _, m := range c.View().Members {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+func allState(cs []*Cluster, name, state string) func() bool {
+	return func() bool {
+		for _, c := range cs {
+			if memberState(c, name) != state {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func hasRecord(c *Cluster, server string, body []byte) bool {
+	r, ok := c.View().Records[server]
+	return ok && bytes.Equal(r.Body, body)
+}
+
+func describe(c *Cluster) string {
+	v := c.View()
+	var b strings.Builder
+	for _, m := range v.Members {
+		fmt.Fprintf(&b, "%s=%s ", m.Name, m.State)
+	}
+	return b.String()
+}

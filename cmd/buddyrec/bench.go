@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/site"
+)
+
+func cmdBench(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: buddyrec bench record|failover [flags]")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "record":
+		err = benchRecord(ctx, args[1:], stdout, stderr)
+	case "failover":
+		err = benchFailover(ctx, args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "buddyrec bench: unknown benchmark %q (record, failover)\n", args[0])
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "buddyrec bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// benchEnv starts simulated cameras in this process and returns the site
+// helper inputs. Cameras run here, recorders in child processes, so the
+// child's CPU and memory are the recorder's alone.
+func benchEnv(ctx context.Context, n int, clips, codec string) (*camsim.Server, []string, string, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	cams, err := camsim.Start(ctx, camsim.Options{Listen: "127.0.0.1:0", Cameras: n, ClipDir: clips, Codec: codec})
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("cameras: %w", err)
+	}
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = cams.URL(i + 1)
+	}
+	return cams, urls, bin, nil
+}
+
+func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench record", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("cameras", 50, "simulated cameras (~2 Mbit/s H.264 + AAC each)")
+	dur := fs.Duration("duration", 60*time.Second, "how long to record")
+	clips := fs.String("clips", "testdata", "folder with the camera clips")
+	codec := fs.String("codec", "h264", "h264 or h265")
+	keep := fs.Bool("keep", false, "keep the recordings folder")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "buddyrec-bench-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	cams, urls, bin, err := benchEnv(ctx, *n, *clips, *codec)
+	if err != nil {
+		return err
+	}
+	defer cams.Close()
+	spec := site.ServerSpec{Name: "bench"}
+	for i, u := range urls {
+		spec.Cameras = append(spec.Cameras, site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: u})
+	}
+	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{spec}, Segment: "60s", Part: "1s", Insecure: true})
+	if err != nil {
+		return err
+	}
+	srv := s.Servers[0]
+	// Standalone: no gossip, no buddies.
+	if err := stripCluster(srv.Config); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "recording %d cameras for %s into %s ...\n", *n, *dur, dir)
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer srv.Kill()
+	if err := waitRecording(ctx, srv, *n, 30*time.Second); err != nil {
+		return err
+	}
+	cpu0 := procCPU(srv.Pid())
+	sent0 := totalSent(cams, *n)
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(*dur):
+	}
+	elapsed := time.Since(start)
+	cpu := procCPU(srv.Pid()) - cpu0
+	sent := totalSent(cams, *n) - sent0
+	rss := procRSS(srv.Pid())
+	var received, dropped uint64
+	var resp struct {
+		Cameras []struct {
+			FramesReceived uint64 `json:"frames_received"`
+			FramesDropped  uint64 `json:"frames_dropped"`
+			State          string `json:"state"`
+		} `json:"cameras"`
+	}
+	if err := srv.GetJSON(ctx, "/api/v1/cameras", &resp); err != nil {
+		return err
+	}
+	recording := 0
+	for _, c := range resp.Cameras {
+		received += c.FramesReceived
+		dropped += c.FramesDropped
+		if c.State == "recording" {
+			recording++
+		}
+	}
+	srv.Stop(30 * time.Second)
+	bytes := dirBytes(srv.DataDir)
+	camMin := float64(*n) * elapsed.Minutes()
+	fmt.Fprintf(stdout, "cameras            %d (%d recording at the end), %s measured\n", *n, recording, elapsed.Round(time.Second))
+	fmt.Fprintf(stdout, "CPU                %.3f CPU-s per camera-minute (%.1f CPU-s total, %.0f%% of one core)\n", cpu.Seconds()/camMin, cpu.Seconds(), 100*cpu.Seconds()/elapsed.Seconds())
+	fmt.Fprintf(stdout, "memory             %.2f MB resident per camera (%.1f MB total)\n", float64(rss)/1e6/float64(*n), float64(rss)/1e6)
+	fmt.Fprintf(stdout, "written            %.1f MB per camera-minute (%.0f MB in all, index included)\n", float64(bytes)/1e6/camMin, float64(bytes)/1e6)
+	fmt.Fprintf(stdout, "video frames sent  %d during the measurement; frames received in all %d, dropped %d\n", sent, received, dropped)
+	return nil
+}
+
+// stripCluster removes listen.gossip and the cluster table so the server
+// runs standalone.
+func stripCluster(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var out []string
+	skip := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "gossip ="):
+			continue
+		case strings.HasPrefix(l, "[cluster]"), strings.HasPrefix(l, "[failover]"):
+			skip = true
+			continue
+		case strings.HasPrefix(l, "["):
+			skip = false
+		}
+		if !skip {
+			out = append(out, l)
+		}
+	}
+	return os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600)
+}
+
+func waitRecording(ctx context.Context, srv *site.Server, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		rec, err := srv.Recording(ctx)
+		if err == nil && len(rec) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: only %d of %d cameras recording after %s (see %s)", srv.Name, len(rec), n, timeout, srv.Log)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func totalSent(cams *camsim.Server, n int) int {
+	t := 0
+	for i := 1; i <= n; i++ {
+		t += cams.Sent(i)
+	}
+	return t
+}
+
+// procCPU reads a process's user+system CPU time from /proc/PID/stat.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// procRSS reads a process's resident set size in bytes.
+func procRSS(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func dirBytes(dir string) int64 {
+	var total int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("cameras", 50, "cameras on the server that is killed")
+	runs := fs.Int("runs", 5, "kill/restart cycles")
+	clips := fs.String("clips", "testdata", "folder with the camera clips")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "buddyrec-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cams, urls, bin, err := benchEnv(ctx, *n, *clips, "h264")
+	if err != nil {
+		return err
+	}
+	defer cams.Close()
+	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s"}
+	for i, u := range urls {
+		a.Cameras = append(a.Cameras, site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: u})
+	}
+	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
+	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{a, b}})
+	if err != nil {
+		return err
+	}
+	if err := s.StartAll(); err != nil {
+		return err
+	}
+	defer s.StopAll()
+	ra, rb := s.Server("rec-a"), s.Server("rec-b")
+	var detect, adopt, total []float64
+	for run := 1; run <= *runs; run++ {
+		if err := waitRecording(ctx, ra, *n, 60*time.Second); err != nil {
+			return err
+		}
+		// rec-b must have released every camera (failback done) and see rec-a alive.
+		if err := waitFor(ctx, 60*time.Second, func() bool {
+			rec, err := rb.Recording(ctx)
+			return err == nil && len(rec) == 0 && serverState(ctx, rb, "rec-a") == "alive"
+		}); err != nil {
+			return fmt.Errorf("run %d: rec-b did not settle: %w", run, err)
+		}
+		time.Sleep(time.Second)
+		killed := time.Now()
+		ra.Kill()
+		var detected time.Time
+		var lastFirstKey time.Time
+		err := waitFor(ctx, 60*time.Second, func() bool {
+			if detected.IsZero() && serverState(ctx, rb, "rec-a") == "dead" {
+				detected = time.Now()
+			}
+			camsB, err := rb.Cameras(ctx)
+			if err != nil {
+				return false
+			}
+			count := 0
+			last := time.Time{}
+			for _, c := range camsB {
+				if c.Home == "rec-a" && c.State == "recording" {
+					count++
+					if c.Since.After(last) {
+						last = c.Since
+					}
+				}
+			}
+			if count == *n {
+				lastFirstKey = last
+				return true
+			}
+			return false
+		})
+		if err != nil {
+			return fmt.Errorf("run %d: rec-b did not adopt all cameras: %w", run, err)
+		}
+		if detected.IsZero() {
+			detected = lastFirstKey
+		}
+		d, t := detected.Sub(killed).Seconds(), lastFirstKey.Sub(killed).Seconds()
+		detect, total, adopt = append(detect, d), append(total, t), append(adopt, t-d)
+		fmt.Fprintf(stdout, "run %d: detected after %.2fs, all %d cameras recording on rec-b after %.2fs (adoption %.2fs)\n", run, d, *n, t, t-d)
+		if err := ra.Start(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "\nfailover of %d cameras over %d runs (kill -9 to first keyframe written on the buddy):\n", *n, *runs)
+	fmt.Fprintf(stdout, "  total      median %.2fs  max %.2fs\n", median(total), maxOf(total))
+	fmt.Fprintf(stdout, "  detection  median %.2fs  max %.2fs\n", median(detect), maxOf(detect))
+	fmt.Fprintf(stdout, "  adoption   median %.2fs  max %.2fs\n", median(adopt), maxOf(adopt))
+	return nil
+}
+
+func serverState(ctx context.Context, srv *site.Server, name string) string {
+	servers, err := srv.Cluster(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, s := range servers {
+		if s.Name == name {
+			return s.State
+		}
+	}
+	return ""
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func maxOf(xs []float64) float64 {
+	m := 0.0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}

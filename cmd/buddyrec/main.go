@@ -1,0 +1,148 @@
+// Command buddyrec is the one binary of a buddyrec recording server.
+//
+//	buddyrec run -config FILE      record this server's cameras, join its buddies
+//	buddyrec check -config FILE    report every problem in a config, or summarise it
+//	buddyrec keygen [-webhook]     print a new gossip key (or webhook secret)
+//	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
+//	buddyrec demo [-chaos]         a whole local site on loopback
+//	buddyrec bench record|failover ...  benchmark figures
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/node"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: buddyrec <command> [flags]
+
+commands:
+  run -config FILE           record this server's cameras and join its buddies
+  check -config FILE         validate a config: every problem with file:line, or a summary
+  keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
+  webhook test -config FILE  send a signed test notice to every [[psim]] target
+  demo [-chaos]              run a whole local site: simulated cameras and three servers
+  bench record|failover      print benchmark figures (see README)
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "keygen":
+		return cmdKeygen(args[1:], stdout, stderr)
+	case "webhook":
+		return cmdWebhook(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "buddyrec: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func loadConfig(fs *flag.FlagSet, args []string, stderr io.Writer) (*config.Config, int) {
+	path := fs.String("config", "", "path of this server's TOML config")
+	if err := fs.Parse(args); err != nil {
+		return nil, 2
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "buddyrec %s: -config FILE is required\n", fs.Name())
+		return nil, 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				fmt.Fprintln(stderr, p)
+			}
+			fmt.Fprintf(stderr, "%d problem(s) in %s\n", len(ps), *path)
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return nil, 1
+	}
+	return cfg, 0
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	cfg, code := loadConfig(flag.NewFlagSet("check", flag.ContinueOnError), args, stderr)
+	if cfg == nil {
+		return code
+	}
+	fmt.Fprintf(stdout, "%s: OK\n%s", cfg.File, cfg.Summary())
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	cfg, code := loadConfig(fs, args, stderr)
+	if cfg == nil {
+		return code
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "buddyrec run: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", cfg.Name)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(node.Options{Config: cfg, Logger: log})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := n.Run(ctx); err != nil {
+		log.Error("stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdKeygen(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	webhookSecret := fs.Bool("webhook", false, "print a Standard Webhooks signing secret (whsec_...) instead of a gossip key")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		fmt.Fprintln(stderr, "buddyrec keygen:", err)
+		return 1
+	}
+	if *webhookSecret {
+		fmt.Fprintln(stdout, "whsec_"+base64.StdEncoding.EncodeToString(key))
+	} else {
+		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
+	}
+	return 0
+}

@@ -1,0 +1,452 @@
+// Package events keeps the site's event log (server down, failover started,
+// camera offline, disk full, ...) in its own bbolt file so that technicians
+// can page through what happened, acknowledge alarms, and so that the log
+// survives restarts and crashes. Events older than the retention are pruned.
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Severity values. Alarms are what an operator must acknowledge.
+const (
+	SeverityInfo    = "info"
+	SeverityWarning = "warning"
+	SeverityAlarm   = "alarm"
+)
+
+// Event types raised by buddyrec. The list is open: any dotted name is
+// accepted, these are the ones other packages agree on.
+const (
+	TypeServerDown        = "server.down"
+	TypeServerUp          = "server.up"
+	TypeFailoverStarted   = "failover.started"
+	TypeFailoverCompleted = "failover.completed"
+	TypeFailbackCompleted = "failback.completed"
+	TypeCapacityExceeded  = "capacity.exceeded"
+	TypeCameraOffline     = "camera.offline"
+	TypeCameraOnline      = "camera.online"
+	TypeCameraAuthFailed  = "camera.auth_failed"
+	TypeRecordingStalled  = "recording.stalled"
+	TypeDiskLow           = "disk.low"
+	TypeDiskFull          = "disk.full"
+	TypeStorageWriteError = "storage.write_error"
+	TypeConfigMismatch    = "config.mismatch"
+	TypeGossipKeyMismatch = "gossip.key_mismatch"
+)
+
+// DefaultRetention is how long events are kept when Options.Retention is 0.
+const DefaultRetention = 10 * 24 * time.Hour
+
+// ErrNotFound is returned by Ack and Get for an id that is not in the log
+// (never existed, malformed, or already pruned).
+var ErrNotFound = errors.New("event not found")
+
+// ErrClosed is returned by operations on a closed Log.
+var ErrClosed = errors.New("event log closed")
+
+var bucketEvents = []byte("events")
+
+// Event is one entry of the log. ID and Time are assigned by Append when
+// empty; IDs sort in time order, so they double as paging cursors.
+type Event struct {
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Severity string    `json:"severity"`
+	Server   string    `json:"server,omitempty"`
+	Cameras  []string  `json:"cameras,omitempty"`
+	Text     string    `json:"text,omitempty"`
+	Acked    bool      `json:"acked"`
+	AckedAt  time.Time `json:"acked_at,omitzero"`
+	AckedBy  string    `json:"acked_by,omitempty"`
+}
+
+// Options tune a Log. The zero value is usable.
+type Options struct {
+	// Retention is how long events are kept; 0 means DefaultRetention.
+	Retention time.Duration
+	// PruneInterval is how often Run prunes; 0 means one hour.
+	PruneInterval time.Duration
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests pass a fake clock.
+	Now func() time.Time
+}
+
+// Log is the event log. It is safe for concurrent use.
+type Log struct {
+	db        *bolt.DB
+	path      string
+	retention time.Duration
+	interval  time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+
+	mu     sync.Mutex
+	seq    uint64 // last sequence used inside one nanosecond bucket
+	subs   map[*subscriber]struct{}
+	closed bool
+}
+
+type subscriber struct {
+	ch chan Event
+}
+
+// Open opens (creating if needed) the event log at path. It gives up after
+// one second if another process holds the file, instead of hanging.
+func Open(path string, o Options) (*Log, error) {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.PruneInterval <= 0 {
+		o.PruneInterval = time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open event log %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketEvents)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init event log %s: %w", path, err)
+	}
+	return &Log{
+		db:        db,
+		path:      path,
+		retention: o.Retention,
+		interval:  o.PruneInterval,
+		log:       o.Logger,
+		now:       o.Now,
+		subs:      make(map[*subscriber]struct{}),
+	}, nil
+}
+
+// Close closes the file and ends every subscription.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	for s := range l.subs {
+		close(s.ch)
+		delete(l.subs, s)
+	}
+	l.mu.Unlock()
+	if err := l.db.Close(); err != nil {
+		return fmt.Errorf("close event log %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// key layout: 8 bytes big-endian UnixNano of Event.Time, then 4 bytes
+// big-endian sequence so that events of the same nanosecond keep their
+// order. Byte order equals time order, which makes since/before/prune
+// plain cursor walks. The ID is the key in hex.
+const keyLen = 12
+
+func makeKey(t time.Time, seq uint32) []byte {
+	k := make([]byte, keyLen)
+	binary.BigEndian.PutUint64(k[:8], uint64(t.UnixNano()))
+	binary.BigEndian.PutUint32(k[8:], seq)
+	return k
+}
+
+func parseID(id string) ([]byte, bool) {
+	if len(id) != 2*keyLen {
+		return nil, false
+	}
+	k, err := hex.DecodeString(id)
+	if err != nil {
+		return nil, false
+	}
+	return k, true
+}
+
+func timeKey(t time.Time) []byte { return makeKey(t, 0) }
+
+// Append stores e and returns it with ID and Time filled in. A zero Time
+// becomes now; an empty Severity becomes "info". Text is scrubbed of
+// credentials in URLs even though callers are expected to pass redacted text.
+func (l *Log) Append(e Event) (Event, error) {
+	if e.Type == "" {
+		return Event{}, errors.New("append event: empty type")
+	}
+	switch e.Severity {
+	case "":
+		e.Severity = SeverityInfo
+	case SeverityInfo, SeverityWarning, SeverityAlarm:
+	default:
+		return Event{}, fmt.Errorf("append event %s: unknown severity %q", e.Type, e.Severity)
+	}
+	if e.Time.IsZero() {
+		e.Time = l.now()
+	}
+	e.Time = e.Time.UTC()
+	e.Text = Scrub(e.Text)
+	e.Acked, e.AckedAt, e.AckedBy = false, time.Time{}, ""
+	if e.Time.UnixNano() < 0 {
+		return Event{}, fmt.Errorf("append event %s: time %s before 1970", e.Type, e.Time)
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		// The sequence is the position after the last event of the same
+		// nanosecond, so IDs stay unique and ordered across restarts.
+		last := makeKey(e.Time, ^uint32(0))
+		var seq uint32
+		c := b.Cursor()
+		k, _ := c.Seek(last)
+		switch {
+		case k == nil:
+			k, _ = c.Last()
+		case bytes.Equal(k, last):
+			return errors.New("too many events in one nanosecond")
+		default:
+			k, _ = c.Prev()
+		}
+		if k != nil && bytes.Equal(k[:8], last[:8]) {
+			seq = binary.BigEndian.Uint32(k[8:]) + 1
+		}
+		key := makeKey(e.Time, seq)
+		e.ID = hex.EncodeToString(key)
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, v)
+	})
+	if err != nil {
+		return Event{}, fmt.Errorf("append event %s: %w", e.Type, err)
+	}
+	l.publish(e)
+	return e, nil
+}
+
+// Get returns the event with the given id.
+func (l *Log) Get(id string) (Event, error) {
+	k, ok := parseID(id)
+	if !ok {
+		return Event{}, ErrNotFound
+	}
+	var e Event
+	err := l.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEvents).Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(v, &e)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Event{}, err
+		}
+		return Event{}, fmt.Errorf("get event %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// List returns up to limit events newest first, not older than since (zero
+// since means no bound) and strictly older than the event with id before
+// (empty before starts at the newest). next is the cursor for the following
+// page, empty when there is none.
+func (l *Log) List(since time.Time, before string, limit int) ([]Event, string, error) {
+	if limit <= 0 {
+		return nil, "", fmt.Errorf("list events: limit %d must be positive", limit)
+	}
+	var start []byte
+	if before != "" {
+		k, ok := parseID(before)
+		if !ok {
+			return nil, "", fmt.Errorf("list events: malformed cursor %q", before)
+		}
+		start = k
+	}
+	var sinceKey []byte
+	if !since.IsZero() && since.UnixNano() > 0 {
+		sinceKey = timeKey(since)
+	}
+	var out []Event
+	var next string
+	err := l.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		var k, v []byte
+		if start == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Seek(start)
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				// Seek lands on start or the first key after it; both
+				// are excluded because the cursor is exclusive.
+				k, v = c.Prev()
+			}
+		}
+		for ; k != nil; k, v = c.Prev() {
+			if sinceKey != nil && bytes.Compare(k, sinceKey) < 0 {
+				break
+			}
+			if len(out) == limit {
+				next = out[len(out)-1].ID
+				break
+			}
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode event %x: %w", k, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", err)
+	}
+	return out, next, nil
+}
+
+// Ack marks the event acknowledged by by. Acknowledging twice keeps the
+// first acknowledgement, so the record shows who reacted first.
+func (l *Log) Ack(id, by string) error {
+	k, ok := parseID(id)
+	if !ok {
+		return ErrNotFound
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents)
+		v := b.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var e Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("decode: %w", err)
+		}
+		if e.Acked {
+			return nil
+		}
+		e.Acked, e.AckedAt, e.AckedBy = true, l.now().UTC(), by
+		nv, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, nv)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("ack event %s: %w", id, err)
+	}
+	return nil
+}
+
+// Prune deletes events older than the retention relative to now and
+// returns how many it deleted.
+func (l *Log) Prune(now time.Time) (int, error) {
+	cutoff := timeKey(now.Add(-l.retention))
+	n := 0
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k, cutoff) < 0; k, _ = c.Next() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune event log %s: %w", l.path, err)
+	}
+	return n, nil
+}
+
+// Run prunes at once and then every PruneInterval until ctx ends. A failed
+// prune is logged and retried at the next tick; it never stops the log.
+func (l *Log) Run(ctx context.Context) error {
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		n, err := l.Prune(l.now())
+		if err != nil {
+			l.log.Error("prune events", "err", err)
+		} else if n > 0 {
+			l.log.Info("pruned events", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Subscribe returns a channel receiving every event appended from now on,
+// and a function ending the subscription. A subscriber that does not keep
+// up loses events rather than slowing Append: the log stays authoritative.
+func (l *Log) Subscribe(buffer int) (<-chan Event, func()) {
+	if buffer < 1 {
+		buffer = 1
+	}
+	s := &subscriber{ch: make(chan Event, buffer)}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	l.subs[s] = struct{}{}
+	return s.ch, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if _, ok := l.subs[s]; ok {
+			delete(l.subs, s)
+			close(s.ch)
+		}
+	}
+}
+
+func (l *Log) publish(e Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for s := range l.subs {
+		select {
+		case s.ch <- e:
+		default:
+			l.log.Warn("event subscriber full, dropped event", "type", e.Type, "id", e.ID)
+		}
+	}
+}
+
+// userinfoRE matches the userinfo of a URL ("scheme://user:pass@").
+var userinfoRE = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s:@]*):([^/\s]*)@`)
+
+// Scrub replaces passwords in URLs inside s with "xxxxx", the same
+// replacement net/url's Redacted uses, so stored text never holds a camera
+// password even if a caller forgot to redact it.
+func Scrub(s string) string {
+	return userinfoRE.ReplaceAllString(s, "${1}${2}:xxxxx@")
+}

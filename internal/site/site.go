@@ -1,0 +1,421 @@
+// Package site writes the configs of a local buddyrec site and runs its
+// servers as child processes. The demo, the benchmarks and the process tests
+// share it, so that what a newcomer watches is what the tests prove.
+package site
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Camera is one camera of a server's spec.
+type Camera struct {
+	Name     string
+	URL      string
+	Critical bool
+}
+
+// ServerSpec describes one server of the site.
+type ServerSpec struct {
+	Name          string
+	Cameras       []Camera
+	Buddies       []string
+	Mode          string // "all" (default) or "critical"
+	Capacity      int    // cameras, 0 = unlimited
+	NoFailback    bool
+	FailbackAfter string // default "5s"
+	Extra         string // appended verbatim to the config
+}
+
+// Spec describes a site.
+type Spec struct {
+	Dir      string // where configs, data and logs go
+	Bin      string // the buddyrec binary
+	Host     string // loopback IP to bind; default 127.0.0.1
+	Servers  []ServerSpec
+	Segment  string // default "10s"
+	Part     string // default "1s"
+	PSIMURL  string // optional webhook receiver
+	Insecure bool   // plaintext gossip
+	// Keepalive and FailoverAfter default to the product's defaults.
+	Keepalive, FailoverAfter string
+}
+
+// Server is one server process of a Site.
+type Server struct {
+	Name    string
+	Config  string
+	DataDir string
+	Log     string
+	HTTP    string
+	Gossip  string
+	RTSP    string
+
+	bin string
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	out *os.File
+}
+
+// Site is a set of configured servers.
+type Site struct {
+	Spec       Spec
+	Servers    []*Server
+	KeyFile    string
+	SecretFile string
+	Secret     string
+}
+
+// FreePort returns a port free for both TCP and UDP on host (memberlist
+// needs both).
+func FreePort(host string) (int, error) {
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort(host, fmt.Sprint(port)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free tcp+udp port on %s", host)
+}
+
+// New writes the key, secret and every server's config under spec.Dir.
+func New(spec Spec) (*Site, error) {
+	if spec.Host == "" {
+		spec.Host = "127.0.0.1"
+	}
+	if spec.Segment == "" {
+		spec.Segment = "10s"
+	}
+	if spec.Part == "" {
+		spec.Part = "1s"
+	}
+	s := &Site{Spec: spec}
+	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	s.KeyFile = filepath.Join(spec.Dir, "gossip.key")
+	if err := os.WriteFile(s.KeyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	rand.Read(key)
+	s.Secret = "whsec_" + base64.StdEncoding.EncodeToString(key)
+	s.SecretFile = filepath.Join(spec.Dir, "psim.secret")
+	if err := os.WriteFile(s.SecretFile, []byte(s.Secret+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	var gossips []string
+	for _, ss := range spec.Servers {
+		srv := &Server{Name: ss.Name, bin: spec.Bin}
+		ports := make([]int, 3)
+		for i := range ports {
+			p, err := FreePort(spec.Host)
+			if err != nil {
+				return nil, err
+			}
+			ports[i] = p
+		}
+		srv.HTTP = net.JoinHostPort(spec.Host, fmt.Sprint(ports[0]))
+		srv.Gossip = net.JoinHostPort(spec.Host, fmt.Sprint(ports[1]))
+		srv.RTSP = net.JoinHostPort(spec.Host, fmt.Sprint(ports[2]))
+		srv.DataDir = filepath.Join(spec.Dir, ss.Name, "data")
+		srv.Config = filepath.Join(spec.Dir, ss.Name+".toml")
+		srv.Log = filepath.Join(spec.Dir, ss.Name+".log")
+		gossips = append(gossips, srv.Gossip)
+		s.Servers = append(s.Servers, srv)
+	}
+	for i, ss := range spec.Servers {
+		if err := os.WriteFile(s.Servers[i].Config, []byte(s.config(ss, s.Servers[i], gossips)), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func (s *Site) config(ss ServerSpec, srv *Server, gossips []string) string {
+	var join []string
+	for _, g := range gossips {
+		if g != srv.Gossip {
+			join = append(join, g)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "name = %q\ndata_dir = %q\n\n[listen]\nhttp = %q\ngossip = %q\nrtsp = %q\n\n", ss.Name, srv.DataDir, srv.HTTP, srv.Gossip, srv.RTSP)
+	fmt.Fprintf(&b, "[cluster]\njoin = %s\n", quoteList(join))
+	if s.Spec.Insecure {
+		b.WriteString("insecure = true\n")
+	} else {
+		fmt.Fprintf(&b, "key_file = %q\n", s.KeyFile)
+	}
+	if s.Spec.Keepalive != "" {
+		fmt.Fprintf(&b, "keepalive = %q\n", s.Spec.Keepalive)
+	}
+	if s.Spec.FailoverAfter != "" {
+		fmt.Fprintf(&b, "failover_after = %q\n", s.Spec.FailoverAfter)
+	}
+	fa := ss.FailbackAfter
+	if fa == "" {
+		fa = "5s"
+	}
+	fmt.Fprintf(&b, "failback = %v\nfailback_after = %q\n\n", !ss.NoFailback, fa)
+	if ss.Capacity > 0 {
+		fmt.Fprintf(&b, "[capacity]\ncameras = %d\n\n", ss.Capacity)
+	}
+	mode := ss.Mode
+	if mode == "" {
+		mode = "all"
+	}
+	fmt.Fprintf(&b, "[failover]\nbuddies = %s\ncameras = %q\n\n", quoteList(ss.Buddies), mode)
+	fmt.Fprintf(&b, "[storage]\nsegment = %q\npart = %q\n\n", s.Spec.Segment, s.Spec.Part)
+	for _, c := range ss.Cameras {
+		fmt.Fprintf(&b, "[[camera]]\nname = %q\nurl = %q\ncritical = %v\n\n", c.Name, c.URL, c.Critical)
+	}
+	if s.Spec.PSIMURL != "" {
+		fmt.Fprintf(&b, "[[psim]]\nurl = %q\nsecret_file = %q\n\n", s.Spec.PSIMURL, s.SecretFile)
+	}
+	b.WriteString(ss.Extra)
+	return b.String()
+}
+
+// Server returns the server with that name, or nil.
+func (s *Site) Server(name string) *Server {
+	for _, srv := range s.Servers {
+		if srv.Name == name {
+			return srv
+		}
+	}
+	return nil
+}
+
+// StartAll starts every server.
+func (s *Site) StartAll() error {
+	for _, srv := range s.Servers {
+		if err := srv.Start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StopAll stops every running server gracefully (SIGTERM, then SIGKILL).
+func (s *Site) StopAll() {
+	var wg sync.WaitGroup
+	for _, srv := range s.Servers {
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.Stop(10 * time.Second) }()
+	}
+	wg.Wait()
+}
+
+// Start runs the server process, appending its log to srv.Log.
+func (srv *Server) Start() error {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.cmd != nil {
+		return fmt.Errorf("server %s already running", srv.Name)
+	}
+	out, err := os.OpenFile(srv.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(srv.bin, "run", "-config", srv.Config)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return fmt.Errorf("start %s: %w", srv.Name, err)
+	}
+	srv.cmd, srv.out = cmd, out
+	return nil
+}
+
+// Running tells whether the process was started and not yet reaped.
+func (srv *Server) Running() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.cmd != nil
+}
+
+// Pid is the process id, or 0.
+func (srv *Server) Pid() int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.cmd == nil {
+		return 0
+	}
+	return srv.cmd.Process.Pid
+}
+
+// Kill sends SIGKILL (a crash) and reaps the process.
+func (srv *Server) Kill() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.cmd == nil {
+		return
+	}
+	srv.cmd.Process.Signal(syscall.SIGCONT)
+	srv.cmd.Process.Kill()
+	srv.cmd.Wait()
+	srv.out.Close()
+	srv.cmd, srv.out = nil, nil
+}
+
+// Signal sends sig (e.g. SIGSTOP to simulate a hung server, SIGCONT).
+func (srv *Server) Signal(sig syscall.Signal) error {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.cmd == nil {
+		return fmt.Errorf("server %s not running", srv.Name)
+	}
+	return srv.cmd.Process.Signal(sig)
+}
+
+// Stop sends SIGTERM and waits up to grace before killing.
+func (srv *Server) Stop(grace time.Duration) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.cmd == nil {
+		return
+	}
+	srv.cmd.Process.Signal(syscall.SIGCONT)
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { srv.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		srv.cmd.Process.Kill()
+		<-done
+	}
+	srv.out.Close()
+	srv.cmd, srv.out = nil, nil
+}
+
+// GetJSON fetches http://srv.HTTP+path into v.
+func (srv *Server) GetJSON(ctx context.Context, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+srv.HTTP+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// CameraState is the part of /api/v1/cameras the tools read.
+type CameraState struct {
+	ID         string    `json:"id"`
+	Home       string    `json:"home"`
+	RecordedBy string    `json:"recorded_by"`
+	State      string    `json:"state"`
+	Since      time.Time `json:"since"`
+	Error      string    `json:"error"`
+}
+
+// Cameras returns the server's cameras as its API reports them.
+func (srv *Server) Cameras(ctx context.Context) ([]CameraState, error) {
+	var resp struct {
+		Cameras []CameraState `json:"cameras"`
+	}
+	err := srv.GetJSON(ctx, "/api/v1/cameras", &resp)
+	return resp.Cameras, err
+}
+
+// ServerState is the part of /api/v1/cluster the tools read.
+type ServerState struct {
+	Name        string   `json:"name"`
+	State       string   `json:"state"`
+	Cameras     int      `json:"cameras"`
+	AdoptedFrom []string `json:"adopted_from"`
+}
+
+// Cluster returns the site as the server sees it.
+func (srv *Server) Cluster(ctx context.Context) ([]ServerState, error) {
+	var resp struct {
+		Servers []ServerState `json:"servers"`
+	}
+	err := srv.GetJSON(ctx, "/api/v1/cluster", &resp)
+	return resp.Servers, err
+}
+
+// Recording returns the ids of cameras the server reports as recording.
+func (srv *Server) Recording(ctx context.Context) (map[string]bool, error) {
+	cams, err := srv.Cameras(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, c := range cams {
+		if c.State == "recording" {
+			out[c.ID] = true
+		}
+	}
+	return out, nil
+}
+
+// BuildBinary compiles ./cmd/buddyrec from the module root into dir.
+func BuildBinary(ctx context.Context, moduleRoot, dir string) (string, error) {
+	bin := filepath.Join(dir, "buddyrec")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/buddyrec")
+	cmd.Dir = moduleRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// ModuleRoot walks up from the working directory to the folder holding
+// go.mod.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,192 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// Handler serves the JSON API under /api/v1/.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/cameras", n.serveCameras)
+	mux.HandleFunc("GET /api/v1/recordings", n.serveRecordings)
+	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
+	ev := n.events.Handler()
+	mux.Handle("/api/v1/events", ev)
+	mux.Handle("/api/v1/events/", ev)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	return mux
+}
+
+// CameraInfo is one camera in GET /api/v1/cameras.
+type CameraInfo struct {
+	ID             string    `json:"id"`
+	Home           string    `json:"home"`
+	RecordedBy     string    `json:"recorded_by"`
+	State          string    `json:"state"`
+	Since          time.Time `json:"since"`
+	Error          string    `json:"error,omitempty"`
+	Codec          string    `json:"codec,omitempty"`
+	BitrateBps     float64   `json:"bitrate_bps"`
+	LastKeyframe   time.Time `json:"last_keyframe,omitzero"`
+	FramesReceived uint64    `json:"frames_received"`
+	FramesDropped  uint64    `json:"frames_dropped"`
+	Reconnects     uint64    `json:"reconnects"`
+}
+
+// AspectInfo is one aspect this server holds.
+type AspectInfo struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Home   string `json:"home"`
+	HeldBy string `json:"held_by"`
+}
+
+func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
+	self := n.cfg.Name
+	cams := []CameraInfo{}
+	for _, s := range n.rec.Status() {
+		cams = append(cams, CameraInfo{
+			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Error: s.Error,
+			Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe, FramesReceived: s.FramesReceived,
+			FramesDropped: s.FramesDropped, Reconnects: s.Reconnects,
+		})
+	}
+	aspects := []AspectInfo{}
+	for _, a := range n.cfg.Aspects {
+		aspects = append(aspects, AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
+	}
+	n.mu.Lock()
+	homes := sortedKeys(n.state.records)
+	n.mu.Unlock()
+	for _, home := range homes {
+		if home == self {
+			continue
+		}
+		for _, a := range n.aspectsHeld(home) {
+			aspects = append(aspects, AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server": self, "cameras": cams, "aspects": aspects})
+}
+
+// Span is contiguous footage in GET /api/v1/recordings.
+type Span struct {
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	RecordedBy string    `json:"recorded_by"`
+}
+
+func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cam := q.Get("camera")
+	if cam == "" || homeOf(cam) == "" {
+		writeError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
+		return
+	}
+	to := time.Now()
+	from := to.Add(-24 * time.Hour)
+	var err error
+	if s := q.Get("from"); s != "" {
+		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, "from: not an RFC3339 time")
+			return
+		}
+	}
+	if s := q.Get("to"); s != "" {
+		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, "to: not an RFC3339 time")
+			return
+		}
+	}
+	if !to.After(from) {
+		writeError(w, http.StatusBadRequest, "to: must be after from")
+		return
+	}
+	spans, err := n.store.Spans(cam, from, to)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "read index: "+err.Error())
+		return
+	}
+	out := []Span{}
+	for _, s := range spans {
+		out = append(out, Span{Start: s.Start.UTC(), End: s.End.UTC(), RecordedBy: s.RecordedBy})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"camera": cam, "from": from.UTC(), "to": to.UTC(), "spans": out})
+}
+
+// ServerInfo is one server in GET /api/v1/cluster.
+type ServerInfo struct {
+	Name        string       `json:"name"`
+	State       string       `json:"state"`
+	Address     string       `json:"address,omitempty"`
+	HTTP        string       `json:"http,omitempty"`
+	RTSP        string       `json:"rtsp,omitempty"`
+	Cameras     int          `json:"cameras"`
+	Capacity    capacityBody `json:"capacity"`
+	AdoptedFrom []string     `json:"adopted_from"`
+	Stable      bool         `json:"stable"`
+	ConfigHash  string       `json:"config_hash,omitempty"`
+	Load        loadBody     `json:"load"`
+}
+
+func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"self": n.cfg.Name, "servers": n.ClusterView()})
+}
+
+// ClusterView is the site as this server sees it, sorted by name.
+func (n *Node) ClusterView() []ServerInfo {
+	n.mu.Lock()
+	st := n.state
+	n.mu.Unlock()
+	self := n.cfg.Name
+	states := map[string]string{self: "alive"}
+	addrs := map[string]string{}
+	for _, m := range st.members {
+		if m.Name != self {
+			states[m.Name] = m.State
+		}
+		addrs[m.Name] = m.Addr
+	}
+	var out []ServerInfo
+	for _, name := range sortedKeys(st.records) {
+		rec := st.records[name]
+		state := states[name]
+		if state == "" {
+			state = "dead"
+		}
+		addr := addrs[name]
+		if addr == "" {
+			addr = rec.Gossip
+		}
+		si := ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
+			Cameras: len(st.plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
+			Stable: rec.Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
+		if state != "alive" && state != "suspect" {
+			si.Cameras = 0
+		}
+		for home := range st.plan.AdoptedBy(name) {
+			si.AdoptedFrom = append(si.AdoptedFrom, home)
+		}
+		sort.Strings(si.AdoptedFrom)
+		out = append(out, si)
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

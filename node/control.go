@@ -1,0 +1,519 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/failover"
+	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/storage"
+	"github.com/buddyrec/buddyrec/webhook"
+)
+
+// handoffTimeout bounds make-before-break: a camera that moves away from
+// this server keeps recording here until its new owner reports recording it,
+// or this long has passed.
+const handoffTimeout = 20 * time.Second
+
+// adoptionReport bounds how long the takeover notice waits for every adopted
+// camera to reach "recording"; after it the notice names what is recording.
+const adoptionReport = 15 * time.Second
+
+// controlState is the control loop's memory between rounds. The loop owns
+// it; the API reads a copy under Node.mu.
+type controlState struct {
+	members   []buddy.Member
+	records   map[string]recordBody
+	alive     map[string]bool
+	plan      failover.Plan
+	assigned  map[string]bool      // camera ids my plan gives me
+	releasing map[string]time.Time // camera ids moving away, with the deadline
+	recording map[string]bool      // camera ids with a pipeline here
+	cameras   map[string]string    // camera id -> last seen recorder state
+	pending   map[string]*takeover // home -> takeover waiting to be reported
+	unplaced  map[string]string    // camera id -> reason, last round
+	aspects   map[string][]aspectRef
+}
+
+// takeover is one adoption of a failed server's cameras by this server.
+type takeover struct {
+	home    string
+	cameras []string
+	started time.Time
+}
+
+func (n *Node) controlLoop(ctx context.Context) {
+	n.state = controlState{
+		records:   map[string]recordBody{},
+		alive:     map[string]bool{},
+		assigned:  map[string]bool{},
+		releasing: map[string]time.Time{},
+		recording: map[string]bool{},
+		cameras:   map[string]string{},
+		pending:   map[string]*takeover{},
+		unplaced:  map[string]string{},
+	}
+	tick := time.NewTicker(n.reconcileEvery)
+	defer tick.Stop()
+	var changed <-chan struct{}
+	if n.cluster != nil {
+		changed = n.cluster.Changed()
+	}
+	n.reconcile(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+		n.reconcile(time.Now())
+	}
+}
+
+// selfRecord is this server's record as of now.
+func (n *Node) selfRecord(now time.Time, claims, recording []string) recordBody {
+	r := publicRecord(n.cfg, n.started)
+	r.Claims = claims
+	r.Recording = recording
+	r.Stable = now.Sub(n.started) >= n.cfg.Cluster.FailbackAfter
+	r.Load = n.load(now)
+	return r
+}
+
+func (n *Node) load(now time.Time) loadBody {
+	used, total := diskUsage(n.cfg.DataDir)
+	// Rounded so that the replicated record changes only when a technician
+	// would see a difference.
+	const mib, gib = 1 << 20, 1 << 30
+	return loadBody{
+		CPU:         math.Round(n.cpu.sample(now, runtime.NumCPU())*100) / 100,
+		MemoryBytes: residentBytes() / (16 * mib) * (16 * mib),
+		DiskUsed:    used / gib * gib,
+		DiskTotal:   total / gib * gib,
+	}
+}
+
+// reconcile runs one round: read the view, plan, start and stop pipelines,
+// publish what this server now records, and raise events for what changed.
+func (n *Node) reconcile(now time.Time) {
+	self := n.cfg.Name
+	prev := n.state
+	st := prev
+	st.records = map[string]recordBody{}
+	st.alive = map[string]bool{self: true}
+
+	if n.cluster != nil {
+		view := n.cluster.View()
+		st.members = view.Members
+		for _, m := range view.Members {
+			if m.State == "alive" || m.State == "suspect" {
+				st.alive[m.Name] = true
+			}
+		}
+		for name, rec := range view.Records {
+			if name == self {
+				continue
+			}
+			body, err := decodeRecord(rec.Body)
+			if err != nil {
+				n.log.Warn("ignoring a peer record that does not decode", "server", name, "err", err)
+				continue
+			}
+			st.records[name] = body
+		}
+	}
+	st.records[self] = n.selfRecord(now, sortedKeys(prev.assigned), sortedKeys(prev.recording))
+
+	var in failover.Input
+	for _, name := range sortedKeys(st.records) {
+		in.Servers = append(in.Servers, st.records[name].plannerServer(st.alive[name]))
+	}
+	st.plan = failover.Compute(in)
+
+	st.assigned = map[string]bool{}
+	for _, id := range st.plan.For(self) {
+		st.assigned[id] = true
+	}
+
+	// Make before break: keep a camera that leaves us until its new owner
+	// records it.
+	st.releasing = map[string]time.Time{}
+	for id := range prev.recording {
+		if st.assigned[id] {
+			continue
+		}
+		owner := st.plan.Owner[id]
+		if owner == "" || !st.alive[owner] {
+			continue
+		}
+		if contains(st.records[owner].Recording, id) {
+			continue
+		}
+		deadline, ok := prev.releasing[id]
+		if !ok {
+			deadline = now.Add(handoffTimeout)
+		}
+		if now.Before(deadline) {
+			st.releasing[id] = deadline
+		}
+	}
+
+	cams, missing := n.pipelineCameras(st)
+	n.rec.Set(cams)
+	st.recording = map[string]bool{}
+	for _, c := range cams {
+		st.recording[c.ID] = true
+	}
+
+	n.mu.Lock()
+	n.state = st
+	n.mu.Unlock()
+
+	if n.cluster != nil {
+		body := n.selfRecord(now, sortedKeys(st.assigned), sortedKeys(st.recording))
+		if err := n.cluster.SetRecord(buddy.Record{Body: mustJSON(body)}); err != nil {
+			n.log.Warn("publish record", "err", err)
+		}
+	}
+	n.raiseEvents(prev, st, missing, now)
+}
+
+// pipelineCameras lists the recorder's cameras: assigned plus releasing,
+// with URLs from our config or from the secrets the home replicated to us.
+// missing lists adopted cameras we cannot reach for want of credentials.
+func (n *Node) pipelineCameras(st controlState) ([]recorder.Camera, []string) {
+	self := n.cfg.Name
+	own := map[string]recorder.Camera{}
+	for _, c := range n.cfg.Cameras {
+		id := c.ID(self)
+		own[id] = recorder.Camera{ID: id, Home: self, URL: c.URL, Transport: c.Transport}
+	}
+	secrets := map[string]map[string]secretCamera{}
+	var out []recorder.Camera
+	var missing []string
+	want := sortedKeys(st.assigned)
+	want = append(want, sortedKeys(mapBool(st.releasing))...)
+	for _, id := range want {
+		home := homeOf(id)
+		if home == self {
+			if c, ok := own[id]; ok {
+				out = append(out, c)
+			}
+			continue
+		}
+		if _, ok := secrets[home]; !ok {
+			secrets[home] = n.homeSecrets(home)
+		}
+		sc, ok := secrets[home][nameOf(id)]
+		if !ok {
+			missing = append(missing, id)
+			continue
+		}
+		out = append(out, recorder.Camera{ID: id, Home: home, URL: sc.URL, Transport: sc.Transport})
+	}
+	return out, missing
+}
+
+func (n *Node) homeSecrets(home string) map[string]secretCamera {
+	out := map[string]secretCamera{}
+	if n.cluster == nil {
+		return out
+	}
+	raw, ok := n.cluster.Secrets(home)
+	if !ok {
+		return out
+	}
+	var s secretBody
+	if err := json.Unmarshal(raw, &s); err != nil {
+		n.log.Warn("inventory secrets from a buddy do not decode", "home", home, "err", err)
+		return out
+	}
+	for _, c := range s.Cameras {
+		out[c.Name] = c
+	}
+	return out
+}
+
+// raiseEvents compares two rounds and records what a technician and the
+// PSIM must learn. Every event about the site is raised by exactly one
+// server: the one the rule below names, computed from the shared view.
+func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Time) {
+	self := n.cfg.Name
+
+	// Servers that went down: announced by the first alive buddy of the
+	// failed server, else the lowest-named alive server.
+	for name := range prev.alive {
+		if st.alive[name] || name == self {
+			continue
+		}
+		if n.announcer(st, name) == self {
+			n.event("server.down", "alarm", nil, fmt.Sprintf("server %s is down (no heartbeat for %s)", name, n.cfg.Cluster.FailoverAfter))
+			n.notify(webhook.Notice{Type: "server.down", FailedServer: name, Text: fmt.Sprintf("server %s is down", name)})
+		}
+	}
+	for name := range st.alive {
+		if name != self && !prev.alive[name] && prev.records != nil && len(prev.records) > 0 {
+			if _, known := prev.records[name]; known && n.announcer(st, name) == self {
+				n.event("server.up", "info", nil, fmt.Sprintf("server %s is back", name))
+			}
+		}
+	}
+
+	// Adoptions: cameras of another home newly assigned to me.
+	newly := map[string][]string{}
+	for id := range st.assigned {
+		if home := homeOf(id); home != self && !prev.assigned[id] {
+			newly[home] = append(newly[home], id)
+		}
+	}
+	for _, home := range sortedKeys(newly) {
+		ids := newly[home]
+		sort.Strings(ids)
+		n.event("failover.started", "warning", ids, fmt.Sprintf("adopting %d camera(s) of %s", len(ids), home))
+		if t, ok := st.pending[home]; ok {
+			t.cameras = append(t.cameras, ids...)
+		} else {
+			st.pending[home] = &takeover{home: home, cameras: ids, started: now}
+		}
+	}
+	n.reportTakeovers(st, now)
+
+	// Failback: my own cameras that another alive server recorded last round.
+	var back []string
+	for id := range st.assigned {
+		if homeOf(id) == self && !prev.assigned[id] {
+			if owner := prev.plan.Owner[id]; owner != "" && owner != self && prev.alive[owner] {
+				back = append(back, id)
+			}
+		}
+	}
+	if len(back) > 0 {
+		sort.Strings(back)
+		n.event("failback.completed", "info", back, fmt.Sprintf("%d camera(s) returned to %s", len(back), self))
+		n.notify(n.takeoverNotice("failback.completed", "", back))
+	}
+
+	// Cameras nobody can record: raised by the lowest-named alive server.
+	unplaced := map[string]string{}
+	for _, u := range st.plan.Unplaced {
+		unplaced[u.Camera] = u.Reason
+	}
+	if lowestAlive(st.alive) == self {
+		var fresh []string
+		for id, reason := range unplaced {
+			if prev.unplaced[id] != reason {
+				fresh = append(fresh, id)
+			}
+		}
+		if len(fresh) > 0 {
+			sort.Strings(fresh)
+			reason := unplaced[fresh[0]]
+			n.event("capacity.exceeded", "alarm", fresh, fmt.Sprintf("%d camera(s) cannot be recorded by any server (%s)", len(fresh), reason))
+			n.notify(webhook.Notice{Type: "capacity.exceeded", Text: fmt.Sprintf("%d camera(s) unrecorded: %s", len(fresh), strings.Join(fresh, ", "))})
+		}
+	}
+	n.mu.Lock()
+	n.state.unplaced = unplaced
+	n.mu.Unlock()
+	if len(missing) > 0 {
+		n.log.Warn("adopted cameras without credentials from their home (not yet replicated)", "cameras", missing)
+	}
+
+	// Camera state transitions.
+	statuses := n.rec.Status()
+	cur := map[string]string{}
+	for _, s := range statuses {
+		cur[s.ID] = s.State
+		was := prev.cameras[s.ID]
+		switch {
+		case s.State == "offline" && was != "offline":
+			typ := "camera.offline"
+			if strings.Contains(s.Error, "authentication failed") {
+				typ = "camera.auth_failed"
+			}
+			n.event(typ, "alarm", []string{s.ID}, fmt.Sprintf("camera %s is offline: %s", s.ID, s.Error))
+			n.notify(webhook.Notice{Type: typ, Cameras: []webhook.Camera{{ID: s.ID}}, Text: s.Error})
+		case s.State == "recording" && was == "offline":
+			n.event("camera.online", "info", []string{s.ID}, fmt.Sprintf("camera %s is recording again", s.ID))
+		}
+	}
+	n.mu.Lock()
+	n.state.cameras = cur
+	n.mu.Unlock()
+}
+
+// reportTakeovers sends failover.completed once every adopted camera of a
+// home records, or adoptionReport has passed.
+func (n *Node) reportTakeovers(st controlState, now time.Time) {
+	if len(st.pending) == 0 {
+		return
+	}
+	states := map[string]string{}
+	for _, s := range n.rec.Status() {
+		states[s.ID] = s.State
+	}
+	for home, t := range st.pending {
+		var recording []string
+		for _, id := range t.cameras {
+			if states[id] == "recording" {
+				recording = append(recording, id)
+			}
+		}
+		if len(recording) < len(t.cameras) && now.Sub(t.started) < adoptionReport {
+			continue
+		}
+		delete(st.pending, home)
+		sort.Strings(recording)
+		n.event("failover.completed", "warning", t.cameras, fmt.Sprintf("%s now records %d of %d adopted camera(s) of %s in %.1fs",
+			n.cfg.Name, len(recording), len(t.cameras), home, now.Sub(t.started).Seconds()))
+		n.notify(n.takeoverNotice("failover.completed", home, t.cameras))
+	}
+}
+
+// takeoverNotice names the address that now serves the cameras.
+func (n *Node) takeoverNotice(typ, failed string, ids []string) webhook.Notice {
+	host, _, _ := net.SplitHostPort(n.cfg.Listen.HTTP)
+	nt := webhook.Notice{
+		Type:         typ,
+		FailedServer: failed,
+		Address:      &webhook.Address{IP: host, HTTP: "http://" + n.cfg.Listen.HTTP},
+	}
+	if n.cfg.Listen.RTSP != "" {
+		nt.Address.RTSP = "rtsp://" + n.cfg.Listen.RTSP
+	}
+	for _, id := range ids {
+		c := webhook.Camera{ID: id}
+		if n.cfg.Listen.RTSP != "" {
+			c.LiveURL = "rtsp://" + n.cfg.Listen.RTSP + "/" + id
+		}
+		nt.Cameras = append(nt.Cameras, c)
+	}
+	if failed != "" {
+		for _, a := range n.aspectsHeld(failed) {
+			nt.Aspects = append(nt.Aspects, webhook.Aspect{Kind: a.Kind, Name: a.Name})
+		}
+	}
+	return nt
+}
+
+// aspectsHeld lists the aspects of a failed home that this server holds:
+// aspects follow the home's first alive buddy.
+func (n *Node) aspectsHeld(home string) []aspectRef {
+	n.mu.Lock()
+	st := n.state
+	n.mu.Unlock()
+	rec, ok := st.records[home]
+	if !ok || st.alive[home] {
+		return nil
+	}
+	for _, b := range rec.Buddies {
+		if st.alive[b] {
+			if b == n.cfg.Name {
+				return rec.Aspects
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// announcer picks the one server that reports the failure of name.
+func (n *Node) announcer(st controlState, name string) string {
+	if rec, ok := st.records[name]; ok {
+		for _, b := range rec.Buddies {
+			if st.alive[b] {
+				return b
+			}
+		}
+	}
+	return lowestAlive(st.alive)
+}
+
+func lowestAlive(alive map[string]bool) string {
+	best := ""
+	for name, ok := range alive {
+		if ok && (best == "" || name < best) {
+			best = name
+		}
+	}
+	return best
+}
+
+// event records to the event log; it never blocks recording (the log is a
+// local bbolt write) and never fails the caller.
+func (n *Node) event(typ, severity string, cameras []string, text string) {
+	if _, err := n.events.Append(eventOf(n.cfg.Name, typ, severity, cameras, text)); err != nil {
+		n.log.Error("append event", "type", typ, "err", err)
+	}
+	n.log.Info("event", "type", typ, "severity", severity, "text", text)
+}
+
+// notify queues a PSIM notice in the durable outbox; delivery happens on
+// the outbox's own goroutines.
+func (n *Node) notify(nt webhook.Notice) {
+	nt.Server = n.cfg.Name
+	if nt.Time.IsZero() {
+		nt.Time = time.Now().UTC()
+	}
+	if err := n.outbox.Enqueue(nt); err != nil {
+		n.log.Error("queue PSIM notice", "type", nt.Type, "err", err)
+	}
+}
+
+func (n *Node) storageAlarm(a storage.Alarm) {
+	typ := "storage." + a.Kind
+	switch a.Kind {
+	case "disk_full":
+		typ = "disk.full"
+	case "disk_low":
+		typ = "disk.low"
+	}
+	var cams []string
+	if a.Camera != "" {
+		cams = []string{a.Camera}
+	}
+	n.event(typ, "alarm", cams, fmt.Sprintf("storage: %s %s", a.Kind, a.Err))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func mapBool(m map[string]time.Time) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", v, err)) // only plain structs are marshalled here
+	}
+	return b
+}

@@ -1,0 +1,207 @@
+// Package node runs one buddyrec server: it wires the config to storage, the
+// camera recorders, the buddy cluster, the planner, the event log, the
+// webhook outbox and the HTTP API, and runs the control loop that turns the
+// planner's answer into pipelines started and stopped.
+//
+// Data flows one way: camera → recorder → storage; membership → planner →
+// recorder. Nothing on the recording path waits for the control loop, the
+// HTTP server, a webhook or gossip.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/storage"
+	"github.com/buddyrec/buddyrec/webhook"
+)
+
+// Options configure a Node.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// Reconcile is how often the control loop re-plans without a membership
+	// change (to pick up recorder state and stability). Default 250ms.
+	Reconcile time.Duration
+}
+
+// Node is one running buddyrec server.
+type Node struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	started time.Time
+
+	store   *storage.Store
+	rec     *recorder.Manager
+	events  *events.Log
+	outbox  *webhook.Outbox
+	cluster *buddy.Cluster // nil when standalone
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	reconcileEvery time.Duration
+	cpu            cpuSampler
+
+	mu    sync.Mutex
+	state controlState // owned by the control loop; read by the API under mu
+}
+
+// New opens the node's storage, event log and outbox. It starts nothing;
+// Run does.
+func New(o Options) (*Node, error) {
+	c := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile}
+	if n.reconcileEvery <= 0 {
+		n.reconcileEvery = 250 * time.Millisecond
+	}
+	var err error
+	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	n.store, err = storage.Open(storage.Options{
+		Dir:             c.DataDir,
+		Server:          c.Name,
+		Segment:         c.Storage.Segment,
+		Part:            c.Storage.Part,
+		Retention:       c.Storage.Retention,
+		MinFreeFraction: c.Storage.MinFreeFraction,
+		MinFreeBytes:    c.Storage.MinFreeBytes,
+		Logger:          log.With("part", "storage"),
+		OnAlarm:         n.storageAlarm,
+	})
+	if err != nil {
+		n.events.Close()
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	targets := make([]webhook.Target, 0, len(c.PSIM))
+	for i, p := range c.PSIM {
+		targets = append(targets, webhook.Target{Name: fmt.Sprintf("psim%d", i+1), URL: p.URL, Secret: p.Secret, Events: p.Events})
+	}
+	n.outbox, err = webhook.Open(filepath.Join(c.DataDir, "outbox.db"), webhook.Options{
+		Targets: targets,
+		Logger:  log.With("part", "webhook"),
+		OnAlarm: func(kind, target, text string) {
+			n.event("webhook."+kind, "alarm", nil, fmt.Sprintf("PSIM target %s: %s", target, text))
+		},
+	})
+	if err != nil {
+		n.store.Close()
+		n.events.Close()
+		return nil, fmt.Errorf("open webhook outbox: %w", err)
+	}
+	n.rec = recorder.NewManager(recorder.ManagerOptions{
+		Sink:   storeSink{n.store},
+		Logger: log.With("part", "recorder"),
+	})
+	return n, nil
+}
+
+// storeSink adapts *storage.Store to recorder.Sink.
+type storeSink struct{ s *storage.Store }
+
+func (s storeSink) Begin(st storage.Stream) (recorder.SampleWriter, error) {
+	w, err := s.s.Begin(st)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Run serves until ctx ends, then stops gracefully: pipelines stop, open
+// segments are closed and indexed, the node leaves the cluster.
+func (n *Node) Run(ctx context.Context) error {
+	c := n.cfg
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var err error
+	n.httpLn, err = net.Listen("tcp", c.Listen.HTTP)
+	if err != nil {
+		n.closeStores()
+		return fmt.Errorf("listen http %s: %w", c.Listen.HTTP, err)
+	}
+	if c.Listen.Gossip != "" {
+		n.cluster, err = buddy.Start(ctx, buddy.Options{
+			Name:          c.Name,
+			BindAddr:      c.Listen.Gossip,
+			Join:          c.Cluster.Join,
+			Key:           c.GossipKey,
+			Insecure:      c.Cluster.Insecure,
+			Keepalive:     c.Cluster.Keepalive,
+			FailoverAfter: c.Cluster.FailoverAfter,
+			Buddies:       c.Failover.Buddies,
+			StateDir:      c.DataDir,
+			Logger:        n.log.With("part", "buddy"),
+		})
+		if err != nil {
+			n.httpLn.Close()
+			n.closeStores()
+			return fmt.Errorf("start cluster: %w", err)
+		}
+		if err := n.cluster.SetSecrets(mustJSON(secretRecord(c))); err != nil {
+			n.log.Warn("publish inventory secrets", "err", err)
+		}
+	}
+
+	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() { defer wg.Done(); n.store.Run(ctx) }()
+	go func() { defer wg.Done(); n.events.Run(ctx) }()
+	go n.outbox.Run(ctx)
+
+	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
+	n.event("server.up", "info", nil, fmt.Sprintf("server %s started", c.Name))
+
+	n.controlLoop(ctx)
+
+	n.log.Info("stopping")
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	n.httpSrv.Shutdown(shutCtx)
+	shutCancel()
+	n.rec.Close()
+	if n.cluster != nil {
+		n.cluster.Close()
+	}
+	wg.Wait()
+	n.closeStores()
+	n.log.Info("stopped")
+	return nil
+}
+
+func (n *Node) closeStores() {
+	n.outbox.Close()
+	n.store.Close()
+	n.events.Close()
+}
+
+// HTTPAddr is the bound HTTP address (useful with port 0).
+func (n *Node) HTTPAddr() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return n.httpLn.Addr().String()
+}

@@ -1,0 +1,161 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/failover"
+)
+
+// recordBody is what a server replicates to every member of the site: the
+// public half of its inventory (no credentials), its failover policy, and
+// what it records now. Every server plans from these, so they hold exactly
+// what the planner needs.
+type recordBody struct {
+	Name       string         `json:"name"`
+	HTTP       string         `json:"http,omitempty"`
+	RTSP       string         `json:"rtsp,omitempty"`
+	Gossip     string         `json:"gossip,omitempty"`
+	Capacity   capacityBody   `json:"capacity"`
+	Buddies    []string       `json:"buddies,omitempty"`
+	Mode       string         `json:"mode"`
+	Failback   bool           `json:"failback"`
+	Cameras    []publicCamera `json:"cameras"`
+	Aspects    []aspectRef    `json:"aspects,omitempty"`
+	Claims     []string       `json:"claims,omitempty"`    // camera ids my plan assigns to me
+	Recording  []string       `json:"recording,omitempty"` // camera ids with a pipeline running here
+	Stable     bool           `json:"stable"`              // up for failback_after: my cameras may come home
+	StartedAt  time.Time      `json:"started_at"`
+	ConfigHash string         `json:"config_hash"`
+	Load       loadBody       `json:"load"`
+}
+
+type capacityBody struct {
+	Cameras     int     `json:"cameras"`
+	BitrateMbps float64 `json:"bitrate_mbps"`
+	Viewers     int     `json:"viewers"`
+}
+
+type loadBody struct {
+	CPU         float64 `json:"cpu"` // fraction of all cores
+	MemoryBytes uint64  `json:"memory_bytes"`
+	DiskUsed    uint64  `json:"disk_used"`
+	DiskTotal   uint64  `json:"disk_total"`
+	Viewers     int     `json:"viewers"`
+}
+
+type publicCamera struct {
+	Name        string  `json:"name"`
+	Critical    bool    `json:"critical,omitempty"`
+	BitrateMbps float64 `json:"bitrate_mbps"`
+}
+
+type aspectRef struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// secretBody is what a server sends only to its buddies: how to reach its
+// cameras (URLs with credentials) and its aspects' parameters.
+type secretBody struct {
+	Cameras []secretCamera  `json:"cameras"`
+	Aspects []config.Aspect `json:"aspects,omitempty"`
+}
+
+type secretCamera struct {
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	Transport string `json:"transport"`
+}
+
+func publicRecord(c *config.Config, started time.Time) recordBody {
+	r := recordBody{
+		Name:       c.Name,
+		HTTP:       c.Listen.HTTP,
+		RTSP:       c.Listen.RTSP,
+		Gossip:     c.Listen.Gossip,
+		Capacity:   capacityBody{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
+		Buddies:    c.Failover.Buddies,
+		Mode:       c.Failover.Cameras,
+		Failback:   c.Cluster.Failback,
+		Cameras:    []publicCamera{},
+		StartedAt:  started.UTC(),
+		ConfigHash: configHash(c),
+	}
+	for _, cam := range c.Cameras {
+		r.Cameras = append(r.Cameras, publicCamera{Name: cam.Name, Critical: cam.Critical, BitrateMbps: cam.BitrateMbps})
+	}
+	for _, a := range c.Aspects {
+		r.Aspects = append(r.Aspects, aspectRef{Kind: a.Kind, Name: a.Name})
+	}
+	return r
+}
+
+func secretRecord(c *config.Config) secretBody {
+	s := secretBody{Cameras: []secretCamera{}, Aspects: c.Aspects}
+	for _, cam := range c.Cameras {
+		s.Cameras = append(s.Cameras, secretCamera{Name: cam.Name, URL: cam.URL, Transport: cam.Transport})
+	}
+	return s
+}
+
+// configHash fingerprints the config file so that technicians see when two
+// servers run different revisions of a site's configuration. It hashes the
+// file bytes, never shows them.
+func configHash(c *config.Config) string {
+	b, err := os.ReadFile(c.File)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+func decodeRecord(body []byte) (recordBody, error) {
+	var r recordBody
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, fmt.Errorf("decode record: %w", err)
+	}
+	return r, nil
+}
+
+// plannerServer turns a replicated record into the planner's view of it.
+func (r recordBody) plannerServer(alive bool) failover.Server {
+	s := failover.Server{
+		Name:      r.Name,
+		Alive:     alive,
+		Stable:    alive && r.Stable,
+		Capacity:  failover.Capacity{Cameras: r.Capacity.Cameras, BitrateMbps: r.Capacity.BitrateMbps},
+		Buddies:   r.Buddies,
+		Mode:      r.Mode,
+		Failback:  r.Failback,
+		Recording: r.Claims,
+	}
+	for _, c := range r.Cameras {
+		s.Cameras = append(s.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})
+	}
+	return s
+}
+
+func homeOf(cameraID string) string {
+	for i := 0; i < len(cameraID); i++ {
+		if cameraID[i] == '/' {
+			return cameraID[:i]
+		}
+	}
+	return ""
+}
+
+func nameOf(cameraID string) string {
+	for i := 0; i < len(cameraID); i++ {
+		if cameraID[i] == '/' {
+			return cameraID[i+1:]
+		}
+	}
+	return cameraID
+}

@@ -1,0 +1,585 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+	"github.com/pion/rtp"
+
+	"github.com/buddyrec/buddyrec/storage"
+)
+
+// Pipeline records one camera: connect, depacketize, queue, write; on any
+// failure it waits a backoff and starts over with a new RTSP client.
+type Pipeline struct {
+	cam  Camera
+	opts ManagerOptions
+	log  *slog.Logger
+	hub  *hub
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	framesReceived atomic.Uint64
+	framesDropped  atomic.Uint64
+	bytesReceived  atomic.Uint64
+	reconnects     atomic.Uint64
+	lastKeyframe   atomic.Int64 // unix nanoseconds
+
+	mu        sync.Mutex
+	state     string
+	since     time.Time
+	lastErr   string
+	codec     string
+	bitrate   float64
+	recording time.Time // when the current session began recording
+}
+
+func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
+	p := &Pipeline{
+		cam:   cam,
+		opts:  opts,
+		log:   opts.Logger.With("camera", cam.ID),
+		hub:   h,
+		done:  make(chan struct{}),
+		state: StateConnecting,
+		since: time.Now(),
+	}
+	return p
+}
+
+func (p *Pipeline) start(ctx context.Context) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	go p.run(ctx)
+}
+
+// stop asks the pipeline to end; wait blocks until it has.
+func (p *Pipeline) stop() { p.cancel() }
+func (p *Pipeline) wait() { <-p.done }
+
+// Status returns a snapshot of the pipeline.
+func (p *Pipeline) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Status{
+		ID:             p.cam.ID,
+		Home:           p.cam.Home,
+		State:          p.state,
+		Since:          p.since,
+		Error:          p.lastErr,
+		FramesReceived: p.framesReceived.Load(),
+		FramesDropped:  p.framesDropped.Load(),
+		BytesReceived:  p.bytesReceived.Load(),
+		Reconnects:     p.reconnects.Load(),
+		Bitrate:        p.bitrate,
+		Codec:          p.codec,
+	}
+	if ns := p.lastKeyframe.Load(); ns != 0 {
+		st.LastKeyframe = time.Unix(0, ns)
+	}
+	return st
+}
+
+func (p *Pipeline) setState(state string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if state != p.state {
+		p.state, p.since = state, time.Now()
+	}
+	switch {
+	case err != nil:
+		p.lastErr = redactString(err.Error(), p.cam.URL)
+	case state == StateRecording:
+		p.lastErr = ""
+	}
+	if state == StateRecording {
+		p.recording = p.since
+	}
+	if state != StateRecording {
+		p.bitrate = 0
+	}
+}
+
+func (p *Pipeline) run(ctx context.Context) {
+	defer close(p.done)
+	backoff := p.opts.MinBackoff
+	for {
+		healthy, err := p.attempt(ctx)
+		if ctx.Err() != nil {
+			p.setState(StateOffline, errors.New("stopped"))
+			return
+		}
+		if err == nil {
+			err = errors.New("session ended")
+		}
+		p.setState(StateOffline, err)
+		p.log.Warn("camera offline", "err", redactString(err.Error(), p.cam.URL))
+		if healthy >= p.opts.HealthyAfter {
+			backoff = p.opts.MinBackoff
+		}
+		// Full jitter over the upper half keeps cameras of a failed switch
+		// from reconnecting in lockstep.
+		d := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(backoff*2, p.opts.MaxBackoff)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			p.setState(StateOffline, errors.New("stopped"))
+			return
+		case <-t.C:
+		}
+		p.reconnects.Add(1)
+	}
+}
+
+// panicError wraps a recovered panic value.
+func panicError(where string, r any) error {
+	return fmt.Errorf("panic in %s: %v", where, r)
+}
+
+// attempt runs one RTSP session until it fails or ctx ends. It returns how
+// long the session recorded.
+func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("pipeline panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = panicError("pipeline", r)
+		}
+		p.mu.Lock()
+		if !p.recording.IsZero() {
+			healthy = time.Since(p.recording)
+		}
+		p.recording = time.Time{}
+		p.mu.Unlock()
+	}()
+
+	u, err := base.ParseURL(p.cam.URL)
+	if err != nil {
+		return 0, errors.New("invalid camera URL")
+	}
+	c := &gortsplib.Client{
+		Scheme:      u.Scheme,
+		Host:        u.Host,
+		ReadTimeout: p.opts.ReadTimeout,
+		OnDecodeError: func(err error) {
+			p.log.Debug("decode error", "err", err)
+		},
+		OnPacketsLost:     func(n uint64) { p.log.Debug("packets lost", "count", n) },
+		OnTransportSwitch: func(err error) { p.log.Info("transport switch", "err", err) },
+	}
+	switch p.cam.Transport {
+	case "", "tcp":
+		t := gortsplib.TransportTCP
+		c.Transport = &t
+	case "udp":
+		t := gortsplib.TransportUDP
+		c.Transport = &t
+	case "auto":
+	default:
+		return 0, fmt.Errorf("unknown transport %q (want tcp, udp or auto)", p.cam.Transport)
+	}
+	if err := c.Start2(); err != nil {
+		return 0, fmt.Errorf("start client: %w", err)
+	}
+	defer c.Close()
+	stopClose := context.AfterFunc(sctx, c.Close)
+	defer stopClose()
+
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return 0, fmt.Errorf("describe: %w", authError(err))
+	}
+	s, err := p.newSession(desc, cancel)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range s.medias {
+		if _, err := c.Setup(desc.BaseURL, m, 0, 0); err != nil {
+			return 0, fmt.Errorf("setup: %w", authError(err))
+		}
+	}
+	s.register(c)
+
+	s.lastVideo.Store(time.Now().UnixNano())
+	var wg sync.WaitGroup
+	stopWriter := make(chan struct{})
+	wg.Add(2)
+	go func() { defer wg.Done(); s.writeLoop(stopWriter) }()
+	go func() { defer wg.Done(); s.watch(sctx) }()
+	defer func() {
+		cancel(nil)
+		close(stopWriter)
+		wg.Wait()
+	}()
+
+	if _, err := c.Play(nil); err != nil {
+		return 0, fmt.Errorf("play: %w", authError(err))
+	}
+	s.lastVideo.Store(time.Now().UnixNano())
+	p.setState(StateConnecting, nil)
+	p.mu.Lock()
+	p.codec = s.codecName
+	p.mu.Unlock()
+	p.log.Info("camera connected", "url", redactURL(p.cam.URL), "codec", s.codecName)
+
+	werr := make(chan error, 1)
+	go func() { werr <- c.Wait() }()
+	select {
+	case err = <-werr:
+		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+	case <-sctx.Done():
+		c.Close()
+		<-werr
+		err = context.Cause(sctx)
+	}
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	return 0, err
+}
+
+// authError turns a 401 into an error that says so plainly.
+func authError(err error) error {
+	var bad liberrors.ErrClientBadStatusCode
+	if errors.As(err, &bad) && bad.Code == base.StatusUnauthorized {
+		return fmt.Errorf("authentication failed (%d %s)", bad.Code, bad.Message)
+	}
+	return err
+}
+
+// item is one unit of the writer queue. A non-nil stream begins a new
+// Stream before the sample is written.
+type item struct {
+	stream *storage.Stream
+	sample storage.Sample
+}
+
+// session is the state of one RTSP connection.
+type session struct {
+	p      *Pipeline
+	cancel context.CancelCauseFunc
+	medias []*description.Media
+
+	videoMedia  *description.Media
+	videoFormat format.Format
+	audioMedia  *description.Media
+	audioFormat *format.MPEG4Audio
+	codecName   string
+
+	queue     chan item
+	lastVideo atomic.Int64
+
+	// emit state, shared by the video and audio callbacks (which run on
+	// different goroutines with UDP).
+	mu         sync.Mutex
+	stream     *storage.Stream
+	needBegin  bool
+	needSync   bool
+	video      *videoRemuxer
+	audioTrack int
+}
+
+func (p *Pipeline) newSession(desc *description.Session, cancel context.CancelCauseFunc) (*session, error) {
+	s := &session{p: p, cancel: cancel, queue: make(chan item, p.opts.QueueSize), needBegin: true, audioTrack: -1}
+	var h264f *format.H264
+	var h265f *format.H265
+	if m := desc.FindFormat(&h264f); m != nil {
+		s.videoMedia, s.videoFormat = m, h264f
+		sps, pps := h264f.SafeParams()
+		s.video = newVideoRemuxer(false, nil, sps, pps)
+		s.codecName = "H264"
+	} else if m := desc.FindFormat(&h265f); m != nil {
+		s.videoMedia, s.videoFormat = m, h265f
+		vps, sps, pps := h265f.SafeParams()
+		s.video = newVideoRemuxer(true, vps, sps, pps)
+		s.codecName = "H265"
+	} else {
+		return nil, errors.New("camera offers no H.264 or H.265 video")
+	}
+	s.medias = append(s.medias, s.videoMedia)
+	var aac *format.MPEG4Audio
+	if m := desc.FindFormat(&aac); m != nil && aac.Config != nil && m != s.videoMedia {
+		s.audioMedia, s.audioFormat = m, aac
+		s.medias = append(s.medias, m)
+		s.codecName += "+AAC"
+	}
+	for _, m := range desc.Medias {
+		if m.Type == description.MediaTypeAudio && m != s.audioMedia && len(m.Formats) > 0 {
+			p.log.Info("audio track not recorded", "codec", m.Formats[0].Codec())
+		}
+	}
+	return s, nil
+}
+
+// guard recovers a panic on a gortsplib goroutine and ends the session.
+func (s *session) guard(where string) {
+	if r := recover(); r != nil {
+		s.p.log.Error("pipeline panic", "where", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		s.cancel(panicError(where, r))
+	}
+}
+
+type auDecoder interface {
+	Decode(*rtp.Packet) ([][]byte, error)
+}
+
+func (s *session) register(c *gortsplib.Client) {
+	var vdec auDecoder
+	switch f := s.videoFormat.(type) {
+	case *format.H264:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			s.cancel(fmt.Errorf("H.264 decoder: %w", err))
+			return
+		}
+		vdec = d
+	case *format.H265:
+		d, err := f.CreateDecoder()
+		if err != nil {
+			s.cancel(fmt.Errorf("H.265 decoder: %w", err))
+			return
+		}
+		vdec = d
+	}
+	vm := s.videoMedia
+	c.OnPacketRTP(vm, s.videoFormat, func(pkt *rtp.Packet) {
+		defer s.guard("video callback")
+		s.p.bytesReceived.Add(uint64(len(pkt.Payload)))
+		au, err := vdec.Decode(pkt)
+		if err != nil {
+			return // fragments in progress, or garbage the decoder rejected
+		}
+		s.p.framesReceived.Add(1)
+		s.lastVideo.Store(time.Now().UnixNano())
+		pts, ok := c.PacketPTS2(vm, pkt)
+		if !ok {
+			return
+		}
+		s.onVideo(au, pts)
+	})
+	if s.audioMedia != nil {
+		am, af := s.audioMedia, s.audioFormat
+		adec, err := af.CreateDecoder()
+		if err != nil {
+			s.cancel(fmt.Errorf("AAC decoder: %w", err))
+			return
+		}
+		c.OnPacketRTP(am, af, func(pkt *rtp.Packet) {
+			defer s.guard("audio callback")
+			s.p.bytesReceived.Add(uint64(len(pkt.Payload)))
+			aus, err := adec.Decode(pkt)
+			if err != nil {
+				return
+			}
+			pts, ok := c.PacketPTS2(am, pkt)
+			if !ok {
+				return
+			}
+			s.onAudio(aus, pts)
+		})
+	}
+}
+
+func (s *session) onVideo(au [][]byte, pts int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	payload, dts, off, sync, resized, err := s.video.remux(au, pts)
+	if resized {
+		s.needBegin = true
+	}
+	if err != nil {
+		if !errors.Is(err, errSkip) {
+			s.p.log.Debug("video frame skipped", "err", err)
+		}
+		return
+	}
+	smp := storage.Sample{Track: 0, DTS: dts, PTSOffset: off, Sync: sync, Payload: payload, Arrival: time.Now()}
+	var begin *storage.Stream
+	if s.needBegin {
+		if !sync {
+			return
+		}
+		begin = s.newStream()
+	}
+	if s.needSync && !sync {
+		s.p.framesDropped.Add(1)
+		return
+	}
+	if !s.enqueue(item{stream: begin, sample: smp}) {
+		s.needSync = true
+		return
+	}
+	s.needSync = false
+	if begin != nil {
+		s.stream, s.needBegin = begin, false
+	}
+	s.p.hub.publish(Frame{Stream: s.stream, Sample: smp})
+}
+
+func (s *session) newStream() *storage.Stream {
+	st := &storage.Stream{Camera: s.p.cam.ID, Home: s.p.cam.Home}
+	st.Tracks = append(st.Tracks, storage.Track{Codec: s.video.codec(), TimeScale: 90000})
+	s.audioTrack = -1
+	if s.audioFormat != nil {
+		st.Tracks = append(st.Tracks, storage.Track{
+			Codec:     &mp4.CodecMPEG4Audio{Config: *s.audioFormat.Config},
+			TimeScale: uint32(s.audioFormat.ClockRate()),
+		})
+		s.audioTrack = 1
+	}
+	return st
+}
+
+func (s *session) onAudio(aus [][]byte, pts int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream == nil || s.audioTrack < 0 {
+		return // nothing to attach audio to before the first key frame
+	}
+	now := time.Now()
+	for i, au := range aus {
+		smp := storage.Sample{Track: s.audioTrack, DTS: pts + int64(i)*1024, Sync: true, Payload: au, Arrival: now}
+		if s.enqueue(item{sample: smp}) {
+			s.p.hub.publish(Frame{Stream: s.stream, Sample: smp})
+		}
+	}
+}
+
+// enqueue hands an item to the writer without ever blocking.
+func (s *session) enqueue(it item) bool {
+	select {
+	case s.queue <- it:
+		return true
+	default:
+		s.p.framesDropped.Add(1)
+		return false
+	}
+}
+
+// writeLoop is the only place that touches the Sink.
+func (s *session) writeLoop(stop <-chan struct{}) {
+	var w SampleWriter
+	defer func() {
+		if r := recover(); r != nil {
+			s.p.log.Error("pipeline panic", "where", "writer", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			s.cancel(panicError("writer", r))
+			// After a panic the writer's state is unknown; closing it may
+			// panic again, which must not take the process down.
+			func() {
+				defer func() { _ = recover() }()
+				if w != nil {
+					_ = w.Close()
+				}
+			}()
+			return
+		}
+		if w != nil {
+			if err := w.Close(); err != nil {
+				s.p.log.Warn("close stream", "err", err)
+			}
+		}
+	}()
+	handle := func(it item) bool {
+		if it.stream != nil {
+			if w != nil {
+				if err := w.Close(); err != nil {
+					s.p.log.Warn("close stream", "err", err)
+				}
+				w = nil
+			}
+			nw, err := s.p.opts.Sink.Begin(*it.stream)
+			if err != nil {
+				s.cancel(fmt.Errorf("storage: begin stream: %w", err))
+				return false
+			}
+			w = nw
+		}
+		if w == nil {
+			return true
+		}
+		if err := w.Write(it.sample); err != nil {
+			s.cancel(fmt.Errorf("storage: write: %w", err))
+			return false
+		}
+		if it.sample.Track == 0 && it.sample.Sync {
+			s.p.lastKeyframe.Store(time.Now().UnixNano())
+			s.p.mu.Lock()
+			first := s.p.state != StateRecording
+			s.p.mu.Unlock()
+			if first {
+				s.p.setState(StateRecording, nil)
+			}
+		}
+		return true
+	}
+	for {
+		select {
+		case it := <-s.queue:
+			if !handle(it) {
+				return
+			}
+		case <-stop:
+			for {
+				select {
+				case it := <-s.queue:
+					if !handle(it) {
+						return
+					}
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// watch ends a session whose camera stopped sending video and keeps the
+// bitrate estimate fresh.
+func (s *session) watch(ctx context.Context) {
+	tick := min(time.Second, s.p.opts.ReadTimeout/2)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastBytes, lastT := s.p.bytesReceived.Load(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			b := s.p.bytesReceived.Load()
+			if dt := now.Sub(lastT).Seconds(); dt > 0 {
+				bps := float64(b-lastBytes) * 8 / dt
+				s.p.mu.Lock()
+				if s.p.bitrate == 0 {
+					s.p.bitrate = bps
+				} else {
+					s.p.bitrate = 0.7*s.p.bitrate + 0.3*bps
+				}
+				s.p.mu.Unlock()
+			}
+			lastBytes, lastT = b, now
+			idle := now.Sub(time.Unix(0, s.lastVideo.Load()))
+			if idle > s.p.opts.ReadTimeout {
+				s.cancel(fmt.Errorf("camera stalled: no video for %s", idle.Round(100*time.Millisecond)))
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,90 @@
+// Package storage owns the recorded footage of one server: fMP4 segment
+// files on disk, the bbolt index that says which file holds which time range
+// of which camera, crash recovery that makes disk and index agree again after
+// a kill -9, retention, and the range queries that export and the timeline
+// use.
+package storage
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults applied by Open to zero Options fields.
+const (
+	DefaultSegment           = 60 * time.Second
+	DefaultPart              = time.Second
+	DefaultRetentionInterval = 10 * time.Second
+)
+
+// Alarm kinds raised through Options.OnAlarm and kept by Store.Health.
+const (
+	AlarmDiskFull   = "disk_full"   // a write failed with ENOSPC/EDQUOT
+	AlarmWriteError = "write_error" // any other failed segment or index write
+	AlarmDiskLow    = "disk_low"    // retention could not reach the free-space floor
+	AlarmRecovered  = "recovered"   // writes succeed again after a failure
+	AlarmRecovery   = "recovery"    // crash recovery repaired something at Open
+)
+
+// Options configures a Store. Only Dir is required.
+type Options struct {
+	// Dir is the data directory; it holds index.db and one folder per
+	// home server.
+	Dir string
+	// Server is this server's name; it is recorded as recorded_by of every
+	// segment and is part of each file name.
+	Server string
+	// Segment is the target segment length; segments are cut at the first
+	// video keyframe after it (default 60s).
+	Segment time.Duration
+	// Part is the fragment length: the most footage a crash may lose
+	// (default 1s).
+	Part time.Duration
+	// Retention deletes closed segments whose end is older than this
+	// (0 keeps footage until space runs low).
+	Retention time.Duration
+	// MinFreeFraction (0..1) and MinFreeBytes are free-space floors on the
+	// file system of Dir; retention deletes the oldest footage while free
+	// space is below either.
+	MinFreeFraction float64
+	MinFreeBytes    int64
+	// RetentionInterval is how often Run enforces retention (default 10s).
+	RetentionInterval time.Duration
+	// StatFS reports free and total bytes of the file system holding dir.
+	// nil means statfs(2); tests inject their own.
+	StatFS func(dir string) (free, total uint64, err error)
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// OnAlarm is called synchronously (keep it fast) whenever an alarm is
+	// raised; nil ignores alarms, Health still reports them.
+	OnAlarm func(Alarm)
+}
+
+// Alarm is a storage condition an operator should see.
+type Alarm struct {
+	Kind   string    `json:"kind"`
+	Camera string    `json:"camera,omitempty"`
+	Err    string    `json:"error,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+func (o *Options) setDefaults() {
+	if o.Segment <= 0 {
+		o.Segment = DefaultSegment
+	}
+	if o.Part <= 0 {
+		o.Part = DefaultPart
+	}
+	if o.Part > o.Segment {
+		o.Part = o.Segment
+	}
+	if o.RetentionInterval <= 0 {
+		o.RetentionInterval = DefaultRetentionInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StatFS == nil {
+		o.StatFS = statFS
+	}
+}

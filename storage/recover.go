@@ -1,0 +1,264 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+type camEntry struct {
+	camera string
+	e      entry
+}
+
+// recoveryStats counts what recovery repaired.
+type recoveryStats struct {
+	closed, truncated, deleted, dropped, adopted, removed int
+}
+
+func (r recoveryStats) any() bool {
+	return r.closed+r.truncated+r.deleted+r.dropped+r.adopted+r.removed > 0
+}
+
+// recover makes disk and index agree after a crash:
+//   - entries marked deleting: the file is removed and the entry deleted;
+//   - entries whose file is missing are deleted;
+//   - open entries: the file is parsed, a torn tail fragment cut off, the
+//     duration patched and the entry closed with the true end (or the
+//     file and entry removed if no complete fragment survived);
+//   - segment files without an entry (a crash between file creation and
+//     the first index write) are indexed, or removed if they hold no
+//     complete fragment. Only the two newest date folders of each camera
+//     are searched, since older orphans were handled by earlier Opens; a
+//     camera absent from the index (a lost index.db) is searched fully.
+func (s *Store) recover() error {
+	var all []camEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return forEachCamera(tx, func(camera string, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				e, err := decodeEntry(v)
+				if err != nil {
+					s.log.Warn("dropping undecodable index entry", "camera", camera, "err", err)
+					e = entry{Start: keyTime(k), Deleting: true}
+				}
+				e.Start = keyTime(k)
+				all = append(all, camEntry{camera: camera, e: e})
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read index: %w", err)
+	}
+
+	var st recoveryStats
+	indexed := make(map[string]bool, len(all))
+	cameras := make(map[string]bool)
+	for _, ce := range all {
+		cameras[ce.camera] = true
+		e := ce.e
+		if e.File == "" || !filepath.IsLocal(e.File) {
+			e.Deleting = true
+			e.File = ""
+		}
+		abs := filepath.Join(s.opts.Dir, filepath.FromSlash(e.File))
+		switch {
+		case e.Deleting:
+			if e.File != "" {
+				if err := s.removeFile(e.File); err != nil {
+					return err
+				}
+			}
+			if err := s.dropEntry(ce.camera, e.Start); err != nil {
+				return err
+			}
+			st.deleted++
+			continue
+		case !fileExists(abs):
+			s.log.Warn("index entry without file, dropping", "camera", ce.camera, "file", e.File)
+			if err := s.dropEntry(ce.camera, e.Start); err != nil {
+				return err
+			}
+			st.dropped++
+			continue
+		}
+		indexed[filepath.ToSlash(e.File)] = true
+		if !e.Open {
+			continue
+		}
+		kept, truncated, err := s.repairFile(&e)
+		if err != nil {
+			return err
+		}
+		if truncated {
+			st.truncated++
+		}
+		if !kept {
+			if err := s.deleteSegment(ce.camera, &e); err != nil {
+				return err
+			}
+			st.removed++
+			continue
+		}
+		if err := s.db.Update(func(tx *bolt.Tx) error { return putEntry(tx, ce.camera, &e) }); err != nil {
+			return fmt.Errorf("close entry %s: %w", e.File, err)
+		}
+		st.closed++
+	}
+
+	if err := s.adoptOrphans(indexed, cameras, &st); err != nil {
+		return err
+	}
+	if st.any() {
+		s.log.Info("storage recovery", "closed", st.closed, "truncated", st.truncated,
+			"deleted", st.deleted, "dropped_entries", st.dropped, "indexed_orphans", st.adopted,
+			"removed_files", st.removed)
+		s.alarm(Alarm{Kind: AlarmRecovery, Err: fmt.Sprintf(
+			"closed %d open segments (%d truncated), indexed %d orphan files, removed %d empty files, dropped %d entries without file, finished %d deletions",
+			st.closed, st.truncated, st.adopted, st.removed, st.dropped, st.deleted)})
+	}
+	return nil
+}
+
+// repairFile parses the segment of e, cuts a torn tail, patches the
+// duration and closes e with the true end. kept is false if the file holds
+// no complete fragment.
+func (s *Store) repairFile(e *entry) (kept, truncated bool, err error) {
+	abs := filepath.Join(s.opts.Dir, filepath.FromSlash(e.File))
+	res, err := scanSegment(abs)
+	if err != nil || res.fragments == 0 {
+		s.log.Warn("segment without footage", "file", e.File, "err", err)
+		return false, false, nil
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return false, false, fmt.Errorf("stat %s: %w", e.File, err)
+	}
+	f, err := os.OpenFile(abs, os.O_WRONLY, 0)
+	if err != nil {
+		return false, false, fmt.Errorf("open %s for repair: %w", e.File, err)
+	}
+	defer f.Close()
+	if fi.Size() > res.goodSize {
+		if err := f.Truncate(res.goodSize); err != nil {
+			return false, false, fmt.Errorf("truncate %s: %w", e.File, err)
+		}
+		truncated = true
+	}
+	if err := patchMvhdDuration(f, res.mvhdOff, res.duration); err != nil {
+		return false, false, fmt.Errorf("patch duration of %s: %w", e.File, err)
+	}
+	if err := f.Close(); err != nil {
+		return false, false, fmt.Errorf("close %s: %w", e.File, err)
+	}
+	e.End = e.Start + int64(res.duration)
+	e.Bytes = res.goodSize
+	e.Codec = res.codec
+	e.Open = false
+	return true, truncated, nil
+}
+
+// adoptOrphans indexes or removes segment files that have no index entry.
+func (s *Store) adoptOrphans(indexed, cameras map[string]bool, st *recoveryStats) error {
+	homes, err := sortedDirNames(s.opts.Dir, true)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", s.opts.Dir, err)
+	}
+	for _, home := range homes {
+		names, err := sortedDirNames(filepath.Join(s.opts.Dir, home), true)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", home, err)
+		}
+		for _, name := range names {
+			camDir := filepath.Join(s.opts.Dir, home, name)
+			dates, err := sortedDirNames(camDir, true)
+			if err != nil {
+				return fmt.Errorf("list %s: %w", camDir, err)
+			}
+			h, herr := unescapeName(home)
+			n, nerr := unescapeName(name)
+			if herr == nil && nerr == nil && cameras[h+"/"+n] && len(dates) > 2 {
+				dates = dates[len(dates)-2:]
+			}
+			for _, date := range dates {
+				files, err := sortedDirNames(filepath.Join(camDir, date), false)
+				if err != nil {
+					return fmt.Errorf("list %s: %w", date, err)
+				}
+				for _, file := range files {
+					if !strings.HasSuffix(file, fileExt) {
+						continue
+					}
+					rel := home + "/" + name + "/" + date + "/" + file
+					if indexed[rel] {
+						continue
+					}
+					if err := s.adoptOrphan(rel, st); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) adoptOrphan(rel string, st *recoveryStats) error {
+	camera, recordedBy, start, perr := parseRelPath(rel)
+	if perr != nil {
+		s.log.Warn("ignoring unrecognised file in data dir", "file", rel, "err", perr)
+		return nil
+	}
+	home, _, _ := splitCamera(camera)
+	e := entry{
+		File:       filepath.FromSlash(rel),
+		Start:      start.UnixNano(),
+		End:        start.UnixNano(),
+		Home:       home,
+		RecordedBy: recordedBy,
+		Open:       true,
+	}
+	kept, _, err := s.repairFile(&e)
+	if err != nil {
+		return err
+	}
+	if !kept {
+		if err := s.removeFile(rel); err != nil {
+			return err
+		}
+		st.removed++
+		return nil
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(camerasBucket)
+		if err != nil {
+			return err
+		}
+		if b := root.Bucket([]byte(camera)); b != nil {
+			for b.Get(timeKey(e.Start)) != nil { // keep an existing entry at the same instant
+				e.Start++
+				e.End++
+			}
+		}
+		return putEntry(tx, camera, &e)
+	})
+	if err != nil {
+		return fmt.Errorf("index orphan %s: %w", rel, err)
+	}
+	s.log.Info("indexed segment file that had no index entry", "file", rel)
+	st.adopted++
+	return nil
+}
+
+func (s *Store) dropEntry(camera string, start int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return deleteEntry(tx, camera, start) })
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return !errors.Is(err, os.ErrNotExist)
+}

@@ -1,0 +1,117 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// statFS reports free (available to unprivileged users) and total bytes of
+// the file system holding dir.
+func statFS(dir string) (free, total uint64, err error) {
+	var sf unix.Statfs_t
+	if err := unix.Statfs(dir, &sf); err != nil {
+		return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return sf.Bavail * uint64(sf.Bsize), sf.Blocks * uint64(sf.Bsize), nil
+}
+
+// EnforceRetention deletes closed segments, oldest first across all
+// cameras, while they are older than Retention or while free space is
+// below the MinFree floors. Open segments are never deleted. If the floor
+// cannot be reached a disk_low alarm is raised.
+func (s *Store) EnforceRetention(now time.Time) (deleted int, err error) {
+	type cand struct {
+		camera string
+		e      entry
+	}
+	var cands []cand
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return forEachCamera(tx, func(camera string, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error {
+				e, err := decodeEntry(v)
+				if err != nil || e.Open || e.Deleting {
+					return nil
+				}
+				e.Start = keyTime(k)
+				cands = append(cands, cand{camera: camera, e: e})
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retention: read index: %w", err)
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].e.Start < cands[j].e.Start })
+
+	var need uint64 // bytes to free to reach the floor
+	spaceChecked := s.opts.MinFreeBytes > 0 || s.opts.MinFreeFraction > 0
+	if spaceChecked {
+		free, total, err := s.opts.StatFS(s.opts.Dir)
+		if err != nil {
+			return 0, fmt.Errorf("retention: %w", err)
+		}
+		floor := uint64(max(s.opts.MinFreeBytes, 0))
+		if f := uint64(s.opts.MinFreeFraction * float64(total)); f > floor {
+			floor = f
+		}
+		if free < floor {
+			need = floor - free
+		}
+	}
+
+	cutoff := int64(-1 << 63)
+	if s.opts.Retention > 0 {
+		cutoff = now.Add(-s.opts.Retention).UnixNano()
+	}
+	var errs []error
+	for _, c := range cands {
+		expired := c.e.End < cutoff
+		if !expired && need == 0 {
+			continue
+		}
+		if err := s.deleteSegment(c.camera, &c.e); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		deleted++
+		s.log.Debug("retention deleted segment", "camera", c.camera, "file", c.e.File, "expired", expired)
+		if need > uint64(c.e.Bytes) {
+			need -= uint64(c.e.Bytes)
+		} else {
+			need = 0
+		}
+	}
+	if need > 0 {
+		s.alarm(Alarm{Kind: AlarmDiskLow, Time: now, Err: fmt.Sprintf(
+			"free space below the floor in %s and no closed segment left to delete (%d bytes short)", s.opts.Dir, need)})
+	}
+	if len(errs) > 0 {
+		return deleted, fmt.Errorf("retention: %w", errors.Join(errs...))
+	}
+	return deleted, nil
+}
+
+// Run enforces retention every RetentionInterval until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.opts.RetentionInterval)
+	defer t.Stop()
+	for {
+		if n, err := s.EnforceRetention(time.Now()); err != nil {
+			s.log.Error("retention failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("retention deleted segments", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,252 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store is the recording storage of one server. Its methods are safe for
+// concurrent use; each Writer belongs to one goroutine.
+type Store struct {
+	opts Options
+	log  *slog.Logger
+	db   *bolt.DB
+
+	// createFile opens new segment files; tests replace it to inject
+	// write failures.
+	createFile func(path string) (segmentFile, error)
+
+	mu     sync.Mutex
+	health map[string]Alarm
+}
+
+// Open opens (or creates) the store in opts.Dir and runs crash recovery,
+// so that afterwards every index entry is closed and points to a playable
+// file, and every segment file on disk is indexed.
+func Open(opts Options) (*Store, error) {
+	opts.setDefaults()
+	if opts.Dir == "" {
+		return nil, errors.New("open storage: no data dir")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	path := filepath.Join(opts.Dir, "index.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open storage %s: %w", path, errLocked)
+		}
+		return nil, fmt.Errorf("open storage %s: %w", path, err)
+	}
+	s := &Store{
+		opts:       opts,
+		log:        opts.Logger,
+		db:         db,
+		createFile: createSegmentFile,
+		health:     make(map[string]Alarm),
+	}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open storage %s: recovery: %w", opts.Dir, err)
+	}
+	return s, nil
+}
+
+// Close closes the index. Writers must be closed first; a Writer still
+// open leaves its segment open, which the next Open recovers.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close storage index: %w", err)
+	}
+	return nil
+}
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// SegmentPath is the absolute path of a segment's file.
+func (s *Store) SegmentPath(seg Segment) string {
+	return filepath.Join(s.opts.Dir, filepath.FromSlash(seg.File))
+}
+
+// alarm records a and hands it to OnAlarm.
+func (s *Store) alarm(a Alarm) {
+	if a.Time.IsZero() {
+		a.Time = time.Now()
+	}
+	s.mu.Lock()
+	s.health[a.Kind] = a
+	s.mu.Unlock()
+	if a.Kind == AlarmRecovered || a.Kind == AlarmRecovery {
+		s.log.Info("storage alarm", "kind", a.Kind, "camera", a.Camera, "err", a.Err)
+	} else {
+		s.log.Error("storage alarm", "kind", a.Kind, "camera", a.Camera, "err", a.Err)
+	}
+	if s.opts.OnAlarm != nil {
+		s.opts.OnAlarm(a)
+	}
+}
+
+// Health returns the last alarm of each kind, for the status page.
+func (s *Store) Health() map[string]Alarm {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Alarm, len(s.health))
+	for k, v := range s.health {
+		out[k] = v
+	}
+	return out
+}
+
+// Cameras lists the camera ids that have footage, sorted.
+func (s *Store) Cameras() ([]string, error) {
+	var cams []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return forEachCamera(tx, func(camera string, b *bolt.Bucket) error {
+			if k, _ := b.Cursor().First(); k != nil {
+				cams = append(cams, camera)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list cameras: %w", err)
+	}
+	sort.Strings(cams)
+	return cams, nil
+}
+
+// maxLookBack bounds how many entries before from Segments inspects for
+// one that started earlier but still overlaps the range.
+const maxLookBack = 8
+
+// Segments returns the segments of camera overlapping [from, to), in time
+// order. Open segments report the end of the footage flushed so far.
+func (s *Store) Segments(camera string, from, to time.Time) ([]Segment, error) {
+	var out []Segment
+	fromNs, toNs := from.UnixNano(), to.UnixNano()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(camerasBucket)
+		if root == nil {
+			return nil
+		}
+		b := root.Bucket([]byte(camera))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		// step back over entries that start before from but may reach it
+		k, _ := c.Seek(timeKey(fromNs))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		first := timeKey(fromNs)
+		for i := 0; k != nil && i < maxLookBack; i++ {
+			first = append(first[:0], k...)
+			k, _ = c.Prev()
+		}
+		for k, v := c.Seek(first); k != nil; k, v = c.Next() {
+			if keyTime(k) >= toNs {
+				break
+			}
+			e, err := decodeEntry(v)
+			if err != nil {
+				s.log.Warn("skipping bad index entry", "camera", camera, "err", err)
+				continue
+			}
+			if e.Deleting || e.End <= fromNs {
+				continue
+			}
+			out = append(out, e.segment(camera))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("segments of %s: %w", camera, err)
+	}
+	return out, nil
+}
+
+// Span is a stretch of contiguous footage recorded by one server.
+type Span struct {
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	RecordedBy string    `json:"recorded_by"`
+}
+
+// SpanGap is the largest gap between one segment's end and the next one's
+// start that Spans still treats as contiguous.
+const SpanGap = 1500 * time.Millisecond
+
+// Spans merges the segments of camera overlapping [from, to) into
+// contiguous spans; a gap over SpanGap or a change of recording server
+// starts a new span. Spans are clipped to [from, to).
+func (s *Store) Spans(camera string, from, to time.Time) ([]Span, error) {
+	segs, err := s.Segments(camera, from, to)
+	if err != nil {
+		return nil, err
+	}
+	var out []Span
+	for _, seg := range segs {
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.RecordedBy == seg.RecordedBy && seg.Start.Sub(last.End) <= SpanGap {
+				if seg.End.After(last.End) {
+					last.End = seg.End
+				}
+				continue
+			}
+		}
+		out = append(out, Span{Start: seg.Start, End: seg.End, RecordedBy: seg.RecordedBy})
+	}
+	for i := range out {
+		if out[i].Start.Before(from) {
+			out[i].Start = from
+		}
+		if out[i].End.After(to) {
+			out[i].End = to
+		}
+	}
+	return out, nil
+}
+
+// deleteSegment removes a segment in an order a crash cannot corrupt: mark
+// the entry deleting, remove the file, then delete the entry. Recovery
+// finishes whatever a crash interrupted.
+func (s *Store) deleteSegment(camera string, e *entry) error {
+	marked := *e
+	marked.Deleting = true
+	marked.Open = false
+	if err := s.db.Update(func(tx *bolt.Tx) error { return putEntry(tx, camera, &marked) }); err != nil {
+		return fmt.Errorf("mark %s deleting: %w", e.File, err)
+	}
+	if err := s.removeFile(e.File); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return deleteEntry(tx, camera, e.Start) }); err != nil {
+		return fmt.Errorf("delete index entry %s: %w", e.File, err)
+	}
+	return nil
+}
+
+// removeFile deletes a segment file (missing is fine) and then its date
+// folder if that became empty.
+func (s *Store) removeFile(rel string) error {
+	p := filepath.Join(s.opts.Dir, filepath.FromSlash(rel))
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove segment %s: %w", rel, err)
+	}
+	os.Remove(filepath.Dir(p)) //nolint:errcheck // fails while the folder holds other segments
+	return nil
+}

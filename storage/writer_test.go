@@ -1,0 +1,412 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+)
+
+func TestWriteReadBack(t *testing.T) {
+	h264aac := loadClip(t, "../testdata/h264-aac.ts")
+	h265 := loadClip(t, "../testdata/h265.ts")
+	h265aac := *h265
+	h265aac.audio = h264aac.audio
+	h265aac.asamples = h264aac.asamples
+	h265aac.audioCount = h264aac.audioCount
+
+	cases := []struct {
+		name       string
+		clip       *clip
+		audio      bool
+		codec      string
+		probeVideo string
+	}{
+		{"h264+aac", h264aac, true, "h264+aac", "h264"},
+		{"h264", h264aac, false, "h264", "h264"},
+		{"h265+aac", &h265aac, true, "h265+aac", "hevc"},
+		{"h265", h265, false, "h265", "hevc"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st := openTestStore(t, dir, nil)
+			w, err := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: tc.clip.tracks(tc.audio)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			samples := tc.clip.stream(testEpoch, 1, tc.audio)
+			writeAll(t, w, samples)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			segs := checkConsistent(t, st, dir)
+			// 10 s of footage, keyframe every second, 4 s segments
+			if len(segs) != 3 {
+				t.Fatalf("got %d segments, want 3: %+v", len(segs), segs)
+			}
+			if !segs[0].Start.Equal(testEpoch) {
+				t.Errorf("first segment starts %v, want %v", segs[0].Start, testEpoch)
+			}
+			total := segs[len(segs)-1].End.Sub(segs[0].Start)
+			if total < 9900*time.Millisecond || total > 10100*time.Millisecond {
+				t.Errorf("recorded %v, want 10s", total)
+			}
+			var frames, audioFrames int
+			for i, seg := range segs {
+				if seg.Codec != tc.codec || seg.Home != "rec-a" || seg.RecordedBy != "rec-a" {
+					t.Errorf("segment %d: codec %q home %q recorded_by %q", i, seg.Codec, seg.Home, seg.RecordedBy)
+				}
+				if i > 0 && seg.Start.Sub(segs[i-1].End).Abs() > 50*time.Millisecond {
+					t.Errorf("gap between segment %d and %d: %v", i-1, i, seg.Start.Sub(segs[i-1].End))
+				}
+				if i < len(segs)-1 {
+					if d := seg.End.Sub(seg.Start); d != 4*time.Second {
+						t.Errorf("segment %d lasts %v, want 4s (cut at the keyframe at 4s)", i, d)
+					}
+				}
+				if !firstSampleIsSync(t, st.SegmentPath(seg)) {
+					t.Errorf("segment %d does not start with a keyframe", i)
+				}
+				p := ffprobe(t, st.SegmentPath(seg))
+				codec, n, vdur, ok := p.stream("video")
+				if !ok || codec != tc.probeVideo {
+					t.Errorf("segment %d: video codec %q, want %q", i, codec, tc.probeVideo)
+				}
+				frames += n
+				want := seg.End.Sub(seg.Start)
+				if (vdur - want).Abs() > time.Second {
+					t.Errorf("segment %d: ffprobe video duration %v, index %v", i, vdur, want)
+				}
+				if (p.duration() - want).Abs() > time.Second {
+					t.Errorf("segment %d: ffprobe format duration %v, index %v", i, p.duration(), want)
+				}
+				acodec, an, _, aok := p.stream("audio")
+				if tc.audio {
+					if !aok || acodec != "aac" {
+						t.Errorf("segment %d: audio stream %q present=%v", i, acodec, aok)
+					}
+					audioFrames += an
+				} else if aok {
+					t.Errorf("segment %d: unexpected audio stream", i)
+				}
+			}
+			if frames != tc.clip.videoCount {
+				t.Errorf("ffprobe counted %d video frames, wrote %d", frames, tc.clip.videoCount)
+			}
+			if tc.audio {
+				// audio before the first keyframe is dropped; allow one frame per boundary
+				if d := tc.clip.audioCount - audioFrames; d < 0 || d > 10+len(segs) {
+					t.Errorf("ffprobe counted %d audio frames, wrote %d", audioFrames, tc.clip.audioCount)
+				}
+			}
+		})
+	}
+}
+
+// firstSampleIsSync reads the first fragment of a segment file.
+func firstSampleIsSync(t testing.TB, path string) bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var init fmp4.Init
+	if err := init.Unmarshal(newByteReadSeeker(b)); err != nil {
+		t.Fatal(err)
+	}
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(b); err != nil {
+		t.Fatalf("parse parts of %s: %v", path, err)
+	}
+	for _, p := range parts {
+		for _, tr := range p.Tracks {
+			if tr.ID == 1 && len(tr.Samples) > 0 {
+				return !tr.Samples[0].IsNonSyncSample && tr.BaseTime == 0
+			}
+		}
+	}
+	return false
+}
+
+func TestSegmentLengthAndParts(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := t.TempDir()
+	st := openTestStore(t, dir, func(o *Options) { o.Segment = 3 * time.Second; o.Part = 500 * time.Millisecond })
+	w, err := st.Begin(Stream{Camera: "rec-a/door", Home: "rec-a", Tracks: c.tracks(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := c.stream(testEpoch, 3, true) // 30 s
+	// The index claims flushed footage while the segment is still open.
+	for i, s := range samples[:len(samples)/2] {
+		if err := w.Write(s); err != nil {
+			t.Fatalf("sample %d: %v", i, err)
+		}
+	}
+	segs := allSegments(t, st, "rec-a/door")
+	last := segs[len(segs)-1]
+	if !last.Open {
+		t.Errorf("newest segment not open while writing")
+	}
+	lastArrival := samples[len(samples)/2-1].Arrival
+	if lag := lastArrival.Sub(last.End); lag < 0 || lag > time.Second {
+		t.Errorf("open segment ends %v behind the last sample, want at most about one part", lag)
+	}
+	writeAll(t, w, samples[len(samples)/2:])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs = checkConsistent(t, st, dir)
+	if len(segs) != 10 {
+		t.Fatalf("30 s in 3 s segments: got %d segments", len(segs))
+	}
+	for i, s := range segs[:len(segs)-1] {
+		if d := s.End.Sub(s.Start); d != 3*time.Second {
+			t.Errorf("segment %d lasts %v", i, d)
+		}
+	}
+	// 3 s at 0.5 s parts is 6 fragments
+	b, _ := os.ReadFile(st.SegmentPath(segs[0]))
+	var parts fmp4.Parts
+	if err := parts.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 6 {
+		t.Errorf("segment has %d fragments, want 6", len(parts))
+	}
+	if got := filepath.ToSlash(segs[0].File); got != "rec-a/door/2026-03-04/05-06-07.000-rec-a.mp4" {
+		t.Errorf("file layout %q", got)
+	}
+}
+
+func TestDropsUntilKeyframe(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := t.TempDir()
+	st := openTestStore(t, dir, func(o *Options) { o.Segment = time.Minute })
+	w, _ := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(false)})
+	samples := c.stream(testEpoch, 1, false)
+	writeAll(t, w, samples[10:]) // starts mid-GOP: first keyframe is sample 25
+	w.Close()
+	segs := checkConsistent(t, st, dir)
+	if len(segs) != 1 {
+		t.Fatalf("got %d segments", len(segs))
+	}
+	if !segs[0].Start.Equal(samples[25].Arrival) {
+		t.Errorf("segment starts %v, want first keyframe arrival %v", segs[0].Start, samples[25].Arrival)
+	}
+	_, n, _, _ := ffprobe(t, st.SegmentPath(segs[0])).stream("video")
+	if n != len(samples)-25 {
+		t.Errorf("%d frames, want %d", n, len(samples)-25)
+	}
+}
+
+func TestClockJumpAndDiscontinuity(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	cases := []struct {
+		name   string
+		mangle func([]Sample)
+	}{
+		{"wall clock jumps forward", func(s []Sample) {
+			for i := 100; i < len(s); i++ {
+				s[i].Arrival = s[i].Arrival.Add(time.Hour)
+			}
+		}},
+		{"wall clock jumps back", func(s []Sample) {
+			for i := 100; i < len(s); i++ {
+				s[i].Arrival = s[i].Arrival.Add(-10 * time.Second)
+			}
+		}},
+		{"rtp jumps forward", func(s []Sample) {
+			for i := 100; i < len(s); i++ {
+				s[i].DTS += 90000 * 60
+				if s[i].Track == 1 {
+					s[i].DTS += 48000*60 - 90000*60
+				}
+				s[i].Arrival = s[i].Arrival.Add(time.Minute)
+			}
+		}},
+		{"rtp goes backwards", func(s []Sample) {
+			for i := 100; i < len(s); i++ {
+				if s[i].Track == 0 {
+					s[i].DTS -= 90000 * 30
+				} else {
+					s[i].DTS -= 48000 * 30
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st := openTestStore(t, dir, func(o *Options) { o.Segment = time.Minute })
+			w, _ := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
+			samples := c.stream(testEpoch, 1, true)
+			tc.mangle(samples)
+			writeAll(t, w, samples)
+			w.Close()
+			segs := checkConsistent(t, st, dir)
+			if len(segs) != 2 {
+				t.Fatalf("got %d segments, want 2 (cut at the jump): %+v", len(segs), segs)
+			}
+			// the second segment starts at the first keyframe after the jump
+			var next Sample
+			for _, s := range samples[100:] {
+				if s.Track == 0 && s.Sync {
+					next = s
+					break
+				}
+			}
+			want := next.Arrival.Truncate(time.Millisecond)
+			if !segs[0].Start.Equal(want) && !segs[1].Start.Equal(want) {
+				t.Errorf("no segment starts at the first keyframe after the jump (%v): %+v", want, segs)
+			}
+			for i, seg := range segs {
+				d := seg.End.Sub(seg.Start)
+				if d <= 0 || d > 10*time.Second {
+					t.Errorf("segment %d has duration %v", i, d)
+				}
+				ffprobe(t, st.SegmentPath(seg))
+			}
+		})
+	}
+}
+
+// failingFile fails every write once the shared budget is spent.
+type failingFile struct {
+	*os.File
+	budget *int64
+	mu     *sync.Mutex
+}
+
+func (f failingFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if *f.budget < int64(len(p)) {
+		return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	*f.budget -= int64(len(p))
+	return f.File.Write(p)
+}
+
+func TestWriteErrorAlarmAndRecovery(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var alarms []Alarm
+	st := openTestStore(t, dir, func(o *Options) {
+		o.Segment = time.Minute
+		o.OnAlarm = func(a Alarm) { mu.Lock(); alarms = append(alarms, a); mu.Unlock() }
+	})
+	budget := int64(1 << 62)
+	var bmu sync.Mutex
+	st.createFile = func(p string) (segmentFile, error) {
+		f, err := createSegmentFile(p)
+		if err != nil {
+			return nil, err
+		}
+		return failingFile{File: f.(*os.File), budget: &budget, mu: &bmu}, nil
+	}
+	w, _ := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
+	samples := c.stream(testEpoch, 3, true)
+	var errs int
+	for i, s := range samples {
+		if i == len(samples)/3 {
+			bmu.Lock()
+			budget = 0 // disk full
+			bmu.Unlock()
+		}
+		if i == 2*len(samples)/3 {
+			bmu.Lock()
+			budget = 1 << 62 // space freed
+			bmu.Unlock()
+		}
+		if err := w.Write(s); err != nil {
+			errs++
+			if !isDiskFull(err) {
+				t.Errorf("error does not wrap ENOSPC: %v", err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if errs == 0 {
+		t.Fatal("no write reported the full disk")
+	}
+	mu.Lock()
+	kinds := fmt.Sprint(alarms)
+	mu.Unlock()
+	if !strings.Contains(kinds, AlarmDiskFull) || !strings.Contains(kinds, AlarmRecovered) {
+		t.Errorf("alarms %s, want disk_full then recovered", kinds)
+	}
+	h := st.Health()
+	if _, ok := h[AlarmDiskFull]; !ok {
+		t.Errorf("health lacks disk_full: %v", h)
+	}
+	segs := checkConsistent(t, st, dir)
+	if len(segs) != 2 {
+		t.Fatalf("want the footage before and after the outage in 2 segments, got %d", len(segs))
+	}
+	gap := segs[1].Start.Sub(segs[0].End)
+	if gap < 9*time.Second || gap > 12*time.Second {
+		t.Errorf("gap %v, want about the 10 s outage", gap)
+	}
+	for _, seg := range segs {
+		ffprobe(t, st.SegmentPath(seg))
+	}
+}
+
+func TestBeginRejectsBadInput(t *testing.T) {
+	st := openTestStore(t, t.TempDir(), nil)
+	c := loadClip(t, "../testdata/h265.ts")
+	for _, s := range []Stream{
+		{Camera: "nohome", Tracks: c.tracks(false)},
+		{Camera: "rec-a/x"},
+		{Camera: "rec-a/x", Tracks: []Track{{}}},
+	} {
+		if _, err := st.Begin(s); err == nil {
+			t.Errorf("Begin(%+v) accepted", s)
+		}
+	}
+	w, err := st.Begin(Stream{Camera: "rec-a/x", Tracks: c.tracks(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(Sample{Track: 7}); err == nil {
+		t.Error("sample for track 7 accepted")
+	}
+	w.Close()
+	if err := w.Write(Sample{}); err == nil {
+		t.Error("write after close accepted")
+	}
+}
+
+func TestCameraNameCannotEscape(t *testing.T) {
+	dir := t.TempDir()
+	for _, cam := range []string{"../../etc/passwd", "rec-a/../../x", "rec-a/.", "a/b/../..", ".hidden/x", "x/\x00y"} {
+		rel, err := segmentRelPath(cam, "../evil", testEpoch)
+		if err != nil {
+			continue
+		}
+		if !filepath.IsLocal(rel) || strings.Count(filepath.ToSlash(rel), "/") != 3 {
+			t.Errorf("camera %q maps to %q", cam, rel)
+		}
+		gotCam, by, start, err := parseRelPath(rel)
+		if err != nil || gotCam != cam || by != "../evil" || !start.Equal(testEpoch) {
+			t.Errorf("round trip of %q: %q %q %v %v", cam, gotCam, by, start, err)
+		}
+		if p := filepath.Join(dir, rel); !strings.HasPrefix(p, dir+string(filepath.Separator)) {
+			t.Errorf("%q escapes", p)
+		}
+	}
+	_ = errors.New
+}
