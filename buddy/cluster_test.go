@@ -39,7 +39,7 @@ func TestReplicationAndSecrets(t *testing.T) {
 			waitFor(t, 5*time.Second, viewer.Name()+" has record of "+owner.Name(), func() bool { return hasRecord(viewer, owner.Name(), body) })
 		}
 		waitFor(t, 5*time.Second, viewer.Name()+" sees a's meta", func() bool {
-			m, _ := member(viewer, "a")
+			m, _ := findMember(viewer, "a")
 			return m.Meta.HTTP == "127.0.0.1:8080" && m.Meta.Capacity == 64
 		})
 	}
@@ -141,7 +141,7 @@ func TestCrashAndLeave(t *testing.T) {
 	if !sink.contains("member suspect", "name=c") {
 		t.Error("no survivor reported c as suspect before dead")
 	}
-	m, _ := member(a, "c")
+	m, _ := findMember(a, "c")
 	if m.Addr == "" || m.Since.IsZero() {
 		t.Errorf("dead member lacks last address or since: %+v", m)
 	}
@@ -182,7 +182,7 @@ func TestRestartOnNewPort(t *testing.T) {
 				t.Skip("kernel reused the port")
 			}
 			took := waitFor(t, 10*time.Second, "b alive at its new address", func() bool {
-				m, _ := member(a, "b")
+				m, _ := findMember(a, "b")
 				return m.State == StateAlive && m.Addr == b2.Addr()
 			})
 			t.Logf("restarted b accepted %s after its start", took)
@@ -278,7 +278,7 @@ func TestSetMetaTooLarge(t *testing.T) {
 	if err := a.SetMeta(Meta{Role: "recorder"}); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := member(a, "a"); m.Meta.Role != "recorder" {
+	if m, _ := findMember(a, "a"); m.Meta.Role != "recorder" {
 		t.Fatalf("self meta %+v", m.Meta)
 	}
 }

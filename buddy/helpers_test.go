@@ -130,7 +130,7 @@ func memberState(c *Cluster, name string) string {
 	return ""
 }
 
-func member(c *Cluster, name string) (Member, bool) {
+func findMember(c *Cluster, name string) (Member, bool) {
 	for _, m := range c.View().Members {
 		if m.Name == name {
 			return m, true

@@ -371,6 +371,7 @@ func (s *session) register(c *gortsplib.Client) {
 		s.lastVideo.Store(time.Now().UnixNano())
 		pts, ok := c.PacketPTS2(vm, pkt)
 		if !ok {
+			println("DBG no pts")
 			return
 		}
 		s.onVideo(au, pts)
@@ -406,6 +407,7 @@ func (s *session) onVideo(au [][]byte, pts int64) {
 		s.needBegin = true
 	}
 	if err != nil {
+		println("DBG", err.Error(), len(au), s.video.sps != nil, s.video.pps != nil)
 		if !errors.Is(err, errSkip) {
 			s.p.log.Debug("video frame skipped", "err", err)
 		}
