@@ -2,7 +2,9 @@ package buddy
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -494,6 +496,9 @@ func (c *Cluster) joinAll(ctx context.Context, addrs []string) (int, []error) {
 	ok := 0
 	var errs []error
 	for _, r := range collected {
+		if r.err != nil {
+			r.err = errors.New(flatErr(r.err))
+		}
 		c.mu.Lock()
 		prev := c.joinErrs[r.addr]
 		if r.err == nil {
@@ -535,3 +540,17 @@ func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
 func (b *broadcast) Message() []byte { return b.msg }
 func (b *broadcast) Finished()       {}
 func (b *broadcast) Name() string    { return b.name }
+
+// flatErr renders memberlist's multierror ("1 error occurred:\n\t* ...")
+// as one line.
+func flatErr(err error) string {
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "* "))
+		if l == "" || strings.HasSuffix(l, "occurred:") {
+			continue
+		}
+		parts = append(parts, l)
+	}
+	return strings.Join(parts, "; ")
+}

@@ -82,9 +82,8 @@ func testOpts(t testing.TB, sink *logSink, name string, join ...string) Options 
 
 func startNode(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := Start(ctx, o)
+	// ctx bounds the cluster's lifetime; Close ends it here.
+	c, err := Start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("start %s: %v", o.Name, err)
 	}

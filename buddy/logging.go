@@ -42,8 +42,9 @@ func (w *mlLogWriter) Write(p []byte) (int, error) {
 }
 
 // isKeyError recognises memberlist's errors for a peer using another key,
-// or none.
+// or none. Case is ignored: v0.5.3 and v0.5.4 capitalise differently.
 func isKeyError(s string) bool {
+	s = strings.ToLower(s)
 	return strings.Contains(s, "no installed keys could decrypt") ||
 		strings.Contains(s, "encryption is not configured") ||
 		strings.Contains(s, "remote state is not encrypted") ||

@@ -51,6 +51,7 @@ type takeover struct {
 }
 
 func (n *Node) controlLoop(ctx context.Context) {
+	n.mu.Lock()
 	n.state = controlState{
 		records:   map[string]recordBody{},
 		alive:     map[string]bool{},
@@ -61,6 +62,7 @@ func (n *Node) controlLoop(ctx context.Context) {
 		pending:   map[string]*takeover{},
 		unplaced:  map[string]string{},
 	}
+	n.mu.Unlock()
 	tick := time.NewTicker(n.reconcileEvery)
 	defer tick.Stop()
 	var changed <-chan struct{}

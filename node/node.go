@@ -58,8 +58,9 @@ type Node struct {
 	state controlState // owned by the control loop; read by the API under mu
 }
 
-// New opens the node's storage, event log and outbox. It starts nothing;
-// Run does.
+// New opens the node's storage, event log and outbox and binds its HTTP
+// address, so that a port conflict is reported before anything records.
+// Run starts the rest.
 func New(o Options) (*Node, error) {
 	c := o.Config
 	log := o.Logger
@@ -106,6 +107,11 @@ func New(o Options) (*Node, error) {
 		n.events.Close()
 		return nil, fmt.Errorf("open webhook outbox: %w", err)
 	}
+	n.httpLn, err = net.Listen("tcp", c.Listen.HTTP)
+	if err != nil {
+		n.closeStores()
+		return nil, fmt.Errorf("listen http %s: %w", c.Listen.HTTP, err)
+	}
 	n.rec = recorder.NewManager(recorder.ManagerOptions{
 		Sink:   storeSink{n.store},
 		Logger: log.With("part", "recorder"),
@@ -132,11 +138,6 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cancel()
 
 	var err error
-	n.httpLn, err = net.Listen("tcp", c.Listen.HTTP)
-	if err != nil {
-		n.closeStores()
-		return fmt.Errorf("listen http %s: %w", c.Listen.HTTP, err)
-	}
 	if c.Listen.Gossip != "" {
 		n.cluster, err = buddy.Start(ctx, buddy.Options{
 			Name:          c.Name,

@@ -363,15 +363,16 @@ func (s *session) register(c *gortsplib.Client) {
 	c.OnPacketRTP(vm, s.videoFormat, func(pkt *rtp.Packet) {
 		defer s.guard("video callback")
 		s.p.bytesReceived.Add(uint64(len(pkt.Payload)))
+		// The timestamp decoder must see every packet: it starts on the
+		// first one that carries PTS = DTS (IDR, SPS, PPS).
+		pts, ok := c.PacketPTS2(vm, pkt)
 		au, err := vdec.Decode(pkt)
 		if err != nil {
 			return // fragments in progress, or garbage the decoder rejected
 		}
 		s.p.framesReceived.Add(1)
 		s.lastVideo.Store(time.Now().UnixNano())
-		pts, ok := c.PacketPTS2(vm, pkt)
 		if !ok {
-			println("DBG no pts")
 			return
 		}
 		s.onVideo(au, pts)
@@ -386,12 +387,9 @@ func (s *session) register(c *gortsplib.Client) {
 		c.OnPacketRTP(am, af, func(pkt *rtp.Packet) {
 			defer s.guard("audio callback")
 			s.p.bytesReceived.Add(uint64(len(pkt.Payload)))
-			aus, err := adec.Decode(pkt)
-			if err != nil {
-				return
-			}
 			pts, ok := c.PacketPTS2(am, pkt)
-			if !ok {
+			aus, err := adec.Decode(pkt)
+			if err != nil || !ok {
 				return
 			}
 			s.onAudio(aus, pts)
@@ -407,7 +405,6 @@ func (s *session) onVideo(au [][]byte, pts int64) {
 		s.needBegin = true
 	}
 	if err != nil {
-		println("DBG", err.Error(), len(au), s.video.sps != nil, s.video.pps != nil)
 		if !errors.Is(err, errSkip) {
 			s.p.log.Debug("video frame skipped", "err", err)
 		}

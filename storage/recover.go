@@ -60,59 +60,13 @@ func (s *Store) recover() error {
 	cameras := make(map[string]bool)
 	for _, ce := range all {
 		cameras[ce.camera] = true
-		e := ce.e
-		if e.File == "" || !filepath.IsLocal(e.File) {
-			e.Deleting = true
-			e.File = ""
+		if err := s.recoverEntry(ce, indexed, &st); err != nil {
+			// one broken file must not keep the server from recording
+			s.alarm(Alarm{Kind: AlarmWriteError, Camera: ce.camera, Err: "recovery: " + err.Error()})
 		}
-		abs := filepath.Join(s.opts.Dir, filepath.FromSlash(e.File))
-		switch {
-		case e.Deleting:
-			if e.File != "" {
-				if err := s.removeFile(e.File); err != nil {
-					return err
-				}
-			}
-			if err := s.dropEntry(ce.camera, e.Start); err != nil {
-				return err
-			}
-			st.deleted++
-			continue
-		case !fileExists(abs):
-			s.log.Warn("index entry without file, dropping", "camera", ce.camera, "file", e.File)
-			if err := s.dropEntry(ce.camera, e.Start); err != nil {
-				return err
-			}
-			st.dropped++
-			continue
-		}
-		indexed[filepath.ToSlash(e.File)] = true
-		if !e.Open {
-			continue
-		}
-		kept, truncated, err := s.repairFile(&e)
-		if err != nil {
-			return err
-		}
-		if truncated {
-			st.truncated++
-		}
-		if !kept {
-			if err := s.deleteSegment(ce.camera, &e); err != nil {
-				return err
-			}
-			st.removed++
-			continue
-		}
-		if err := s.db.Update(func(tx *bolt.Tx) error { return putEntry(tx, ce.camera, &e) }); err != nil {
-			return fmt.Errorf("close entry %s: %w", e.File, err)
-		}
-		st.closed++
 	}
 
-	if err := s.adoptOrphans(indexed, cameras, &st); err != nil {
-		return err
-	}
+	s.adoptOrphans(indexed, cameras, &st)
 	if st.any() {
 		s.log.Info("storage recovery", "closed", st.closed, "truncated", st.truncated,
 			"deleted", st.deleted, "dropped_entries", st.dropped, "indexed_orphans", st.adopted,
@@ -163,48 +117,37 @@ func (s *Store) repairFile(e *entry) (kept, truncated bool, err error) {
 }
 
 // adoptOrphans indexes or removes segment files that have no index entry.
-func (s *Store) adoptOrphans(indexed, cameras map[string]bool, st *recoveryStats) error {
-	homes, err := sortedDirNames(s.opts.Dir, true)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", s.opts.Dir, err)
-	}
-	for _, home := range homes {
-		names, err := sortedDirNames(filepath.Join(s.opts.Dir, home), true)
+// Problems with one folder or file are logged and alarmed; the rest goes on.
+func (s *Store) adoptOrphans(indexed, cameras map[string]bool, st *recoveryStats) {
+	list := func(dir string, wantDir bool) []string {
+		names, err := sortedDirNames(dir, wantDir)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", home, err)
+			s.alarm(Alarm{Kind: AlarmWriteError, Err: fmt.Sprintf("recovery: list %s: %v", dir, err)})
 		}
-		for _, name := range names {
+		return names
+	}
+	for _, home := range list(s.opts.Dir, true) {
+		for _, name := range list(filepath.Join(s.opts.Dir, home), true) {
 			camDir := filepath.Join(s.opts.Dir, home, name)
-			dates, err := sortedDirNames(camDir, true)
-			if err != nil {
-				return fmt.Errorf("list %s: %w", camDir, err)
-			}
+			dates := list(camDir, true)
 			h, herr := unescapeName(home)
 			n, nerr := unescapeName(name)
 			if herr == nil && nerr == nil && cameras[h+"/"+n] && len(dates) > 2 {
 				dates = dates[len(dates)-2:]
 			}
 			for _, date := range dates {
-				files, err := sortedDirNames(filepath.Join(camDir, date), false)
-				if err != nil {
-					return fmt.Errorf("list %s: %w", date, err)
-				}
-				for _, file := range files {
-					if !strings.HasSuffix(file, fileExt) {
-						continue
-					}
+				for _, file := range list(filepath.Join(camDir, date), false) {
 					rel := home + "/" + name + "/" + date + "/" + file
-					if indexed[rel] {
+					if !strings.HasSuffix(file, fileExt) || indexed[rel] {
 						continue
 					}
 					if err := s.adoptOrphan(rel, st); err != nil {
-						return err
+						s.alarm(Alarm{Kind: AlarmWriteError, Camera: h + "/" + n, Err: "recovery: " + err.Error()})
 					}
 				}
 			}
 		}
 	}
-	return nil
 }
 
 func (s *Store) adoptOrphan(rel string, st *recoveryStats) error {
@@ -261,4 +204,57 @@ func (s *Store) dropEntry(camera string, start int64) error {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return !errors.Is(err, os.ErrNotExist)
+}
+
+// recoverEntry repairs one index entry; see recover.
+func (s *Store) recoverEntry(ce camEntry, indexed map[string]bool, st *recoveryStats) error {
+	e := ce.e
+	if e.File == "" || !filepath.IsLocal(e.File) {
+		e.Deleting = true
+		e.File = ""
+	}
+	abs := filepath.Join(s.opts.Dir, filepath.FromSlash(e.File))
+	switch {
+	case e.Deleting:
+		if e.File != "" {
+			if err := s.removeFile(e.File); err != nil {
+				return err
+			}
+		}
+		if err := s.dropEntry(ce.camera, e.Start); err != nil {
+			return err
+		}
+		st.deleted++
+		return nil
+	case !fileExists(abs):
+		s.log.Warn("index entry without file, dropping", "camera", ce.camera, "file", e.File)
+		if err := s.dropEntry(ce.camera, e.Start); err != nil {
+			return err
+		}
+		st.dropped++
+		return nil
+	}
+	indexed[filepath.ToSlash(e.File)] = true
+	if !e.Open {
+		return nil
+	}
+	kept, truncated, err := s.repairFile(&e)
+	if err != nil {
+		return err
+	}
+	if truncated {
+		st.truncated++
+	}
+	if !kept {
+		if err := s.deleteSegment(ce.camera, &e); err != nil {
+			return err
+		}
+		st.removed++
+		return nil
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return putEntry(tx, ce.camera, &e) }); err != nil {
+		return fmt.Errorf("close entry %s: %w", e.File, err)
+	}
+	st.closed++
+	return nil
 }

@@ -25,7 +25,8 @@ func statFS(dir string) (free, total uint64, err error) {
 // EnforceRetention deletes closed segments, oldest first across all
 // cameras, while they are older than Retention or while free space is
 // below the MinFree floors. Open segments are never deleted. If the floor
-// cannot be reached a disk_low alarm is raised.
+// cannot be reached a disk_low alarm is raised (once, until free space is
+// back above the floor).
 func (s *Store) EnforceRetention(now time.Time) (deleted int, err error) {
 	type cand struct {
 		camera string
@@ -88,7 +89,11 @@ func (s *Store) EnforceRetention(now time.Time) (deleted int, err error) {
 			need = 0
 		}
 	}
-	if need > 0 {
+	s.mu.Lock()
+	wasLow := s.diskLow
+	s.diskLow = need > 0
+	s.mu.Unlock()
+	if need > 0 && !wasLow { // once per episode, not every interval
 		s.alarm(Alarm{Kind: AlarmDiskLow, Time: now, Err: fmt.Sprintf(
 			"free space below the floor in %s and no closed segment left to delete (%d bytes short)", s.opts.Dir, need)})
 	}

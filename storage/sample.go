@@ -34,7 +34,9 @@ type Sample struct {
 	// Track is the index into Stream.Tracks.
 	Track int
 	// DTS is the decode timestamp in the track's TimeScale, monotonic within
-	// a Stream (it may start anywhere).
+	// a Stream (it may start anywhere). All tracks of a Stream share one
+	// time origin, as gortsplib's PacketPTS2 and MPEG-TS timestamps do, so
+	// audio is placed against video by DTS.
 	DTS int64
 	// PTSOffset is PTS-DTS in the track's TimeScale.
 	PTSOffset int32
@@ -44,6 +46,6 @@ type Sample struct {
 	// Payload is owned by storage after the call.
 	Payload []byte
 	// Arrival is the server wall clock when the sample arrived; it anchors
-	// the segment start and detects clock jumps.
+	// the segment start and detects clock jumps. Zero means time.Now().
 	Arrival time.Time
 }

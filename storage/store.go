@@ -24,8 +24,9 @@ type Store struct {
 	// write failures.
 	createFile func(path string) (segmentFile, error)
 
-	mu     sync.Mutex
-	health map[string]Alarm
+	mu      sync.Mutex
+	health  map[string]Alarm
+	diskLow bool // retention could not reach the free-space floor
 }
 
 // Open opens (or creates) the store in opts.Dir and runs crash recovery,
@@ -47,6 +48,9 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open storage %s: %w", path, err)
 	}
+	// Batch merges the part updates of many cameras into one commit (two
+	// fsyncs); a short delay keeps a lone writer's wait small.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{
 		opts:       opts,
 		log:        opts.Logger,

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -48,7 +47,6 @@ type trackState struct {
 	// per part; reused between parts
 	partBase uint64
 	samples  []fmp4.Sample
-	ptrs     []*fmp4.Sample
 }
 
 // openSegment is the file a Writer currently appends to.
@@ -79,10 +77,8 @@ type Writer struct {
 	failed bool // the last write failed; the next success raises "recovered"
 	closed bool
 
-	buf  seekablebuffer.Buffer
-	part fmp4.Part
-	pts  []*fmp4.PartTrack
-	ptv  []fmp4.PartTrack
+	buf   []byte      // fragment bytes, reused
+	parts []partTrack // reused
 }
 
 // Begin starts writing a Stream. Samples before the first keyframe of the
@@ -114,7 +110,6 @@ func (s *Store) Begin(stream Stream) (*Writer, error) {
 	dts := w.tracks[w.drive].ts
 	w.partTicks = max(1, durationToTicks(s.opts.Part, dts))
 	w.segTicks = max(1, durationToTicks(s.opts.Segment, dts))
-	w.ptv = make([]fmp4.PartTrack, len(w.tracks))
 	return w, nil
 }
 
@@ -127,6 +122,9 @@ func (w *Writer) Write(smp Sample) error {
 	}
 	if smp.Track < 0 || smp.Track >= len(w.tracks) {
 		return fmt.Errorf("write %s: sample for unknown track %d", w.stream.Camera, smp.Track)
+	}
+	if smp.Arrival.IsZero() {
+		smp.Arrival = time.Now()
 	}
 	t := &w.tracks[smp.Track]
 	isDrive := smp.Track == w.drive
@@ -227,9 +225,6 @@ func (w *Writer) finishPending(t *trackState, d uint32) {
 func (w *Writer) startSegment(smp Sample) error {
 	st := w.st
 	start := smp.Arrival.UTC().Truncate(time.Millisecond)
-	if smp.Arrival.IsZero() {
-		start = time.Now().UTC().Truncate(time.Millisecond)
-	}
 	initBytes, mvhdOff, err := marshalInit(&fmp4.Init{Tracks: w.init})
 	if err != nil {
 		return w.fail(fmt.Errorf("marshal init for %s: %w", w.stream.Camera, err))
@@ -385,41 +380,29 @@ func (w *Writer) flushPart() error {
 	if seg == nil {
 		return nil
 	}
-	w.pts = w.pts[:0]
+	w.parts = w.parts[:0]
 	for i := range w.tracks {
 		t := &w.tracks[i]
-		if len(t.samples) == 0 {
-			continue
+		if len(t.samples) > 0 {
+			w.parts = append(w.parts, partTrack{id: uint32(i + 1), baseTime: t.partBase, samples: t.samples})
 		}
-		t.ptrs = t.ptrs[:0]
-		for j := range t.samples {
-			t.ptrs = append(t.ptrs, &t.samples[j])
-		}
-		w.ptv[i] = fmp4.PartTrack{ID: i + 1, BaseTime: t.partBase, Samples: t.ptrs}
-		w.pts = append(w.pts, &w.ptv[i])
 	}
-	if len(w.pts) == 0 {
+	if len(w.parts) == 0 {
 		return nil
 	}
 	seg.seq++
-	w.part = fmp4.Part{SequenceNumber: seg.seq, Tracks: w.pts}
-	w.buf.Seek(0, 0) //nolint:errcheck // cannot fail at 0
-	w.buf.Reset()
-	err := w.part.Marshal(&w.buf)
+	w.buf = appendPart(w.buf[:0], seg.seq, w.parts)
 	for i := range w.tracks {
 		t := &w.tracks[i]
 		clear(t.samples) // drop payload references
 		t.samples = t.samples[:0]
-		clear(t.ptrs)
 	}
+	clear(w.parts)
 	seg.partDrive = 0
-	if err != nil {
-		return w.abortSegment(fmt.Errorf("marshal part of %s: %w", seg.e.File, err))
-	}
-	if _, err := seg.f.Write(w.buf.Bytes()); err != nil {
+	if _, err := seg.f.Write(w.buf); err != nil {
 		return w.abortSegment(fmt.Errorf("write segment %s: %w", seg.e.File, err))
 	}
-	seg.size += int64(w.buf.Len())
+	seg.size += int64(len(w.buf))
 	d := &w.tracks[w.drive]
 	seg.e.End = seg.e.Start + int64(ticksToDuration(d.written, d.ts))
 	seg.e.Bytes = seg.size

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -408,5 +407,66 @@ func TestCameraNameCannotEscape(t *testing.T) {
 			t.Errorf("%q escapes", p)
 		}
 	}
-	_ = errors.New
+}
+
+// TestConcurrentCameras records several cameras at once while queries and
+// retention run, as a server does; -race checks the sharing.
+func TestConcurrentCameras(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := t.TempDir()
+	st := openTestStore(t, dir, func(o *Options) { o.Retention = 24 * time.Hour })
+	const cams = 4
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for i := range cams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cam := fmt.Sprintf("rec-b/cam%d", i)
+			w, err := st.Begin(Stream{Camera: cam, Home: "rec-b", Tracks: c.tracks(true)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, s := range c.stream(testEpoch, 1, true) {
+				if err := w.Write(s); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	var qwg sync.WaitGroup
+	qwg.Add(1)
+	go func() {
+		defer qwg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			for i := range cams {
+				if _, err := st.Spans(fmt.Sprintf("rec-b/cam%d", i), testEpoch, testEpoch.Add(time.Minute)); err != nil {
+					t.Error(err)
+				}
+			}
+			if _, err := st.EnforceRetention(testEpoch.Add(time.Hour)); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	close(done)
+	qwg.Wait()
+	checkConsistent(t, st, dir)
+	for i := range cams {
+		spans, _ := st.Spans(fmt.Sprintf("rec-b/cam%d", i), testEpoch, testEpoch.Add(time.Minute))
+		if len(spans) != 1 || spans[0].End.Sub(spans[0].Start) < 9900*time.Millisecond || spans[0].RecordedBy != "rec-a" {
+			t.Errorf("camera %d spans %+v, want one 10 s span", i, spans)
+		}
+	}
 }

@@ -1,0 +1,289 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/internal/testutil"
+	"github.com/buddyrec/buddyrec/storage"
+)
+
+// startNode runs a standalone node over src (a config without name,
+// data_dir and listen, which this adds) until the test ends.
+func startNode(t *testing.T, name, body string) (*Node, func()) {
+	t.Helper()
+	dir := t.TempDir()
+	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n%s", name, dir, body)
+	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), src)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	n, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	waitFor(t, 5*time.Second, "http listener", func() bool { return n.HTTPAddr() != "" })
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("node did not stop within 20s")
+		}
+	}
+	t.Cleanup(stop)
+	return n, stop
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getJSON(t *testing.T, n *Node, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get("http://" + n.HTTPAddr() + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: decode: %v", path, err)
+	}
+	return resp.StatusCode
+}
+
+type camerasResp struct {
+	Cameras []CameraInfo `json:"cameras"`
+}
+
+func cameraStates(t *testing.T, n *Node) map[string]CameraInfo {
+	var r camerasResp
+	getJSON(t, n, "/api/v1/cameras", &r)
+	out := map[string]CameraInfo{}
+	for _, c := range r.Cameras {
+		out[c.ID] = c
+	}
+	return out
+}
+
+type probe struct {
+	Streams []struct {
+		CodecType    string `json:"codec_type"`
+		CodecName    string `json:"codec_name"`
+		NbReadFrames string `json:"nb_read_frames"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+func ffprobe(t *testing.T, bin, path string) probe {
+	t.Helper()
+	out, err := exec.Command(bin, "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var p probe
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	return p
+}
+
+// TestRecordEndToEnd: camsim → recorder → storage → API, then every segment
+// read back by ffprobe with the right codecs, durations and frame counts.
+func TestRecordEndToEnd(t *testing.T) {
+	ffprobeBin := testutil.NeedTool(t, "ffprobe")
+	for _, codec := range []string{"h264", "h265"} {
+		t.Run(codec, func(t *testing.T) {
+			cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 2, Codec: codec, ClipDir: "../testdata"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cams.Close()
+			n, stop := startNode(t, "rec-a", fmt.Sprintf(`
+[storage]
+segment = "3s"
+part = "1s"
+[[camera]]
+name = "lobby"
+url = %q
+[[camera]]
+name = "dock"
+url = %q
+`, cams.URL(1), cams.URL(2)))
+			waitFor(t, 10*time.Second, "both cameras recording", func() bool {
+				st := cameraStates(t, n)
+				return st["rec-a/lobby"].State == "recording" && st["rec-a/dock"].State == "recording"
+			})
+			started := time.Now()
+			time.Sleep(7 * time.Second)
+
+			st := cameraStates(t, n)
+			lobby := st["rec-a/lobby"]
+			if lobby.Home != "rec-a" || lobby.RecordedBy != "rec-a" || lobby.Since.After(started) {
+				t.Errorf("lobby as the API reports it: %+v", lobby)
+			}
+			var spans struct {
+				Spans []Span `json:"spans"`
+			}
+			q := fmt.Sprintf("/api/v1/recordings?camera=rec-a/lobby&from=%s&to=%s", started.Add(-time.Minute).UTC().Format(time.RFC3339), time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
+			if code := getJSON(t, n, q, &spans); code != 200 {
+				t.Fatalf("recordings: HTTP %d", code)
+			}
+			if len(spans.Spans) != 1 || spans.Spans[0].RecordedBy != "rec-a" || spans.Spans[0].End.Sub(spans.Spans[0].Start) < 5*time.Second {
+				t.Errorf("want one span of ≥5s recorded by rec-a, got %+v", spans.Spans)
+			}
+			stop()
+			sent := cams.Sent(1)
+
+			store, err := storage.Open(storage.Options{Dir: n.cfg.DataDir, Server: "rec-a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			segs, err := store.Segments("rec-a/lobby", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+			if err != nil || len(segs) < 3 {
+				t.Fatalf("want ≥3 segments of 3s, got %d (%v)", len(segs), err)
+			}
+			frames := 0
+			wantVideo := map[string]string{"h264": "h264", "h265": "hevc"}[codec]
+			for _, seg := range segs {
+				if seg.Open {
+					t.Errorf("segment %s still open after a graceful stop", seg.File)
+				}
+				p := ffprobe(t, ffprobeBin, store.SegmentPath(seg))
+				var video, audio bool
+				for _, s := range p.Streams {
+					switch s.CodecType {
+					case "video":
+						video = s.CodecName == wantVideo
+						nf, _ := strconv.Atoi(s.NbReadFrames)
+						frames += nf
+					case "audio":
+						audio = s.CodecName == "aac"
+					}
+				}
+				if !video {
+					t.Errorf("%s: no %s video stream: %+v", seg.File, wantVideo, p.Streams)
+				}
+				if codec == "h264" && !audio {
+					t.Errorf("%s: no AAC audio although the camera sends it", seg.File)
+				}
+				dur, _ := strconv.ParseFloat(p.Format.Duration, 64)
+				idx := seg.End.Sub(seg.Start).Seconds()
+				if d := dur - idx; d > 1 || d < -1 {
+					t.Errorf("%s: ffprobe duration %.2fs, index says %.2fs", seg.File, dur, idx)
+				}
+			}
+			// Frames before the first keyframe are skipped (≤ 1 GOP = 25),
+			// plus at most one part in flight at the stop.
+			if frames > sent || frames < sent-50 {
+				t.Errorf("recorded %d frames, camsim sent %d (want within 2 s of video)", frames, sent)
+			}
+		})
+	}
+}
+
+// TestBadCamerasDoNotDisturbOthers: a camera rejecting the password, one
+// that stalls and one that sends garbage go to alarm states while a healthy
+// camera keeps recording without a gap.
+func TestBadCamerasDoNotDisturbOthers(t *testing.T) {
+	cams, err := camsim.Start(context.Background(), camsim.Options{
+		Listen: "127.0.0.1:0", Cameras: 4, ClipDir: "../testdata",
+		Faults: map[int]camsim.Fault{
+			2: {User: "admin", Pass: "right-password"},
+			3: {StallAfter: 2 * time.Second},
+			4: {DropAfter: 2 * time.Second},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cams.Close()
+	wrong := strings.Replace(cams.URL(2), "rtsp://", "rtsp://admin:wrong-password@", 1)
+	n, _ := startNode(t, "rec-a", fmt.Sprintf(`
+[storage]
+segment = "60s"
+[[camera]]
+name = "good"
+url = %q
+[[camera]]
+name = "badpass"
+url = %q
+[[camera]]
+name = "stall"
+url = %q
+[[camera]]
+name = "drop"
+url = %q
+`, cams.URL(1), wrong, cams.URL(3), cams.URL(4)))
+	waitFor(t, 10*time.Second, "good camera recording", func() bool { return cameraStates(t, n)["rec-a/good"].State == "recording" })
+	start := time.Now()
+	waitFor(t, 15*time.Second, "stalled camera offline", func() bool { return cameraStates(t, n)["rec-a/stall"].State == "offline" })
+	st := cameraStates(t, n)
+	if bp := st["rec-a/badpass"]; bp.State != "offline" || !strings.Contains(bp.Error, "authentication failed") {
+		t.Errorf("wrong password camera: %+v", bp)
+	}
+	if strings.Contains(fmt.Sprint(st), "wrong-password") {
+		t.Errorf("API leaks a camera password: %+v", st)
+	}
+	if st["rec-a/drop"].Reconnects == 0 && st["rec-a/drop"].State == "recording" {
+		t.Errorf("dropping camera shows no reconnect: %+v", st["rec-a/drop"])
+	}
+	time.Sleep(time.Second)
+	var spans struct {
+		Spans []Span `json:"spans"`
+	}
+	q := fmt.Sprintf("/api/v1/recordings?camera=rec-a/good&from=%s&to=%s", start.Add(-time.Minute).UTC().Format(time.RFC3339), time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
+	getJSON(t, n, q, &spans)
+	if len(spans.Spans) != 1 || spans.Spans[0].Start.After(start) || spans.Spans[0].End.Before(time.Now().Add(-2*time.Second)) {
+		t.Errorf("healthy camera footage has gaps or stops: %+v", spans.Spans)
+	}
+	var ev struct {
+		Events []struct {
+			Type    string   `json:"type"`
+			Cameras []string `json:"cameras"`
+			Text    string   `json:"text"`
+		} `json:"events"`
+	}
+	getJSON(t, n, "/api/v1/events?limit=50", &ev)
+	found := map[string]bool{}
+	for _, e := range ev.Events {
+		found[e.Type] = true
+		if strings.Contains(e.Text, "wrong-password") {
+			t.Errorf("event leaks a password: %q", e.Text)
+		}
+	}
+	if !found["camera.auth_failed"] || !found["camera.offline"] {
+		t.Errorf("events lack camera.auth_failed / camera.offline: %+v", ev.Events)
+	}
+}

@@ -1,0 +1,173 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// recordAt writes the 10 s clip for camera starting at start (three
+// segments of 4, 4 and 2 s).
+func recordAt(t *testing.T, st *Store, c *clip, camera string, start time.Time) {
+	t.Helper()
+	w, err := st.Begin(Stream{Camera: camera, Home: "rec-a", Tracks: c.tracks(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, c.stream(start, 1, false))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetentionByAge(t *testing.T) {
+	c := loadClip(t, "../testdata/h265.ts")
+	dir := t.TempDir()
+	st := openTestStore(t, dir, func(o *Options) { o.Retention = time.Hour })
+	recordAt(t, st, c, "rec-a/a", testEpoch)
+	recordAt(t, st, c, "rec-a/b", testEpoch.Add(5*time.Second))
+
+	// an open segment older than everything must survive
+	w, _ := st.Begin(Stream{Camera: "rec-a/old", Home: "rec-a", Tracks: c.tracks(false)})
+	writeAll(t, w, c.stream(testEpoch.Add(-time.Hour), 1, false)[:60])
+
+	// one hour after 00:09.5 only footage ending before 00:09.5 is expired:
+	// a's 0-4 and 4-8 s segments and b's 5-9 s segment.
+	n, err := st.EnforceRetention(testEpoch.Add(time.Hour + 9500*time.Millisecond))
+	if err != nil || n != 3 {
+		t.Fatalf("deleted %d (%v), want 3", n, err)
+	}
+	a := allSegments(t, st, "rec-a/a")
+	b := allSegments(t, st, "rec-a/b")
+	if len(a) != 1 || a[0].Start != testEpoch.Add(8*time.Second) {
+		t.Errorf("camera a keeps %+v", a)
+	}
+	if len(b) != 2 || b[0].Start != testEpoch.Add(9*time.Second) {
+		t.Errorf("camera b keeps %+v", b)
+	}
+	if old := allSegments(t, st, "rec-a/old"); len(old) != 1 || !old[0].Open {
+		t.Errorf("open segment touched: %+v", old)
+	}
+	w.Close()
+	checkConsistent(t, st, dir)
+}
+
+func TestRetentionBySpace(t *testing.T) {
+	c := loadClip(t, "../testdata/h265.ts")
+	dir := t.TempDir()
+	var free, total uint64 = 0, 1 << 40
+	var alarms []Alarm
+	st := openTestStore(t, dir, func(o *Options) {
+		o.MinFreeFraction = 0.05
+		o.StatFS = func(string) (uint64, uint64, error) { return free, total, nil }
+		o.OnAlarm = func(a Alarm) { alarms = append(alarms, a) }
+	})
+	recordAt(t, st, c, "rec-a/a", testEpoch)
+	recordAt(t, st, c, "rec-a/b", testEpoch.Add(2*time.Second))
+	before := append(allSegments(t, st, "rec-a/a"), allSegments(t, st, "rec-a/b")...)
+
+	// enough space: nothing goes
+	free = total / 10
+	if n, err := st.EnforceRetention(testEpoch.Add(time.Hour)); n != 0 || err != nil {
+		t.Fatalf("deleted %d (%v) with enough space", n, err)
+	}
+	// 1 byte more than the oldest segment short: the two oldest (a@0, b@2) go
+	a0 := before[0]
+	free = total/20 - uint64(a0.Bytes) - 1
+	n, err := st.EnforceRetention(testEpoch.Add(time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("deleted %d (%v), want 2", n, err)
+	}
+	if _, err := os.Stat(st.SegmentPath(a0)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("oldest segment file still there: %v", err)
+	}
+	a := allSegments(t, st, "rec-a/a")
+	b := allSegments(t, st, "rec-a/b")
+	if len(a) != 2 || len(b) != 2 || a[0].Start != testEpoch.Add(4*time.Second) || b[0].Start != testEpoch.Add(6*time.Second) {
+		t.Errorf("kept a=%v b=%v", a, b)
+	}
+	checkConsistent(t, st, dir)
+
+	// a floor that cannot be reached deletes everything closed and alarms
+	free = 0
+	total = 1 << 50
+	if n, _ := st.EnforceRetention(testEpoch.Add(time.Hour)); n != 4 {
+		t.Errorf("deleted %d, want the remaining 4", n)
+	}
+	if len(alarms) == 0 || alarms[len(alarms)-1].Kind != AlarmDiskLow {
+		t.Errorf("alarms %+v, want disk_low", alarms)
+	}
+	// still low on the next run: no repeated alarm
+	n0 := len(alarms)
+	st.EnforceRetention(testEpoch.Add(time.Hour))
+	if len(alarms) != n0 {
+		t.Errorf("disk_low raised again while the episode lasts: %+v", alarms[n0:])
+	}
+	if _, ok := st.Health()[AlarmDiskLow]; !ok {
+		t.Error("health lacks disk_low")
+	}
+	if files := segmentFiles(t, dir); len(files) != 0 {
+		t.Errorf("files left: %v", files)
+	}
+}
+
+func TestRetentionCrashMidDelete(t *testing.T) {
+	c := loadClip(t, "../testdata/h265.ts")
+	dir := t.TempDir()
+	st, err := Open(Options{Dir: dir, Server: "rec-a", Segment: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordAt(t, st, c, "rec-a/a", testEpoch)
+	segs := allSegments(t, st, "rec-a/a")
+	// crash after marking, before removing the file (segment 0) and after
+	// removing the file, before deleting the entry (segment 1)
+	for i, seg := range segs[:2] {
+		err := st.db.Update(func(tx *bolt.Tx) error {
+			e := entry{File: seg.File, Start: seg.Start.UnixNano(), End: seg.End.UnixNano(), Bytes: seg.Bytes, Codec: seg.Codec, Deleting: true}
+			return putEntry(tx, "rec-a/a", &e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			os.Remove(st.SegmentPath(seg))
+		}
+	}
+	// marked entries are invisible to queries at once
+	if got := allSegments(t, st, "rec-a/a"); len(got) != 1 {
+		t.Errorf("queries show %d segments while 2 are being deleted", len(got))
+	}
+	st.Close()
+
+	st2 := openTestStore(t, dir, nil)
+	got := checkConsistent(t, st2, dir)
+	if len(got) != 1 || got[0].File != segs[2].File {
+		t.Errorf("after recovery %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segs[0].File)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("marked file not removed: %v", err)
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	st := openTestStore(t, t.TempDir(), func(o *Options) { o.RetentionInterval = 10 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- st.Run(ctx) }()
+	time.Sleep(30 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+}
