@@ -43,7 +43,7 @@
 //	ProbeInterval  = K
 //	ProbeTimeout   = K/2
 //	GossipInterval = K/4
-//	SuspicionMult  = max(2, round(F/K) - 1)
+//	SuspicionMult  = max(2, round(F/K) - 2)
 //	SuspicionMaxTimeoutMult = 2
 //	TCPTimeout     = clamp(10K, 1s, 10s)
 //	DeadNodeReclaimTime = 1ns
@@ -51,9 +51,9 @@
 // A crashed peer is declared dead after T ≈ W + K + SuspicionMult×K + G,
 // where W ∈ [0, K) waits for the next probe of that peer (longer in big
 // clusters, where probes rotate), K is the failed probe, and G ≈ K/4 the
-// gossip of the verdict; so T ≈ F − K/2 … F + K/4 + W. With the defaults
-// (K 200ms, F 1s, SuspicionMult 4) that is about 1.0–1.4 s; see
-// BenchmarkDetect. In clusters above 10 nodes memberlist stretches the
+// gossip of the verdict; on average T ≈ F − K/4, at worst about F + K
+// (W reaches 2K in a 3-node cluster). With the defaults (K 200ms, F 1s,
+// SuspicionMult 3) that is about 0.9–1.3 s; see BenchmarkDetect. In clusters above 10 nodes memberlist stretches the
 // suspicion by log10(n), and with 4+ nodes it starts at 2× and shrinks as
 // other nodes confirm the suspicion (SuspicionMaxTimeoutMult 2 bounds the
 // worst case at twice the nominal). F must be at least 3K. A hung

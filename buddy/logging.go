@@ -29,6 +29,9 @@ func (w *mlLogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if strings.Contains(line, "use of closed network connection") {
+		level = slog.LevelDebug // sends racing our own Shutdown
+	}
 	if rest, ok := strings.CutPrefix(line, "Suspect "); ok && w.onSuspect != nil {
 		if node, ok := strings.CutSuffix(rest, " has failed, no acks received"); ok {
 			w.onSuspect(node)

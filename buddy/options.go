@@ -108,7 +108,7 @@ type timing struct {
 // deriveTiming maps the two user-facing durations onto memberlist; doc.go
 // explains the model.
 func deriveTiming(keepalive, failoverAfter time.Duration) timing {
-	sm := int(math.Round(float64(failoverAfter)/float64(keepalive))) - 1
+	sm := int(math.Round(float64(failoverAfter)/float64(keepalive))) - 2
 	if sm < 2 {
 		sm = 2
 	}

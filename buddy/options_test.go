@@ -14,9 +14,9 @@ func TestDeriveTiming(t *testing.T) {
 		tcp      time.Duration
 		estimate time.Duration // K + SM×K + K/4 + K/2 (mean wait)
 	}{
-		{200 * time.Millisecond, time.Second, 4, 100 * time.Millisecond, 50 * time.Millisecond, 2 * time.Second, 1150 * time.Millisecond},
+		{200 * time.Millisecond, time.Second, 3, 100 * time.Millisecond, 50 * time.Millisecond, 2 * time.Second, 950 * time.Millisecond},
 		{time.Second, 3 * time.Second, 2, 500 * time.Millisecond, 250 * time.Millisecond, 10 * time.Second, 3750 * time.Millisecond},
-		{500 * time.Millisecond, 5 * time.Second, 9, 250 * time.Millisecond, 125 * time.Millisecond, 5 * time.Second, 5375 * time.Millisecond},
+		{500 * time.Millisecond, 5 * time.Second, 8, 250 * time.Millisecond, 125 * time.Millisecond, 5 * time.Second, 4875 * time.Millisecond},
 		{100 * time.Millisecond, 300 * time.Millisecond, 2, 50 * time.Millisecond, 25 * time.Millisecond, time.Second, 375 * time.Millisecond},
 	} {
 		got := deriveTiming(tc.k, tc.f)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"github.com/buddyrec/buddyrec/api"
 	"net/http"
 	"sort"
 	"time"
@@ -22,43 +23,19 @@ func (n *Node) Handler() http.Handler {
 	return mux
 }
 
-// CameraInfo is one camera in GET /api/v1/cameras.
-type CameraInfo struct {
-	ID             string    `json:"id"`
-	Home           string    `json:"home"`
-	RecordedBy     string    `json:"recorded_by"`
-	State          string    `json:"state"`
-	Since          time.Time `json:"since"`
-	Error          string    `json:"error,omitempty"`
-	Codec          string    `json:"codec,omitempty"`
-	BitrateBps     float64   `json:"bitrate_bps"`
-	LastKeyframe   time.Time `json:"last_keyframe,omitzero"`
-	FramesReceived uint64    `json:"frames_received"`
-	FramesDropped  uint64    `json:"frames_dropped"`
-	Reconnects     uint64    `json:"reconnects"`
-}
-
-// AspectInfo is one aspect this server holds.
-type AspectInfo struct {
-	Kind   string `json:"kind"`
-	Name   string `json:"name"`
-	Home   string `json:"home"`
-	HeldBy string `json:"held_by"`
-}
-
 func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
 	self := n.cfg.Name
-	cams := []CameraInfo{}
+	cams := []api.CameraInfo{}
 	for _, s := range n.rec.Status() {
-		cams = append(cams, CameraInfo{
+		cams = append(cams, api.CameraInfo{
 			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Error: s.Error,
 			Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe, FramesReceived: s.FramesReceived,
 			FramesDropped: s.FramesDropped, Reconnects: s.Reconnects,
 		})
 	}
-	aspects := []AspectInfo{}
+	aspects := []api.AspectInfo{}
 	for _, a := range n.cfg.Aspects {
-		aspects = append(aspects, AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
+		aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
 	}
 	n.mu.Lock()
 	homes := sortedKeys(n.state.records)
@@ -68,17 +45,10 @@ func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		for _, a := range n.aspectsHeld(home) {
-			aspects = append(aspects, AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
+			aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": self, "cameras": cams, "aspects": aspects})
-}
-
-// Span is contiguous footage in GET /api/v1/recordings.
-type Span struct {
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	RecordedBy string    `json:"recorded_by"`
+	writeJSON(w, http.StatusOK, api.Cameras{Server: self, Cameras: cams, Aspects: aspects})
 }
 
 func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
@@ -112,34 +82,19 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "read index: "+err.Error())
 		return
 	}
-	out := []Span{}
+	out := []api.Span{}
 	for _, s := range spans {
-		out = append(out, Span{Start: s.Start.UTC(), End: s.End.UTC(), RecordedBy: s.RecordedBy})
+		out = append(out, api.Span{Start: s.Start.UTC(), End: s.End.UTC(), RecordedBy: s.RecordedBy})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"camera": cam, "from": from.UTC(), "to": to.UTC(), "spans": out})
-}
-
-// ServerInfo is one server in GET /api/v1/cluster.
-type ServerInfo struct {
-	Name        string       `json:"name"`
-	State       string       `json:"state"`
-	Address     string       `json:"address,omitempty"`
-	HTTP        string       `json:"http,omitempty"`
-	RTSP        string       `json:"rtsp,omitempty"`
-	Cameras     int          `json:"cameras"`
-	Capacity    capacityBody `json:"capacity"`
-	AdoptedFrom []string     `json:"adopted_from"`
-	Stable      bool         `json:"stable"`
-	ConfigHash  string       `json:"config_hash,omitempty"`
-	Load        loadBody     `json:"load"`
+	writeJSON(w, http.StatusOK, api.Recordings{Camera: cam, From: from.UTC(), To: to.UTC(), Spans: out})
 }
 
 func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"self": n.cfg.Name, "servers": n.ClusterView()})
+	writeJSON(w, http.StatusOK, api.Cluster{Self: n.cfg.Name, Servers: n.ClusterView()})
 }
 
 // ClusterView is the site as this server sees it, sorted by name.
-func (n *Node) ClusterView() []ServerInfo {
+func (n *Node) ClusterView() []api.ServerInfo {
 	n.mu.Lock()
 	st := n.state
 	n.mu.Unlock()
@@ -152,7 +107,7 @@ func (n *Node) ClusterView() []ServerInfo {
 		}
 		addrs[m.Name] = m.Addr
 	}
-	var out []ServerInfo
+	var out []api.ServerInfo
 	for _, name := range sortedKeys(st.records) {
 		rec := st.records[name]
 		state := states[name]
@@ -163,7 +118,7 @@ func (n *Node) ClusterView() []ServerInfo {
 		if addr == "" {
 			addr = rec.Gossip
 		}
-		si := ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
+		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
 			Cameras: len(st.plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
 			Stable: rec.Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
 		if state != "alive" && state != "suspect" {

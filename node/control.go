@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/buddyrec/buddyrec/api"
 	"math"
 	"net"
 	"runtime"
@@ -91,12 +92,12 @@ func (n *Node) selfRecord(now time.Time, claims, recording []string) recordBody 
 	return r
 }
 
-func (n *Node) load(now time.Time) loadBody {
+func (n *Node) load(now time.Time) api.Load {
 	used, total := diskUsage(n.cfg.DataDir)
 	// Rounded so that the replicated record changes only when a technician
 	// would see a difference.
 	const mib, gib = 1 << 20, 1 << 30
-	return loadBody{
+	return api.Load{
 		CPU:         math.Round(n.cpu.sample(now, runtime.NumCPU())*100) / 100,
 		MemoryBytes: residentBytes() / (16 * mib) * (16 * mib),
 		DiskUsed:    used / gib * gib,

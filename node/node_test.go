@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/buddyrec/buddyrec/api"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -81,13 +82,13 @@ func getJSON(t *testing.T, n *Node, path string, v any) int {
 }
 
 type camerasResp struct {
-	Cameras []CameraInfo `json:"cameras"`
+	Cameras []api.CameraInfo `json:"cameras"`
 }
 
-func cameraStates(t *testing.T, n *Node) map[string]CameraInfo {
+func cameraStates(t *testing.T, n *Node) map[string]api.CameraInfo {
 	var r camerasResp
 	getJSON(t, n, "/api/v1/cameras", &r)
-	out := map[string]CameraInfo{}
+	out := map[string]api.CameraInfo{}
 	for _, c := range r.Cameras {
 		out[c.ID] = c
 	}
@@ -153,7 +154,7 @@ url = %q
 				t.Errorf("lobby as the API reports it: %+v", lobby)
 			}
 			var spans struct {
-				Spans []Span `json:"spans"`
+				Spans []api.Span `json:"spans"`
 			}
 			q := fmt.Sprintf("/api/v1/recordings?camera=rec-a/lobby&from=%s&to=%s", started.Add(-time.Minute).UTC().Format(time.RFC3339), time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
 			if code := getJSON(t, n, q, &spans); code != 200 {
@@ -261,7 +262,7 @@ url = %q
 	}
 	time.Sleep(time.Second)
 	var spans struct {
-		Spans []Span `json:"spans"`
+		Spans []api.Span `json:"spans"`
 	}
 	q := fmt.Sprintf("/api/v1/recordings?camera=rec-a/good&from=%s&to=%s", start.Add(-time.Minute).UTC().Format(time.RFC3339), time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
 	getJSON(t, n, q, &spans)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/buddyrec/buddyrec/api"
 	"os"
 	"time"
 
@@ -21,7 +22,7 @@ type recordBody struct {
 	HTTP       string         `json:"http,omitempty"`
 	RTSP       string         `json:"rtsp,omitempty"`
 	Gossip     string         `json:"gossip,omitempty"`
-	Capacity   capacityBody   `json:"capacity"`
+	Capacity   api.Capacity   `json:"capacity"`
 	Buddies    []string       `json:"buddies,omitempty"`
 	Mode       string         `json:"mode"`
 	Failback   bool           `json:"failback"`
@@ -32,21 +33,7 @@ type recordBody struct {
 	Stable     bool           `json:"stable"`              // up for failback_after: my cameras may come home
 	StartedAt  time.Time      `json:"started_at"`
 	ConfigHash string         `json:"config_hash"`
-	Load       loadBody       `json:"load"`
-}
-
-type capacityBody struct {
-	Cameras     int     `json:"cameras"`
-	BitrateMbps float64 `json:"bitrate_mbps"`
-	Viewers     int     `json:"viewers"`
-}
-
-type loadBody struct {
-	CPU         float64 `json:"cpu"` // fraction of all cores
-	MemoryBytes uint64  `json:"memory_bytes"`
-	DiskUsed    uint64  `json:"disk_used"`
-	DiskTotal   uint64  `json:"disk_total"`
-	Viewers     int     `json:"viewers"`
+	Load       api.Load       `json:"load"`
 }
 
 type publicCamera struct {
@@ -79,7 +66,7 @@ func publicRecord(c *config.Config, started time.Time) recordBody {
 		HTTP:       c.Listen.HTTP,
 		RTSP:       c.Listen.RTSP,
 		Gossip:     c.Listen.Gossip,
-		Capacity:   capacityBody{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
+		Capacity:   api.Capacity{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
 		Buddies:    c.Failover.Buddies,
 		Mode:       c.Failover.Cameras,
 		Failback:   c.Cluster.Failback,
