@@ -364,21 +364,16 @@ func (c *Cluster) SetRecord(r Record) error {
 	c.mu.Lock()
 	closing := c.closing
 	cur, had := c.records[c.o.Name]
+	same := had && c.ownSet && !cur.Left && bytes.Equal(cur.Body, r.Body)
 	c.mu.Unlock()
 	if closing {
 		return errors.New("buddy: set record: cluster closed")
 	}
-	if had && c.ownSetNow() && bytes.Equal(cur.Body, r.Body) && !cur.Left {
+	if same {
 		return nil
 	}
 	c.publishOwn(bytes.Clone(r.Body), false)
 	return nil
-}
-
-func (c *Cluster) ownSetNow() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ownSet
 }
 
 // nextVersion returns a version above floor that also survives a restart

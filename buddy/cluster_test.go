@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 func TestReplicationAndSecrets(t *testing.T) {
@@ -278,5 +280,38 @@ func TestSetMetaTooLarge(t *testing.T) {
 	}
 	if m, _ := findMember(a, "a"); m.Meta.Role != "recorder" {
 		t.Fatalf("self meta %+v", m.Meta)
+	}
+}
+
+func TestMalformedPeerInput(t *testing.T) {
+	sink := newLogSink(t)
+	a := startNode(t, testOpts(t, sink, "a"))
+	if err := a.SetRecord(Record{Body: []byte("mine")}); err != nil {
+		t.Fatal(err)
+	}
+	d := &mlDelegate{c: a}
+	good := encodeEntry([]byte{msgRecord}, entry{Server: "z", Version: 5, Body: []byte("z5")})
+	for _, msg := range [][]byte{
+		nil, {msgRecord}, {msgSecrets, 0xff}, {99, 1, 2}, good[:len(good)-1],
+		encodeEntry([]byte{msgRecord}, entry{Server: "", Version: 1}),
+	} {
+		d.NotifyMsg(msg)
+		d.MergeRemoteState(msg, false)
+	}
+	d.NotifyUpdate(&memberlist.Node{Name: "q", Meta: []byte("{bad json")})
+	v := a.View()
+	if len(v.Records) != 1 || !hasRecord(a, "a", []byte("mine")) {
+		t.Fatalf("garbage changed records: %+v", v.Records)
+	}
+	// A well-formed record still merges, and an older version never wins.
+	d.NotifyMsg(good)
+	d.NotifyMsg(encodeEntry([]byte{msgRecord}, entry{Server: "z", Version: 4, Body: []byte("z4")}))
+	if !hasRecord(a, "z", []byte("z5")) {
+		t.Fatalf("record z: %+v", a.View().Records["z"])
+	}
+	// A peer replaying our own record with a higher version pushes ours above it.
+	d.NotifyMsg(encodeEntry([]byte{msgRecord}, entry{Server: "a", Version: 1 << 62, Body: []byte("stale")}))
+	if r := a.View().Records["a"]; string(r.Body) != "mine" || r.Version <= 1<<62 {
+		t.Fatalf("own record after stale replay: %q v%d", r.Body, r.Version)
 	}
 }

@@ -37,7 +37,7 @@ func (s *logSink) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	line := strings.TrimSpace(string(p))
 	s.lines = append(s.lines, line)
-	if !s.done && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
+	if _, bench := s.t.(*testing.B); !bench && !s.done && (strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR")) {
 		s.t.Log(line)
 	}
 	return len(p), nil

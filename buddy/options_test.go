@@ -44,7 +44,7 @@ func TestOptionsValidation(t *testing.T) {
 		{"no bind", func(o *Options) { o.BindAddr = "" }, "bind address"},
 		{"no key", func(o *Options) { o.Key = nil }, "insecure"},
 		{"short key", func(o *Options) { o.Key = []byte("123") }, "16, 24 or 32"},
-		{"failover too short", func(o *Options) { o.Keepalive, o.FailoverAfter = time.Second, 2 * time.Second }, "at least 3×"},
+		{"failover too short", func(o *Options) { o.Keepalive, o.FailoverAfter = time.Second, 2*time.Second }, "at least 3×"},
 		{"tiny keepalive", func(o *Options) { o.Keepalive = time.Millisecond }, "below 10ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

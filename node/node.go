@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -70,6 +71,9 @@ func New(o Options) (*Node, error) {
 	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile}
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
+	}
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
 	var err error
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
