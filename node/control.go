@@ -41,6 +41,7 @@ type controlState struct {
 	cameras   map[string]string    // camera id -> last seen recorder state
 	pending   map[string]*takeover // home -> takeover waiting to be reported
 	unplaced  map[string]string    // camera id -> reason, last round
+	stale     map[string]uint64    // server -> record version it had when seen coming back
 	aspects   map[string][]aspectRef
 }
 
@@ -87,7 +88,7 @@ func (n *Node) selfRecord(now time.Time, claims, recording []string) recordBody 
 	r := publicRecord(n.cfg, n.started)
 	r.Claims = claims
 	r.Recording = recording
-	r.Stable = now.Sub(n.started) >= n.cfg.Cluster.FailbackAfter
+	r.Stable = now.Sub(n.healthySince) >= n.cfg.Cluster.FailbackAfter
 	r.Load = n.load(now)
 	return r
 }
@@ -109,6 +110,41 @@ func (n *Node) load(now time.Time) api.Load {
 // publish what this server now records, and raise events for what changed.
 func (n *Node) reconcile(now time.Time) {
 	self := n.cfg.Name
+	// A server that was hung (SIGSTOP, a VM pause, a stalled disk) for
+	// longer than failover_after has been declared dead by its buddies:
+	// it counts as freshly recovered, so its cameras come back only after
+	// failback_after of health, like after a crash. Buddies declare a
+	// silent server dead after about failover_after; half of it already
+	// marks a pause no healthy control loop takes.
+	if !n.lastRound.IsZero() && now.Sub(n.lastRound) > n.cfg.Cluster.FailoverAfter/2 {
+		n.log.Warn("this server was unresponsive; treating it as recovered from a failure", "paused", now.Sub(n.lastRound).Round(time.Millisecond))
+		n.healthySince = now
+		n.settleUntil = now.Add(n.cfg.Cluster.FailoverAfter)
+		n.mu.Lock()
+		n.state.assigned = map[string]bool{} // its claims died with it
+		n.mu.Unlock()
+	}
+	if n.healthySince.IsZero() {
+		n.healthySince = now
+		if n.cluster != nil {
+			n.settleUntil = now.Add(n.cfg.Cluster.FailoverAfter)
+		}
+	}
+	n.lastRound = now
+	if now.Before(n.settleUntil) {
+		// Settling: after a start or a wake-up this server's view of who
+		// records what may be stale (peers adopted its cameras while it
+		// was away). It claims nothing and changes nothing until fresh
+		// records have had time to arrive, so that a stale claim never
+		// wins cameras back from a buddy before failback_after.
+		if n.cluster != nil {
+			body := n.selfRecord(now, nil, sortedKeys(n.state.recording))
+			if err := n.cluster.SetRecord(buddy.Record{Body: mustJSON(body)}); err != nil {
+				n.log.Warn("publish record", "err", err)
+			}
+		}
+		return
+	}
 	prev := n.state
 	st := prev
 	st.records = map[string]recordBody{}
@@ -122,14 +158,27 @@ func (n *Node) reconcile(now time.Time) {
 				st.alive[m.Name] = true
 			}
 		}
+		st.stale = map[string]uint64{}
 		for name, rec := range view.Records {
-			if name == self {
+			if name == self || len(rec.Body) == 0 {
 				continue
 			}
 			body, err := decodeRecord(rec.Body)
 			if err != nil {
 				n.log.Warn("ignoring a peer record that does not decode", "server", name, "err", err)
 				continue
+			}
+			// A server seen coming back from the dead still has the record
+			// it had before it died: its claims and stability are from
+			// then. Until it publishes a newer one, it claims nothing and
+			// is not stable, so a stale claim cannot pull cameras back.
+			if v, ok := prev.stale[name]; ok && v == rec.Version && st.alive[name] {
+				st.stale[name] = v
+			} else if _, known := prev.records[name]; known && st.alive[name] && !prev.alive[name] {
+				st.stale[name] = rec.Version
+			}
+			if _, ok := st.stale[name]; ok {
+				body.Claims, body.Recording, body.Stable = nil, nil, false
 			}
 			st.records[name] = body
 		}

@@ -53,6 +53,9 @@ type Node struct {
 	httpSrv *http.Server
 
 	reconcileEvery time.Duration
+	healthySince   time.Time // control loop only
+	lastRound      time.Time // control loop only
+	settleUntil    time.Time // control loop only
 	cpu            cpuSampler
 
 	mu    sync.Mutex

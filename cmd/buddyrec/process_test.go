@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
+	"github.com/buddyrec/buddyrec/storage"
+)
+
+// These tests run real `buddyrec run` processes on loopback with simulated
+// cameras, kill them with signals, and check what a technician would: who
+// records which camera, per the servers' own APIs, and what is on disk.
+
+var testBin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "buddyrec-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		root, err := site.ModuleRoot()
+		if err == nil {
+			testBin, err = site.BuildBinary(context.Background(), root, dir)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "build buddyrec for the process tests:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func startCameras(t *testing.T, n int, faults map[int]camsim.Fault) *camsim.Server {
+	t.Helper()
+	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: n, ClipDir: "../../testdata", Faults: faults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cams.Close)
+	return cams
+}
+
+func cams(c *camsim.Server, from, to int, critical ...int) []site.Camera {
+	crit := map[int]bool{}
+	for _, i := range critical {
+		crit[i] = true
+	}
+	var out []site.Camera
+	for i := from; i <= to; i++ {
+		out = append(out, site.Camera{Name: fmt.Sprintf("cam%d", i), URL: c.URL(i), Critical: crit[i]})
+	}
+	return out
+}
+
+func startSite(t *testing.T, spec site.Spec) *site.Site {
+	t.Helper()
+	spec.Dir = t.TempDir()
+	spec.Bin = testBin
+	s, err := site.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.StopAll()
+		if t.Failed() || os.Getenv("BUDDYREC_TEST_LOGS") != "" {
+			for _, srv := range s.Servers {
+				b, _ := os.ReadFile(srv.Log)
+				lines := strings.Split(string(b), "\n")
+				if len(lines) > 40 && os.Getenv("BUDDYREC_TEST_LOGS") == "" {
+					lines = lines[len(lines)-40:]
+				}
+				t.Logf("--- last lines of %s:\n%s", srv.Name, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	if err := s.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// eventually polls cond every 100ms until it returns "" or timeout passes,
+// then fails with cond's last complaint.
+func eventually(t *testing.T, timeout time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := cond()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// recordsExactly is a condition: srv records exactly the camera ids want.
+func recordsExactly(srv *site.Server, want ...string) func() string {
+	return func() string {
+		rec, err := srv.Recording(context.Background())
+		if err != nil {
+			return fmt.Sprintf("%s: %v", srv.Name, err)
+		}
+		if os.Getenv("BUDDYREC_TEST_LOGS") != "" {
+			all, _ := srv.Cameras(context.Background())
+			fmt.Printf("%s %s: %+v\n", time.Now().Format("15:04:05.000"), srv.Name, all)
+		}
+		var got []string
+		for id := range rec {
+			got = append(got, id)
+		}
+		sort.Strings(got)
+		sort.Strings(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			return fmt.Sprintf("%s records %v, want %v", srv.Name, got, want)
+		}
+		return ""
+	}
+}
+
+func sees(srv *site.Server, name, state string) func() string {
+	return func() string {
+		servers, err := srv.Cluster(context.Background())
+		if err != nil {
+			return err.Error()
+		}
+		for _, s := range servers {
+			if s.Name == name {
+				if s.State == state {
+					return ""
+				}
+				return fmt.Sprintf("%s sees %s as %s, want %s", srv.Name, name, s.State, state)
+			}
+		}
+		return fmt.Sprintf("%s does not know %s", srv.Name, name)
+	}
+}
+
+func all(conds ...func() string) func() string {
+	return func() string {
+		for _, c := range conds {
+			if m := c(); m != "" {
+				return m
+			}
+		}
+		return ""
+	}
+}
+
+// TestMirroredFailoverAndFailback: kill -9 a live server, its buddy records
+// all its cameras; restart it, the cameras come home; the killed server's
+// footage on disk is indexed and playable.
+func TestMirroredFailoverAndFailback(t *testing.T) {
+	c := startCameras(t, 3, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
+		{Name: "rec-b", Cameras: cams(c, 3, 3), Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), recordsExactly(b, "rec-b/cam3"), sees(b, "rec-a", "alive")))
+	time.Sleep(2500 * time.Millisecond) // mid-segment, a few parts written
+
+	a.Kill()
+	eventually(t, 10*time.Second, all(sees(b, "rec-a", "dead"), recordsExactly(b, "rec-a/cam1", "rec-a/cam2", "rec-b/cam3")))
+	camsB, _ := b.Cameras(context.Background())
+	for _, cam := range camsB {
+		if cam.Home == "rec-a" && cam.RecordedBy != "rec-b" {
+			t.Errorf("adopted camera %s: recorded_by %q, want rec-b", cam.ID, cam.RecordedBy)
+		}
+	}
+	var cl struct {
+		Servers []struct {
+			Name        string   `json:"name"`
+			AdoptedFrom []string `json:"adopted_from"`
+		} `json:"servers"`
+	}
+	b.GetJSON(context.Background(), "/api/v1/cluster", &cl)
+	for _, srv := range cl.Servers {
+		if srv.Name == "rec-b" && strings.Join(srv.AdoptedFrom, ",") != "rec-a" {
+			t.Errorf("cluster says rec-b adopted from %v, want [rec-a]", srv.AdoptedFrom)
+		}
+	}
+
+	// The killed server's disk: every segment indexed and playable.
+	checkDisk(t, a.DataDir, "rec-a")
+
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), recordsExactly(b, "rec-b/cam3")))
+
+	// Footage recorded by rec-b while rec-a was down is in rec-b's index
+	// under rec-a's camera, recorded_by rec-b.
+	b.Stop(10 * time.Second)
+	st, err := storage.Open(storage.Options{Dir: b.DataDir, Server: "rec-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	segs, err := st.Segments("rec-a/cam1", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("rec-b has no footage of rec-a/cam1: %v", err)
+	}
+	if segs[0].Home != "rec-a" || segs[0].RecordedBy != "rec-b" {
+		t.Errorf("adopted footage indexed as home=%s recorded_by=%s", segs[0].Home, segs[0].RecordedBy)
+	}
+}
+
+// checkDisk opens a stopped server's data dir (running crash recovery) and
+// checks every indexed segment exists and plays.
+func checkDisk(t *testing.T, dir, server string) {
+	t.Helper()
+	ffprobe := testutil.NeedTool(t, "ffprobe")
+	st, err := storage.Open(storage.Options{Dir: dir, Server: server})
+	if err != nil {
+		t.Fatalf("reopen %s after kill -9: %v", dir, err)
+	}
+	defer st.Close()
+	camsList, err := st.Cameras()
+	if err != nil || len(camsList) == 0 {
+		t.Fatalf("no cameras in the index after kill -9: %v", err)
+	}
+	indexed := map[string]bool{}
+	for _, cam := range camsList {
+		segs, err := st.Segments(cam, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, seg := range segs {
+			indexed[seg.File] = true
+			if seg.Open {
+				t.Errorf("%s still open after recovery", seg.File)
+			}
+			out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "json", st.SegmentPath(seg)).Output()
+			if err != nil {
+				t.Errorf("ffprobe %s after kill -9: %v", seg.File, err)
+				continue
+			}
+			var p struct {
+				Format struct {
+					Duration string `json:"duration"`
+				} `json:"format"`
+			}
+			json.Unmarshal(out, &p)
+			if p.Format.Duration == "" {
+				t.Errorf("%s has no duration", seg.File)
+			}
+		}
+	}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, ".mp4") {
+			rel, _ := filepath.Rel(dir, p)
+			if !indexed[rel] {
+				t.Errorf("file %s on disk is not indexed", rel)
+			}
+		}
+		return nil
+	})
+}
+
+// TestSpreadServersIntoLimitedStandby: two live servers fail into one
+// standby that can carry three cameras: critical first, the rest unplaced
+// with an alarm.
+func TestSpreadServersIntoLimitedStandby(t *testing.T) {
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2, 2), Buddies: []string{"rec-s"}},
+		{Name: "rec-b", Cameras: cams(c, 3, 4, 4), Buddies: []string{"rec-s"}},
+		{Name: "rec-s", Capacity: 3},
+	}})
+	a, b, sb := s.Server("rec-a"), s.Server("rec-b"), s.Server("rec-s")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), recordsExactly(b, "rec-b/cam3", "rec-b/cam4"), sees(sb, "rec-a", "alive"), sees(sb, "rec-b", "alive")))
+	a.Kill()
+	eventually(t, 10*time.Second, recordsExactly(sb, "rec-a/cam1", "rec-a/cam2"))
+	b.Kill()
+	// Capacity 3: both critical cameras (cam2, cam4), then one more in a
+	// stable order; the fourth cannot be placed.
+	eventually(t, 10*time.Second, func() string {
+		rec, err := sb.Recording(context.Background())
+		if err != nil {
+			return err.Error()
+		}
+		if len(rec) != 3 || !rec["rec-a/cam2"] || !rec["rec-b/cam4"] {
+			return fmt.Sprintf("standby records %v, want 3 including both critical cameras", rec)
+		}
+		return ""
+	})
+	var ev struct {
+		Events []struct {
+			Type    string   `json:"type"`
+			Cameras []string `json:"cameras"`
+		} `json:"events"`
+	}
+	eventually(t, 5*time.Second, func() string {
+		sb.GetJSON(context.Background(), "/api/v1/events?limit=100", &ev)
+		for _, e := range ev.Events {
+			if e.Type == "capacity.exceeded" && len(e.Cameras) == 1 {
+				return ""
+			}
+		}
+		return fmt.Sprintf("no capacity.exceeded alarm naming the one unplaced camera: %+v", ev.Events)
+	})
+}
+
+// TestSpreadCamerasAndNPlus2: with cameras = "critical" only critical
+// cameras move; with the first buddy dead too, the second buddy takes over.
+func TestSpreadCamerasAndNPlus2(t *testing.T) {
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 3, 1), Buddies: []string{"rec-b", "rec-c"}, Mode: "critical"},
+		{Name: "rec-b", Cameras: cams(c, 4, 4), Buddies: []string{"rec-c"}},
+		{Name: "rec-c"},
+	}})
+	a, b, cc := s.Server("rec-a"), s.Server("rec-b"), s.Server("rec-c")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2", "rec-a/cam3"), recordsExactly(b, "rec-b/cam4"), sees(cc, "rec-a", "alive"), sees(cc, "rec-b", "alive")))
+	b.Kill()
+	eventually(t, 10*time.Second, recordsExactly(cc, "rec-b/cam4"))
+	a.Kill()
+	// rec-a's first buddy (rec-b) is dead: the critical camera goes to
+	// rec-c; the non-critical ones stay unrecorded by design.
+	eventually(t, 10*time.Second, recordsExactly(cc, "rec-a/cam1", "rec-b/cam4"))
+}
+
+// TestHungServerActsLikeACrash: SIGSTOP a server; its buddy adopts; SIGCONT
+// and it takes its cameras back once stable.
+func TestHungServerActsLikeACrash(t *testing.T) {
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}, FailbackAfter: "4s"},
+		{Name: "rec-b", Cameras: cams(c, 2, 2), Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1"), recordsExactly(b, "rec-b/cam2"), sees(b, "rec-a", "alive")))
+	if err := a.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, all(sees(b, "rec-a", "dead"), recordsExactly(b, "rec-a/cam1", "rec-b/cam2")))
+	time.Sleep(time.Second) // hung well past detection
+	if err := a.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Woken up, rec-a is alive again but not yet proven healthy: rec-b
+	// keeps the camera (no thrash) until failback_after has passed.
+	eventually(t, 10*time.Second, all(sees(b, "rec-a", "alive"), recordsExactly(b, "rec-a/cam1", "rec-b/cam2")))
+	eventually(t, 30*time.Second, all(sees(b, "rec-a", "alive"), recordsExactly(a, "rec-a/cam1"), recordsExactly(b, "rec-b/cam2")))
+}
+
+// TestWrongGossipKeyRefused: a server with another key cannot join and
+// says why.
+func TestWrongGossipKeyRefused(t *testing.T) {
+	c := startCameras(t, 1, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}},
+		{Name: "rec-b"},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	eventually(t, 20*time.Second, sees(b, "rec-a", "alive"))
+	b.Stop(10 * time.Second)
+	other := filepath.Join(filepath.Dir(b.Config), "other.key")
+	if err := os.WriteFile(other, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(b.Config)
+	os.WriteFile(b.Config, []byte(strings.Replace(string(cfg), s.KeyFile, other, 1)), 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, testBin, "run", "-config", b.Config).CombinedOutput()
+	if err == nil {
+		t.Fatalf("a server with the wrong gossip key started:\n%s", out)
+	}
+	if !strings.Contains(string(out), "gossip key mismatch") {
+		t.Errorf("the refusal does not say why:\n%s", out)
+	}
+	if strings.Contains(string(out), "MDEyMzQ1Njc4OWFiY2RlZjAx") {
+		t.Errorf("the refusal prints the key")
+	}
+	_ = a
+}

@@ -1,0 +1,340 @@
+// Package live re-streams the cameras this server records to RTSP viewers
+// at rtsp://host:port/<home>/<camera>. The camera is pulled once, by the
+// recorder; viewers are fed from its live fan-out (recorder.Manager
+// Subscribe), which drops frames for a slow subscriber instead of waiting,
+// so no viewer can hold up recording.
+//
+// Slow viewers: gortsplib gives every session its own write queue
+// (Server.WriteQueueSize packets). ServerStream.WritePacketRTP never blocks;
+// when a viewer's queue is full the packet is dropped for that viewer and
+// OnStreamWriteError is called, where this package closes the viewer's
+// session. A viewer whose socket stops draining is therefore disconnected,
+// and the others are not affected.
+package live
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/auth"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+
+	"github.com/buddyrec/buddyrec/recorder"
+)
+
+// Source is the live fan-out of the recorder (*recorder.Manager).
+type Source interface {
+	Subscribe(id string, buf int) (<-chan recorder.Frame, func())
+}
+
+// Options configures a Server.
+type Options struct {
+	// Listen is the RTSP TCP address ("127.0.0.1:0" picks a port; see Addr).
+	Listen string
+	// Source delivers the frames of recorded cameras. Required.
+	Source Source
+	// Cameras lists the camera ids ("home/name") this server records now,
+	// its own and adopted ones; others answer 404.
+	Cameras func() []string
+	// MaxViewers bounds concurrent viewers over all cameras; beyond it
+	// DESCRIBE and SETUP answer 453 Not Enough Bandwidth. 0 is unlimited.
+	MaxViewers int
+	// Authorize checks a viewer's user and password; nil means open.
+	// Credentials are taken from RTSP Basic authentication: an arbitrary
+	// user/password check cannot verify a Digest response (that needs the
+	// password in advance), so only Basic is offered when Authorize is set.
+	Authorize func(user, pass string) bool
+	// StartTimeout is how long the first DESCRIBE of a camera waits for a
+	// keyframe to learn the stream's parameters (default 3s).
+	StartTimeout time.Duration
+	// QueueSize is the number of frames buffered between the recorder and
+	// the RTP packetizer of one camera (default 256).
+	QueueSize int
+	// WriteQueueSize is gortsplib's per-viewer packet queue (default 512,
+	// a power of two).
+	WriteQueueSize int
+	// Logger; nil discards logs.
+	Logger *slog.Logger
+}
+
+// Server is a running live RTSP server.
+type Server struct {
+	o    Options
+	log  *slog.Logger
+	rtsp *gortsplib.Server
+	addr string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	feeds    map[string]*feed
+	sessions map[*gortsplib.ServerSession]*feed // viewers that completed SETUP
+	closed   bool
+}
+
+// Start binds the RTSP address and serves until Close or ctx ends.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	if o.Source == nil {
+		return nil, errors.New("start live server: no source")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 3 * time.Second
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 256
+	}
+	if o.WriteQueueSize <= 0 {
+		o.WriteQueueSize = 512
+	}
+	s := &Server{o: o, log: o.Logger, feeds: map[string]*feed{}, sessions: map[*gortsplib.ServerSession]*feed{}}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.rtsp = &gortsplib.Server{
+		Handler:        s,
+		RTSPAddress:    o.Listen,
+		WriteQueueSize: o.WriteQueueSize,
+		ReadTimeout:    10 * time.Second,
+		WriteTimeout:   5 * time.Second,
+		Listen: func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err == nil {
+				s.addr = ln.Addr().String()
+			}
+			return ln, err
+		},
+	}
+	if o.Authorize != nil {
+		s.rtsp.AuthMethods = []auth.VerifyMethod{auth.VerifyMethodBasic}
+	}
+	if err := s.rtsp.Start(); err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("start live server on %s: %w", o.Listen, err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-s.ctx.Done()
+		s.shutdown()
+	}()
+	return s, nil
+}
+
+// Addr is the bound RTSP address.
+func (s *Server) Addr() string { return s.addr }
+
+// Viewers is the number of viewers set up now.
+func (s *Server) Viewers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close disconnects every viewer, stops the feeds and waits for them.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	feeds := s.feeds
+	s.feeds = map[string]*feed{}
+	s.mu.Unlock()
+	for _, f := range feeds {
+		f.stop()
+	}
+	s.rtsp.Close()
+	for _, f := range feeds {
+		f.wait()
+	}
+}
+
+// recorded reports whether camera id is recorded here now.
+func (s *Server) recorded(id string) bool {
+	if s.o.Cameras == nil {
+		return false
+	}
+	for _, c := range s.o.Cameras() {
+		if c == id {
+			return true
+		}
+	}
+	return false
+}
+
+// cameraOf turns an RTSP path ("/home/name", or with a trailing track
+// suffix from SETUP) into a camera id.
+func cameraOf(path string) string {
+	path = strings.Trim(path, "/")
+	return path
+}
+
+// authorize checks the viewer's Basic credentials.
+func (s *Server) authorize(req *base.Request) (*base.Response, error) {
+	if s.o.Authorize == nil {
+		return nil, nil
+	}
+	user, pass, ok := basicCredentials(req)
+	if ok && s.o.Authorize(user, pass) {
+		return nil, nil
+	}
+	return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
+}
+
+func basicCredentials(req *base.Request) (string, string, bool) {
+	for _, v := range req.Header["Authorization"] {
+		enc, ok := strings.CutPrefix(v, "Basic ")
+		if !ok {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
+		if err != nil {
+			return "", "", false
+		}
+		user, pass, ok := strings.Cut(string(raw), ":")
+		return user, pass, ok
+	}
+	return "", "", false
+}
+
+// full reports whether one more viewer would exceed MaxViewers.
+func (s *Server) fullLocked() bool {
+	return s.o.MaxViewers > 0 && len(s.sessions) >= s.o.MaxViewers
+}
+
+var errNotEnoughBandwidth = errors.New("viewer limit reached")
+
+// getFeed returns the running feed of camera id, starting one if needed,
+// and waits until it knows the stream's parameters.
+func (s *Server) getFeed(id string) (*feed, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("server closing")
+	}
+	f := s.feeds[id]
+	if f == nil || f.isDone() {
+		f = newFeed(s, id)
+		s.feeds[id] = f
+		f.start()
+	}
+	s.mu.Unlock()
+	select {
+	case <-f.ready:
+		if f.stream == nil {
+			return nil, fmt.Errorf("camera %s: %w", id, f.err)
+		}
+		return f, nil
+	case <-s.ctx.Done():
+		return nil, s.ctx.Err()
+	}
+}
+
+// OnDescribe implements gortsplib.ServerHandlerOnDescribe.
+func (s *Server) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if res, err := s.authorize(ctx.Request); err != nil {
+		return res, nil, err
+	}
+	return s.open(cameraOf(ctx.Path))
+}
+
+// OnSetup implements gortsplib.ServerHandlerOnSetup.
+func (s *Server) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if res, err := s.authorize(ctx.Request); err != nil {
+		return res, nil, err
+	}
+	id := cameraOf(ctx.Path)
+	s.mu.Lock()
+	if f, ok := s.sessions[ctx.Session]; ok { // second track of the same viewer
+		s.mu.Unlock()
+		return &base.Response{StatusCode: base.StatusOK}, f.stream, nil
+	}
+	s.mu.Unlock()
+	res, _, err := s.open(id)
+	if err != nil {
+		return res, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fullLocked() {
+		return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, errNotEnoughBandwidth
+	}
+	f := s.feeds[id]
+	if f == nil || f.stream == nil || f.isDone() {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, fmt.Errorf("camera %s went away", id)
+	}
+	s.sessions[ctx.Session] = f
+	f.viewers++
+	return &base.Response{StatusCode: base.StatusOK}, f.stream, nil
+}
+
+// open checks the camera and the viewer limit and returns its stream.
+func (s *Server) open(id string) (*base.Response, *gortsplib.ServerStream, error) {
+	if !s.recorded(id) {
+		return &base.Response{StatusCode: base.StatusNotFound}, nil, fmt.Errorf("camera %q is not recorded here", id)
+	}
+	s.mu.Lock()
+	full := s.fullLocked()
+	s.mu.Unlock()
+	if full {
+		return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, errNotEnoughBandwidth
+	}
+	f, err := s.getFeed(id)
+	if err != nil {
+		s.log.Warn("live stream unavailable", "camera", id, "err", err)
+		return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil, err
+	}
+	return &base.Response{StatusCode: base.StatusOK}, f.stream, nil
+}
+
+// OnPlay implements gortsplib.ServerHandlerOnPlay.
+func (s *Server) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// OnSessionClose implements gortsplib.ServerHandlerOnSessionClose: the
+// last viewer leaving stops the camera's feed.
+func (s *Server) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	s.mu.Lock()
+	f, ok := s.sessions[ctx.Session]
+	if ok {
+		delete(s.sessions, ctx.Session)
+		f.viewers--
+		if f.viewers == 0 && s.feeds[f.id] == f {
+			delete(s.feeds, f.id)
+		} else {
+			f = nil
+		}
+	}
+	s.mu.Unlock()
+	if ok && f != nil {
+		f.stop()
+	}
+}
+
+// OnStreamWriteError implements gortsplib.ServerHandlerOnStreamWriteError:
+// a viewer whose write queue is full is disconnected rather than waited
+// for.
+func (s *Server) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	var full liberrors.ErrServerWriteQueueFull
+	if errors.As(ctx.Error, &full) {
+		s.log.Info("dropping slow live viewer", "path", ctx.Session.SetuppedPath())
+		// Close waits for the session, which may need the stream lock the
+		// writer holds while calling us
+		go ctx.Session.Close()
+	}
+}
