@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/export"
 	"net/http"
 	"sort"
 	"time"
@@ -14,6 +15,17 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/cameras", n.serveCameras)
 	mux.HandleFunc("GET /api/v1/recordings", n.serveRecordings)
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
+	exp := export.NewHandler(export.Options{
+		Store:      n.store,
+		Self:       n.cfg.Name,
+		Peers:      n.peers,
+		PeerHeader: n.peerHeader,
+		Logger:     n.log.With("part", "export"),
+	})
+	mux.Handle(export.RouteExport, exp)
+	mux.Handle(export.RoutePlan, exp)
+	mux.Handle(export.RouteSegments, exp)
+	mux.Handle(export.RouteFile, exp)
 	ev := n.events.Handler()
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
@@ -24,23 +36,40 @@ func (n *Node) Handler() http.Handler {
 }
 
 func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.Cameras())
+}
+
+// Cameras is what this server records now, own and adopted, and the
+// aspects it holds.
+func (n *Node) Cameras() api.Cameras {
 	self := n.cfg.Name
+	n.mu.Lock()
+	records := n.state.records
+	n.mu.Unlock()
+	critical := map[string]bool{}
+	for home, r := range records {
+		for _, c := range r.Cameras {
+			critical[home+"/"+c.Name] = c.Critical
+		}
+	}
 	cams := []api.CameraInfo{}
 	for _, s := range n.rec.Status() {
-		cams = append(cams, api.CameraInfo{
+		ci := api.CameraInfo{
 			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Error: s.Error,
-			Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe, FramesReceived: s.FramesReceived,
-			FramesDropped: s.FramesDropped, Reconnects: s.Reconnects,
-		})
+			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
+			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
+			Reconnects: s.Reconnects,
+		}
+		if n.cfg.Listen.RTSP != "" {
+			ci.LiveURL = "rtsp://" + n.cfg.Listen.RTSP + "/" + s.ID
+		}
+		cams = append(cams, ci)
 	}
 	aspects := []api.AspectInfo{}
 	for _, a := range n.cfg.Aspects {
 		aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
 	}
-	n.mu.Lock()
-	homes := sortedKeys(n.state.records)
-	n.mu.Unlock()
-	for _, home := range homes {
+	for _, home := range sortedKeys(records) {
 		if home == self {
 			continue
 		}
@@ -48,7 +77,7 @@ func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
 			aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
 		}
 	}
-	writeJSON(w, http.StatusOK, api.Cameras{Server: self, Cameras: cams, Aspects: aspects})
+	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects}
 }
 
 func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
@@ -144,4 +173,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// peers lists the other alive servers' HTTP addresses, for requests that
+// gather site-wide data (exports spanning a failover, the status page).
+func (n *Node) peers() []export.Peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []export.Peer
+	for _, name := range sortedKeys(n.state.records) {
+		if name != n.cfg.Name && n.state.alive[name] && n.state.records[name].HTTP != "" {
+			out = append(out, export.Peer{Name: name, HTTP: n.state.records[name].HTTP})
+		}
+	}
+	return out
 }

@@ -103,6 +103,7 @@ func (n *Node) load(now time.Time) api.Load {
 		MemoryBytes: residentBytes() / (16 * mib) * (16 * mib),
 		DiskUsed:    used / gib * gib,
 		DiskTotal:   total / gib * gib,
+		Viewers:     n.viewers(),
 	}
 }
 

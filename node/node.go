@@ -23,6 +23,7 @@ import (
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/live"
 	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/storage"
 	"github.com/buddyrec/buddyrec/webhook"
@@ -48,6 +49,10 @@ type Node struct {
 	events  *events.Log
 	outbox  *webhook.Outbox
 	cluster *buddy.Cluster // nil when standalone
+	live    *live.Server   // nil without [listen] rtsp
+
+	// peerHeader authenticates this server's requests to its peers.
+	peerHeader http.Header
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -168,6 +173,24 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
+	if c.Listen.RTSP != "" {
+		n.live, err = live.Start(ctx, live.Options{
+			Listen:     c.Listen.RTSP,
+			Source:     n.rec,
+			Cameras:    n.recordingIDs,
+			MaxViewers: c.Capacity.Viewers,
+			Logger:     n.log.With("part", "live"),
+		})
+		if err != nil {
+			if n.cluster != nil {
+				n.cluster.Close()
+			}
+			n.httpLn.Close()
+			n.closeStores()
+			return fmt.Errorf("start live re-stream on %s: %w", c.Listen.RTSP, err)
+		}
+	}
+
 	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -190,6 +213,9 @@ func (n *Node) Run(ctx context.Context) error {
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 5*time.Second)
 	n.httpSrv.Shutdown(shutCtx)
 	shutCancel()
+	if n.live != nil {
+		n.live.Close()
+	}
 	n.rec.Close()
 	if n.cluster != nil {
 		n.cluster.Close()
@@ -212,4 +238,19 @@ func (n *Node) HTTPAddr() string {
 		return ""
 	}
 	return n.httpLn.Addr().String()
+}
+
+// recordingIDs lists the cameras with a pipeline here: what the live
+// re-stream may serve.
+func (n *Node) recordingIDs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return sortedKeys(n.state.recording)
+}
+
+func (n *Node) viewers() int {
+	if n.live == nil {
+		return 0
+	}
+	return n.live.Viewers()
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,13 +202,53 @@ func TestMirroredFailoverAndFailback(t *testing.T) {
 		}
 	}
 
+	// The adopter re-streams the adopted camera live.
+	ffprobe := testutil.NeedTool(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-rw_timeout", "10000000", "-rtsp_transport", "tcp", "-show_entries", "stream=codec_name,width", "-of", "csv=p=0", "rtsp://"+b.RTSP+"/rec-a/cam1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "h264,1280") {
+		t.Errorf("live re-stream of the adopted camera on rec-b: %v\n%s", err, out)
+	}
+
 	// The killed server's disk: every segment indexed and playable.
 	checkDisk(t, a.DataDir, "rec-a")
+	outageStart := time.Now().Add(-5 * time.Second)
+	time.Sleep(2 * time.Second)
 
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), recordsExactly(b, "rec-b/cam3")))
+
+	// One export request to the home returns the whole range, including
+	// what the buddy recorded during the outage.
+	time.Sleep(2 * time.Second)
+	var plan struct {
+		Pieces []struct {
+			Server     string `json:"server"`
+			RecordedBy string `json:"recorded_by"`
+		} `json:"pieces"`
+	}
+	q := fmt.Sprintf("/api/v1/export/plan?camera=rec-a/cam1&from=%s&to=%s", outageStart.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))
+	if err := a.GetJSON(context.Background(), q, &plan); err != nil {
+		t.Fatal(err)
+	}
+	byBuddy := false
+	for _, p := range plan.Pieces {
+		byBuddy = byBuddy || p.RecordedBy == "rec-b"
+	}
+	if !byBuddy {
+		t.Errorf("export plan from rec-a lacks rec-b's footage of the outage: %+v", plan.Pieces)
+	}
+	exp := filepath.Join(t.TempDir(), "export.mp4")
+	if err := download("http://"+a.HTTP+strings.Replace(q, "/export/plan?", "/export?", 1), exp); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(ffprobe, "-v", "error", "-select_streams", "v", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", exp).CombinedOutput()
+	if err != nil {
+		t.Errorf("ffprobe the export across the failover: %v\n%s", err, out)
+	} else if frames, _ := strconv.Atoi(strings.TrimSpace(string(out))); frames < 5*25 {
+		t.Errorf("export across the failover holds %d frames, want several seconds' worth (≥125)", frames)
+	}
 
 	// Footage recorded by rec-b while rec-a was down is in rec-b's index
 	// under rec-a's camera, recorded_by rec-b.
@@ -393,4 +436,24 @@ func TestWrongGossipKeyRefused(t *testing.T) {
 		t.Errorf("the refusal prints the key")
 	}
 	_ = a
+}
+
+func download(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

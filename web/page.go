@@ -1,0 +1,434 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/events"
+)
+
+var pageTmpl = template.Must(template.ParseFS(assets, "templates/page.html"))
+
+// palette colours the servers on timelines; red is left out because it
+// means "dead" and "alarm" on this page.
+var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f"}
+
+// timeline geometry in SVG user units; the SVG stretches to its cell.
+const (
+	tlWidth  = 1000.0
+	tlHeight = 14.0
+)
+
+type pageData struct {
+	Self     string
+	Now      string
+	Alive    int
+	Total    int
+	Servers  []serverRow
+	Events   []eventRow
+	Unacked  int
+	EventErr string
+	Cameras  []cameraRow
+	Unknown  []unknownPeer
+	Legend   []legendItem
+	Ticks    []tick
+	Window   string
+	Problems []string
+}
+
+type serverRow struct {
+	Name, Address, HTTP           string
+	Self                          bool
+	State, Class                  string
+	Records                       string
+	CamsText, ViewersText         string
+	CPU, Memory, Storage, StorPct string
+	Color                         string
+}
+
+type eventRow struct {
+	ID, Time, Severity, Type, Server, Cameras, Text string
+	Class                                           string
+	NeedsAck                                        bool
+	AckedBy, AckedAt                                string
+}
+
+type recorderRef struct {
+	Name, Color string
+	Adopted     bool
+}
+
+type cameraRow struct {
+	ID, Home, State, Class, Since, Error string
+	Critical                             bool
+	RecordedBy                           []recorderRef
+	Bitrate, LastKeyframe                string
+	Spans                                []spanRect
+	Covered                              string
+}
+
+type spanRect struct {
+	X, W, Color, By, Title string
+}
+
+type legendItem struct{ Name, Color string }
+
+type tick struct{ X, Label string }
+
+type unknownPeer struct{ Name, Reason string }
+
+func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
+	now := h.now()
+	from := now.Add(-h.o.Window)
+	src := h.o.Source
+	self := src.Self()
+	servers := src.Cluster()
+	peers := h.fetchPeers(r.Context(), servers, self, from, now)
+
+	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(h.o.Window)}
+	colors := assignColors(servers, self)
+
+	// Servers.
+	d.Total = len(servers)
+	for _, s := range servers {
+		if s.State == "alive" {
+			d.Alive++
+		}
+		d.Servers = append(d.Servers, serverRowOf(s, self, colors))
+	}
+
+	// Cameras and spans from ourselves and every peer that answered.
+	rows := map[string]*cameraRow{}
+	spans := map[string][]api.Span{}
+	addCams := func(c api.Cameras) {
+		for _, ci := range c.Cameras {
+			addCamera(rows, ci, colors)
+		}
+	}
+	addSpans := func(m map[string][]api.Span) {
+		for id, ss := range m {
+			spans[id] = append(spans[id], ss...)
+		}
+	}
+	addCams(src.Cameras())
+	if tl, err := src.Timeline(from, now); err != nil {
+		h.log.Error("status page: local timeline", "err", err)
+		d.Problems = append(d.Problems, "local recording index unreadable; timelines incomplete")
+	} else {
+		addSpans(tl)
+	}
+	for _, pv := range peers {
+		if pv.cameras != nil {
+			addCams(*pv.cameras)
+		} else {
+			d.Unknown = append(d.Unknown, unknownPeer{pv.name, "cameras unknown: " + pv.camErr.Error()})
+		}
+		if pv.timeline != nil {
+			addSpans(pv.timeline.Cameras)
+		} else if pv.cameras != nil {
+			d.Unknown = append(d.Unknown, unknownPeer{pv.name, "footage unknown: " + pv.tlErr.Error()})
+		}
+	}
+	for id := range spans {
+		if rows[id] == nil {
+			rows[id] = &cameraRow{ID: id, Home: homeOf(id), State: "not recorded", Class: "st-none"}
+		}
+	}
+	ids := make([]string, 0, len(rows))
+	for id := range rows {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		row := rows[id]
+		row.Spans, row.Covered = layoutSpans(spans[id], from, now, colors)
+		d.Cameras = append(d.Cameras, *row)
+	}
+
+	// Legend: every server that appears on a timeline or in the site.
+	seen := map[string]bool{}
+	for _, s := range servers {
+		seen[s.Name] = true
+	}
+	for _, ss := range spans {
+		for _, s := range ss {
+			seen[s.RecordedBy] = true
+		}
+	}
+	for _, name := range sortedKeys(seen) {
+		d.Legend = append(d.Legend, legendItem{name, colors.of(name)})
+	}
+	d.Ticks = ticks(from, now)
+
+	// Events, newest first.
+	evs, err := src.Events(h.o.EventLimit)
+	if err != nil {
+		h.log.Error("status page: events", "err", err)
+		d.EventErr = "event log unavailable"
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.After(evs[j].Time) })
+	for _, e := range evs {
+		row := eventRowOf(e)
+		if row.NeedsAck {
+			d.Unacked++
+		}
+		d.Events = append(d.Events, row)
+	}
+
+	var buf bytes.Buffer
+	if err := pageTmpl.Execute(&buf, d); err != nil {
+		h.log.Error("status page: render", "err", err)
+		http.Error(w, "render failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	w.Write(buf.Bytes())
+}
+
+// colorMap gives each server its timeline colour, stable for a given site.
+type colorMap map[string]string
+
+func assignColors(servers []api.ServerInfo, self string) colorMap {
+	names := map[string]bool{self: true}
+	for _, s := range servers {
+		names[s.Name] = true
+	}
+	m := colorMap{}
+	for i, n := range sortedKeys(names) {
+		m[n] = palette[i%len(palette)]
+	}
+	return m
+}
+
+func (m colorMap) of(name string) string {
+	if c, ok := m[name]; ok {
+		return c
+	}
+	// A recorder the site no longer lists: still a stable colour.
+	var h uint32 = 2166136261
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	c := palette[h%uint32(len(palette))]
+	m[name] = c
+	return c
+}
+
+func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
+	row := serverRow{Name: s.Name, Address: s.Address, HTTP: s.HTTP, Self: s.Name == self, Color: colors.of(s.Name)}
+	up := s.State == "alive" || s.State == "suspect"
+	switch s.State {
+	case "alive":
+		row.State, row.Class = "alive", "alive"
+	case "suspect":
+		row.State, row.Class = "SUSPECT", "suspect"
+	case "left":
+		row.State, row.Class = "left", "left"
+	case "dead":
+		row.State, row.Class = "DEAD", "dead"
+	default:
+		row.State, row.Class = strings.ToUpper(s.State), "dead"
+		if s.State == "" {
+			row.State = "UNKNOWN"
+		}
+	}
+	switch {
+	case !up:
+		row.Records = "nothing"
+	case len(s.AdoptedFrom) > 0:
+		row.Records = "own + adopted from " + strings.Join(s.AdoptedFrom, ", ")
+	default:
+		row.Records = "own"
+	}
+	dash := "—"
+	if !up {
+		row.CamsText, row.ViewersText, row.CPU, row.Memory, row.Storage = dash, dash, dash, dash, dash
+		return row
+	}
+	row.CamsText = fmt.Sprintf("%d / %s", s.Cameras, limit(s.Capacity.Cameras))
+	row.ViewersText = fmt.Sprintf("%d / %s", s.Load.Viewers, limit(s.Capacity.Viewers))
+	row.CPU = fmt.Sprintf("%.0f %%", s.Load.CPU*100)
+	row.Memory = humanBytes(s.Load.MemoryBytes)
+	if s.Load.DiskTotal > 0 {
+		pct := float64(s.Load.DiskUsed) / float64(s.Load.DiskTotal) * 100
+		row.Storage = fmt.Sprintf("%s / %s", humanBytes(s.Load.DiskUsed), humanBytes(s.Load.DiskTotal))
+		row.StorPct = fmt.Sprintf("%.0f", min(pct, 100))
+	} else {
+		row.Storage = dash
+	}
+	return row
+}
+
+func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
+	row := rows[ci.ID]
+	ref := recorderRef{Name: ci.RecordedBy, Color: colors.of(ci.RecordedBy), Adopted: ci.RecordedBy != ci.Home}
+	if row != nil && row.State != "not recorded" {
+		// Recorded twice (views disagree during a partition): list both,
+		// keep the state of the one that is recording.
+		row.RecordedBy = append(row.RecordedBy, ref)
+		if row.State == "recording" || ci.State != "recording" {
+			return
+		}
+	} else {
+		row = &cameraRow{ID: ci.ID, RecordedBy: []recorderRef{ref}}
+		rows[ci.ID] = row
+	}
+	row.Home = ci.Home
+	if row.Home == "" {
+		row.Home = homeOf(ci.ID)
+	}
+	row.State = ci.State
+	row.Class = "st-" + ci.State
+	if !ci.Since.IsZero() {
+		row.Since = ci.Since.Local().Format("15:04:05")
+	}
+	row.Error = events.Scrub(ci.Error)
+	row.Critical = ci.Critical
+	row.Bitrate = fmt.Sprintf("%.2f Mb/s", ci.BitrateBps/1e6)
+	if ci.LastKeyframe.IsZero() {
+		row.LastKeyframe = "never"
+	} else {
+		row.LastKeyframe = ci.LastKeyframe.Local().Format("15:04:05")
+	}
+}
+
+// layoutSpans turns spans into SVG rectangles over [from, to). Spans of the
+// same recorder closer than half a unit are merged: the gap would not be
+// visible and the page stays small with thousands of segments.
+func layoutSpans(spans []api.Span, from, to time.Time, colors colorMap) ([]spanRect, string) {
+	total := to.Sub(from)
+	if total <= 0 || len(spans) == 0 {
+		return nil, "0 %"
+	}
+	ss := make([]api.Span, 0, len(spans))
+	for _, s := range spans {
+		if s.End.After(from) && s.Start.Before(to) && s.End.After(s.Start) {
+			if s.Start.Before(from) {
+				s.Start = from
+			}
+			if s.End.After(to) {
+				s.End = to
+			}
+			ss = append(ss, s)
+		}
+	}
+	sort.Slice(ss, func(i, j int) bool { return ss[i].Start.Before(ss[j].Start) })
+	unit := total / time.Duration(tlWidth)
+	var merged []api.Span
+	for _, s := range ss {
+		if n := len(merged); n > 0 && merged[n-1].RecordedBy == s.RecordedBy && s.Start.Sub(merged[n-1].End) < unit/2 {
+			if s.End.After(merged[n-1].End) {
+				merged[n-1].End = s.End
+			}
+			continue
+		}
+		merged = append(merged, s)
+	}
+	var covered time.Duration
+	var end time.Time
+	var out []spanRect
+	for _, s := range merged {
+		// Coverage counts overlapping spans (two recorders) once.
+		st := s.Start
+		if st.Before(end) {
+			st = end
+		}
+		if s.End.After(st) {
+			covered += s.End.Sub(st)
+			end = s.End
+		}
+		x := float64(s.Start.Sub(from)) / float64(total) * tlWidth
+		w := max(float64(s.End.Sub(s.Start))/float64(total)*tlWidth, 0.5)
+		out = append(out, spanRect{
+			X: fmt.Sprintf("%.2f", x), W: fmt.Sprintf("%.2f", w),
+			Color: colors.of(s.RecordedBy), By: s.RecordedBy,
+			Title: fmt.Sprintf("%s recorded %s – %s", s.RecordedBy, s.Start.Local().Format("Jan 2 15:04:05"), s.End.Local().Format("15:04:05")),
+		})
+	}
+	return out, fmt.Sprintf("%.0f %%", float64(covered)/float64(total)*100)
+}
+
+// ticks marks the hours on the timeline axis (x in percent of the width,
+// so labels are not stretched), every 4 h for a day.
+func ticks(from, to time.Time) []tick {
+	total := to.Sub(from)
+	step := time.Hour
+	for total/step > 8 {
+		step *= 2
+	}
+	var out []tick
+	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
+		x := float64(t.Sub(from)) / float64(total) * 100
+		out = append(out, tick{X: fmt.Sprintf("%.2f", x), Label: t.Local().Format("15:04")})
+	}
+	return out
+}
+
+func eventRowOf(e events.Event) eventRow {
+	row := eventRow{
+		ID: e.ID, Time: e.Time.Local().Format("Jan 2 15:04:05"), Severity: e.Severity, Type: e.Type,
+		Server: e.Server, Cameras: strings.Join(e.Cameras, ", "), Text: events.Scrub(e.Text),
+		Class: "sev-" + e.Severity,
+	}
+	if e.Acked {
+		row.AckedBy = e.AckedBy
+		row.AckedAt = e.AckedAt.Local().Format("Jan 2 15:04:05")
+	} else if e.Severity == events.SeverityAlarm {
+		row.NeedsAck = true
+		row.Class += " unacked"
+	}
+	return row
+}
+
+func homeOf(id string) string {
+	home, _, ok := strings.Cut(id, "/")
+	if !ok {
+		return ""
+	}
+	return home
+}
+
+func limit(n int) string {
+	if n <= 0 {
+		return "∞"
+	}
+	return fmt.Sprint(n)
+}
+
+func humanBytes(b uint64) string {
+	const unit = 1000
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(b)/float64(div), "kMGTPE"[exp])
+}
+
+func fmtDur(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%d h", d/time.Hour)
+	}
+	return d.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

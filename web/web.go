@@ -1,0 +1,201 @@
+// Package web serves buddyrec's status page, the bulk timeline endpoint the
+// page uses to see the whole site, and the access control that guards the
+// page, the JSON API and /metrics.
+//
+// Any server shows the whole site: what it does not record itself it asks
+// its alive peers for (their /api/v1/cameras and /api/v1/timeline), in
+// parallel and with a short timeout, so one unreachable peer shows as
+// "unknown" instead of stalling the page.
+package web
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/events"
+)
+
+// Source is what the page needs from the running server. The node
+// implements it; every method must be safe for concurrent use and quick
+// (the page calls them on each refresh).
+type Source interface {
+	// Self is this server's name.
+	Self() string
+	// Cluster is the whole site as this server sees it.
+	Cluster() []api.ServerInfo
+	// Cameras is what this server records now, with the aspects it holds.
+	Cameras() api.Cameras
+	// Timeline returns the recorded spans of every camera in the local
+	// index overlapping [from, to), keyed by camera id ("home/name").
+	Timeline(from, to time.Time) (map[string][]api.Span, error)
+	// Events returns up to limit events, newest first.
+	Events(limit int) ([]events.Event, error)
+	// Ack acknowledges event id on behalf of by; events.ErrNotFound for an
+	// unknown id.
+	Ack(id, by string) error
+}
+
+// Timeline is the body of GET /api/v1/timeline: spans of every camera this
+// server holds footage of, so that a peer's page needs one call per server
+// instead of one per camera.
+type Timeline struct {
+	Server  string                `json:"server"`
+	From    time.Time             `json:"from"`
+	To      time.Time             `json:"to"`
+	Cameras map[string][]api.Span `json:"cameras"`
+}
+
+// MaxTimelineRange bounds one /api/v1/timeline request so a careless query
+// cannot make a server walk its whole index.
+const MaxTimelineRange = 31 * 24 * time.Hour
+
+// Options configure the handler.
+type Options struct {
+	Source Source
+	// Auth supplies the header for calls to peers; nil means peers are
+	// called without credentials.
+	Auth *Auth
+	// Client calls peers; nil means a plain client. Its own timeout, if
+	// any, applies on top of PeerTimeout.
+	Client *http.Client
+	// PeerScheme is "http" (default) or "https" when the site serves TLS.
+	PeerScheme string
+	// PeerTimeout bounds each peer call; 0 means 1 s.
+	PeerTimeout time.Duration
+	// Window is how much history the page's timelines show; 0 means 24 h.
+	Window time.Duration
+	// EventLimit is how many events the page lists; 0 means 50.
+	EventLimit int
+	// Logger receives peer and source failures; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+//go:embed static templates
+var assets embed.FS
+
+type handler struct {
+	o   Options
+	log *slog.Logger
+	now func() time.Time
+}
+
+// NewHandler serves:
+//
+//	GET  /                  the status page
+//	POST /ack               acknowledge an event (form field id), then back to /
+//	GET  /api/v1/timeline   ?from=RFC3339&to=RFC3339 (default: last 24 h) → Timeline
+//	GET  /static/...        embedded stylesheet
+//
+// Mount it at "/" on the server's mux, inside Auth.Wrap.
+func NewHandler(o Options) http.Handler {
+	if o.Client == nil {
+		o.Client = &http.Client{}
+	}
+	if o.PeerScheme == "" {
+		o.PeerScheme = "http"
+	}
+	if o.PeerTimeout <= 0 {
+		o.PeerTimeout = time.Second
+	}
+	if o.Window <= 0 {
+		o.Window = 24 * time.Hour
+	}
+	if o.EventLimit <= 0 {
+		o.EventLimit = 50
+	}
+	h := &handler{o: o, log: o.Logger, now: o.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	static, err := fs.Sub(assets, "static")
+	if err != nil {
+		panic(err) // embedded at build time; cannot happen
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", h.servePage)
+	mux.Handle("POST /ack", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.serveAck)))
+	mux.HandleFunc("GET /api/v1/timeline", h.serveTimeline)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	return mux
+}
+
+func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	to := h.now()
+	from := to.Add(-24 * time.Hour)
+	var err error
+	if s := q.Get("from"); s != "" {
+		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, "from: not an RFC3339 time")
+			return
+		}
+	}
+	if s := q.Get("to"); s != "" {
+		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, "to: not an RFC3339 time")
+			return
+		}
+	}
+	if !to.After(from) {
+		writeError(w, http.StatusBadRequest, "to: must be after from")
+		return
+	}
+	if to.Sub(from) > MaxTimelineRange {
+		writeError(w, http.StatusBadRequest, "from: range longer than 31 days; ask /api/v1/recordings per camera")
+		return
+	}
+	spans, err := h.o.Source.Timeline(from, to)
+	if err != nil {
+		h.log.Error("timeline", "err", err)
+		writeError(w, http.StatusInternalServerError, "read index failed")
+		return
+	}
+	if spans == nil {
+		spans = map[string][]api.Span{}
+	}
+	writeJSON(w, http.StatusOK, Timeline{Server: h.o.Source.Self(), From: from.UTC(), To: to.UTC(), Cameras: spans})
+}
+
+func (h *handler) serveAck(w http.ResponseWriter, r *http.Request) {
+	id := r.PostFormValue("id")
+	if id == "" {
+		http.Error(w, "id: required", http.StatusBadRequest)
+		return
+	}
+	by := Identity(r.Context())
+	if by == "" {
+		by = IdentityOpen
+	}
+	if err := h.o.Source.Ack(id, by); err != nil {
+		if errors.Is(err, events.ErrNotFound) {
+			http.Error(w, "event not found (pruned or never existed)", http.StatusNotFound)
+			return
+		}
+		h.log.Error("ack event", "id", id, "err", err)
+		http.Error(w, "acknowledge failed", http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/#events", http.StatusSeeOther)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
