@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/web"
 	"net/http"
 	"sort"
 	"time"
@@ -29,10 +30,19 @@ func (n *Node) Handler() http.Handler {
 	ev := n.events.Handler()
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
+	mux.Handle("GET /metrics", n.metrics.Handler())
+	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	return mux
+	return n.auth.Wrap(mux)
+}
+
+func (n *Node) peerScheme() string {
+	if n.cfg.HTTP.CertFile != "" {
+		return "https"
+	}
+	return "http"
 }
 
 func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {

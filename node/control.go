@@ -332,6 +332,7 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 		ids := newly[home]
 		sort.Strings(ids)
 		n.event("failover.started", "warning", ids, fmt.Sprintf("adopting %d camera(s) of %s", len(ids), home))
+		n.metrics.Failover(home)
 		if t, ok := st.pending[home]; ok {
 			t.cameras = append(t.cameras, ids...)
 		} else {
@@ -352,6 +353,7 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 	if len(back) > 0 {
 		sort.Strings(back)
 		n.event("failback.completed", "info", back, fmt.Sprintf("%d camera(s) returned to %s", len(back), self))
+		n.metrics.Failback(self)
 		n.notify(n.takeoverNotice("failback.completed", "", back))
 	}
 

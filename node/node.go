@@ -24,8 +24,10 @@ import (
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/live"
+	"github.com/buddyrec/buddyrec/metrics"
 	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/storage"
+	"github.com/buddyrec/buddyrec/web"
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
@@ -50,6 +52,9 @@ type Node struct {
 	outbox  *webhook.Outbox
 	cluster *buddy.Cluster // nil when standalone
 	live    *live.Server   // nil without [listen] rtsp
+
+	auth    *web.Auth
+	metrics *metrics.Metrics
 
 	// peerHeader authenticates this server's requests to its peers.
 	peerHeader http.Header
@@ -98,6 +103,11 @@ func New(o Options) (*Node, error) {
 		MinFreeBytes:    c.Storage.MinFreeBytes,
 		Logger:          log.With("part", "storage"),
 		OnAlarm:         n.storageAlarm,
+		ObservePartWrite: func(d time.Duration) {
+			if m := n.metrics; m != nil {
+				m.ObserveSegmentWrite(d)
+			}
+		},
 	})
 	if err != nil {
 		n.events.Close()
@@ -119,6 +129,21 @@ func New(o Options) (*Node, error) {
 		n.events.Close()
 		return nil, fmt.Errorf("open webhook outbox: %w", err)
 	}
+	n.auth, err = web.NewAuth(web.AuthOptions{UsersFile: c.HTTP.UsersFile, TokenFile: c.HTTP.TokenFile, GossipKey: c.GossipKey, Logger: log.With("part", "auth")})
+	if err == nil {
+		err = web.CheckBind(c.Listen.HTTP, n.auth.Configured())
+	}
+	if err != nil {
+		n.closeStores()
+		return nil, fmt.Errorf("http access control: %w", err)
+	}
+	if name, value := n.auth.PeerHeader(); name != "" {
+		n.peerHeader = http.Header{name: {value}}
+	}
+	if !n.auth.Configured() {
+		log.Warn("no [http] users_file or token_file: the page and API are open to anyone who can reach " + c.Listen.HTTP + " (allowed on loopback only)")
+	}
+	n.metrics = metrics.New(metrics.Options{Source: n, Server: c.Name, Logger: log.With("part", "metrics")})
 	n.httpLn, err = net.Listen("tcp", c.Listen.HTTP)
 	if err != nil {
 		n.closeStores()
@@ -179,6 +204,7 @@ func (n *Node) Run(ctx context.Context) error {
 			Source:     n.rec,
 			Cameras:    n.recordingIDs,
 			MaxViewers: c.Capacity.Viewers,
+			Authorize:  n.liveAuthorize(),
 			Logger:     n.log.With("part", "live"),
 		})
 		if err != nil {
@@ -196,7 +222,13 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if c.HTTP.CertFile != "" {
+			err = n.httpSrv.ServeTLS(n.httpLn, c.HTTP.CertFile, c.HTTP.KeyFile)
+		} else {
+			err = n.httpSrv.Serve(n.httpLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -253,4 +285,13 @@ func (n *Node) viewers() int {
 		return 0
 	}
 	return n.live.Viewers()
+}
+
+// liveAuthorize checks RTSP viewers against users_file; without users the
+// re-stream is open, like the loopback-only API.
+func (n *Node) liveAuthorize() func(user, pass string) bool {
+	if n.cfg.HTTP.UsersFile == "" {
+		return nil
+	}
+	return n.auth.CheckUser
 }

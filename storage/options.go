@@ -58,6 +58,10 @@ type Options struct {
 	// OnAlarm is called synchronously (keep it fast) whenever an alarm is
 	// raised; nil ignores alarms, Health still reports them.
 	OnAlarm func(Alarm)
+	// ObservePartWrite, when set, receives how long each fragment write to
+	// the segment file took (for the segment write latency metric). It is
+	// called on the camera's writer goroutine and must not block.
+	ObservePartWrite func(time.Duration)
 }
 
 // Alarm is a storage condition an operator should see.

@@ -399,8 +399,12 @@ func (w *Writer) flushPart() error {
 	}
 	clear(w.parts)
 	seg.partDrive = 0
+	writeStart := time.Now()
 	if _, err := seg.f.Write(w.buf); err != nil {
 		return w.abortSegment(fmt.Errorf("write segment %s: %w", seg.e.File, err))
+	}
+	if w.st.opts.ObservePartWrite != nil {
+		w.st.opts.ObservePartWrite(time.Since(writeStart))
 	}
 	seg.size += int64(len(w.buf))
 	d := &w.tracks[w.drive]

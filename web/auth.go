@@ -344,3 +344,9 @@ func (a *Auth) checkUser(user, pass string) bool {
 	a.mu.Unlock()
 	return true
 }
+
+// CheckUser tells whether user and password match users_file; the live
+// re-stream uses it for RTSP Basic auth.
+func (a *Auth) CheckUser(user, pass string) bool {
+	return a != nil && a.checkUser(user, pass)
+}
