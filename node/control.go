@@ -428,7 +428,7 @@ func (n *Node) reportTakeovers(st controlState, now time.Time) {
 		}
 		delete(st.pending, home)
 		sort.Strings(recording)
-		n.event("failover.completed", "warning", t.cameras, fmt.Sprintf("%s now records %d of %d adopted camera(s) of %s in %.1fs",
+		n.event("failover.completed", "warning", t.cameras, fmt.Sprintf("%s now records %d of %d adopted camera(s) of %s %.2fs after planning the takeover",
 			n.cfg.Name, len(recording), len(t.cameras), home, now.Sub(t.started).Seconds()))
 		n.notify(n.takeoverNotice("failover.completed", home, t.cameras))
 	}

@@ -1,14 +1,8 @@
 package web
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/buddyrec/buddyrec/internal/testutil"
 )
@@ -24,23 +18,7 @@ func TestChromiumRendersPage(t *testing.T) {
 	src := siteA(strings.TrimPrefix(peer.URL, "http://"))
 	srv := serveNode(t, src, newTestAuth(t, AuthOptions{}), Options{})
 
-	run := func(args ...string) []byte {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir=" + t.TempDir()}
-		cmd := exec.CommandContext(ctx, chromium, append(base, args...)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		cmd.WaitDelay = 5 * time.Second
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
-		}
-		return stdout.Bytes()
-	}
-
-	dom := string(run("--dump-dom", srv.URL+"/"))
+	dom := string(testutil.Chromium(t, chromium, "--dump-dom", srv.URL+"/"))
 	for _, want := range []string{
 		`data-server="rec-c" data-state="DEAD"`,
 		`<span class="state dead">DEAD</span>`,
@@ -58,22 +36,5 @@ func TestChromiumRendersPage(t *testing.T) {
 		t.Error("rendered DOM contains the camera password")
 	}
 
-	dir := os.Getenv("BUDDYREC_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "buddyrec-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(dir, "status-page.png")
-	os.Remove(shot)
-	run("--screenshot="+shot, "--window-size=1400,1000", "--hide-scrollbars", srv.URL+"/")
-	b, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v", err)
-	}
-	if len(b) < 10_000 || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
-		t.Fatalf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(b))
-	}
-	t.Logf("status page screenshot: %s", shot)
+	testutil.Screenshot(t, chromium, srv.URL+"/", "status-page.png")
 }

@@ -457,3 +457,37 @@ func download(url, path string) error {
 	}
 	return f.Close()
 }
+
+// TestStatusPageShowsFailover: two real servers; kill one; the survivor's
+// page, rendered by a real headless Chromium, shows the dead server, the
+// alarm and the adopted cameras. The screenshot is kept as an artefact.
+func TestStatusPageShowsFailover(t *testing.T) {
+	chromium := testutil.NeedTool(t, "chromium")
+	c := startCameras(t, 3, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2, 1), Buddies: []string{"rec-b"}},
+		{Name: "rec-b", Cameras: cams(c, 3, 3), Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), sees(b, "rec-a", "alive")))
+	time.Sleep(2 * time.Second) // some footage on the timeline
+	a.Kill()
+	eventually(t, 10*time.Second, recordsExactly(b, "rec-a/cam1", "rec-a/cam2", "rec-b/cam3"))
+
+	dom := string(testutil.Chromium(t, chromium, "--dump-dom", "http://"+b.HTTP+"/"))
+	for _, want := range []string{
+		`data-server="rec-a" data-state="DEAD"`, // the dead server, visibly dead
+		"adopted from rec-a",                    // what the survivor records now
+		`data-camera="rec-a/cam1"`, `data-camera="rec-a/cam2"`,
+		"server rec-a is down", // the alarm
+		`action="/ack"`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the survivor's page lacks %q", want)
+		}
+	}
+	if strings.Contains(dom, "cam1?") || strings.Contains(dom, s.Secret) {
+		t.Error("the page shows a secret")
+	}
+	testutil.Screenshot(t, chromium, "http://"+b.HTTP+"/", "status-page-failover.png")
+}

@@ -2,9 +2,13 @@
 package testutil
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 )
 
 // NeedTool returns the path of an external program a test needs (ffprobe,
@@ -22,4 +26,50 @@ func NeedTool(t testing.TB, name string) string {
 	}
 	t.Skipf("%s not installed; install it (see .ci/run) to run this test", name)
 	return ""
+}
+
+// Chromium runs headless Chromium (from NeedTool) with flags for a closed,
+// loopback-only machine, bounded to 60 s, and returns its standard output
+// (e.g. the DOM for --dump-dom).
+func Chromium(t testing.TB, chromium string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir()}
+	cmd := exec.CommandContext(ctx, chromium, append(base, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// Screenshot saves a PNG of url as a test artefact named name, in
+// $BUDDYREC_ARTIFACTS or else the temp dir's buddyrec-artifacts, checks it
+// is a plausible picture, and logs where it is.
+func Screenshot(t testing.TB, chromium, url, name string) string {
+	t.Helper()
+	dir := os.Getenv("BUDDYREC_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "buddyrec-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, name)
+	os.Remove(shot)
+	Chromium(t, chromium, "--screenshot="+shot, "--window-size=1400,1000", "--hide-scrollbars", url)
+	b, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	if len(b) < 10_000 || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Fatalf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(b))
+	}
+	t.Logf("screenshot: %s", shot)
+	return shot
 }
