@@ -309,7 +309,7 @@ func TestOutboxSurvivesCloseAndRetriesWithSameID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "3 failed attempts", func() bool { return len(r.Attempts()) >= 3 })
+	waitFor(t, "3 failed attempts", func() bool { return len(r.Attempts()) >= 3 && ob.Stats()[0].Failures >= 3 })
 	stop()
 	st := ob.Stats()[0]
 	if st.Pending != n || st.Failures < 3 || !strings.Contains(st.LastError, "503") {
