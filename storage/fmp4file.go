@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -308,10 +309,11 @@ type partTrack struct {
 	samples  []fmp4.Sample
 }
 
-// appendPart appends one fragment (moof+mdat) to buf. It produces the same
+// appendPartHeader appends the moof and the mdat header of one fragment to
+// buf. It produces the same
 // bytes as mediacommon's fmp4.Part.Marshal (a test checks this) without
 // go-mp4's reflection, which allocated about fifty objects per sample.
-func appendPart(buf []byte, seq uint32, tracks []partTrack) []byte {
+func appendPartHeader(buf []byte, seq uint32, tracks []partTrack) []byte {
 	be := binary.BigEndian
 	moofStart := len(buf)
 	buf = be.AppendUint32(buf, 0) // moof size, patched below
@@ -383,10 +385,29 @@ func appendPart(buf []byte, seq uint32, tracks []partTrack) []byte {
 	}
 	buf = be.AppendUint32(buf, uint32(8+dataSize))
 	buf = append(buf, "mdat"...)
+	return buf
+}
+
+// appendPart appends one whole fragment (moof+mdat with payloads) to buf.
+func appendPart(buf []byte, seq uint32, tracks []partTrack) []byte {
+	buf = appendPartHeader(buf, seq, tracks)
 	for _, t := range tracks {
 		for i := range t.samples {
 			buf = append(buf, t.samples[i].Payload...)
 		}
 	}
 	return buf
+}
+
+// partBuffers lists a fragment as the header followed by every payload in
+// mdat order, so the writer hands the payloads to the kernel as they are
+// instead of copying a second second of video per camera into one buffer.
+func partBuffers(bufs net.Buffers, header []byte, tracks []partTrack) net.Buffers {
+	bufs = append(bufs, header)
+	for _, t := range tracks {
+		for i := range t.samples {
+			bufs = append(bufs, t.samples[i].Payload)
+		}
+	}
+	return bufs
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +78,8 @@ type Writer struct {
 	failed bool // the last write failed; the next success raises "recovered"
 	closed bool
 
-	buf   []byte      // fragment bytes, reused
+	buf   []byte      // fragment header bytes, reused
+	iov   net.Buffers // header + payloads of the fragment being written, reused
 	parts []partTrack // reused
 }
 
@@ -391,7 +393,12 @@ func (w *Writer) flushPart() error {
 		return nil
 	}
 	seg.seq++
-	w.buf = appendPart(w.buf[:0], seg.seq, w.parts)
+	w.buf = appendPartHeader(w.buf[:0], seg.seq, w.parts)
+	w.iov = partBuffers(w.iov[:0], w.buf, w.parts)
+	writeStart := time.Now()
+	pending := w.iov // WriteTo consumes its receiver; w.iov keeps the array
+	n, err := pending.WriteTo(seg.f)
+	clear(w.iov) // drop payload references
 	for i := range w.tracks {
 		t := &w.tracks[i]
 		clear(t.samples) // drop payload references
@@ -399,14 +406,13 @@ func (w *Writer) flushPart() error {
 	}
 	clear(w.parts)
 	seg.partDrive = 0
-	writeStart := time.Now()
-	if _, err := seg.f.Write(w.buf); err != nil {
+	if err != nil {
 		return w.abortSegment(fmt.Errorf("write segment %s: %w", seg.e.File, err))
 	}
 	if w.st.opts.ObservePartWrite != nil {
 		w.st.opts.ObservePartWrite(time.Since(writeStart))
 	}
-	seg.size += int64(len(w.buf))
+	seg.size += n
 	d := &w.tracks[w.drive]
 	seg.e.End = seg.e.Start + int64(ticksToDuration(d.written, d.ts))
 	seg.e.Bytes = seg.size

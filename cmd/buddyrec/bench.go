@@ -98,6 +98,10 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := stripCluster(srv.Config); err != nil {
 		return err
 	}
+	idle, err := idleRSS(ctx, dir, bin)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "recording %d cameras for %s into %s ...\n", *n, *dur, dir)
 	if err := srv.Start(); err != nil {
 		return err
@@ -142,10 +146,33 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	camMin := float64(*n) * elapsed.Minutes()
 	fmt.Fprintf(stdout, "cameras            %d (%d recording at the end), %s measured\n", *n, recording, elapsed.Round(time.Second))
 	fmt.Fprintf(stdout, "CPU                %.3f CPU-s per camera-minute (%.1f CPU-s total, %.0f%% of one core)\n", cpu.Seconds()/camMin, cpu.Seconds(), 100*cpu.Seconds()/elapsed.Seconds())
-	fmt.Fprintf(stdout, "memory             %.2f MB resident per camera (%.1f MB total)\n", float64(rss)/1e6/float64(*n), float64(rss)/1e6)
+	fmt.Fprintf(stdout, "memory             %.2f MB resident per camera above the idle server (%.1f MB total, %.1f MB idle with no camera; %.2f MB per camera all in)\n",
+		(float64(rss)-float64(idle))/1e6/float64(*n), float64(rss)/1e6, float64(idle)/1e6, float64(rss)/1e6/float64(*n))
 	fmt.Fprintf(stdout, "written            %.1f MB per camera-minute (%.0f MB in all, index included)\n", float64(bytes)/1e6/camMin, float64(bytes)/1e6)
 	fmt.Fprintf(stdout, "video frames sent  %d during the measurement; frames received in all %d, dropped %d\n", sent, received, dropped)
 	return nil
+}
+
+// idleRSS measures the resident memory of a server with no cameras, so
+// that the per-camera figure is what each camera costs.
+func idleRSS(ctx context.Context, dir, bin string) (uint64, error) {
+	s, err := site.New(site.Spec{Dir: filepath.Join(dir, "idle"), Bin: bin, Servers: []site.ServerSpec{{Name: "idle"}}, Insecure: true})
+	if err != nil {
+		return 0, err
+	}
+	srv := s.Servers[0]
+	if err := stripCluster(srv.Config); err != nil {
+		return 0, err
+	}
+	if err := srv.Start(); err != nil {
+		return 0, err
+	}
+	defer srv.Stop(10 * time.Second)
+	if err := waitFor(ctx, 20*time.Second, func() bool { _, err := srv.Cameras(ctx); return err == nil }); err != nil {
+		return 0, err
+	}
+	time.Sleep(3 * time.Second)
+	return procRSS(srv.Pid()), nil
 }
 
 // stripCluster removes listen.gossip and the cluster table so the server

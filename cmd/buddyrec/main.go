@@ -17,9 +17,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/node"
@@ -103,6 +107,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this loopback address, for troubleshooting")
 	cfg, code := loadConfig(fs, args, stderr)
 	if cfg == nil {
 		return code
@@ -115,6 +120,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", cfg.Name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *pprofAddr != "" {
+		if err := servePprof(ctx, *pprofAddr); err != nil {
+			log.Error("cannot serve profiles", "err", err)
+			return 1
+		}
+	}
 	n, err := node.New(node.Options{Config: cfg, Logger: log})
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -145,4 +156,29 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(key))
 	}
 	return 0
+}
+
+// servePprof serves the Go profiler on a loopback address only: profiles
+// reveal memory contents, so they never go on the site network.
+func servePprof(ctx context.Context, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-pprof %s: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-pprof %s: only a loopback address is allowed", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	go func() { <-ctx.Done(); srv.Close() }()
+	return nil
 }
