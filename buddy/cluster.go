@@ -248,6 +248,13 @@ func (c *Cluster) loadState() error {
 }
 
 // abort undoes a failed Start.
+// Shutdown stops gossip at once without telling anyone, as a crash or a
+// power cut would: peers detect the silence and declare this server dead.
+// Close is the graceful way out. Use one or the other, once.
+func (c *Cluster) Shutdown() {
+	c.closeOnce.Do(func() { c.abort() })
+}
+
 func (c *Cluster) abort() {
 	c.mu.Lock()
 	c.closing = true

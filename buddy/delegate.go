@@ -249,6 +249,7 @@ func (c *Cluster) onKeyErr(line string) {
 func (c *Cluster) merge(entries []entry) {
 	var republish bool
 	var ownBody []byte
+	var forward []entry
 	changed := false
 	c.mu.Lock()
 	for _, e := range entries {
@@ -279,6 +280,7 @@ func (c *Cluster) merge(entries []entry) {
 		c.records[e.Server] = e
 		c.markRecord(e)
 		changed = true
+		forward = append(forward, e)
 		if m, ok := c.members[e.Server]; ok {
 			switch {
 			case e.Left && m.state == StateDead:
@@ -289,6 +291,16 @@ func (c *Cluster) merge(entries []entry) {
 		}
 	}
 	c.mu.Unlock()
+	// Epidemic forwarding: a record new to us is gossiped on, so it reaches
+	// every member in O(log n) gossip rounds instead of waiting for push/
+	// pull, which at 100 members visits each peer only every half minute.
+	// Each version is forwarded once per member (older versions are never
+	// new), and a newer queued version replaces an older one.
+	for _, e := range forward {
+		if msg := encodeEntry([]byte{msgRecord}, e); len(msg) <= maxBroadcast {
+			c.bq.QueueBroadcast(&broadcast{name: e.Server, msg: msg})
+		}
+	}
 	if republish {
 		c.publishOwn(ownBody, false)
 	}

@@ -93,17 +93,7 @@ func startNode(t testing.TB, o Options) *Cluster {
 
 // crash stops c the way kill -9 would look to its peers: no leave notice,
 // no memberlist Leave, unsaved state lost.
-func crash(c *Cluster) {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closing = true
-		c.mu.Unlock()
-		close(c.done)
-		_ = c.ml.Shutdown()
-		c.wg.Wait()
-		c.closeStore()
-	})
-}
+func crash(c *Cluster) { c.Shutdown() }
 
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {

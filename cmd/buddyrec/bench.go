@@ -21,7 +21,7 @@ import (
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: buddyrec bench record|failover [flags]")
+		fmt.Fprintln(stderr, "usage: buddyrec bench record|failover|planner [flags]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -32,8 +32,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		err = benchRecord(ctx, args[1:], stdout, stderr)
 	case "failover":
 		err = benchFailover(ctx, args[1:], stdout, stderr)
+	case "planner":
+		err = benchPlanner(ctx, args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "buddyrec bench: unknown benchmark %q (record, failover)\n", args[0])
+		fmt.Fprintf(stderr, "buddyrec bench: unknown benchmark %q (record, failover, planner)\n", args[0])
 		return 2
 	}
 	if err != nil {
@@ -278,6 +280,8 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	n := fs.Int("cameras", 50, "cameras on the server that is killed")
 	runs := fs.Int("runs", 5, "kill/restart cycles")
 	clips := fs.String("clips", "testdata", "folder with the camera clips")
+	keepalive := fs.String("keepalive", "", "[cluster] keepalive (default: the product default)")
+	failoverAfter := fs.String("failover-after", "", "[cluster] failover_after (default: the product default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -296,7 +300,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		a.Cameras = append(a.Cameras, site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: u})
 	}
 	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
-	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{a, b}})
+	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{a, b}, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
 	if err != nil {
 		return err
 	}

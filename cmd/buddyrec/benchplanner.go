@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/failover"
+)
+
+// simBody is what a simulated server gossips: its inventory (cameras named
+// c1..cN), buddies, capacity and its claims. It mirrors the real record's
+// planner inputs without media.
+type simBody struct {
+	Cameras  int      `json:"n"`
+	Critical int      `json:"crit"` // the first Critical cameras are critical
+	Buddies  []string `json:"b"`
+	Capacity int      `json:"cap"`
+	Claims   map[string][]int `json:"cl,omitempty"` // home -> camera numbers: compact, so records ride on UDP gossip
+}
+
+func encodeClaims(ids []string) map[string][]int {
+	out := map[string][]int{}
+	for _, id := range ids {
+		var home string
+		var n int
+		for i := len(id) - 1; i >= 0; i-- {
+			if id[i] == '/' {
+				home = id[:i]
+				fmt.Sscanf(id[i+1:], "c%d", &n)
+				break
+			}
+		}
+		out[home] = append(out[home], n)
+	}
+	return out
+}
+
+func decodeClaims(m map[string][]int) []string {
+	var out []string
+	for home, ns := range m {
+		for _, n := range ns {
+			out = append(out, fmt.Sprintf("%s/c%d", home, n))
+		}
+	}
+	return out
+}
+
+type cachedRecord struct {
+	version uint64
+	server  failover.Server
+}
+
+// simServer is one planning server: a real buddy.Cluster on loopback and
+// the real planner, re-planning whenever its view changes.
+type simServer struct {
+	name string
+	c    *buddy.Cluster
+	body simBody
+
+	cache map[string]cachedRecord // decoded records by server, reused while the version holds
+
+	mu       sync.Mutex
+	planHash uint64
+	plan     failover.Plan
+}
+
+func (s *simServer) replan() {
+	view := s.c.View()
+	alive := map[string]bool{}
+	for _, m := range view.Members {
+		if m.State == buddy.StateAlive || m.State == buddy.StateSuspect {
+			alive[m.Name] = true
+		}
+	}
+	names := make([]string, 0, len(view.Records))
+	for n := range view.Records {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var in failover.Input
+	if s.cache == nil {
+		s.cache = map[string]cachedRecord{}
+	}
+	for _, n := range names {
+		rec := view.Records[n]
+		cr, ok := s.cache[n]
+		if !ok || cr.version != rec.Version {
+			var b simBody
+			if err := json.Unmarshal(rec.Body, &b); err != nil {
+				continue
+			}
+			cr = cachedRecord{version: rec.Version, server: failover.Server{Name: n, Buddies: b.Buddies, Failback: true,
+				Capacity: failover.Capacity{Cameras: b.Capacity}, Recording: decodeClaims(b.Claims)}}
+			for i := 1; i <= b.Cameras; i++ {
+				cr.server.Cameras = append(cr.server.Cameras, failover.Camera{Name: fmt.Sprintf("c%d", i), Critical: i <= b.Critical, BitrateMbps: 4})
+			}
+			s.cache[n] = cr
+		}
+		srv := cr.server
+		srv.Alive, srv.Stable = alive[n], alive[n]
+		in.Servers = append(in.Servers, srv)
+	}
+	plan := failover.Compute(in)
+	h := fnv.New64a()
+	ids := make([]string, 0, len(plan.Owner))
+	for id := range plan.Owner {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		h.Write([]byte(id + "=" + plan.Owner[id] + ";"))
+	}
+	s.mu.Lock()
+	s.plan, s.planHash = plan, h.Sum64()
+	s.mu.Unlock()
+	body := s.body
+	body.Claims = encodeClaims(plan.For(s.name))
+	b, _ := json.Marshal(body)
+	s.c.SetRecord(buddy.Record{Body: b})
+}
+
+func (s *simServer) loop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	dirty := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.c.Changed():
+			dirty = true
+		case <-t.C:
+			if dirty {
+				dirty = false
+				s.replan()
+			}
+		}
+	}
+}
+
+func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench planner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nServers := fs.Int("servers", 100, "simulated servers, each a real gossip member on loopback")
+	perServer := fs.Int("cameras", 100, "cameras per server")
+	kill := fs.Int("kill", 10, "servers crashed at once")
+	verbose := fs.Bool("v", false, "print progress while waiting")
+	keepalive := fs.Duration("keepalive", 500*time.Millisecond, "gossip keepalive: 100 members share this machine's 2 cores, unlike a real site")
+	failoverAfter := fs.Duration("failover-after", 2500*time.Millisecond, "gossip failover_after")
+	every := fs.Duration("replan", time.Second, "how often a server re-plans at most (all share this machine's cores)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fmt.Fprintf(stdout, "starting %d servers with %d cameras each (%d cameras) on loopback ...\n", *nServers, *perServer, *nServers**perServer)
+	servers := make([]*simServer, *nServers)
+	var seeds []string
+	for i := range servers {
+		name := fmt.Sprintf("s%03d", i)
+		body := simBody{
+			Cameras:  *perServer,
+			Critical: *perServer / 4,
+			Buddies:  []string{fmt.Sprintf("s%03d", (i+1)%*nServers), fmt.Sprintf("s%03d", (i+2)%*nServers)},
+			Capacity: *perServer * 3 / 2,
+		}
+		c, err := buddy.Start(ctx, buddy.Options{Name: name, BindAddr: "127.0.0.1:0", Join: seeds, Insecure: true, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
+		if err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		defer c.Close()
+		if len(seeds) < 3 {
+			seeds = append(seeds, c.Addr())
+		}
+		servers[i] = &simServer{name: name, c: c, body: body}
+		b, _ := json.Marshal(body)
+		c.SetRecord(buddy.Record{Body: b})
+	}
+	for _, s := range servers {
+		go s.loop(ctx, *every)
+	}
+
+	agreed := func(live []*simServer, dead map[string]bool) (bool, int) {
+		var h uint64
+		for i, s := range live {
+			s.mu.Lock()
+			ph, plan := s.planHash, s.plan
+			s.mu.Unlock()
+			if i == 0 {
+				h = ph
+			} else if ph != h {
+				return false, 0
+			}
+			if len(plan.Owner) == 0 {
+				return false, 0
+			}
+			for _, owner := range plan.Owner {
+				if dead[owner] {
+					return false, 0
+				}
+			}
+		}
+		// Double ownership: a camera claimed by two live servers.
+		owners := map[string]string{}
+		double := 0
+		for _, s := range live {
+			raw := s.c.View().Records[s.name].Body
+			var b simBody
+			json.Unmarshal(raw, &b)
+			for _, id := range decodeClaims(b.Claims) {
+				if _, dup := owners[id]; dup {
+					double++
+				}
+				owners[id] = s.name
+			}
+		}
+		return true, double
+	}
+	wait := func(live []*simServer, dead map[string]bool, timeout time.Duration) (time.Duration, int, error) {
+		start := time.Now()
+		lastReport := start
+		for {
+			if ok, double := agreed(live, dead); ok && double == 0 {
+				return time.Since(start), double, nil
+			}
+			if *verbose && time.Since(lastReport) > 5*time.Second {
+				lastReport = time.Now()
+				hashes := map[uint64]int{}
+				minAlive, maxRecords, minRecords, staleRecs := 1<<30, 0, 1<<30, 0
+				own := map[string]uint64{}
+				for _, s := range live {
+					own[s.name] = s.c.View().Records[s.name].Version
+				}
+				for _, s := range live {
+					s.mu.Lock()
+					hashes[s.planHash]++
+					s.mu.Unlock()
+					v := s.c.View()
+					a := 0
+					for _, m := range v.Members {
+						if m.State == buddy.StateAlive {
+							a++
+						}
+					}
+					minAlive = min(minAlive, a)
+					maxRecords = max(maxRecords, len(v.Records))
+					minRecords = min(minRecords, len(v.Records))
+					for n, r := range v.Records {
+						if ov, ok := own[n]; ok && r.Version != ov {
+							staleRecs++
+						}
+					}
+				}
+				fmt.Fprintf(stdout, "  %.0fs: %d distinct plans, fewest alive members seen %d, records %d..%d, stale copies %d\n", time.Since(start).Seconds(), len(hashes), minAlive, minRecords, maxRecords, staleRecs)
+			}
+			if time.Since(start) > timeout {
+				_, double := agreed(live, dead)
+				return 0, double, fmt.Errorf("plans did not agree within %s", timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return 0, 0, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	took, _, err := wait(servers, nil, 120*time.Second)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "all %d plans agree %.1fs after the last server started\n", *nServers, took.Seconds())
+
+	dead := map[string]bool{}
+	var live []*simServer
+	for i, s := range servers {
+		// Kill every tenth server: each has live buddies, so all cameras
+		// stay placeable.
+		if i%(*nServers / *kill) == 0 && len(dead) < *kill {
+			dead[s.name] = true
+			continue
+		}
+		live = append(live, s)
+	}
+	killedAt := time.Now()
+	for _, s := range servers {
+		if dead[s.name] {
+			s.c.Shutdown()
+		}
+	}
+	_, double, err := wait(live, dead, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	agreeAfter := time.Since(killedAt)
+	time.Sleep(2 * time.Second)
+	_, doubleLater := agreed(live, dead)
+	live[0].mu.Lock()
+	unplaced := len(live[0].plan.Unplaced)
+	live[0].mu.Unlock()
+	fmt.Fprintf(stdout, "%d servers crashed at once: every live server's plan agrees %.2fs later (detection included)\n", *kill, agreeAfter.Seconds())
+	fmt.Fprintf(stdout, "cameras owned by two live servers: %d at agreement, %d two seconds later; unplaced: %d\n", double, doubleLater, unplaced)
+	return nil
+}
