@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/storage"
+	"github.com/buddyrec/buddyrec/webhook"
 )
 
 // These tests run real `buddyrec run` processes on loopback with simulated
@@ -490,4 +493,136 @@ func TestStatusPageShowsFailover(t *testing.T) {
 		t.Error("the page shows a secret")
 	}
 	testutil.Screenshot(t, chromium, "http://"+b.HTTP+"/", "status-page-failover.png")
+}
+
+// psimRecorder is a PSIM stand-in: it verifies every notice's signature
+// and remembers each attempt; while down it answers 503.
+type psimRecorder struct {
+	secret string
+	mu     sync.Mutex
+	up     bool
+	tried  []webhook.Notice // every attempt, accepted or not
+	got    []webhook.Notice // accepted, in arrival order
+	badSig int
+}
+
+func (p *psimRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := webhook.Verify(p.secret, r.Header, body, time.Minute); err != nil {
+		p.badSig++
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var n webhook.Notice
+	json.Unmarshal(body, &n)
+	if r.Header.Get("webhook-id") != n.ID {
+		p.badSig++
+	}
+	p.tried = append(p.tried, n)
+	if !p.up {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	p.got = append(p.got, n)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (p *psimRecorder) find(list func() []webhook.Notice, typ, failed string) (webhook.Notice, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range list() {
+		if n.Type == typ && n.FailedServer == failed {
+			return n, true
+		}
+	}
+	return webhook.Notice{}, false
+}
+
+// TestTakeoverNoticeSurvivesPSIMOutageAndAdopterCrash: the PSIM is down
+// while a failover happens, the adopting server is killed -9 and restarted
+// before the PSIM comes back: the takeover notice still arrives, signed,
+// with the webhook-id it was first tried with.
+func TestTakeoverNoticeSurvivesPSIMOutageAndAdopterCrash(t *testing.T) {
+	c := startCameras(t, 2, nil)
+	psim := &psimRecorder{}
+	srv := httptest.NewServer(psim)
+	defer srv.Close()
+	spec := site.Spec{PSIMURL: srv.URL + "/hooks", Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}},
+		{Name: "rec-b", Cameras: cams(c, 2, 2), Buddies: []string{"rec-a"}},
+	}}
+	spec.Dir = t.TempDir()
+	spec.Bin = testBin
+	s, err := site.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psim.mu.Lock()
+	psim.secret = s.Secret
+	psim.mu.Unlock()
+	t.Cleanup(s.StopAll)
+	if err := s.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1"), sees(b, "rec-a", "alive")))
+	a.Kill()
+	eventually(t, 10*time.Second, recordsExactly(b, "rec-a/cam1", "rec-b/cam2"))
+	// Notices go out in order per target: the first, server.down, is
+	// retried while the PSIM is down and holds the rest behind it.
+	var first webhook.Notice
+	eventually(t, 10*time.Second, func() string {
+		n, ok := psim.find(func() []webhook.Notice { return psim.tried }, "server.down", "rec-a")
+		if !ok {
+			return "no notice was tried"
+		}
+		first = n
+		return ""
+	})
+	if first.Server != "rec-b" {
+		t.Errorf("server.down announced by %q, want rec-b (rec-a's first buddy)", first.Server)
+	}
+	b.Kill()
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, recordsExactly(b, "rec-a/cam1", "rec-b/cam2"))
+	psim.mu.Lock()
+	psim.up = true
+	psim.mu.Unlock()
+	eventually(t, 30*time.Second, func() string {
+		psim.mu.Lock()
+		defer psim.mu.Unlock()
+		for _, n := range psim.got {
+			if n.ID == first.ID {
+				return ""
+			}
+		}
+		return fmt.Sprintf("notice %s not delivered after the PSIM came back; delivered: %d", first.ID, len(psim.got))
+	})
+	var takeover webhook.Notice
+	eventually(t, 30*time.Second, func() string {
+		n, ok := psim.find(func() []webhook.Notice { return psim.got }, "failover.completed", "rec-a")
+		if !ok {
+			return "no failover.completed notice delivered"
+		}
+		takeover = n
+		return ""
+	})
+	if takeover.Server != "rec-b" || takeover.Address == nil || takeover.Address.HTTP != "http://"+b.HTTP ||
+		len(takeover.Cameras) != 1 || takeover.Cameras[0].ID != "rec-a/cam1" || takeover.Cameras[0].LiveURL != "rtsp://"+b.RTSP+"/rec-a/cam1" {
+		t.Errorf("takeover notice does not name the adopter, its address and the cameras: %+v", takeover)
+	}
+	psim.mu.Lock()
+	defer psim.mu.Unlock()
+	if psim.badSig > 0 {
+		t.Errorf("%d notices failed signature verification", psim.badSig)
+	}
+	for _, n := range psim.got {
+		if n.ID == first.ID && (n.Type != first.Type || n.Server != first.Server) {
+			t.Errorf("a retry with the same webhook-id carries another notice: %+v vs %+v", n, first)
+		}
+	}
 }
