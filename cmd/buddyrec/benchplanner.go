@@ -19,10 +19,10 @@ import (
 // c1..cN), buddies, capacity and its claims. It mirrors the real record's
 // planner inputs without media.
 type simBody struct {
-	Cameras  int      `json:"n"`
-	Critical int      `json:"crit"` // the first Critical cameras are critical
-	Buddies  []string `json:"b"`
-	Capacity int      `json:"cap"`
+	Cameras  int              `json:"n"`
+	Critical int              `json:"crit"` // the first Critical cameras are critical
+	Buddies  []string         `json:"b"`
+	Capacity int              `json:"cap"`
 	Claims   map[string][]int `json:"cl,omitempty"` // home -> camera numbers: compact, so records ride on UDP gossip
 }
 
