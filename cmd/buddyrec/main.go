@@ -3,18 +3,21 @@
 //	buddyrec run -config FILE      record this server's cameras, join its buddies
 //	buddyrec check -config FILE    report every problem in a config, or summarise it
 //	buddyrec keygen [-webhook]     print a new gossip key (or webhook secret)
+//	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec demo [-chaos]         a whole local site on loopback
 //	buddyrec bench record|failover ...  benchmark figures
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/buddyrec/buddyrec/web"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +25,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,6 +43,7 @@ commands:
   run -config FILE           record this server's cameras and join its buddies
   check -config FILE         validate a config: every problem with file:line, or a summary
   keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
+  passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
   demo [-chaos]              run a whole local site: simulated cameras and three servers
   bench record|failover      print benchmark figures (see README)
@@ -56,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "keygen":
 		return cmdKeygen(args[1:], stdout, stderr)
+	case "passwd":
+		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "webhook":
 		return cmdWebhook(args[1:], stdout, stderr)
 	case "demo":
@@ -181,4 +188,30 @@ func servePprof(ctx context.Context, addr string) error {
 	go srv.Serve(ln)
 	go func() { <-ctx.Done(); srv.Close() }()
 	return nil
+}
+
+// cmdPasswd prints a users_file line for the page and API: the password
+// is read from standard input (one line) and only its bcrypt hash printed.
+func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) != 1 || args[0] == "" || strings.ContainsAny(args[0], ": \t") {
+		fmt.Fprintln(stderr, "usage: echo PASSWORD | buddyrec passwd USER   (USER without ':' or spaces)")
+		return 2
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(stderr, "buddyrec passwd: no password on standard input")
+		return 1
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if len(pw) < 8 {
+		fmt.Fprintln(stderr, "buddyrec passwd: the password must have at least 8 characters")
+		return 1
+	}
+	hash, err := web.HashPassword(pw)
+	if err != nil {
+		fmt.Fprintln(stderr, "buddyrec passwd:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s:%s\n", args[0], hash)
+	return 0
 }
