@@ -243,6 +243,9 @@ func (c *Cluster) onSuspect(node string) {
 
 func (c *Cluster) onKeyErr(line string) {
 	c.log.Error("gossip key mismatch: a peer sent gossip we cannot read, or could not read ours (check key_file and insecure on every server)", "detail", line)
+	if c.o.OnKeyMismatch != nil {
+		c.o.OnKeyMismatch(line)
+	}
 }
 
 // merge applies the higher-version-wins rule to entries from a peer.

@@ -60,6 +60,10 @@ type Options struct {
 	StateDir string
 	// Logger receives buddy's and memberlist's logs; nil discards them.
 	Logger *slog.Logger
+	// OnKeyMismatch, when set, is told each time a peer sends gossip this
+	// server cannot decrypt or read (another key, or plaintext): the
+	// caller raises an alarm. It must not block; detail holds no key.
+	OnKeyMismatch func(detail string)
 }
 
 // Meta is the small summary every server gossips with its heartbeats.

@@ -236,6 +236,15 @@ func (n *Node) reconcile(now time.Time) {
 		if err := n.cluster.SetRecord(buddy.Record{Body: mustJSON(body)}); err != nil {
 			n.log.Warn("publish record", "err", err)
 		}
+		meta := buddy.Meta{Role: "recorder", Load: len(st.recording), Capacity: n.cfg.Capacity.Cameras,
+			CapacityMbps: n.cfg.Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
+		if meta != n.lastMeta {
+			if err := n.cluster.SetMeta(meta); err != nil {
+				n.log.Warn("publish heartbeat metadata", "err", err)
+			} else {
+				n.lastMeta = meta
+			}
+		}
 	}
 	n.raiseEvents(prev, st, missing, now)
 }
@@ -379,6 +388,9 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 	n.mu.Lock()
 	n.state.unplaced = unplaced
 	n.mu.Unlock()
+	if lowestAlive(st.alive) == self {
+		n.checkConfigs(prev, st)
+	}
 	if len(missing) > 0 {
 		n.log.Warn("adopted cameras without credentials from their home (not yet replicated)", "cameras", missing)
 	}
@@ -392,8 +404,11 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 		switch {
 		case s.State == "offline" && was != "offline":
 			typ := "camera.offline"
-			if strings.Contains(s.Error, "authentication failed") {
+			switch {
+			case strings.Contains(s.Error, "authentication failed"):
 				typ = "camera.auth_failed"
+			case strings.Contains(s.Error, "stalled") || strings.Contains(s.Error, "timeout"):
+				typ = "recording.stalled"
 			}
 			n.event(typ, "alarm", []string{s.ID}, fmt.Sprintf("camera %s is offline: %s", s.ID, s.Error))
 			n.notify(webhook.Notice{Type: typ, Cameras: []webhook.Camera{{ID: s.ID}}, Text: s.Error})
@@ -571,4 +586,34 @@ func mustJSON(v any) []byte {
 		panic(fmt.Sprintf("marshal %T: %v", v, err)) // only plain structs are marshalled here
 	}
 	return b
+}
+
+// checkConfigs raises config.mismatch when servers disagree on what must be
+// the same site-wide (failover timing) or name buddies nobody knows. The
+// lowest-named alive server reports it, once per distinct finding.
+func (n *Node) checkConfigs(prev, st controlState) {
+	var findings []string
+	mine := st.records[n.cfg.Name].Timing
+	for _, name := range sortedKeys(st.records) {
+		r := st.records[name]
+		if !st.alive[name] {
+			continue
+		}
+		if r.Timing != "" && r.Timing != mine {
+			findings = append(findings, fmt.Sprintf("%s uses keepalive/failover_after %s, %s uses %s", name, r.Timing, n.cfg.Name, mine))
+		}
+		for _, b := range r.Buddies {
+			if _, ok := st.records[b]; !ok {
+				findings = append(findings, fmt.Sprintf("%s names buddy %q, which no server of the site is called", name, b))
+			}
+		}
+	}
+	key := strings.Join(findings, "; ")
+	n.mu.Lock()
+	seen := n.configFindings
+	n.configFindings = key
+	n.mu.Unlock()
+	if key != "" && key != seen {
+		n.event("config.mismatch", "warning", nil, key)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/buddyrec/buddyrec/buddy"
@@ -66,10 +67,13 @@ type Node struct {
 	healthySince   time.Time // control loop only
 	lastRound      time.Time // control loop only
 	settleUntil    time.Time // control loop only
+	lastMeta       buddy.Meta
+	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu            cpuSampler
 
-	mu    sync.Mutex
-	state controlState // owned by the control loop; read by the API under mu
+	mu             sync.Mutex
+	state          controlState // owned by the control loop; read by the API under mu
+	configFindings string       // last config.mismatch reported
 }
 
 // New opens the node's storage, event log and outbox and binds its HTTP
@@ -187,6 +191,7 @@ func (n *Node) Run(ctx context.Context) error {
 			Buddies:       c.Failover.Buddies,
 			StateDir:      c.DataDir,
 			Logger:        n.log.With("part", "buddy"),
+			OnKeyMismatch: n.keyMismatch,
 		})
 		if err != nil {
 			n.httpLn.Close()
@@ -294,4 +299,15 @@ func (n *Node) liveAuthorize() func(user, pass string) bool {
 		return nil
 	}
 	return n.auth.CheckUser
+}
+
+// keyMismatch raises the gossip key alarm, at most once a minute: a peer
+// with another key keeps trying.
+func (n *Node) keyMismatch(detail string) {
+	now := time.Now().UnixNano()
+	last := n.lastKeyAlarm.Load()
+	if now-last < int64(time.Minute) || !n.lastKeyAlarm.CompareAndSwap(last, now) {
+		return
+	}
+	go n.event("gossip.key_mismatch", "alarm", nil, "a peer speaks gossip this server cannot read: check that key_file (and insecure) are the same on every server")
 }

@@ -33,6 +33,7 @@ type recordBody struct {
 	Stable     bool           `json:"stable"`              // up for failback_after: my cameras may come home
 	StartedAt  time.Time      `json:"started_at"`
 	ConfigHash string         `json:"config_hash"`
+	Timing     string         `json:"timing"` // keepalive/failover_after: must agree across the site
 	Load       api.Load       `json:"load"`
 }
 
@@ -73,6 +74,7 @@ func publicRecord(c *config.Config, started time.Time) recordBody {
 		Cameras:    []publicCamera{},
 		StartedAt:  started.UTC(),
 		ConfigHash: configHash(c),
+		Timing:     c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
 	}
 	for _, cam := range c.Cameras {
 		r.Cameras = append(r.Cameras, publicCamera{Name: cam.Name, Critical: cam.Critical, BitrateMbps: cam.BitrateMbps})

@@ -21,7 +21,7 @@ import (
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: buddyrec bench record|failover|planner [flags]")
+		fmt.Fprintln(stderr, "usage: buddyrec bench record|failover|planner|live [flags]")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -34,8 +34,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		err = benchFailover(ctx, args[1:], stdout, stderr)
 	case "planner":
 		err = benchPlanner(ctx, args[1:], stdout, stderr)
+	case "live":
+		err = benchLive(ctx, args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "buddyrec bench: unknown benchmark %q (record, failover, planner)\n", args[0])
+		fmt.Fprintf(stderr, "buddyrec bench: unknown benchmark %q (record, failover, planner, live)\n", args[0])
 		return 2
 	}
 	if err != nil {

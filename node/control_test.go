@@ -1,0 +1,79 @@
+package node
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buddyrec/buddyrec/config"
+)
+
+func newTestNode(t *testing.T) *Node {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.httpLn.Close(); n.closeStores() })
+	return n
+}
+
+// TestConfigMismatch: servers that disagree on failover timing, or name a
+// buddy no server is called, raise one config.mismatch warning per finding.
+func TestConfigMismatch(t *testing.T) {
+	n := newTestNode(t)
+	st := controlState{
+		alive: map[string]bool{"rec-a": true, "rec-b": true},
+		records: map[string]recordBody{
+			"rec-a": {Name: "rec-a", Timing: "200ms/1s", Buddies: []string{"rec-b"}},
+			"rec-b": {Name: "rec-b", Timing: "1s/3s", Buddies: []string{"rec-x"}},
+		},
+	}
+	n.checkConfigs(controlState{}, st)
+	n.checkConfigs(st, st) // the same findings again: no second event
+	evs, err := n.Events(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Type != "config.mismatch" {
+		t.Fatalf("events = %+v, want one config.mismatch", evs)
+	}
+	for _, want := range []string{"rec-b uses keepalive/failover_after 1s/3s", `rec-b names buddy "rec-x"`} {
+		if !strings.Contains(evs[0].Text, want) {
+			t.Errorf("mismatch text %q lacks %q", evs[0].Text, want)
+		}
+	}
+}
+
+// TestKeyMismatchAlarmIsRateLimited: a peer with another key keeps trying;
+// the alarm is raised once, not per packet.
+func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
+	n := newTestNode(t)
+	for range 20 {
+		n.keyMismatch("no installed keys could decrypt the message")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, _ := n.Events(50)
+		count := 0
+		for _, e := range evs {
+			if e.Type == "gossip.key_mismatch" {
+				count++
+			}
+		}
+		if count == 1 {
+			break
+		}
+		if count > 1 || time.Now().After(deadline) {
+			t.Fatalf("%d gossip.key_mismatch alarms for 20 bad packets, want 1", count)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
