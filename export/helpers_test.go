@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/buddyrec/buddyrec/internal/tsdemux"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,7 +39,7 @@ type clip struct {
 func loadClip(t testing.TB, name string, loops int) *clip {
 	t.Helper()
 	path := filepath.Join("..", "testdata", name)
-	pes, err := readTS(path)
+	pes, err := tsdemux.Read(path)
 	if err != nil {
 		t.Fatalf("read %s: %v", path, err)
 	}
@@ -48,15 +49,15 @@ func loadClip(t testing.TB, name string, loops int) *clip {
 	var h264c *mp4.CodecH264
 	var h265c *mp4.CodecH265
 	for _, p := range pes {
-		switch p.typ {
-		case tsH264, tsH265:
+		switch p.Type {
+		case tsdemux.H264, tsdemux.H265:
 			var annexb h264.AnnexB
-			if err := annexb.Unmarshal(p.data); err != nil {
+			if err := annexb.Unmarshal(p.Data); err != nil {
 				t.Fatal(err)
 			}
 			var nalus [][]byte
 			for _, n := range annexb {
-				if p.typ == tsH264 {
+				if p.Type == tsdemux.H264 {
 					if h264c == nil {
 						h264c = &mp4.CodecH264{}
 						video = storage.Track{Codec: h264c, TimeScale: 90000}
@@ -98,18 +99,18 @@ func loadClip(t testing.TB, name string, loops int) *clip {
 				nalus = append(nalus, n)
 			}
 			var s fmp4.Sample
-			if p.typ == tsH264 {
-				err = s.FillH264(int32(p.pts-p.dts), nalus)
+			if p.Type == tsdemux.H264 {
+				err = s.FillH264(int32(p.PTS-p.DTS), nalus)
 			} else {
-				err = s.FillH265(int32(p.pts-p.dts), nalus)
+				err = s.FillH265(int32(p.PTS-p.DTS), nalus)
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			vs = append(vs, storage.Sample{Track: 0, DTS: p.dts, PTSOffset: s.PTSOffset, Sync: !s.IsNonSyncSample, Payload: s.Payload})
-		case tsAAC:
+			vs = append(vs, storage.Sample{Track: 0, DTS: p.DTS, PTSOffset: s.PTSOffset, Sync: !s.IsNonSyncSample, Payload: s.Payload})
+		case tsdemux.AAC:
 			var pkts mpeg4audio.ADTSPackets
-			if err := pkts.Unmarshal(p.data); err != nil {
+			if err := pkts.Unmarshal(p.Data); err != nil {
 				t.Fatal(err)
 			}
 			for i, pkt := range pkts {
@@ -118,7 +119,7 @@ func loadClip(t testing.TB, name string, loops int) *clip {
 						Type: pkt.Type, SampleRate: pkt.SampleRate, ChannelCount: pkt.ChannelCount,
 					}}, TimeScale: uint32(pkt.SampleRate)}
 				}
-				base := p.pts * int64(pkt.SampleRate) / 90000
+				base := p.PTS * int64(pkt.SampleRate) / 90000
 				as = append(as, storage.Sample{Track: 1, DTS: base + int64(i)*1024, Sync: true, Payload: pkt.AU})
 			}
 		}

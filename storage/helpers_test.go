@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/json"
 	"errors"
+	"github.com/buddyrec/buddyrec/internal/tsdemux"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +35,7 @@ var testEpoch = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 // its access units to samples the way the recorder does.
 func loadClip(t testing.TB, path string) *clip {
 	t.Helper()
-	pes, err := readTS(path)
+	pes, err := tsdemux.Read(path)
 	if err != nil {
 		t.Fatalf("read %s: %v", path, err)
 	}
@@ -42,15 +43,15 @@ func loadClip(t testing.TB, path string) *clip {
 	var h264c *mp4.CodecH264
 	var h265c *mp4.CodecH265
 	for _, p := range pes {
-		switch p.typ {
-		case tsH264, tsH265:
+		switch p.Type {
+		case tsdemux.H264, tsdemux.H265:
 			var annexb h264.AnnexB
-			if err := annexb.Unmarshal(p.data); err != nil {
+			if err := annexb.Unmarshal(p.Data); err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
 			var out [][]byte
 			for _, n := range annexb {
-				if p.typ == tsH264 {
+				if p.Type == tsdemux.H264 {
 					if h264c == nil {
 						h264c = &mp4.CodecH264{}
 						c.video = Track{Codec: h264c, TimeScale: 90000}
@@ -93,18 +94,18 @@ func loadClip(t testing.TB, path string) *clip {
 			}
 			var s fmp4.Sample
 			var err error
-			if p.typ == tsH264 {
-				err = s.FillH264(int32(p.pts-p.dts), out)
+			if p.Type == tsdemux.H264 {
+				err = s.FillH264(int32(p.PTS-p.DTS), out)
 			} else {
-				err = s.FillH265(int32(p.pts-p.dts), out)
+				err = s.FillH265(int32(p.PTS-p.DTS), out)
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.vsamples = append(c.vsamples, Sample{Track: 0, DTS: p.dts, PTSOffset: s.PTSOffset, Sync: !s.IsNonSyncSample, Payload: s.Payload})
-		case tsAAC:
+			c.vsamples = append(c.vsamples, Sample{Track: 0, DTS: p.DTS, PTSOffset: s.PTSOffset, Sync: !s.IsNonSyncSample, Payload: s.Payload})
+		case tsdemux.AAC:
 			var pkts mpeg4audio.ADTSPackets
-			if err := pkts.Unmarshal(p.data); err != nil {
+			if err := pkts.Unmarshal(p.Data); err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
 			for i, pkt := range pkts {
@@ -113,7 +114,7 @@ func loadClip(t testing.TB, path string) *clip {
 						Type: pkt.Type, SampleRate: pkt.SampleRate, ChannelCount: pkt.ChannelCount,
 					}}, TimeScale: uint32(pkt.SampleRate)}
 				}
-				base := p.pts * int64(pkt.SampleRate) / 90000
+				base := p.PTS * int64(pkt.SampleRate) / 90000
 				c.asamples = append(c.asamples, Sample{Track: 1, DTS: base + int64(i)*1024, Sync: true, Payload: pkt.AU})
 			}
 		}

@@ -1,4 +1,6 @@
-package export
+// Package tsdemux reads the committed MPEG-TS test clips into PES packets.
+// It is for tests and benchmarks only.
+package tsdemux
 
 import (
 	"fmt"
@@ -9,32 +11,32 @@ import (
 // go.mod does not carry, so the tests read the committed clips with this
 // minimal demuxer: PAT, PMT and PES with PTS/DTS, nothing more.
 
-type tsStreamType byte
+type StreamType byte
 
 const (
-	tsH264 tsStreamType = 0x1b
-	tsH265 tsStreamType = 0x24
-	tsAAC  tsStreamType = 0x0f
+	H264 StreamType = 0x1b
+	H265 StreamType = 0x24
+	AAC  StreamType = 0x0f
 )
 
-// tsPES is one reassembled PES packet.
-type tsPES struct {
-	typ      tsStreamType
-	pts, dts int64
-	data     []byte
+// PES is one reassembled PES packet of a supported stream.
+type PES struct {
+	Type     StreamType
+	PTS, DTS int64 // 90 kHz
+	Data     []byte
 }
 
-// readTS returns the PES packets of the supported elementary streams in
+// Read returns the PES packets of the supported elementary streams in
 // file order.
-func readTS(path string) ([]tsPES, error) {
+func Read(path string) ([]PES, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	pmtPID := -1
-	types := map[int]tsStreamType{}
+	types := map[int]StreamType{}
 	bufs := map[int][]byte{}
-	var out []tsPES
+	var out []PES
 	flush := func(pid int) error {
 		buf := bufs[pid]
 		delete(bufs, pid)
@@ -45,7 +47,7 @@ func readTS(path string) ([]tsPES, error) {
 		if err != nil {
 			return fmt.Errorf("pid %d: %w", pid, err)
 		}
-		p.typ = types[pid]
+		p.Type = types[pid]
 		out = append(out, p)
 		return nil
 	}
@@ -80,8 +82,8 @@ func readTS(path string) ([]tsPES, error) {
 			i := 12 + (int(s[10]&0xf)<<8 | int(s[11]))
 			for i+5 <= 3+n-4 {
 				es := int(s[i+1]&0x1f)<<8 | int(s[i+2])
-				switch t := tsStreamType(s[i]); t {
-				case tsH264, tsH265, tsAAC:
+				switch t := StreamType(s[i]); t {
+				case H264, H265, AAC:
 					types[es] = t
 				}
 				i += 5 + (int(s[i+3]&0xf)<<8 | int(s[i+4]))
@@ -108,26 +110,26 @@ func readTS(path string) ([]tsPES, error) {
 	return out, nil
 }
 
-func parsePES(b []byte) (tsPES, error) {
+func parsePES(b []byte) (PES, error) {
 	if len(b) < 9 || b[0] != 0 || b[1] != 0 || b[2] != 1 {
-		return tsPES{}, fmt.Errorf("bad PES start")
+		return PES{}, fmt.Errorf("bad PES start")
 	}
 	flags := b[7] >> 6
 	hl := int(b[8])
 	if len(b) < 9+hl {
-		return tsPES{}, fmt.Errorf("short PES header")
+		return PES{}, fmt.Errorf("short PES header")
 	}
-	var p tsPES
+	var p PES
 	if flags&2 != 0 {
-		p.pts = tsTimestamp(b[9:])
-		p.dts = p.pts
+		p.PTS = tsTimestamp(b[9:])
+		p.DTS = p.PTS
 	}
 	if flags == 3 {
-		p.dts = tsTimestamp(b[14:])
+		p.DTS = tsTimestamp(b[14:])
 	}
-	p.data = b[9+hl:]
+	p.Data = b[9+hl:]
 	if n := int(b[4])<<8 | int(b[5]); n != 0 && 6+n <= len(b) {
-		p.data = b[9+hl : 6+n]
+		p.Data = b[9+hl : 6+n]
 	}
 	return p, nil
 }
