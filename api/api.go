@@ -3,7 +3,11 @@
 // peers that fetch them from each other.
 package api
 
-import "time"
+import (
+	"errors"
+	"net/url"
+	"time"
+)
 
 // CameraInfo is one camera in GET /api/v1/cameras.
 type CameraInfo struct {
@@ -89,4 +93,26 @@ type ServerInfo struct {
 type Cluster struct {
 	Self    string       `json:"self"`
 	Servers []ServerInfo `json:"servers"`
+}
+
+// ParseRange reads the from and to query parameters (RFC3339) that every
+// time-range endpoint takes. A missing to is now; a missing from is to
+// minus def. Errors name the parameter, for a 400 answer.
+func ParseRange(q url.Values, now time.Time, def time.Duration) (from, to time.Time, err error) {
+	to = now
+	if s := q.Get("to"); s != "" {
+		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return from, to, errors.New("to: not an RFC3339 time")
+		}
+	}
+	from = to.Add(-def)
+	if s := q.Get("from"); s != "" {
+		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return from, to, errors.New("from: not an RFC3339 time")
+		}
+	}
+	if !to.After(from) {
+		return from, to, errors.New("to: must be after from")
+	}
+	return from, to, nil
 }

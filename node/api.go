@@ -97,23 +97,9 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
 		return
 	}
-	to := time.Now()
-	from := to.Add(-24 * time.Hour)
-	var err error
-	if s := q.Get("from"); s != "" {
-		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			writeError(w, http.StatusBadRequest, "from: not an RFC3339 time")
-			return
-		}
-	}
-	if s := q.Get("to"); s != "" {
-		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			writeError(w, http.StatusBadRequest, "to: not an RFC3339 time")
-			return
-		}
-	}
-	if !to.After(from) {
-		writeError(w, http.StatusBadRequest, "to: must be after from")
+	from, to, err := api.ParseRange(q, time.Now(), 24*time.Hour)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	spans, err := n.store.Spans(cam, from, to)

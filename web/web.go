@@ -132,23 +132,9 @@ func NewHandler(o Options) http.Handler {
 
 func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	to := h.now()
-	from := to.Add(-24 * time.Hour)
-	var err error
-	if s := q.Get("from"); s != "" {
-		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			writeError(w, http.StatusBadRequest, "from: not an RFC3339 time")
-			return
-		}
-	}
-	if s := q.Get("to"); s != "" {
-		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			writeError(w, http.StatusBadRequest, "to: not an RFC3339 time")
-			return
-		}
-	}
-	if !to.After(from) {
-		writeError(w, http.StatusBadRequest, "to: must be after from")
+	from, to, err := api.ParseRange(q, h.now(), 24*time.Hour)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if to.Sub(from) > MaxTimelineRange {

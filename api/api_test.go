@@ -1,0 +1,36 @@
+package api
+
+import (
+	"net/url"
+	"testing"
+	"time"
+)
+
+func TestParseRange(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		query    string
+		from, to time.Time
+		err      string
+	}{
+		{"", now.Add(-24 * time.Hour), now, ""},
+		{"from=2026-11-21T10:00:00Z", now.Add(-2 * time.Hour), now, ""},
+		{"from=2026-11-21T10:00:00Z&to=2026-11-21T11:00:00Z", now.Add(-2 * time.Hour), now.Add(-time.Hour), ""},
+		{"to=2026-11-21T11:00:00Z", now.Add(-25 * time.Hour), now.Add(-time.Hour), ""},
+		{"from=yesterday", time.Time{}, time.Time{}, "from: not an RFC3339 time"},
+		{"to=1700000000", time.Time{}, time.Time{}, "to: not an RFC3339 time"},
+		{"from=2026-11-21T11:00:00Z&to=2026-11-21T10:00:00Z", time.Time{}, time.Time{}, "to: must be after from"},
+	} {
+		q, _ := url.ParseQuery(tc.query)
+		from, to, err := ParseRange(q, now, 24*time.Hour)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: err %v, want %q", tc.query, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !from.Equal(tc.from) || !to.Equal(tc.to) {
+			t.Errorf("%q: %v..%v, %v; want %v..%v", tc.query, from, to, err, tc.from, tc.to)
+		}
+	}
+}
