@@ -28,6 +28,22 @@ func NeedTool(t testing.TB, name string) string {
 	return ""
 }
 
+// LookTool is NeedTool for a test that can still check other things
+// without the program: it returns ok=false instead of skipping (and fails
+// when BUDDYREC_REQUIRE_TOOLS is set).
+func LookTool(t testing.TB, name string) (string, bool) {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p, true
+	}
+	if os.Getenv("BUDDYREC_REQUIRE_TOOLS") != "" {
+		t.Fatalf("%s is required (BUDDYREC_REQUIRE_TOOLS is set) but not on PATH", name)
+	}
+	t.Logf("%s not installed: skipping the checks that need it", name)
+	return "", false
+}
+
 // Chromium runs headless Chromium (from NeedTool) with flags for a closed,
 // loopback-only machine, bounded to 60 s, and returns its standard output
 // (e.g. the DOM for --dump-dom).
