@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/buddyrec/buddyrec/api"
+	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,6 +19,8 @@ import (
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/storage"
+	"github.com/buddyrec/buddyrec/web"
+	"github.com/prometheus/common/expfmt"
 )
 
 // startNode runs a standalone node over src (a config without name,
@@ -286,5 +290,74 @@ url = %q
 	}
 	if !found["camera.auth_failed"] || !found["camera.offline"] {
 		t.Errorf("events lack camera.auth_failed / camera.offline: %+v", ev.Events)
+	}
+}
+
+// TestAccessControl: with a users_file, the page, API and metrics want a
+// user; /healthz stays open; without one, binding beyond loopback is refused.
+func TestAccessControl(t *testing.T) {
+	dir := t.TempDir()
+	hash, err := web.HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("tech:"+hash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := startNode(t, "rec-a", fmt.Sprintf("[http]\nusers_file = %q\n", users))
+	get := func(path, user, pass string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+n.HTTPAddr()+path, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		path, user, pass string
+		want             int
+	}{
+		{"/api/v1/cameras", "", "", 401},
+		{"/api/v1/cameras", "tech", "wrong", 401},
+		{"/api/v1/cameras", "nobody", "correct horse", 401},
+		{"/api/v1/cameras", "tech", "correct horse", 200},
+		{"/", "", "", 401},
+		{"/", "tech", "correct horse", 200},
+		{"/metrics", "", "", 401},
+		{"/healthz", "", "", 200},
+	} {
+		if code, _ := get(tc.path, tc.user, tc.pass); code != tc.want {
+			t.Errorf("GET %s as %q/%q: %d, want %d", tc.path, tc.user, tc.pass, code, tc.want)
+		}
+	}
+	code, body := get("/metrics", "tech", "correct horse")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	fams, err := (&expfmt.TextParser{}).TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for _, name := range []string{"buddyrec_build_info", "buddyrec_disk_free_bytes", "buddyrec_segment_write_seconds"} {
+		if fams[name] == nil {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if strings.Contains(body, hash) {
+		t.Error("/metrics shows a password hash")
+	}
+
+	cfg, err := config.Parse(filepath.Join(dir, "open.toml"), fmt.Sprintf("name = \"x\"\ndata_dir = %q\n[listen]\nhttp = \"0.0.0.0:0\"\n", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "refusing to serve http on 0.0.0.0:0 without [http] users_file") {
+		t.Errorf("an open server on 0.0.0.0 was not refused: %v", err)
 	}
 }

@@ -560,7 +560,8 @@ func TestTakeoverNoticeSurvivesPSIMOutageAndAdopterCrash(t *testing.T) {
 	srv := httptest.NewServer(psim)
 	defer srv.Close()
 	spec := site.Spec{PSIMURL: srv.URL + "/hooks", Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}},
+		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"},
+			Extra: "[[aspect]]\nkind = \"io\"\nname = \"door-io-1\"\naddress = \"10.0.2.5\"\npassword = \"relay-secret\"\n"},
 		{Name: "rec-b", Cameras: cams(c, 2, 2), Buddies: []string{"rec-a"}},
 	}}
 	spec.Dir = t.TempDir()
@@ -625,10 +626,25 @@ func TestTakeoverNoticeSurvivesPSIMOutageAndAdopterCrash(t *testing.T) {
 		len(takeover.Cameras) != 1 || takeover.Cameras[0].ID != "rec-a/cam1" || takeover.Cameras[0].LiveURL != "rtsp://"+b.RTSP+"/rec-a/cam1" {
 		t.Errorf("takeover notice does not name the adopter, its address and the cameras: %+v", takeover)
 	}
+	if len(takeover.Aspects) != 1 || takeover.Aspects[0].Kind != "io" || takeover.Aspects[0].Name != "door-io-1" {
+		t.Errorf("takeover notice lacks rec-a's aspect: %+v", takeover.Aspects)
+	}
+	var held struct {
+		Aspects []struct{ Kind, Name, Home, HeldBy string } `json:"aspects"`
+	}
+	b.GetJSON(context.Background(), "/api/v1/cameras", &held)
+	if len(held.Aspects) != 1 || held.Aspects[0].Home != "rec-a" || held.Aspects[0].Name != "door-io-1" {
+		t.Errorf("rec-b's API does not list the adopted aspect: %+v", held.Aspects)
+	}
 	psim.mu.Lock()
 	defer psim.mu.Unlock()
 	if psim.badSig > 0 {
 		t.Errorf("%d notices failed signature verification", psim.badSig)
+	}
+	for _, n := range psim.tried {
+		if strings.Contains(fmt.Sprint(n), "relay-secret") {
+			t.Errorf("a notice carries an aspect's password: %+v", n)
+		}
 	}
 	for _, n := range psim.got {
 		if n.ID == first.ID && (n.Type != first.Type || n.Server != first.Server) {
