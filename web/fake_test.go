@@ -148,6 +148,20 @@ func serveNode(t *testing.T, src *fakeSource, auth *Auth, o Options) *httptest.S
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(src.Cameras())
 	})
+	mux.HandleFunc("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+		evs, _ := src.Events(100)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"events": evs})
+	})
+	mux.HandleFunc("POST /api/v1/events/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ By string }
+		json.NewDecoder(r.Body).Decode(&body)
+		if err := src.Ack(r.PathValue("id"), Identity(r.Context())+":"+body.By); err != nil {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
 	mux.Handle("/", NewHandler(o))
 	srv := httptest.NewServer(auth.Wrap(mux))
 	t.Cleanup(srv.Close)

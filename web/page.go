@@ -54,6 +54,7 @@ type serverRow struct {
 
 type eventRow struct {
 	ID, Time, Severity, Type, Server, Cameras, Text string
+	Origin                                          string // the server whose log holds the event
 	Class                                           string
 	NeedsAck                                        bool
 	AckedBy, AckedAt                                string
@@ -166,15 +167,36 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Ticks = ticks(from, now)
 
-	// Events, newest first.
+	// Events of the whole site, newest first: ours and every peer's, each
+	// acknowledged in the log it came from.
+	type sourced struct {
+		e      events.Event
+		origin string
+	}
+	var all []sourced
 	evs, err := src.Events(h.o.EventLimit)
 	if err != nil {
 		h.log.Error("status page: events", "err", err)
 		d.EventErr = "event log unavailable"
 	}
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Time.After(evs[j].Time) })
 	for _, e := range evs {
-		row := eventRowOf(e)
+		all = append(all, sourced{e, self})
+	}
+	for _, pv := range peers {
+		if pv.events == nil && pv.evErr != nil {
+			d.Unknown = append(d.Unknown, unknownPeer{pv.name, "events unknown: " + pv.evErr.Error()})
+		}
+		for _, e := range pv.events {
+			all = append(all, sourced{e, pv.name})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].e.Time.After(all[j].e.Time) })
+	if len(all) > h.o.EventLimit {
+		all = all[:h.o.EventLimit]
+	}
+	for _, se := range all {
+		row := eventRowOf(se.e)
+		row.Origin = se.origin
 		if row.NeedsAck {
 			d.Unacked++
 		}

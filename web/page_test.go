@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/buddyrec/buddyrec/events"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -363,5 +364,49 @@ func TestNoSecrets(t *testing.T) {
 				t.Errorf("%s: answer contains secret %q", where, s)
 			}
 		}
+	}
+}
+
+// TestPeerAlarmsShownAndAckedWhereTheyLive: a technician on rec-a sees the
+// alarm rec-b raised, and acknowledging it on rec-a's page acknowledges it
+// in rec-b's log (called as a peer, naming the technician).
+func TestPeerAlarmsShownAndAckedWhereTheyLive(t *testing.T) {
+	b := siteB()
+	b.events = []events.Event{{ID: "00000000000000000000000b", Time: testNow.Add(-time.Minute), Type: events.TypeServerDown,
+		Severity: events.SeverityAlarm, Server: "rec-b", Text: "server rec-x is down"}}
+	auth := newTestAuth(t, AuthOptions{})
+	peer := serveNode(t, b, auth, Options{})
+	a := siteA(strings.TrimPrefix(peer.URL, "http://"))
+	srv := serveNode(t, a, auth, Options{})
+
+	row := rowOf(t, page(t, srv), "data-event", "00000000000000000000000b")
+	if !strings.Contains(row, "server rec-x is down") || !strings.Contains(row, "unacked") || !strings.Contains(row, `name="server" value="rec-b"`) {
+		t.Fatalf("rec-b's alarm is not shown on rec-a's page with an ack form for rec-b: %s", row)
+	}
+	c := srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/ack", strings.NewReader(url.Values{"id": {"00000000000000000000000b"}, "server": {"rec-b"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("forwarded ack: %d, want 303", resp.StatusCode)
+	}
+	b.mu.Lock()
+	acks := append([]string(nil), b.acks...)
+	b.mu.Unlock()
+	if len(acks) != 1 || !strings.HasPrefix(acks[0], "00000000000000000000000b ") {
+		t.Fatalf("rec-b's log got acks %v", acks)
+	}
+	if len(a.acks) != 0 {
+		t.Errorf("the ack landed in rec-a's own log: %v", a.acks)
+	}
+	row = rowOf(t, page(t, srv), "data-event", "00000000000000000000000b")
+	if strings.Contains(row, "unacked") {
+		t.Errorf("acknowledged peer alarm still highlighted: %s", row)
 	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/events"
 )
 
 // maxPeerBody bounds what we read from a peer, so a confused or hostile
@@ -23,8 +25,10 @@ type peerView struct {
 	name     string
 	cameras  *api.Cameras
 	timeline *Timeline
+	events   []events.Event
 	camErr   error
 	tlErr    error
+	evErr    error
 }
 
 // fetchPeers asks every alive peer with an HTTP address for its cameras and
@@ -44,7 +48,19 @@ func (h *handler) fetchPeers(ctx context.Context, servers []api.ServerInfo, self
 		}
 		base := url.URL{Scheme: h.o.PeerScheme, Host: s.HTTP}
 		q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
-		wg.Add(2)
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			u := base
+			u.Path = "/api/v1/events"
+			u.RawQuery = url.Values{"limit": {fmt.Sprint(h.o.EventLimit)}}.Encode()
+			var resp struct {
+				Events []events.Event `json:"events"`
+			}
+			if pv.evErr = h.getJSON(ctx, u.String(), &resp); pv.evErr == nil {
+				pv.events = resp.Events
+			}
+		}()
 		go func() {
 			defer wg.Done()
 			u := base
@@ -67,8 +83,8 @@ func (h *handler) fetchPeers(ctx context.Context, servers []api.ServerInfo, self
 	}
 	wg.Wait()
 	for _, pv := range out {
-		if pv.camErr != nil || pv.tlErr != nil {
-			h.log.Warn("status page: peer unavailable", "peer", pv.name, "cameras_err", pv.camErr, "timeline_err", pv.tlErr)
+		if pv.camErr != nil || pv.tlErr != nil || pv.evErr != nil {
+			h.log.Warn("status page: peer unavailable", "peer", pv.name, "cameras_err", pv.camErr, "timeline_err", pv.tlErr, "events_err", pv.evErr)
 		}
 	}
 	return out
@@ -104,4 +120,34 @@ func (h *handler) getJSON(ctx context.Context, u string, v any) error {
 		return errors.New("answered malformed JSON")
 	}
 	return nil
+}
+
+// ackOnPeer forwards an acknowledgement to the server whose log holds the
+// event, so a technician acknowledges any alarm from any server's page.
+func (h *handler) ackOnPeer(ctx context.Context, peerHTTP, id, by string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*h.o.PeerTimeout)
+	defer cancel()
+	u := url.URL{Scheme: h.o.PeerScheme, Host: peerHTTP, Path: "/api/v1/events/" + url.PathEscape(id) + "/ack"}
+	body, _ := json.Marshal(map[string]string{"by": by})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if k, val := h.o.Auth.PeerHeader(); k != "" {
+		req.Header.Set(k, val)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.o.Client.Do(req)
+	if err != nil {
+		return errors.New("unreachable")
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return nil
+	case http.StatusNotFound:
+		return events.ErrNotFound
+	}
+	return fmt.Errorf("answered HTTP %d", resp.StatusCode)
 }

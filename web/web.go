@@ -9,9 +9,11 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -163,16 +165,40 @@ func (h *handler) serveAck(w http.ResponseWriter, r *http.Request) {
 	if by == "" {
 		by = IdentityOpen
 	}
-	if err := h.o.Source.Ack(id, by); err != nil {
+	err := h.ack(r.Context(), r.PostFormValue("server"), id, by)
+	if err != nil {
 		if errors.Is(err, events.ErrNotFound) {
 			http.Error(w, "event not found (pruned or never existed)", http.StatusNotFound)
 			return
 		}
 		h.log.Error("ack event", "id", id, "err", err)
-		http.Error(w, "acknowledge failed", http.StatusInternalServerError)
+		http.Error(w, "acknowledge failed: "+err.Error(), http.StatusBadGateway)
 		return
 	}
 	http.Redirect(w, r, "/#events", http.StatusSeeOther)
+}
+
+// ack acknowledges an event in the log of the server that raised it.
+func (h *handler) ack(ctx context.Context, server, id, by string) error {
+	src := h.o.Source
+	if server == "" || server == src.Self() {
+		return src.Ack(id, by)
+	}
+	for _, s := range src.Cluster() {
+		if s.Name == server {
+			if s.HTTP == "" || (s.State != "alive" && s.State != "suspect") {
+				return fmt.Errorf("server %s is not reachable now", server)
+			}
+			if err := h.ackOnPeer(ctx, s.HTTP, id, by); err != nil {
+				if errors.Is(err, events.ErrNotFound) {
+					return err
+				}
+				return fmt.Errorf("server %s: %w", server, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no server %s in the site", server)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

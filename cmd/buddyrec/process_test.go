@@ -480,29 +480,34 @@ func TestStatusPageShowsFailover(t *testing.T) {
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2, 1), Buddies: []string{"rec-b"}},
 		{Name: "rec-b", Cameras: cams(c, 3, 3), Buddies: []string{"rec-a"}},
+		{Name: "rec-c"},
 	}})
-	a, b := s.Server("rec-a"), s.Server("rec-b")
-	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), sees(b, "rec-a", "alive")))
+	a, b, cc := s.Server("rec-a"), s.Server("rec-b"), s.Server("rec-c")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), sees(b, "rec-a", "alive"), sees(cc, "rec-a", "alive")))
 	time.Sleep(2 * time.Second) // some footage on the timeline
 	a.Kill()
-	eventually(t, 10*time.Second, recordsExactly(b, "rec-a/cam1", "rec-a/cam2", "rec-b/cam3"))
+	eventually(t, 10*time.Second, all(recordsExactly(b, "rec-a/cam1", "rec-a/cam2", "rec-b/cam3"), sees(cc, "rec-a", "dead")))
 
-	dom := string(testutil.Chromium(t, chromium, "--dump-dom", "http://"+b.HTTP+"/"))
-	for _, want := range []string{
-		`data-server="rec-a" data-state="DEAD"`, // the dead server, visibly dead
-		"adopted from rec-a",                    // what the survivor records now
-		`data-camera="rec-a/cam1"`, `data-camera="rec-a/cam2"`,
-		"server rec-a is down", // the alarm
-		`action="/ack"`,
-	} {
-		if !strings.Contains(dom, want) {
-			t.Errorf("the survivor's page lacks %q", want)
+	// The adopter's page, and that of a server with no part in the
+	// failover: both show the whole site.
+	for _, srv := range []*site.Server{b, cc} {
+		dom := string(testutil.Chromium(t, chromium, "--dump-dom", "http://"+srv.HTTP+"/"))
+		for _, want := range []string{
+			`data-server="rec-a" data-state="DEAD"`, // the dead server, visibly dead
+			"own + adopted from rec-a",              // what the adopter records now
+			`data-camera="rec-a/cam1"`, `data-camera="rec-a/cam2"`,
+			"server rec-a is down", // the alarm, raised by rec-b
+			`action="/ack"`,
+		} {
+			if !strings.Contains(dom, want) {
+				t.Errorf("%s's page lacks %q", srv.Name, want)
+			}
+		}
+		if strings.Contains(dom, s.Secret) {
+			t.Errorf("%s's page shows a secret", srv.Name)
 		}
 	}
-	if strings.Contains(dom, "cam1?") || strings.Contains(dom, s.Secret) {
-		t.Error("the page shows a secret")
-	}
-	testutil.Screenshot(t, chromium, "http://"+b.HTTP+"/", "status-page-failover.png")
+	testutil.Screenshot(t, chromium, "http://"+cc.HTTP+"/", "status-page-failover.png")
 }
 
 // psimRecorder is a PSIM stand-in: it verifies every notice's signature
