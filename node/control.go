@@ -24,6 +24,10 @@ import (
 // or this long has passed.
 const handoffTimeout = 20 * time.Second
 
+// failbackKey keys the pending failback report among the pending takeovers
+// (which are keyed by home server name, and no server is called this).
+const failbackKey = "/failback"
+
 // adoptionReport bounds how long the takeover notice waits for every adopted
 // camera to reach "recording"; after it the notice names what is recording.
 const adoptionReport = 15 * time.Second
@@ -348,7 +352,6 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 			st.pending[home] = &takeover{home: home, cameras: ids, started: now}
 		}
 	}
-	n.reportTakeovers(st, now)
 
 	// Failback: my own cameras that another alive server recorded last round.
 	var back []string
@@ -361,10 +364,13 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 	}
 	if len(back) > 0 {
 		sort.Strings(back)
-		n.event("failback.completed", "info", back, fmt.Sprintf("%d camera(s) returned to %s", len(back), self))
-		n.metrics.Failback(self)
-		n.notify(n.takeoverNotice("failback.completed", "", back))
+		if t, ok := st.pending[failbackKey]; ok {
+			t.cameras = append(t.cameras, back...)
+		} else {
+			st.pending[failbackKey] = &takeover{cameras: back, started: now}
+		}
 	}
+	n.reportTakeovers(st, now)
 
 	// Cameras nobody can record: raised by the lowest-named alive server.
 	unplaced := map[string]string{}
@@ -422,7 +428,8 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 }
 
 // reportTakeovers sends failover.completed once every adopted camera of a
-// home records, or adoptionReport has passed.
+// home records, or adoptionReport has passed; failback.completed likewise
+// once the cameras that came home record here.
 func (n *Node) reportTakeovers(st controlState, now time.Time) {
 	if len(st.pending) == 0 {
 		return
@@ -443,6 +450,13 @@ func (n *Node) reportTakeovers(st controlState, now time.Time) {
 		}
 		delete(st.pending, home)
 		sort.Strings(recording)
+		if home == failbackKey {
+			n.event("failback.completed", "info", t.cameras, fmt.Sprintf("%d of %d camera(s) back on %s, recording %.2fs after the plan returned them",
+				len(recording), len(t.cameras), n.cfg.Name, now.Sub(t.started).Seconds()))
+			n.metrics.Failback(n.cfg.Name)
+			n.notify(n.takeoverNotice("failback.completed", "", t.cameras))
+			continue
+		}
 		n.event("failover.completed", "warning", t.cameras, fmt.Sprintf("%s now records %d of %d adopted camera(s) of %s %.2fs after planning the takeover",
 			n.cfg.Name, len(recording), len(t.cameras), home, now.Sub(t.started).Seconds()))
 		n.notify(n.takeoverNotice("failover.completed", home, t.cameras))

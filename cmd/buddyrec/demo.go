@@ -111,7 +111,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  PSIM      notices print below (signatures verified)\n")
 	fmt.Fprintf(stdout, "  files     %s (configs, logs, recordings)\n\n", *dir)
 	fmt.Fprintf(stdout, "Watch a failover: kill -9 %d   (rec-a; rec-b and rec-c adopt its cameras)\n", s.Server("rec-a").Pid())
-	fmt.Fprintf(stdout, "Then restart it:   %s run -config %s\n", bin, s.Server("rec-a").Config)
+	restart := bin
+	if strings.Contains(bin, "go-build") {
+		restart = "go run ./cmd/buddyrec" // started with go run: its binary is temporary
+	}
+	fmt.Fprintf(stdout, "Then restart it:   %s run -config %s\n", restart, s.Server("rec-a").Config)
 	fmt.Fprintf(stdout, "Stop the demo with Ctrl-C.\n\n")
 
 	if *chaos {

@@ -175,7 +175,8 @@ func all(conds ...func() string) func() string {
 // all its cameras; restart it, the cameras come home; the killed server's
 // footage on disk is indexed and playable.
 func TestMirroredFailoverAndFailback(t *testing.T) {
-	c := startCameras(t, 3, nil)
+	const camPassword = "cam2-Secret-pw"
+	c := startCameras(t, 3, map[int]camsim.Fault{2: {User: "admin", Pass: camPassword}})
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
 		{Name: "rec-b", Cameras: cams(c, 3, 3), Buddies: []string{"rec-a"}},
@@ -223,6 +224,21 @@ func TestMirroredFailoverAndFailback(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), recordsExactly(b, "rec-b/cam3")))
+	eventually(t, 10*time.Second, func() string {
+		var ev struct {
+			Events []struct {
+				Type    string   `json:"type"`
+				Cameras []string `json:"cameras"`
+			} `json:"events"`
+		}
+		a.GetJSON(context.Background(), "/api/v1/events?limit=20", &ev)
+		for _, e := range ev.Events {
+			if e.Type == "failback.completed" && len(e.Cameras) == 2 {
+				return ""
+			}
+		}
+		return fmt.Sprintf("rec-a reports no failback.completed of its 2 cameras: %+v", ev.Events)
+	})
 
 	// One export request to the home returns the whole range, including
 	// what the buddy recorded during the outage.
@@ -271,6 +287,18 @@ func TestMirroredFailoverAndFailback(t *testing.T) {
 	}
 	if segs[0].Home != "rec-a" || segs[0].RecordedBy != "rec-b" {
 		t.Errorf("adopted footage indexed as home=%s recorded_by=%s", segs[0].Home, segs[0].RecordedBy)
+	}
+
+	// Secrets never reach a log: the camera password (which rec-b got from
+	// rec-a through gossip and used), the gossip key, the webhook secret.
+	key, _ := os.ReadFile(s.KeyFile)
+	for _, srv := range s.Servers {
+		logText, _ := os.ReadFile(srv.Log)
+		for name, secret := range map[string]string{"camera password": camPassword, "gossip key": strings.TrimSpace(string(key)), "webhook secret": s.Secret} {
+			if strings.Contains(string(logText), secret) {
+				t.Errorf("%s's log contains the %s", srv.Name, name)
+			}
+		}
 	}
 }
 
