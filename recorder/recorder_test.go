@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -481,4 +482,49 @@ func TestRedact(t *testing.T) {
 	if got := redactURL("rtsp://u:p4ss@h/x"); got != "rtsp://u:xxxxx@h/x" {
 		t.Errorf("redactURL = %q", got)
 	}
+}
+
+// udpPorts finds a free even port and the next one (RTP and RTCP) on
+// loopback, as an RTSP server's UDP transport needs.
+func udpPorts(t *testing.T) (rtp, rtcp string) {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		a, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.LocalAddr().(*net.UDPAddr).Port &^ 1
+		a.Close()
+		c1, err1 := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		c2, err2 := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p+1))
+		if c1 != nil {
+			c1.Close()
+		}
+		if c2 != nil {
+			c2.Close()
+		}
+		if err1 == nil && err2 == nil {
+			return fmt.Sprintf("127.0.0.1:%d", p), fmt.Sprintf("127.0.0.1:%d", p+1)
+		}
+	}
+	t.Fatal("no free UDP port pair")
+	return "", ""
+}
+
+// TestRecordsOverUDP: transport = "udp" receives RTP over UDP and records.
+func TestRecordsOverUDP(t *testing.T) {
+	rtpAddr, rtcpAddr := udpPorts(t)
+	srv, err := camsim.Start(context.Background(), camsim.Options{
+		Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../testdata", UDPRTPAddress: rtpAddr, UDPRTCPAddress: rtcpAddr,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	sink := newFakeSink()
+	m := newTestManager(t, sink)
+	m.Set([]Camera{{ID: "rec-a/udp", Home: "rec-a", URL: srv.URL(1), Transport: "udp"}})
+	waitFor(t, 10*time.Second, "recording over UDP", func() bool { return status(m, "rec-a/udp").State == StateRecording })
+	waitFor(t, 10*time.Second, "2 s of video over UDP", func() bool { return len(sink.videoSamples("rec-a/udp")) >= 50 })
+	checkVideo(t, sink.videoSamples("rec-a/udp"))
 }
