@@ -362,6 +362,9 @@ func (d *decoder) decode(raw map[string]any) *Config {
 	if (c.HTTP.CertFile == "") != (c.HTTP.KeyFile == "") {
 		d.errorf("http", "cert_file and key_file must be set together")
 	}
+	if c.HTTP.UsersFile == "" && c.HTTP.TokenFile == "" && !isLoopback(c.Listen.HTTP) {
+		d.errorf("listen.http", "%s is reachable from the network, but [http] has no users_file or token_file: anyone could watch the site; add users (`buddyrec passwd`) or listen on 127.0.0.1", c.Listen.HTTP)
+	}
 	for _, f := range []struct{ key, path string }{{"users_file", c.HTTP.UsersFile}, {"token_file", c.HTTP.TokenFile}, {"cert_file", c.HTTP.CertFile}, {"key_file", c.HTTP.KeyFile}} {
 		if f.path != "" {
 			if _, err := os.Stat(f.path); err != nil {
@@ -665,4 +668,17 @@ func (d *decoder) decodeAspects(c *Config, tables []map[string]any) {
 		}
 		c.Aspects = append(c.Aspects, a)
 	}
+}
+
+// isLoopback tells whether a host:port only answers on this machine.
+func isLoopback(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return true // reported as a bad address elsewhere
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -353,10 +353,17 @@ func TestAccessControl(t *testing.T) {
 		t.Error("/metrics shows a password hash")
 	}
 
-	cfg, err := config.Parse(filepath.Join(dir, "open.toml"), fmt.Sprintf("name = \"x\"\ndata_dir = %q\n[listen]\nhttp = \"0.0.0.0:0\"\n", t.TempDir()))
+	// Without users, a server reachable from the network is refused: by
+	// `buddyrec check` (config) and, as a second line, by the node itself.
+	_, err = config.Parse(filepath.Join(dir, "open.toml"), fmt.Sprintf("name = \"x\"\ndata_dir = %q\n[listen]\nhttp = \"0.0.0.0:0\"\n", t.TempDir()))
+	if err == nil || !strings.Contains(err.Error(), "open.toml:4: listen.http: 0.0.0.0:0 is reachable from the network") {
+		t.Errorf("config with an open network listener: %v", err)
+	}
+	cfg, err := config.Parse(filepath.Join(dir, "loop.toml"), fmt.Sprintf("name = \"x\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Listen.HTTP = "0.0.0.0:0"
 	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "refusing to serve http on 0.0.0.0:0 without [http] users_file") {
 		t.Errorf("an open server on 0.0.0.0 was not refused: %v", err)
 	}
