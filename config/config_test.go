@@ -226,6 +226,17 @@ name = "t1"
 	}
 }
 
+func TestOpenListenersNeedUsers(t *testing.T) {
+	_, err := Parse("o.toml", "name = \"a\"\ndata_dir = \"/d\"\n[listen]\nhttp = \"10.0.0.5:8080\"\nrtsp = \"0.0.0.0:8554\"\n")
+	if err == nil || !strings.Contains(err.Error(), "o.toml:4: listen.http: 10.0.0.5:8080 is reachable from the network") ||
+		!strings.Contains(err.Error(), "o.toml:5: listen.rtsp: 0.0.0.0:8554 is reachable from the network") {
+		t.Errorf("open listeners: %v", err)
+	}
+	if _, err := Parse("o.toml", "name = \"a\"\ndata_dir = \"/d\"\n[listen]\nhttp = \"localhost:8080\"\nrtsp = \"127.0.0.1:8554\"\n"); err != nil {
+		t.Errorf("loopback listeners refused: %v", err)
+	}
+}
+
 func TestSyntaxErrorHasLine(t *testing.T) {
 	_, err := Parse("x.toml", "name = \"a\"\ndata_dir = \"/d\"\n[listen]\nhttp = = \"1\"\n")
 	var ps Problems

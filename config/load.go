@@ -365,6 +365,9 @@ func (d *decoder) decode(raw map[string]any) *Config {
 	if c.HTTP.UsersFile == "" && c.HTTP.TokenFile == "" && !isLoopback(c.Listen.HTTP) {
 		d.errorf("listen.http", "%s is reachable from the network, but [http] has no users_file or token_file: anyone could watch the site; add users (`buddyrec passwd`) or listen on 127.0.0.1", c.Listen.HTTP)
 	}
+	if c.Listen.RTSP != "" && c.HTTP.UsersFile == "" && !isLoopback(c.Listen.RTSP) {
+		d.errorf("listen.rtsp", "%s is reachable from the network, but [http] has no users_file: anyone could watch live video; add users (`buddyrec passwd`) or listen on 127.0.0.1", c.Listen.RTSP)
+	}
 	for _, f := range []struct{ key, path string }{{"users_file", c.HTTP.UsersFile}, {"token_file", c.HTTP.TokenFile}, {"cert_file", c.HTTP.CertFile}, {"key_file", c.HTTP.KeyFile}} {
 		if f.path != "" {
 			if _, err := os.Stat(f.path); err != nil {
