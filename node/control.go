@@ -397,8 +397,12 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 	if lowestAlive(st.alive) == self {
 		n.checkConfigs(prev, st)
 	}
-	if len(missing) > 0 {
-		n.log.Warn("adopted cameras without credentials from their home (not yet replicated)", "cameras", missing)
+	if key := strings.Join(missing, ","); key != n.lastMissing {
+		n.lastMissing = key
+		if key != "" {
+			n.log.Warn("cannot record adopted cameras: their home has not replicated their credentials to this server (is it in the home's failover.buddies?)", "cameras", missing)
+			n.event("failover.no_credentials", "alarm", missing, "adopted cameras have no credentials on this server: the home server must list it in [failover] buddies")
+		}
 	}
 
 	// Camera state transitions.

@@ -68,6 +68,7 @@ type Node struct {
 	lastRound      time.Time // control loop only
 	settleUntil    time.Time // control loop only
 	lastMeta       buddy.Meta
+	lastMissing    string       // adopted cameras lacking credentials, last reported
 	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu            cpuSampler
 
