@@ -397,12 +397,16 @@ func (n *Node) raiseEvents(prev, st controlState, missing []string, now time.Tim
 	if lowestAlive(st.alive) == self {
 		n.checkConfigs(prev, st)
 	}
-	if key := strings.Join(missing, ","); key != n.lastMissing {
-		n.lastMissing = key
-		if key != "" {
-			n.log.Warn("cannot record adopted cameras: their home has not replicated their credentials to this server (is it in the home's failover.buddies?)", "cameras", missing)
-			n.event("failover.no_credentials", "alarm", missing, "adopted cameras have no credentials on this server: the home server must list it in [failover] buddies")
-		}
+	// Credentials arrive from the home by gossip; a short wait for them is
+	// normal, a lasting one is an alarm.
+	key := strings.Join(missing, ",")
+	if key != n.missing {
+		n.missing, n.missingSince, n.missingReported = key, now, false
+	}
+	if key != "" && !n.missingReported && now.Sub(n.missingSince) > 5*time.Second {
+		n.missingReported = true
+		n.log.Warn("cannot record adopted cameras: their home has not replicated their credentials to this server (is it in the home's failover.buddies?)", "cameras", missing)
+		n.event("failover.no_credentials", "alarm", missing, "adopted cameras have no credentials on this server: the home server must list it in [failover] buddies")
 	}
 
 	// Camera state transitions.

@@ -63,14 +63,16 @@ type Node struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	reconcileEvery time.Duration
-	healthySince   time.Time // control loop only
-	lastRound      time.Time // control loop only
-	settleUntil    time.Time // control loop only
-	lastMeta       buddy.Meta
-	lastMissing    string       // adopted cameras lacking credentials, last reported
-	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
-	cpu            cpuSampler
+	reconcileEvery  time.Duration
+	healthySince    time.Time // control loop only
+	lastRound       time.Time // control loop only
+	settleUntil     time.Time // control loop only
+	lastMeta        buddy.Meta
+	missing         string    // adopted cameras lacking credentials (control loop only)
+	missingSince    time.Time // since when that set has lacked them
+	missingReported bool
+	lastKeyAlarm    atomic.Int64 // unix nanos of the last gossip key alarm
+	cpu             cpuSampler
 
 	mu             sync.Mutex
 	state          controlState // owned by the control loop; read by the API under mu
