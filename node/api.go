@@ -179,7 +179,7 @@ func (n *Node) peers() []export.Peer {
 	var out []export.Peer
 	for _, name := range sortedKeys(n.state.records) {
 		if name != n.cfg.Name && n.state.alive[name] && n.state.records[name].HTTP != "" {
-			out = append(out, export.Peer{Name: name, HTTP: n.state.records[name].HTTP})
+			out = append(out, export.Peer{Name: name, HTTP: n.peerScheme() + "://" + n.state.records[name].HTTP})
 		}
 	}
 	return out
