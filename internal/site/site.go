@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +38,14 @@ type ServerSpec struct {
 	NoFailback    bool
 	FailbackAfter string // default "5s"
 	Extra         string // appended verbatim to the config
+
+	// Host, when set, is the IP this server binds instead of Spec.Host,
+	// e.g. its address inside a network namespace; its ports are then not
+	// probed (nothing else listens in a fresh namespace).
+	Host string
+	// Exec prefixes the server's command line, e.g. ["ip", "netns", "exec",
+	// "ns1"] to run it inside a network namespace.
+	Exec []string
 }
 
 // Spec describes a site.
@@ -51,6 +60,9 @@ type Spec struct {
 	Insecure bool   // plaintext gossip
 	// Keepalive and FailoverAfter default to the product's defaults.
 	Keepalive, FailoverAfter string
+	// User and Password, when set, go into a users_file for every server,
+	// and the helpers below authenticate with them.
+	User, Password string
 }
 
 // Server is one server process of a Site.
@@ -63,10 +75,12 @@ type Server struct {
 	Gossip  string
 	RTSP    string
 
-	bin string
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	out *os.File
+	bin        string
+	exec       []string
+	user, pass string
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	out        *os.File
 }
 
 // Site is a set of configured servers.
@@ -76,6 +90,7 @@ type Site struct {
 	KeyFile    string
 	SecretFile string
 	Secret     string
+	UsersFile  string // when Spec.User is set
 }
 
 // FreePort returns a port free for both TCP and UDP on host (memberlist
@@ -125,20 +140,34 @@ func New(spec Spec) (*Site, error) {
 	if err := os.WriteFile(s.SecretFile, []byte(s.Secret+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	if spec.User != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(spec.Password), 10)
+		if err != nil {
+			return nil, err
+		}
+		s.UsersFile = filepath.Join(spec.Dir, "users")
+		if err := os.WriteFile(s.UsersFile, []byte(spec.User+":"+string(hash)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	var gossips []string
 	for _, ss := range spec.Servers {
-		srv := &Server{Name: ss.Name, bin: spec.Bin}
+		srv := &Server{Name: ss.Name, bin: spec.Bin, exec: ss.Exec, user: spec.User, pass: spec.Password}
+		host, probe := spec.Host, spec.Host
+		if ss.Host != "" {
+			host, probe = ss.Host, "127.0.0.1"
+		}
 		ports := make([]int, 3)
 		for i := range ports {
-			p, err := FreePort(spec.Host)
+			p, err := FreePort(probe)
 			if err != nil {
 				return nil, err
 			}
 			ports[i] = p
 		}
-		srv.HTTP = net.JoinHostPort(spec.Host, fmt.Sprint(ports[0]))
-		srv.Gossip = net.JoinHostPort(spec.Host, fmt.Sprint(ports[1]))
-		srv.RTSP = net.JoinHostPort(spec.Host, fmt.Sprint(ports[2]))
+		srv.HTTP = net.JoinHostPort(host, fmt.Sprint(ports[0]))
+		srv.Gossip = net.JoinHostPort(host, fmt.Sprint(ports[1]))
+		srv.RTSP = net.JoinHostPort(host, fmt.Sprint(ports[2]))
 		srv.DataDir = filepath.Join(spec.Dir, ss.Name, "data")
 		srv.Config = filepath.Join(spec.Dir, ss.Name+".toml")
 		srv.Log = filepath.Join(spec.Dir, ss.Name+".log")
@@ -170,6 +199,9 @@ func (s *Site) config(ss ServerSpec, srv *Server, gossips []string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "name = %q\ndata_dir = %q\n\n[listen]\nhttp = %q\ngossip = %q\nrtsp = %q\n\n", ss.Name, srv.DataDir, srv.HTTP, srv.Gossip, srv.RTSP)
+	if s.UsersFile != "" {
+		fmt.Fprintf(&b, "[http]\nusers_file = %q\n\n", s.UsersFile)
+	}
 	fmt.Fprintf(&b, "[cluster]\njoin = %s\n", quoteList(join))
 	if s.Spec.Insecure {
 		b.WriteString("insecure = true\n")
@@ -247,7 +279,8 @@ func (srv *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(srv.bin, "run", "-config", srv.Config)
+	args := append(append([]string(nil), srv.exec...), srv.bin, "run", "-config", srv.Config)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -327,6 +360,9 @@ func (srv *Server) GetJSON(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+srv.HTTP+path, nil)
 	if err != nil {
 		return err
+	}
+	if srv.user != "" {
+		req.SetBasicAuth(srv.user, srv.pass)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
