@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/buddyrec/buddyrec/internal/tsdemux"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,13 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
-
 	"github.com/buddyrec/buddyrec/internal/testutil"
+	"github.com/buddyrec/buddyrec/internal/tsdemux"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
@@ -39,90 +33,21 @@ type clip struct {
 func loadClip(t testing.TB, name string, loops int) *clip {
 	t.Helper()
 	path := filepath.Join("..", "testdata", name)
-	pes, err := tsdemux.Read(path)
+	tc, err := tsdemux.Load(path)
 	if err != nil {
 		t.Fatalf("read %s: %v", path, err)
 	}
-	var video storage.Track
+	video := storage.Track{Codec: tc.Video, TimeScale: 90000}
 	var audio *storage.Track
+	if tc.Audio != nil {
+		audio = &storage.Track{Codec: tc.Audio, TimeScale: tc.AudioTimeScale}
+	}
 	var vs, as []storage.Sample
-	var h264c *mp4.CodecH264
-	var h265c *mp4.CodecH265
-	for _, p := range pes {
-		switch p.Type {
-		case tsdemux.H264, tsdemux.H265:
-			var annexb h264.AnnexB
-			if err := annexb.Unmarshal(p.Data); err != nil {
-				t.Fatal(err)
-			}
-			var nalus [][]byte
-			for _, n := range annexb {
-				if p.Type == tsdemux.H264 {
-					if h264c == nil {
-						h264c = &mp4.CodecH264{}
-						video = storage.Track{Codec: h264c, TimeScale: 90000}
-					}
-					switch h264.NALUType(n[0] & 0x1f) {
-					case h264.NALUTypeSPS:
-						if h264c.SPS == nil {
-							h264c.SPS = n
-						}
-					case h264.NALUTypePPS:
-						if h264c.PPS == nil {
-							h264c.PPS = n
-						}
-					case h264.NALUTypeAccessUnitDelimiter:
-						continue
-					}
-				} else {
-					if h265c == nil {
-						h265c = &mp4.CodecH265{}
-						video = storage.Track{Codec: h265c, TimeScale: 90000}
-					}
-					switch h265.NALUType((n[0] >> 1) & 0x3f) {
-					case h265.NALUType_VPS_NUT:
-						if h265c.VPS == nil {
-							h265c.VPS = n
-						}
-					case h265.NALUType_SPS_NUT:
-						if h265c.SPS == nil {
-							h265c.SPS = n
-						}
-					case h265.NALUType_PPS_NUT:
-						if h265c.PPS == nil {
-							h265c.PPS = n
-						}
-					case h265.NALUType_AUD_NUT:
-						continue
-					}
-				}
-				nalus = append(nalus, n)
-			}
-			var s fmp4.Sample
-			if p.Type == tsdemux.H264 {
-				err = s.FillH264(int32(p.PTS-p.DTS), nalus)
-			} else {
-				err = s.FillH265(int32(p.PTS-p.DTS), nalus)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			vs = append(vs, storage.Sample{Track: 0, DTS: p.DTS, PTSOffset: s.PTSOffset, Sync: !s.IsNonSyncSample, Payload: s.Payload})
-		case tsdemux.AAC:
-			var pkts mpeg4audio.ADTSPackets
-			if err := pkts.Unmarshal(p.Data); err != nil {
-				t.Fatal(err)
-			}
-			for i, pkt := range pkts {
-				if audio == nil {
-					audio = &storage.Track{Codec: &mp4.CodecMPEG4Audio{Config: mpeg4audio.AudioSpecificConfig{
-						Type: pkt.Type, SampleRate: pkt.SampleRate, ChannelCount: pkt.ChannelCount,
-					}}, TimeScale: uint32(pkt.SampleRate)}
-				}
-				base := p.PTS * int64(pkt.SampleRate) / 90000
-				as = append(as, storage.Sample{Track: 1, DTS: base + int64(i)*1024, Sync: true, Payload: pkt.AU})
-			}
-		}
+	for _, s := range tc.VideoSamples {
+		vs = append(vs, storage.Sample{Track: 0, DTS: s.DTS, PTSOffset: s.PTSOffset, Sync: s.Sync, Payload: s.Payload})
+	}
+	for _, s := range tc.AudioSamples {
+		as = append(as, storage.Sample{Track: 1, DTS: s.DTS, Sync: true, Payload: s.Payload})
 	}
 	c := &clip{tracks: []storage.Track{video}}
 	if audio != nil {

@@ -3,7 +3,6 @@ package storage
 import (
 	"encoding/json"
 	"errors"
-	"github.com/buddyrec/buddyrec/internal/tsdemux"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
+	"github.com/buddyrec/buddyrec/internal/testutil"
+	"github.com/buddyrec/buddyrec/internal/tsdemux"
 )
 
 // clip is a test clip converted to storage samples.
@@ -35,92 +31,19 @@ var testEpoch = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 // its access units to samples the way the recorder does.
 func loadClip(t testing.TB, path string) *clip {
 	t.Helper()
-	pes, err := tsdemux.Read(path)
+	tc, err := tsdemux.Load(path)
 	if err != nil {
 		t.Fatalf("read %s: %v", path, err)
 	}
-	c := &clip{}
-	var h264c *mp4.CodecH264
-	var h265c *mp4.CodecH265
-	for _, p := range pes {
-		switch p.Type {
-		case tsdemux.H264, tsdemux.H265:
-			var annexb h264.AnnexB
-			if err := annexb.Unmarshal(p.Data); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			var out [][]byte
-			for _, n := range annexb {
-				if p.Type == tsdemux.H264 {
-					if h264c == nil {
-						h264c = &mp4.CodecH264{}
-						c.video = Track{Codec: h264c, TimeScale: 90000}
-					}
-					switch h264.NALUType(n[0] & 0x1f) {
-					case h264.NALUTypeSPS:
-						if h264c.SPS == nil {
-							h264c.SPS = n
-						}
-					case h264.NALUTypePPS:
-						if h264c.PPS == nil {
-							h264c.PPS = n
-						}
-					case h264.NALUTypeAccessUnitDelimiter:
-						continue
-					}
-				} else {
-					if h265c == nil {
-						h265c = &mp4.CodecH265{}
-						c.video = Track{Codec: h265c, TimeScale: 90000}
-					}
-					switch h265.NALUType((n[0] >> 1) & 0x3f) {
-					case h265.NALUType_VPS_NUT:
-						if h265c.VPS == nil {
-							h265c.VPS = n
-						}
-					case h265.NALUType_SPS_NUT:
-						if h265c.SPS == nil {
-							h265c.SPS = n
-						}
-					case h265.NALUType_PPS_NUT:
-						if h265c.PPS == nil {
-							h265c.PPS = n
-						}
-					case h265.NALUType_AUD_NUT:
-						continue
-					}
-				}
-				out = append(out, n)
-			}
-			var s fmp4.Sample
-			var err error
-			if p.Type == tsdemux.H264 {
-				err = s.FillH264(int32(p.PTS-p.DTS), out)
-			} else {
-				err = s.FillH265(int32(p.PTS-p.DTS), out)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.vsamples = append(c.vsamples, Sample{Track: 0, DTS: p.DTS, PTSOffset: s.PTSOffset, Sync: !s.IsNonSyncSample, Payload: s.Payload})
-		case tsdemux.AAC:
-			var pkts mpeg4audio.ADTSPackets
-			if err := pkts.Unmarshal(p.Data); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			for i, pkt := range pkts {
-				if c.audio == nil {
-					c.audio = &Track{Codec: &mp4.CodecMPEG4Audio{Config: mpeg4audio.AudioSpecificConfig{
-						Type: pkt.Type, SampleRate: pkt.SampleRate, ChannelCount: pkt.ChannelCount,
-					}}, TimeScale: uint32(pkt.SampleRate)}
-				}
-				base := p.PTS * int64(pkt.SampleRate) / 90000
-				c.asamples = append(c.asamples, Sample{Track: 1, DTS: base + int64(i)*1024, Sync: true, Payload: pkt.AU})
-			}
-		}
+	c := &clip{video: Track{Codec: tc.Video, TimeScale: 90000}}
+	if tc.Audio != nil {
+		c.audio = &Track{Codec: tc.Audio, TimeScale: tc.AudioTimeScale}
 	}
-	if len(c.vsamples) == 0 {
-		t.Fatalf("%s: no video samples", path)
+	for _, s := range tc.VideoSamples {
+		c.vsamples = append(c.vsamples, Sample{Track: 0, DTS: s.DTS, PTSOffset: s.PTSOffset, Sync: s.Sync, Payload: s.Payload})
+	}
+	for _, s := range tc.AudioSamples {
+		c.asamples = append(c.asamples, Sample{Track: 1, DTS: s.DTS, Sync: true, Payload: s.Payload})
 	}
 	c.videoCount = len(c.vsamples)
 	c.audioCount = len(c.asamples)
@@ -188,11 +111,7 @@ type probe struct {
 
 func needFFprobe(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("ffprobe")
-	if err != nil {
-		t.Skip("ffprobe not on PATH")
-	}
-	return p
+	return testutil.NeedTool(t, "ffprobe")
 }
 
 // ffprobe plays the whole file (counting frames) and fails the test on
