@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	fragw "github.com/buddyrec/buddyrec/internal/fragment"
 	"io"
 	"reflect"
 
@@ -389,89 +390,20 @@ func childrenOf(body []byte, fn func(typ string, body []byte) error) error {
 }
 
 // outTrack is one track of an output fragment: the chosen samples of an
-// input traf and their new decode time.
-type outTrack struct {
-	id       uint32
-	baseTime uint64
-	samples  []sample // positions refer to the input fragment buffer
+// input traf (positions refer to the input fragment buffer) and their new
+// decode time.
+type outTrack = fragw.Track[sample]
+
+func sampleFields(s *sample) fragw.Fields {
+	return fragw.Fields{Duration: s.dur, Size: uint32(s.len), PTSOffset: s.ptsOff, NonSync: s.nonSync}
 }
 
 // appendFragment appends a moof+mdat with sequence number seq to dst,
-// copying sample data from src. The layout matches what storage writes
-// (tfhd default-base-is-moof, tfdt v1, trun v1 with per-sample duration and
-// size, flags and composition offsets only when needed).
+// copying sample data from src, in the layout storage writes.
 func appendFragment(dst []byte, seq uint32, tracks []outTrack, src []byte) []byte {
-	be := binary.BigEndian
-	moofStart := len(dst)
-	dst = be.AppendUint32(dst, 0)
-	dst = append(dst, "moof"...)
-	dst = be.AppendUint32(dst, 16)
-	dst = append(dst, "mfhd"...)
-	dst = be.AppendUint32(dst, 0)
-	dst = be.AppendUint32(dst, seq)
-	type fix struct{ pos, dataOff int }
-	var fixesArr [4]fix
-	fixes := fixesArr[:0]
-	dataSize := 0
+	dst = fragw.AppendHeader(dst, seq, tracks, sampleFields)
 	for _, t := range tracks {
-		flags := uint32(0x001 | 0x100 | 0x200)
-		for _, s := range t.samples {
-			if s.nonSync {
-				flags |= 0x400
-			}
-			if s.ptsOff != 0 {
-				flags |= 0x800
-			}
-		}
-		entry := 8
-		if flags&0x400 != 0 {
-			entry += 4
-		}
-		if flags&0x800 != 0 {
-			entry += 4
-		}
-		trunSize := 20 + entry*len(t.samples)
-		dst = be.AppendUint32(dst, uint32(8+16+20+trunSize))
-		dst = append(dst, "traf"...)
-		dst = be.AppendUint32(dst, 16)
-		dst = append(dst, "tfhd"...)
-		dst = be.AppendUint32(dst, 0x00020000)
-		dst = be.AppendUint32(dst, t.id)
-		dst = be.AppendUint32(dst, 20)
-		dst = append(dst, "tfdt"...)
-		dst = be.AppendUint32(dst, 0x01000000)
-		dst = be.AppendUint64(dst, t.baseTime)
-		dst = be.AppendUint32(dst, uint32(trunSize))
-		dst = append(dst, "trun"...)
-		dst = be.AppendUint32(dst, 0x01000000|flags)
-		dst = be.AppendUint32(dst, uint32(len(t.samples)))
-		fixes = append(fixes, fix{pos: len(dst) - moofStart, dataOff: dataSize})
-		dst = be.AppendUint32(dst, 0)
-		for _, s := range t.samples {
-			dst = be.AppendUint32(dst, s.dur)
-			dst = be.AppendUint32(dst, uint32(s.len))
-			if flags&0x400 != 0 {
-				var sf uint32
-				if s.nonSync {
-					sf = 1 << 16
-				}
-				dst = be.AppendUint32(dst, sf)
-			}
-			if flags&0x800 != 0 {
-				dst = be.AppendUint32(dst, uint32(s.ptsOff))
-			}
-			dataSize += s.len
-		}
-	}
-	moofSize := len(dst) - moofStart
-	be.PutUint32(dst[moofStart:], uint32(moofSize))
-	for _, f := range fixes {
-		be.PutUint32(dst[moofStart+f.pos:], uint32(moofSize+8+f.dataOff))
-	}
-	dst = be.AppendUint32(dst, uint32(8+dataSize))
-	dst = append(dst, "mdat"...)
-	for _, t := range tracks {
-		for _, s := range t.samples {
+		for _, s := range t.Samples {
 			dst = append(dst, src[s.off:s.off+s.len]...)
 		}
 	}

@@ -162,7 +162,7 @@ func (h *handler) streamPiece(ctx context.Context, s *streamer, p *planned, to t
 			if drive {
 				driveEnd = max(driveEnd, ticksToDuration(int64(kept[len(kept)-1].dts+uint64(kept[len(kept)-1].dur)), ts)+shift)
 			}
-			s.tracks = append(s.tracks, outTrack{id: t.id, baseTime: base, samples: kept})
+			s.tracks = append(s.tracks, outTrack{ID: t.id, BaseTime: base, Samples: kept})
 		}
 		if len(s.tracks) > 0 {
 			s.seq++

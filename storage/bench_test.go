@@ -101,18 +101,18 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 		name   string
 		tracks []partTrack
 	}{
-		{"video only, sync", []partTrack{{id: 1, baseTime: 0, samples: mk(3, false, false)}}},
-		{"video non-sync with cto", []partTrack{{id: 1, baseTime: 90000, samples: mk(25, true, true)}}},
-		{"video and audio", []partTrack{{id: 1, baseTime: 1 << 40, samples: mk(25, true, false)}, {id: 2, baseTime: 48000, samples: mk(47, false, false)}}},
-		{"audio only track 2", []partTrack{{id: 2, baseTime: 7, samples: mk(1, false, false)}}},
+		{"video only, sync", []partTrack{{ID: 1, BaseTime: 0, Samples: mk(3, false, false)}}},
+		{"video non-sync with cto", []partTrack{{ID: 1, BaseTime: 90000, Samples: mk(25, true, true)}}},
+		{"video and audio", []partTrack{{ID: 1, BaseTime: 1 << 40, Samples: mk(25, true, false)}, {ID: 2, BaseTime: 48000, Samples: mk(47, false, false)}}},
+		{"audio only track 2", []partTrack{{ID: 2, BaseTime: 7, Samples: mk(1, false, false)}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := fmp4.Part{SequenceNumber: 42}
 			for _, tr := range tc.tracks {
-				pt := &fmp4.PartTrack{ID: int(tr.id), BaseTime: tr.baseTime}
-				for i := range tr.samples {
-					pt.Samples = append(pt.Samples, &tr.samples[i])
+				pt := &fmp4.PartTrack{ID: int(tr.ID), BaseTime: tr.BaseTime}
+				for i := range tr.Samples {
+					pt.Samples = append(pt.Samples, &tr.Samples[i])
 				}
 				p.Tracks = append(p.Tracks, pt)
 			}

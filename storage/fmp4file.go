@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/buddyrec/buddyrec/internal/fragment"
 	"io"
 	"net"
 	"os"
@@ -303,97 +304,26 @@ func sortedDirNames(dir string, wantDir bool) ([]string, error) {
 }
 
 // partTrack is one track's samples in a fragment.
-type partTrack struct {
-	id       uint32
-	baseTime uint64
-	samples  []fmp4.Sample
+type partTrack = fragment.Track[fmp4.Sample]
+
+// sampleFields reads what a fragment header says about a recorded sample.
+func sampleFields(s *fmp4.Sample) fragment.Fields {
+	return fragment.Fields{Duration: s.Duration, Size: uint32(len(s.Payload)), PTSOffset: s.PTSOffset, NonSync: s.IsNonSyncSample}
 }
 
 // appendPartHeader appends the moof and the mdat header of one fragment to
-// buf. It produces the same
-// bytes as mediacommon's fmp4.Part.Marshal (a test checks this) without
-// go-mp4's reflection, which allocated about fifty objects per sample.
+// buf: the same bytes as mediacommon's fmp4.Part.Marshal (a test checks
+// this) without its per-sample allocations.
 func appendPartHeader(buf []byte, seq uint32, tracks []partTrack) []byte {
-	be := binary.BigEndian
-	moofStart := len(buf)
-	buf = be.AppendUint32(buf, 0) // moof size, patched below
-	buf = append(buf, "moof"...)
-	buf = be.AppendUint32(buf, 16)
-	buf = append(buf, "mfhd"...)
-	buf = be.AppendUint32(buf, 0)
-	buf = be.AppendUint32(buf, seq)
-
-	type fix struct{ pos, dataOff int }
-	var fixesArr [8]fix
-	fixes := fixesArr[:0]
-	dataSize := 0
-	for _, t := range tracks {
-		flags := uint32(0x001 | 0x100 | 0x200) // data offset, duration, size
-		for i := range t.samples {
-			if t.samples[i].IsNonSyncSample {
-				flags |= 0x400
-			}
-			if t.samples[i].PTSOffset != 0 {
-				flags |= 0x800
-			}
-		}
-		entry := 8
-		if flags&0x400 != 0 {
-			entry += 4
-		}
-		if flags&0x800 != 0 {
-			entry += 4
-		}
-		trunSize := 20 + entry*len(t.samples)
-		buf = be.AppendUint32(buf, uint32(8+16+20+trunSize))
-		buf = append(buf, "traf"...)
-		buf = be.AppendUint32(buf, 16)
-		buf = append(buf, "tfhd"...)
-		buf = be.AppendUint32(buf, 0x00020000) // default-base-is-moof
-		buf = be.AppendUint32(buf, t.id)
-		buf = be.AppendUint32(buf, 20)
-		buf = append(buf, "tfdt"...)
-		buf = be.AppendUint32(buf, 0x01000000) // version 1
-		buf = be.AppendUint64(buf, t.baseTime)
-		buf = be.AppendUint32(buf, uint32(trunSize))
-		buf = append(buf, "trun"...)
-		buf = be.AppendUint32(buf, 0x01000000|flags)
-		buf = be.AppendUint32(buf, uint32(len(t.samples)))
-		fixes = append(fixes, fix{pos: len(buf), dataOff: dataSize})
-		buf = be.AppendUint32(buf, 0) // data offset, patched below
-		for i := range t.samples {
-			s := &t.samples[i]
-			buf = be.AppendUint32(buf, s.Duration)
-			buf = be.AppendUint32(buf, uint32(len(s.Payload)))
-			if flags&0x400 != 0 {
-				var sf uint32
-				if s.IsNonSyncSample {
-					sf = 1 << 16
-				}
-				buf = be.AppendUint32(buf, sf)
-			}
-			if flags&0x800 != 0 {
-				buf = be.AppendUint32(buf, uint32(s.PTSOffset))
-			}
-			dataSize += len(s.Payload)
-		}
-	}
-	moofSize := len(buf) - moofStart
-	be.PutUint32(buf[moofStart:], uint32(moofSize))
-	for _, f := range fixes {
-		be.PutUint32(buf[f.pos:], uint32(moofSize+8+f.dataOff))
-	}
-	buf = be.AppendUint32(buf, uint32(8+dataSize))
-	buf = append(buf, "mdat"...)
-	return buf
+	return fragment.AppendHeader(buf, seq, tracks, sampleFields)
 }
 
 // appendPart appends one whole fragment (moof+mdat with payloads) to buf.
 func appendPart(buf []byte, seq uint32, tracks []partTrack) []byte {
 	buf = appendPartHeader(buf, seq, tracks)
 	for _, t := range tracks {
-		for i := range t.samples {
-			buf = append(buf, t.samples[i].Payload...)
+		for i := range t.Samples {
+			buf = append(buf, t.Samples[i].Payload...)
 		}
 	}
 	return buf
@@ -405,8 +335,8 @@ func appendPart(buf []byte, seq uint32, tracks []partTrack) []byte {
 func partBuffers(bufs net.Buffers, header []byte, tracks []partTrack) net.Buffers {
 	bufs = append(bufs, header)
 	for _, t := range tracks {
-		for i := range t.samples {
-			bufs = append(bufs, t.samples[i].Payload)
+		for i := range t.Samples {
+			bufs = append(bufs, t.Samples[i].Payload)
 		}
 	}
 	return bufs

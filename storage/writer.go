@@ -386,7 +386,7 @@ func (w *Writer) flushPart() error {
 	for i := range w.tracks {
 		t := &w.tracks[i]
 		if len(t.samples) > 0 {
-			w.parts = append(w.parts, partTrack{id: uint32(i + 1), baseTime: t.partBase, samples: t.samples})
+			w.parts = append(w.parts, partTrack{ID: uint32(i + 1), BaseTime: t.partBase, Samples: t.samples})
 		}
 	}
 	if len(w.parts) == 0 {
