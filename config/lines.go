@@ -107,21 +107,15 @@ func cutUntil(s, end string) string {
 // keyEnd returns the index of the '=' that ends the key part of a line, or
 // -1, skipping '=' inside quoted keys.
 func keyEnd(s string) int {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '=':
-			return i
+	end := -1
+	outsideStrings(s, func(i int, c byte) bool {
+		if c == '=' {
+			end = i
+			return false
 		}
-	}
-	return -1
+		return true
+	})
+	return end
 }
 
 // splitKey splits a dotted key, honouring quotes.
@@ -152,8 +146,9 @@ func splitKey(s string) []string {
 
 func joinKey(parts []string) string { return strings.Join(parts, ".") }
 
-// stripComment removes a trailing # comment outside strings.
-func stripComment(s string) string {
+// outsideStrings calls fn with the index and byte of every byte of s that
+// is outside a quoted string, until fn returns false.
+func outsideStrings(s string, fn func(i int, c byte) bool) {
 	var quote byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -166,34 +161,38 @@ func stripComment(s string) string {
 			}
 		case c == '"' || c == '\'':
 			quote = c
-		case c == '#':
-			return s[:i]
+		default:
+			if !fn(i, c) {
+				return
+			}
 		}
 	}
-	return s
 }
 
-// bracketDelta counts unclosed [ and { outside strings.
+// stripComment removes a trailing # comment outside strings.
+func stripComment(s string) string {
+	end := len(s)
+	outsideStrings(s, func(i int, c byte) bool {
+		if c == '#' {
+			end = i
+			return false
+		}
+		return true
+	})
+	return s[:end]
+}
+
+// bracketDelta counts unclosed [ and { outside strings and comments.
 func bracketDelta(s string) int {
-	s = stripComment(s)
 	d := 0
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == '\\' && quote == '"' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '[' || c == '{':
+	outsideStrings(stripComment(s), func(_ int, c byte) bool {
+		switch c {
+		case '[', '{':
 			d++
-		case c == ']' || c == '}':
+		case ']', '}':
 			d--
 		}
-	}
+		return true
+	})
 	return d
 }
