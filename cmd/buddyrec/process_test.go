@@ -185,6 +185,7 @@ func TestMirroredFailoverAndFailback(t *testing.T) {
 	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), recordsExactly(b, "rec-b/cam3"), sees(b, "rec-a", "alive")))
 	time.Sleep(2500 * time.Millisecond) // mid-segment, a few parts written
 
+	killedAt := time.Now()
 	a.Kill()
 	eventually(t, 10*time.Second, all(sees(b, "rec-a", "dead"), recordsExactly(b, "rec-a/cam1", "rec-a/cam2", "rec-b/cam3")))
 	camsB, _ := b.Cameras(context.Background())
@@ -216,7 +217,12 @@ func TestMirroredFailoverAndFailback(t *testing.T) {
 	}
 
 	// The killed server's disk: every segment indexed and playable.
-	checkDisk(t, a.DataDir, "rec-a")
+	// A crash loses at most one part (1 s here) of each camera's footage.
+	for cam, end := range checkDisk(t, a.DataDir, "rec-a") {
+		if lost := killedAt.Sub(end); lost > 1500*time.Millisecond {
+			t.Errorf("%s: footage ends %.2fs before the kill -9; at most one part (1s) may be lost", cam, lost.Seconds())
+		}
+	}
 	outageStart := time.Now().Add(-5 * time.Second)
 	time.Sleep(2 * time.Second)
 
@@ -302,9 +308,10 @@ func TestMirroredFailoverAndFailback(t *testing.T) {
 	}
 }
 
-// checkDisk opens a stopped server's data dir (running crash recovery) and
-// checks every indexed segment exists and plays.
-func checkDisk(t *testing.T, dir, server string) {
+// checkDisk opens a stopped server's data dir (running crash recovery),
+// checks every indexed segment exists and plays, and returns where each
+// camera's footage ends.
+func checkDisk(t *testing.T, dir, server string) map[string]time.Time {
 	t.Helper()
 	ffprobe, haveFFprobe := testutil.LookTool(t, "ffprobe")
 	st, err := storage.Open(storage.Options{Dir: dir, Server: server})
@@ -317,6 +324,7 @@ func checkDisk(t *testing.T, dir, server string) {
 		t.Fatalf("no cameras in the index after kill -9: %v", err)
 	}
 	indexed := map[string]bool{}
+	ends := map[string]time.Time{}
 	for _, cam := range camsList {
 		segs, err := st.Segments(cam, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 		if err != nil {
@@ -324,6 +332,9 @@ func checkDisk(t *testing.T, dir, server string) {
 		}
 		for _, seg := range segs {
 			indexed[seg.File] = true
+			if seg.End.After(ends[cam]) {
+				ends[cam] = seg.End
+			}
 			if seg.Open {
 				t.Errorf("%s still open after recovery", seg.File)
 			}
@@ -358,6 +369,7 @@ func checkDisk(t *testing.T, dir, server string) {
 		}
 		return nil
 	})
+	return ends
 }
 
 // TestSpreadServersIntoLimitedStandby: two live servers fail into one
