@@ -52,8 +52,12 @@
 // where W ∈ [0, K) waits for the next probe of that peer (longer in big
 // clusters, where probes rotate), K is the failed probe, and G ≈ K/4 the
 // gossip of the verdict; on average T ≈ F − K/4, at worst about F + K
-// (W reaches 2K in a 3-node cluster). With the defaults (K 200ms, F 1s,
-// SuspicionMult 3) that is about 0.9–1.3 s; see BenchmarkDetect. In clusters above 10 nodes memberlist stretches the
+// (W reaches 2K in a 3-node cluster). With the defaults (K 200ms, F 800ms,
+// SuspicionMult 2) that is about 0.7–1.0 s; see BenchmarkDetect. (The
+// notes in shared/ measured no false suspicion at K 200ms and
+// SuspicionMult 2 under CPU load, and memberlist's awareness stretches
+// probe deadlines on a busy node.) In clusters above 10 nodes memberlist
+// stretches the
 // suspicion by log10(n), and with 4+ nodes it starts at 2× and shrinks as
 // other nodes confirm the suspicion (SuspicionMaxTimeoutMult 2 bounds the
 // worst case at twice the nominal). F must be at least 3K. A hung

@@ -17,7 +17,7 @@ import (
 // on a LAN (see doc.go for the timing model).
 const (
 	DefaultKeepalive       = 200 * time.Millisecond
-	DefaultFailoverAfter   = time.Second
+	DefaultFailoverAfter   = 800 * time.Millisecond
 	DefaultSecretsInterval = 30 * time.Second
 )
 

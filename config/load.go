@@ -20,7 +20,7 @@ import (
 const (
 	DefaultHTTP          = "127.0.0.1:8080"
 	DefaultKeepalive     = 200 * time.Millisecond
-	DefaultFailoverAfter = time.Second
+	DefaultFailoverAfter = 800 * time.Millisecond
 	DefaultFailbackAfter = 30 * time.Second
 	DefaultSegment       = 60 * time.Second
 	DefaultPart          = time.Second
