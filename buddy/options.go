@@ -216,6 +216,11 @@ func (o Options) memberlistConfig(t timing) (*memberlist.Config, error) {
 	c.SuspicionMaxTimeoutMult = 2
 	c.TCPTimeout = t.tcpTimeout
 	c.PushPullInterval = 15 * time.Second
+	// memberlist compresses every packet with LZW, allocating a fresh 16 KiB
+	// table each time: at a 50 ms gossip tick that is most of a server's
+	// gossip CPU and garbage (measured with bench planner). Sites are LANs,
+	// where bytes are cheap and a recorder's CPU is not.
+	c.EnableCompression = false
 	// A server restarted on a new address may reclaim its name as soon as
 	// its old incarnation is dead.
 	c.DeadNodeReclaimTime = time.Nanosecond

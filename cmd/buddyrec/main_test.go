@@ -59,3 +59,25 @@ func TestKeygenAndPasswd(t *testing.T) {
 		t.Error("passwd accepted a short password")
 	}
 }
+
+// TestBenchPlannerSmall runs the planner benchmark on a small site: after
+// three of twelve servers crash, every live server must reach the same plan
+// with no camera owned twice and none left unplaced.
+func TestBenchPlannerSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 12 gossip members")
+	}
+	code, out, errOut := runCmd("bench", "planner", "-servers", "12", "-cameras", "10", "-kill", "3", "-replan", "250ms")
+	if code != 0 {
+		t.Fatalf("bench planner: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"all 12 plans agree",
+		"3 servers crashed at once: every live server's plan agrees",
+		"cameras owned by two live servers: 0 at agreement, 0 two seconds later; unplaced: 0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench planner output lacks %q:\n%s", want, out)
+		}
+	}
+}
