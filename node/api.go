@@ -149,6 +149,11 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		if state != "alive" && state != "suspect" {
 			si.Cameras = 0
 		}
+		if name == self {
+			// Peers see the load as last published (every loadEvery); this
+			// server's own can be current.
+			si.Load = n.measureLoad(time.Now())
+		}
 		for home := range st.plan.AdoptedBy(name) {
 			si.AdoptedFrom = append(si.AdoptedFrom, home)
 		}

@@ -97,7 +97,21 @@ func (n *Node) selfRecord(now time.Time, claims, recording []string) recordBody 
 	return r
 }
 
+// loadEvery is how often the load published in this server's record is
+// measured again. The record goes to every member of the site (over TCP
+// once it exceeds a UDP packet), so it must change when cameras move, not
+// each time the CPU figure wobbles; a status page is fine 10 s behind.
+const loadEvery = 10 * time.Second
+
 func (n *Node) load(now time.Time) api.Load {
+	if !n.lastLoadAt.IsZero() && now.Sub(n.lastLoadAt) < loadEvery {
+		return n.lastLoad
+	}
+	n.lastLoad, n.lastLoadAt = n.measureLoad(now), now
+	return n.lastLoad
+}
+
+func (n *Node) measureLoad(now time.Time) api.Load {
 	used, total := diskUsage(n.cfg.DataDir)
 	// Rounded so that the replicated record changes only when a technician
 	// would see a difference.

@@ -77,3 +77,23 @@ func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRecordLoadChangesSlowly: the load inside the replicated record is
+// measured again only every loadEvery, so a wobbling CPU figure does not
+// republish a record every member must receive; the server's own API
+// answer stays current.
+func TestRecordLoadChangesSlowly(t *testing.T) {
+	n := newTestNode(t)
+	t0 := time.Now()
+	first := n.selfRecord(t0, nil, nil)
+	if first.Load.MemoryBytes == 0 {
+		t.Fatalf("first record has no load measured: %+v", first.Load)
+	}
+	n.lastLoad.CPU = 0.42 // as if measured so at t0
+	if got := n.selfRecord(t0.Add(loadEvery/2), nil, nil).Load.CPU; got != 0.42 {
+		t.Errorf("load in the record half a period later: CPU %v, want the published 0.42", got)
+	}
+	if got := n.selfRecord(t0.Add(loadEvery+time.Second), nil, nil).Load.CPU; got == 0.42 {
+		t.Errorf("load in the record after a period: CPU still %v, want a new measurement", got)
+	}
+}

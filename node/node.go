@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/events"
@@ -73,6 +74,8 @@ type Node struct {
 	missingReported bool
 	lastKeyAlarm    atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu             cpuSampler
+	lastLoad        api.Load  // load as last published in the record
+	lastLoadAt      time.Time // when lastLoad was measured
 
 	mu             sync.Mutex
 	state          controlState // owned by the control loop; read by the API under mu
