@@ -3,6 +3,7 @@ package buddy
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -410,7 +411,8 @@ func (c *Cluster) secretsLoop() {
 
 // rejoinLoop contacts addresses that should be in the cluster but are not:
 // configured peers while none is alive, dead members (a partition heals
-// only if someone reaches across), and new addresses of restarted servers.
+// only if someone reaches across; deadRejoiners servers try each), and new
+// addresses of restarted servers.
 func (c *Cluster) rejoinLoop() {
 	t := time.NewTicker(c.t.rejoinInterval)
 	defer t.Stop()
@@ -452,8 +454,14 @@ func (c *Cluster) rejoinTargets() []string {
 			add(a)
 		}
 	}
+	live := make([]string, 0, len(alive))
 	for name, m := range c.members {
-		if m.state == StateDead && name != c.o.Name {
+		if m.state == StateAlive || m.state == StateSuspect {
+			live = append(live, name)
+		}
+	}
+	for name, m := range c.members {
+		if m.state == StateDead && name != c.o.Name && rejoinsDead(c.o.Name, name, live) {
 			add(m.addr)
 		}
 	}
@@ -463,6 +471,40 @@ func (c *Cluster) rejoinTargets() []string {
 		}
 	}
 	return out
+}
+
+// deadRejoiners is how many live servers try to reach each dead one. A
+// join is a full push/pull of the site's records, so with every server
+// trying, a site of n servers would pay n of them a second for each dead
+// server; a few suffice for a healed partition to be noticed, and each
+// side of a partition picks its own few.
+const deadRejoiners = 3
+
+// rejoinsDead reports whether self is one of the deadRejoiners live
+// servers chosen for dead by rendezvous hashing: every server with the
+// same view of who is alive makes the same choice, without talking.
+func rejoinsDead(self, dead string, live []string) bool {
+	score := func(s string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(dead))
+		h.Write([]byte{0})
+		h.Write([]byte(s))
+		return h.Sum64()
+	}
+	mine := score(self)
+	higher := 0
+	for _, s := range live {
+		if s == self {
+			continue
+		}
+		if sc := score(s); sc > mine || (sc == mine && s < self) {
+			higher++
+			if higher >= deadRejoiners {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // joinAll joins each address on its own goroutine, so an unreachable peer

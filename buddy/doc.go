@@ -94,5 +94,9 @@
 // Start tries every Join address at once (one TCP timeout at most). While
 // no peer is alive it keeps retrying them every max(5K, 1s); it also
 // retries the last addresses of dead members, so a partition heals even
-// after memberlist stops gossiping to the dead (30 s).
+// after memberlist stops gossiping to the dead (30 s). A join is a full
+// push/pull of every record, so only three live servers, chosen for each
+// dead one by rendezvous hashing over the names of the live, retry it:
+// each side of a partition chooses its own three, and a large site does
+// not pay a state exchange per server per second for every dead member.
 package buddy

@@ -18,42 +18,31 @@ import (
 	"github.com/buddyrec/buddyrec/failover"
 )
 
-// simBody is what a simulated server gossips: its inventory (cameras named
-// c1..cN), buddies, capacity and its claims. It mirrors the real record's
-// planner inputs without media.
+// simBody is what a simulated server gossips: the planner's half of the
+// real record (node's recordBody), with the same field names and camera
+// ids, so that records have the real size and, above 1 KiB, travel over
+// TCP to every member as a real server's do. There is no media, so what
+// it records is what it claims.
 type simBody struct {
-	Cameras  int              `json:"n"`
-	Critical int              `json:"crit"` // the first Critical cameras are critical
-	Buddies  []string         `json:"b"`
-	Capacity int              `json:"cap"`
-	Claims   map[string][]int `json:"cl,omitempty"` // home -> camera numbers: compact, so records ride on UDP gossip
+	Name      string      `json:"name"`
+	Capacity  simCapacity `json:"capacity"`
+	Buddies   []string    `json:"buddies"`
+	Mode      string      `json:"mode"`
+	Failback  bool        `json:"failback"`
+	Cameras   []simCamera `json:"cameras"`
+	Claims    []string    `json:"claims,omitempty"`
+	Recording []string    `json:"recording,omitempty"`
+	Stable    bool        `json:"stable"`
 }
 
-func encodeClaims(ids []string) map[string][]int {
-	out := map[string][]int{}
-	for _, id := range ids {
-		var home string
-		var n int
-		for i := len(id) - 1; i >= 0; i-- {
-			if id[i] == '/' {
-				home = id[:i]
-				fmt.Sscanf(id[i+1:], "c%d", &n)
-				break
-			}
-		}
-		out[home] = append(out[home], n)
-	}
-	return out
+type simCapacity struct {
+	Cameras int `json:"cameras"`
 }
 
-func decodeClaims(m map[string][]int) []string {
-	var out []string
-	for home, ns := range m {
-		for _, n := range ns {
-			out = append(out, fmt.Sprintf("%s/c%d", home, n))
-		}
-	}
-	return out
+type simCamera struct {
+	Name        string  `json:"name"`
+	Critical    bool    `json:"critical,omitempty"`
+	BitrateMbps float64 `json:"bitrate_mbps"`
 }
 
 type cachedRecord struct {
@@ -100,10 +89,10 @@ func (s *simServer) replan() {
 			if err := json.Unmarshal(rec.Body, &b); err != nil {
 				continue
 			}
-			cr = cachedRecord{version: rec.Version, server: failover.Server{Name: n, Buddies: b.Buddies, Failback: true,
-				Capacity: failover.Capacity{Cameras: b.Capacity}, Recording: decodeClaims(b.Claims)}}
-			for i := 1; i <= b.Cameras; i++ {
-				cr.server.Cameras = append(cr.server.Cameras, failover.Camera{Name: fmt.Sprintf("c%d", i), Critical: i <= b.Critical, BitrateMbps: 4})
+			cr = cachedRecord{version: rec.Version, server: failover.Server{Name: n, Buddies: b.Buddies, Failback: b.Failback,
+				Capacity: failover.Capacity{Cameras: b.Capacity.Cameras}, Recording: b.Claims}}
+			for _, c := range b.Cameras {
+				cr.server.Cameras = append(cr.server.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})
 			}
 			s.cache[n] = cr
 		}
@@ -127,7 +116,8 @@ func (s *simServer) replan() {
 	s.plan, s.planHash = plan, sum
 	s.mu.Unlock()
 	body := s.body
-	body.Claims = encodeClaims(plan.For(s.name))
+	body.Claims = plan.For(s.name)
+	body.Recording = body.Claims
 	b, _ := json.Marshal(body)
 	s.c.SetRecord(buddy.Record{Body: b})
 }
@@ -187,10 +177,15 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	for i := range servers {
 		name := fmt.Sprintf("s%03d", i)
 		body := simBody{
-			Cameras:  *perServer,
-			Critical: *perServer / 4,
+			Name:     name,
+			Capacity: simCapacity{Cameras: *perServer * 3 / 2},
 			Buddies:  []string{fmt.Sprintf("s%03d", (i+1)%*nServers), fmt.Sprintf("s%03d", (i+2)%*nServers)},
-			Capacity: *perServer * 3 / 2,
+			Mode:     "all",
+			Failback: true,
+			Stable:   true,
+		}
+		for j := 1; j <= *perServer; j++ {
+			body.Cameras = append(body.Cameras, simCamera{Name: fmt.Sprintf("cam-%03d", j), Critical: j <= *perServer/4, BitrateMbps: 4})
 		}
 		c, err := buddy.Start(ctx, buddy.Options{Name: name, BindAddr: "127.0.0.1:0", Join: seeds, Insecure: true, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
 		if err != nil {
@@ -235,7 +230,7 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			raw := s.c.View().Records[s.name].Body
 			var b simBody
 			json.Unmarshal(raw, &b)
-			for _, id := range decodeClaims(b.Claims) {
+			for _, id := range b.Claims {
 				if _, dup := owners[id]; dup {
 					double++
 				}
@@ -296,7 +291,7 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "all %d plans agree %.1fs after the last server started\n", *nServers, took.Seconds())
+	fmt.Fprintf(stdout, "all %d plans agree %.1fs after the last server started; each server's record is %d bytes of JSON\n", *nServers, took.Seconds(), len(servers[0].c.View().Records[servers[0].name].Body))
 
 	// Start from a quiet cluster, where every member sees every other
 	// alive, so that detection is measured from the crash alone.
