@@ -212,7 +212,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 }
 
 func newSnapshot() snapshot {
-	return snapshot{records: map[string]entry{}, secrets: map[string]secretEntry{}, members: map[string]lastSeen{}}
+	return snapshot{records: map[string]entry{}, secrets: map[string]secretEntry{}, members: map[string]lastSeen{}, forget: map[string]bool{}}
 }
 
 func (c *Cluster) loadState() error {
@@ -231,6 +231,9 @@ func (c *Cluster) loadState() error {
 	c.st = st
 	c.records = snap.records
 	c.secretsIn = snap.secrets
+	for from := range c.secretsIn {
+		c.forgetSecretsLocked(from)
+	}
 	for name, ls := range snap.members {
 		if name == c.o.Name {
 			continue
@@ -397,7 +400,8 @@ func nextVersion(floor uint64) uint64 {
 // everyone. left marks the record published by Close.
 func (c *Cluster) publishOwn(body []byte, left bool) entry {
 	c.mu.Lock()
-	e := entry{Server: c.o.Name, Version: nextVersion(c.records[c.o.Name].Version), Body: body, Left: left}
+	e := entry{Server: c.o.Name, Version: nextVersion(c.records[c.o.Name].Version), Body: body, Left: left,
+		Buddies: append([]string{}, c.o.Buddies...)}
 	c.records[c.o.Name] = e
 	if !left {
 		c.ownSet = true

@@ -315,3 +315,57 @@ func TestMalformedPeerInput(t *testing.T) {
 		t.Fatalf("own record after stale replay: %q v%d", r.Body, r.Version)
 	}
 }
+
+// TestSecretsForgottenWhenNoLongerBuddy: an installer takes c off a's
+// buddy list and restarts a. c forgets a's secrets, in memory and on disk;
+// b, still a buddy, keeps them.
+func TestSecretsForgottenWhenNoLongerBuddy(t *testing.T) {
+	sink := newLogSink(t)
+	oa := testOpts(t, sink, "a")
+	oa.Buddies = []string{"b", "c"}
+	a := startNode(t, oa)
+	b := startNode(t, testOpts(t, sink, "b", a.Addr()))
+	oc := testOpts(t, sink, "c", a.Addr())
+	c := startNode(t, oc)
+	if err := a.SetSecrets([]byte("rtsp://u:pw@cam")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetRecord(Record{Body: []byte("record-a")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b and c hold a's secrets", func() bool {
+		_, okb := b.Secrets("a")
+		_, okc := c.Secrets("a")
+		return okb && okc
+	})
+
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oa.Buddies = []string{"b"}
+	oa.Join = []string{b.Addr()}
+	a2 := startNode(t, oa)
+	if err := a2.SetRecord(Record{Body: []byte("record-a2")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "c has a's new record", func() bool { return hasRecord(c, "a", []byte("record-a2")) })
+	if _, ok := c.Secrets("a"); ok {
+		t.Fatal("c still holds a's secrets after a took it off its buddy list")
+	}
+	if s, ok := b.Secrets("a"); !ok || string(s) != "rtsp://u:pw@cam" {
+		t.Fatalf("b, still a's buddy, lost a's secrets: %q %v", s, ok)
+	}
+	if !sink.contains("forgot secrets", "of=a", "node=c") {
+		t.Error("c did not log that it forgot a's secrets")
+	}
+
+	// Restarted from its state dir, c has not got them back from disk.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oc.Join = []string{b.Addr()}
+	c2 := startNode(t, oc)
+	if _, ok := c2.Secrets("a"); ok {
+		t.Fatal("restarted c loaded a's secrets from cluster.db")
+	}
+}

@@ -283,6 +283,7 @@ func (c *Cluster) merge(entries []entry) {
 		}
 		c.records[e.Server] = e
 		c.markRecord(e)
+		c.forgetSecretsLocked(e.Server)
 		changed = true
 		forward = append(forward, e)
 		if m, ok := c.members[e.Server]; ok {
@@ -322,6 +323,7 @@ func (c *Cluster) mergeSecrets(s secretEntry) {
 	newer := !ok || s.Version > cur.Version
 	if newer {
 		c.secretsIn[s.From] = s
+		delete(c.dirty.forget, s.From)
 		c.dirty.secrets[s.From] = s
 		c.dirtyCount++
 	}
@@ -331,6 +333,26 @@ func (c *Cluster) mergeSecrets(s secretEntry) {
 		kick(c.kickSave)
 		c.notify()
 	}
+}
+
+// forgetSecretsLocked drops the secrets server sent us when its latest
+// record no longer names us as a buddy: an installer who takes a server
+// off a buddy list expects it to stop holding those camera credentials,
+// in memory and in cluster.db. c.mu held.
+func (c *Cluster) forgetSecretsLocked(server string) {
+	if _, ok := c.secretsIn[server]; !ok {
+		return
+	}
+	e, ok := c.records[server]
+	if !ok || e.Buddies == nil || slices.Contains(e.Buddies, c.o.Name) {
+		return
+	}
+	delete(c.secretsIn, server)
+	delete(c.dirty.secrets, server)
+	c.dirty.forget[server] = true
+	c.dirtyCount++
+	kick(c.kickSave)
+	c.log.Info("forgot secrets: no longer a buddy", "of", server)
 }
 
 // markRecord and markMember queue a value for the save loop; c.mu held.

@@ -27,7 +27,10 @@
 // SetSecrets sends this server's secrets over TCP only to the alive
 // servers named in Options.Buddies: on change, when a buddy joins, and
 // every SecretsInterval (30 s) so one that missed an update catches up.
-// Receivers persist them (cluster.db is 0600) and never log them. With a
+// Receivers persist them (cluster.db is 0600) and never log them. Each
+// record carries its server's buddy list, so a server taken off a buddy
+// list forgets that server's secrets (memory and cluster.db) when the new
+// record reaches it. With a
 // Key all gossip, TCP included, is AES-GCM encrypted; with Insecure it is
 // clear text and Start logs a warning if there are buddies.
 //

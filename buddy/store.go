@@ -65,6 +65,9 @@ type snapshot struct {
 	records map[string]entry
 	secrets map[string]secretEntry
 	members map[string]lastSeen
+	// forget names servers whose secrets save deletes: this server is no
+	// longer their buddy.
+	forget map[string]bool
 }
 
 // load reads the whole file. Undecodable values are skipped and reported
@@ -120,6 +123,11 @@ func (s *store) save(snap snapshot) error {
 			}
 		}
 		sb := tx.Bucket(bucketSecrets)
+		for name := range snap.forget {
+			if err := sb.Delete([]byte(name)); err != nil {
+				return err
+			}
+		}
 		for name, se := range snap.secrets {
 			if err := sb.Put([]byte(name), encodeSecret(nil, se)); err != nil {
 				return err

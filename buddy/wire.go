@@ -23,6 +23,8 @@ const (
 	maxBodyLen  = 16 << 20
 	maxEntries  = 1 << 16
 	flagLeft    = 1 << 0
+	flagBuddies = 1 << 1 // a buddy list follows the body
+	maxBuddies  = 1 << 10
 	maxVarintSz = binary.MaxVarintLen64
 )
 
@@ -36,6 +38,10 @@ type entry struct {
 	Version uint64
 	Body    []byte
 	Left    bool
+	// Buddies are the servers Server hands its secrets to, as of this
+	// version; a server not listed forgets the secrets it holds from
+	// Server. nil means not stated (older encodings), which revokes nothing.
+	Buddies []string
 }
 
 // secretEntry is what one server sent us as its buddy.
@@ -55,10 +61,20 @@ func encodeEntry(b []byte, e entry) []byte {
 	if e.Left {
 		flags |= flagLeft
 	}
+	if e.Buddies != nil {
+		flags |= flagBuddies
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, e.Version)
 	b = appendBytes(b, []byte(e.Server))
-	return appendBytes(b, e.Body)
+	b = appendBytes(b, e.Body)
+	if e.Buddies != nil {
+		b = binary.AppendUvarint(b, uint64(len(e.Buddies)))
+		for _, name := range e.Buddies {
+			b = appendBytes(b, []byte(name))
+		}
+	}
+	return b
 }
 
 func encodeSecret(b []byte, s secretEntry) []byte {
@@ -134,6 +150,16 @@ func (d *decoder) entry() entry {
 	e.Version = d.uvarint()
 	e.Server = d.name()
 	e.Body = d.bytes(maxBodyLen)
+	if flags&flagBuddies != 0 {
+		n := d.uvarint()
+		if d.err == nil && n > maxBuddies {
+			d.err = fmt.Errorf("%d buddies exceeds limit %d", n, maxBuddies)
+		}
+		e.Buddies = []string{}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			e.Buddies = append(e.Buddies, d.name())
+		}
+	}
 	return e
 }
 
@@ -163,7 +189,10 @@ func decodeSecret(b []byte) (secretEntry, error) {
 func encodeState(entries []entry) []byte {
 	size := 1 + maxVarintSz
 	for _, e := range entries {
-		size += 1 + 3*maxVarintSz + len(e.Server) + len(e.Body)
+		size += 1 + 4*maxVarintSz + len(e.Server) + len(e.Body)
+		for _, name := range e.Buddies {
+			size += maxVarintSz + len(name)
+		}
 	}
 	// Sized once: a site's state is every server's inventory, and growing
 	// it by appends was a quarter of a busy member's CPU (bench planner).

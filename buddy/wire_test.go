@@ -11,16 +11,19 @@ func TestEntryRoundTrip(t *testing.T) {
 		{Server: "rec-a", Version: 1, Body: []byte(`{"cams":[]}`)},
 		{Server: "rec-b", Version: 1<<63 + 5, Body: nil, Left: true},
 		{Server: "r", Version: 0, Body: bytes.Repeat([]byte{0xff}, 5000)},
+		{Server: "rec-c", Version: 4, Body: []byte("x"), Buddies: []string{"rec-a", "rec-b"}},
+		{Server: "rec-d", Version: 4, Body: []byte("x"), Buddies: []string{}}, // no buddies: nobody keeps secrets
 	} {
 		got, err := decodeEntry(encodeEntry(nil, e))
 		if err != nil {
 			t.Fatalf("decode %s: %v", e.Server, err)
 		}
-		if got.Server != e.Server || got.Version != e.Version || got.Left != e.Left || !bytes.Equal(got.Body, e.Body) {
+		if got.Server != e.Server || got.Version != e.Version || got.Left != e.Left || !bytes.Equal(got.Body, e.Body) ||
+			(got.Buddies == nil) != (e.Buddies == nil) || !reflect.DeepEqual(append([]string{}, got.Buddies...), append([]string{}, e.Buddies...)) {
 			t.Fatalf("round trip: got %+v want %+v", got, e)
 		}
 	}
-	state := []entry{{Server: "a", Version: 2, Body: []byte("x")}, {Server: "b", Version: 3, Left: true, Body: []byte{}}}
+	state := []entry{{Server: "a", Version: 2, Body: []byte("x"), Buddies: []string{"b"}}, {Server: "b", Version: 3, Left: true, Body: []byte{}}}
 	got, err := decodeState(encodeState(state))
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +50,16 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		{"empty name", encodeEntry(nil, entry{Server: "", Version: 1})},
 		{"huge length", []byte{0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"bad varint", []byte{0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+		{"buddies truncated", func() []byte {
+			b := encodeEntry(nil, entry{Server: "rec-a", Version: 7, Body: []byte("body"), Buddies: []string{"rec-b"}})
+			return b[:len(b)-1]
+		}()},
+		{"empty buddy name", encodeEntry(nil, entry{Server: "rec-a", Version: 7, Body: []byte("body"), Buddies: []string{""}})},
+		{"absurd buddy count", func() []byte {
+			b := encodeEntry(nil, entry{Server: "rec-a", Version: 7, Body: []byte("body")})
+			b[0] |= flagBuddies
+			return append(b, 0xff, 0xff, 0x7f)
+		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := decodeEntry(tc.b); err == nil {
