@@ -89,6 +89,10 @@ type HTTP struct {
 	TokenFile string
 	CertFile  string
 	KeyFile   string
+	// CAFile holds extra PEM certificates this server trusts, on top of the
+	// system store, when it calls its peers over HTTPS: sites usually sign
+	// their servers' certificates with their own CA. Empty: system store only.
+	CAFile string
 }
 
 // Camera is one camera this server owns.

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
@@ -352,12 +354,13 @@ func (d *decoder) decode(raw map[string]any) *Config {
 	d.unknown(ev, "events", "retention")
 	c.Events.Retention = d.duration(ev, "events", "retention", DefaultEventsKeep)
 	h := d.table(raw, "", "http")
-	d.unknown(h, "http", "users_file", "token_file", "cert_file", "key_file")
+	d.unknown(h, "http", "users_file", "token_file", "cert_file", "key_file", "ca_file")
 	c.HTTP = HTTP{
 		UsersFile: d.path(d.str(h, "http", "users_file", "")),
 		TokenFile: d.path(d.str(h, "http", "token_file", "")),
 		CertFile:  d.path(d.str(h, "http", "cert_file", "")),
 		KeyFile:   d.path(d.str(h, "http", "key_file", "")),
+		CAFile:    d.path(d.str(h, "http", "ca_file", "")),
 	}
 	if (c.HTTP.CertFile == "") != (c.HTTP.KeyFile == "") {
 		d.errorf("http", "cert_file and key_file must be set together")
@@ -373,6 +376,11 @@ func (d *decoder) decode(raw map[string]any) *Config {
 			if _, err := os.Stat(f.path); err != nil {
 				d.errorf("http."+f.key, "cannot read %s: %v", f.path, unwrapPathError(err))
 			}
+		}
+	}
+	if c.HTTP.CAFile != "" {
+		if _, err := ReadCAFile(c.HTTP.CAFile); err != nil {
+			d.errorf("http.ca_file", "%v", err)
 		}
 	}
 	d.decodeCameras(c, d.tables(raw, "camera"))
@@ -468,6 +476,39 @@ func ReadGossipKey(path string) ([]byte, error) {
 		return key, nil
 	}
 	return nil, fmt.Errorf("%s holds a %d-byte key; it must be 16, 24 or 32 bytes", path, len(key))
+}
+
+// ReadCAFile reads the PEM certificates of a [http] ca_file. It fails
+// unless the file holds at least one CERTIFICATE block and every such block
+// parses, so a wrong file (a key, a DER file, a typo) is caught by `buddyrec
+// check` rather than as peers that cannot be reached. Other PEM blocks are
+// ignored; errors name the file, never its content.
+func ReadCAFile(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, unwrapPathError(err))
+	}
+	var certs []*x509.Certificate
+	for n := 1; ; {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: certificate %d does not parse: %v", path, n, err)
+		}
+		certs = append(certs, cert)
+		n++
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate found (want one or more -----BEGIN CERTIFICATE----- blocks)", path)
+	}
+	return certs, nil
 }
 
 func (d *decoder) decodeCapacity(c *Config, m map[string]any) {

@@ -30,6 +30,16 @@ func (c *Config) Summary() string {
 		fmt.Fprintf(&b, "cluster: join %v, gossip %s, keepalive %s, failover after %s, failback %v after %s\n",
 			c.Cluster.Join, enc, c.Cluster.Keepalive, c.Cluster.FailoverAfter, c.Cluster.Failback, c.Cluster.FailbackAfter)
 	}
+	switch {
+	case c.HTTP.CertFile != "":
+		trust := "the system store"
+		if c.HTTP.CAFile != "" {
+			trust += " and " + c.HTTP.CAFile
+		}
+		fmt.Fprintf(&b, "http: TLS with %s; peers' certificates checked against %s\n", c.HTTP.CertFile, trust)
+	case c.HTTP.CAFile != "":
+		fmt.Fprintf(&b, "http: plain (no cert_file), so peers are called over plain HTTP and ca_file %s is unused\n", c.HTTP.CAFile)
+	}
 	fmt.Fprintf(&b, "failover: my %s cameras go to %v\n", c.Failover.Cameras, c.Failover.Buddies)
 	fmt.Fprintf(&b, "capacity: %s cameras, %s Mbit/s, %d viewers\n", limit(c.Capacity.Cameras), limitF(c.Capacity.BitrateMbps), c.Capacity.Viewers)
 	minFree := fmt.Sprintf("%g%%", c.Storage.MinFreeFraction*100)

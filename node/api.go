@@ -21,6 +21,7 @@ func (n *Node) Handler() http.Handler {
 		Self:       n.cfg.Name,
 		Peers:      n.peers,
 		PeerHeader: n.peerHeader,
+		Client:     n.peerClient,
 		Logger:     n.log.With("part", "export"),
 	})
 	mux.Handle(export.RouteExport, exp)
@@ -31,7 +32,7 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
-	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
+	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, Client: n.peerClient, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

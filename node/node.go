@@ -60,6 +60,8 @@ type Node struct {
 
 	// peerHeader authenticates this server's requests to its peers.
 	peerHeader http.Header
+	// peerClient makes every request to a peer; it trusts [http] ca_file.
+	peerClient *http.Client
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -95,10 +97,14 @@ func New(o Options) (*Node, error) {
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}
+	peerClient, err := newPeerClient(c.HTTP.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("peer client: %w", err)
+	}
+	n.peerClient = peerClient
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
-	var err error
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open event log: %w", err)
@@ -264,6 +270,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.cluster.Close()
 	}
 	wg.Wait()
+	n.peerClient.CloseIdleConnections()
 	n.closeStores()
 	n.log.Info("stopped")
 	return nil
