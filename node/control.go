@@ -491,7 +491,7 @@ func (n *Node) takeoverNotice(typ, failed string, ids []string) webhook.Notice {
 	nt := webhook.Notice{
 		Type:         typ,
 		FailedServer: failed,
-		Address:      &webhook.Address{IP: host, HTTP: "http://" + n.cfg.Listen.HTTP},
+		Address:      &webhook.Address{IP: host, HTTP: n.peerScheme() + "://" + n.cfg.Listen.HTTP},
 	}
 	if n.cfg.Listen.RTSP != "" {
 		nt.Address.RTSP = "rtsp://" + n.cfg.Listen.RTSP

@@ -97,3 +97,16 @@ func TestRecordLoadChangesSlowly(t *testing.T) {
 		t.Errorf("load in the record after a period: CPU still %v, want a new measurement", got)
 	}
 }
+
+// TestTakeoverNoticeScheme: the notice tells the PSIM the address that now
+// serves the cameras, so it must say https when the server serves TLS.
+func TestTakeoverNoticeScheme(t *testing.T) {
+	n := newTestNode(t)
+	if got := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "http://"+n.cfg.Listen.HTTP {
+		t.Errorf("plain HTTP server: notice address %q", got)
+	}
+	n.cfg.HTTP.CertFile, n.cfg.HTTP.KeyFile = "cert.pem", "key.pem"
+	if got := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "https://"+n.cfg.Listen.HTTP {
+		t.Errorf("TLS server: notice address %q, want https://%s", got, n.cfg.Listen.HTTP)
+	}
+}

@@ -234,7 +234,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
-	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// ErrorLog: failed TLS handshakes and the like go to the structured
+	// log with everything else, not to stderr.
+	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.With("part", "http").Handler(), slog.LevelWarn)}
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {

@@ -3,6 +3,8 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,7 +108,7 @@ func (h *handler) getJSON(ctx context.Context, u string, v any) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("no answer within %s", h.o.PeerTimeout)
 		}
-		return errors.New("unreachable")
+		return peerError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -139,7 +141,7 @@ func (h *handler) ackOnPeer(ctx context.Context, peerHTTP, id, by string) error 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := h.o.Client.Do(req)
 	if err != nil {
-		return errors.New("unreachable")
+		return peerError(err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
@@ -150,4 +152,25 @@ func (h *handler) ackOnPeer(ctx context.Context, peerHTTP, id, by string) error 
 		return events.ErrNotFound
 	}
 	return fmt.Errorf("answered HTTP %d", resp.StatusCode)
+}
+
+// peerError says why a peer could not be asked, in words a technician can
+// act on: a certificate the site does not trust is a configuration fix
+// ([http] ca_file), not a network fault.
+func peerError(err error) error {
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknownCA):
+		return errors.New("certificate not trusted (set [http] ca_file to the site CA)")
+	case errors.As(err, &hostname):
+		return errors.New("certificate does not name this address")
+	case errors.As(err, &invalid):
+		return errors.New("certificate invalid (expired or not for a server)")
+	case errors.As(err, &verify):
+		return errors.New("certificate not accepted")
+	}
+	return errors.New("unreachable")
 }
