@@ -106,15 +106,15 @@ func TestCAFileReportedWithOthers(t *testing.T) {
 }
 
 // TestCAFileSummary: `buddyrec check` says which certificates peers are
-// checked against, and that ca_file does nothing without TLS.
+// checked against, and that without TLS ca_file serves only PSIM targets.
 func TestCAFileSummary(t *testing.T) {
 	ca, key := testCertPEM(t, "site CA")
 	for _, tc := range []struct {
 		name, http, want string
 	}{
-		{"tls with ca", "cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\nca_file = \"ca.pem\"\n", "peers' certificates checked against the system store and DIR/ca.pem"},
-		{"tls without ca", "cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n", "peers' certificates checked against the system store\n"},
-		{"ca without tls", "ca_file = \"ca.pem\"\n", "ca_file DIR/ca.pem is unused"},
+		{"tls with ca", "cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\nca_file = \"ca.pem\"\n", "peers' and PSIM certificates checked against the system store and DIR/ca.pem"},
+		{"tls without ca", "cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n", "peers' and PSIM certificates checked against the system store\n"},
+		{"ca without tls", "ca_file = \"ca.pem\"\n", "ca_file DIR/ca.pem is used only for https:// PSIM targets"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, "name = \"rec-a\"\ndata_dir = \"/d\"\n[http]\n"+tc.http)

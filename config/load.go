@@ -511,6 +511,28 @@ func ReadCAFile(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// SiteRoots is the certificate pool a server checks HTTPS servers against
+// (its peers and the PSIM): the system store plus the certificates of
+// caFile. It is nil, meaning the system store alone, when caFile is empty.
+func SiteRoots(caFile string) (*x509.CertPool, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	certs, err := ReadCAFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("http.ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		// No system store (a minimal image): the site CA alone.
+		pool = x509.NewCertPool()
+	}
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
 func (d *decoder) decodeCapacity(c *Config, m map[string]any) {
 	const p = "capacity"
 	d.unknown(m, p, "cameras", "bitrate_mbps", "viewers")

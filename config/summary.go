@@ -36,9 +36,9 @@ func (c *Config) Summary() string {
 		if c.HTTP.CAFile != "" {
 			trust += " and " + c.HTTP.CAFile
 		}
-		fmt.Fprintf(&b, "http: TLS with %s; peers' certificates checked against %s\n", c.HTTP.CertFile, trust)
+		fmt.Fprintf(&b, "http: TLS with %s; peers' and PSIM certificates checked against %s\n", c.HTTP.CertFile, trust)
 	case c.HTTP.CAFile != "":
-		fmt.Fprintf(&b, "http: plain (no cert_file), so peers are called over plain HTTP and ca_file %s is unused\n", c.HTTP.CAFile)
+		fmt.Fprintf(&b, "http: plain (no cert_file), so peers are called over plain HTTP; ca_file %s is used only for https:// PSIM targets\n", c.HTTP.CAFile)
 	}
 	fmt.Fprintf(&b, "failover: my %s cameras go to %v\n", c.Failover.Cameras, c.Failover.Buddies)
 	fmt.Fprintf(&b, "capacity: %s cameras, %s Mbit/s, %d viewers\n", limit(c.Capacity.Cameras), limitF(c.Capacity.BitrateMbps), c.Capacity.Viewers)

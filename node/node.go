@@ -102,6 +102,10 @@ func New(o Options) (*Node, error) {
 		return nil, fmt.Errorf("peer client: %w", err)
 	}
 	n.peerClient = peerClient
+	roots, err := config.SiteRoots(c.HTTP.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("PSIM client: %w", err)
+	}
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
@@ -135,6 +139,7 @@ func New(o Options) (*Node, error) {
 	}
 	n.outbox, err = webhook.Open(filepath.Join(c.DataDir, "outbox.db"), webhook.Options{
 		Targets: targets,
+		Client:  webhook.Client(roots),
 		Logger:  log.With("part", "webhook"),
 		OnAlarm: func(kind, target, text string) {
 			n.event("webhook."+kind, "alarm", nil, fmt.Sprintf("PSIM target %s: %s", target, text))

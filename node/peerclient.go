@@ -2,8 +2,6 @@ package node
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -24,20 +22,12 @@ const peerResponseTimeout = 10 * time.Second
 func newPeerClient(caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = peerResponseTimeout
-	if caFile != "" {
-		certs, err := config.ReadCAFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("http.ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			// No system store (a minimal image): the site CA alone.
-			pool = x509.NewCertPool()
-		}
-		for _, c := range certs {
-			pool.AddCert(c)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	roots, err := config.SiteRoots(caFile)
+	if err != nil {
+		return nil, err
+	}
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{Transport: tr}, nil
 }

@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -218,10 +220,22 @@ func Open(path string, o Options) (*Outbox, error) {
 	return ob, nil
 }
 
-func defaultClient() *http.Client {
-	return &http.Client{
+func defaultClient() *http.Client { return Client(nil) }
+
+// Client returns the client notices are sent with: it never follows a
+// redirect (a redirect counts as a failed attempt, so a notice is never
+// sent where the installer did not point it), and with roots non-nil it
+// checks the PSIM's certificate against them instead of the system store.
+func Client(roots *x509.CertPool) *http.Client {
+	c := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	if roots != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		c.Transport = tr
+	}
+	return c
 }
 
 // Enqueue stores n for every target whose filter matches, committed to disk

@@ -615,7 +615,7 @@ func TestSendTest(t *testing.T) {
 	ok := newReceiver(t, testSecret)
 	bad := newReceiver(t, testSecret)
 	bad.code.Store(http.StatusUnauthorized)
-	res := SendTest(context.Background(), []Target{
+	res := SendTest(context.Background(), nil, []Target{
 		{Name: "ok", URL: ok.srv.URL + "?token=querytoken", Secret: testSecret, Events: []string{"failover.*"}},
 		{Name: "bad", URL: bad.srv.URL, Secret: testSecret},
 		{Name: "invalid", URL: ok.srv.URL, Secret: "nope"},

@@ -25,9 +25,12 @@ func (r TestResult) OK() bool { return r.Err == "" }
 // SendTest sends one signed "test" notice from server directly to each
 // target, bypassing the outbox, all targets at once, one attempt each
 // (10 s timeout), and reports per target. It is what
-// `buddyrec webhook test -config FILE` prints.
-func SendTest(ctx context.Context, targets []Target, server string) []TestResult {
-	return sendTest(ctx, defaultClient(), targets, server)
+// `buddyrec webhook test -config FILE` prints. client nil means Client(nil).
+func SendTest(ctx context.Context, client *http.Client, targets []Target, server string) []TestResult {
+	if client == nil {
+		client = defaultClient()
+	}
+	return sendTest(ctx, client, targets, server)
 }
 
 func sendTest(ctx context.Context, c *http.Client, targets []Target, server string) []TestResult {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
@@ -31,10 +32,15 @@ func cmdWebhook(args []string, stdout, stderr io.Writer) int {
 	for i, p := range cfg.PSIM {
 		targets = append(targets, webhook.Target{Name: psimTargetName(i), URL: p.URL, Secret: p.Secret, Events: p.Events})
 	}
+	roots, err := config.SiteRoots(cfg.HTTP.CAFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cfg.File, err)
+		return 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	failed := 0
-	for _, r := range webhook.SendTest(ctx, targets, cfg.Name) {
+	for _, r := range webhook.SendTest(ctx, webhook.Client(roots), targets, cfg.Name) {
 		if r.OK() {
 			fmt.Fprintf(stdout, "%s %s: OK, HTTP %d in %s (webhook-id %s)\n", r.Target, r.URL, r.Status, r.Latency.Round(time.Millisecond), r.ID)
 		} else {
