@@ -207,21 +207,24 @@ func (v *rawViewer) request(method, url string, hdr ...string) (int, textproto.M
 
 var controlRE = regexp.MustCompile(`a=control:(\S+)`)
 
-// play sets up the first media and plays it; it returns the DESCRIBE status
+// play sets up the first media (video) and plays it; it returns the DESCRIBE status
 // (or the first failing one).
 func (v *rawViewer) play(url string) (int, error) {
 	code, _, sdp, err := v.request("DESCRIBE", url, "Accept: application/sdp")
 	if err != nil || code != 200 {
 		return code, err
 	}
-	m := controlRE.FindAllStringSubmatch(sdp, -1)
-	if len(m) == 0 {
+	// the first media (video) is the one whose stall matters: its control
+	// attribute is the first one after the first m= line
+	i := strings.Index(sdp, "\nm=")
+	if i < 0 {
+		return 0, fmt.Errorf("no media in %q", sdp)
+	}
+	m := controlRE.FindStringSubmatch(sdp[i:])
+	if m == nil {
 		return 0, fmt.Errorf("no control attribute in %q", sdp)
 	}
-	ctl := m[len(m)-1][1]
-	if len(m) > 1 {
-		ctl = m[1][1] // the first media's; m[0] may be the session's
-	}
+	ctl := m[1]
 	if !strings.HasPrefix(ctl, "rtsp://") {
 		ctl = url + "/" + ctl
 	}
