@@ -520,8 +520,22 @@ func (c *Cluster) View() View {
 	for name, e := range c.records {
 		v.Records[name] = Record{Server: e.Server, Version: e.Version, Body: bytes.Clone(e.Body)}
 	}
+	v.Members = c.membersLocked()
+	return v
+}
+
+// Members is the membership part of View, without copying every record:
+// for callers that only ask who is alive, often.
+func (c *Cluster) Members() []Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.membersLocked()
+}
+
+func (c *Cluster) membersLocked() []Member {
+	out := make([]Member, 0, len(c.members))
 	for name, m := range c.members {
-		v.Members = append(v.Members, Member{Name: name, Addr: m.addr, State: m.state, Meta: m.meta, Since: m.since})
+		out = append(out, Member{Name: name, Addr: m.addr, State: m.state, Meta: m.meta, Since: m.since})
 	}
 	for name, e := range c.records {
 		if _, ok := c.members[name]; ok {
@@ -531,10 +545,10 @@ func (c *Cluster) View() View {
 		if e.Left {
 			st = StateLeft
 		}
-		v.Members = append(v.Members, Member{Name: name, State: st})
+		out = append(out, Member{Name: name, State: st})
 	}
-	slices.SortFunc(v.Members, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
-	return v
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Close announces that this server leaves (peers report it "left", not

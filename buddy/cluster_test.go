@@ -3,6 +3,7 @@ package buddy
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -367,5 +368,22 @@ func TestSecretsForgottenWhenNoLongerBuddy(t *testing.T) {
 	c2 := startNode(t, oc)
 	if _, ok := c2.Secrets("a"); ok {
 		t.Fatal("restarted c loaded a's secrets from cluster.db")
+	}
+}
+
+// TestMembersMatchesView: Members is View's membership without the records,
+// including servers known only by their record (dead before we started).
+func TestMembersMatchesView(t *testing.T) {
+	sink := newLogSink(t)
+	a := startNode(t, testOpts(t, sink, "a"))
+	b := startNode(t, testOpts(t, sink, "b", a.Addr()))
+	b.merge([]entry{{Server: "gone", Version: 1, Body: []byte("x")}})
+	waitFor(t, 5*time.Second, "a and b alive at b", allState([]*Cluster{b}, "a", StateAlive))
+	got, want := b.Members(), b.View().Members
+	if len(got) != 3 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Members() = %+v\nView().Members = %+v", got, want)
+	}
+	if got[1].Name != "b" || got[2].Name != "gone" || got[2].State != StateDead {
+		t.Fatalf("Members() = %+v, want a, b and gone (dead), sorted", got)
 	}
 }

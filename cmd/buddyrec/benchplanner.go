@@ -62,6 +62,7 @@ type simServer struct {
 	mu       sync.Mutex
 	planHash uint64
 	plan     failover.Plan
+	claims   []string // as last published in its record
 }
 
 func (s *simServer) replan() {
@@ -118,6 +119,9 @@ func (s *simServer) replan() {
 	body := s.body
 	body.Claims = plan.For(s.name)
 	body.Recording = body.Claims
+	s.mu.Lock()
+	s.claims = body.Claims
+	s.mu.Unlock()
 	b, _ := json.Marshal(body)
 	s.c.SetRecord(buddy.Record{Body: b})
 }
@@ -227,10 +231,10 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		owners := map[string]string{}
 		double := 0
 		for _, s := range live {
-			raw := s.c.View().Records[s.name].Body
-			var b simBody
-			json.Unmarshal(raw, &b)
-			for _, id := range b.Claims {
+			s.mu.Lock()
+			claims := s.claims
+			s.mu.Unlock()
+			for _, id := range claims {
 				if _, dup := owners[id]; dup {
 					double++
 				}
@@ -302,7 +306,7 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		quiet = true
 		for _, s := range servers {
-			for _, m := range s.c.View().Members {
+			for _, m := range s.c.Members() {
 				if m.State != buddy.StateAlive {
 					quiet = false
 				}
@@ -344,7 +348,7 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		for ctx.Err() == nil {
 			all := true
 			for _, s := range live {
-				for _, m := range s.c.View().Members {
+				for _, m := range s.c.Members() {
 					if !dead[m.Name] {
 						continue
 					}
