@@ -87,6 +87,32 @@ func (n *Node) controlLoop(ctx context.Context) {
 	}
 }
 
+type decodedRecord struct {
+	version uint64
+	body    recordBody
+	err     error
+}
+
+// decodePeerRecord decodes a peer's record, reusing the last decoding while
+// the version holds: a large site's records are megabytes of JSON, and the
+// control loop reads them four times a second. A record that does not
+// decode is logged once per version. The returned body's slices are shared
+// with the cache and must not be modified in place.
+func (n *Node) decodePeerRecord(name string, rec buddy.Record) (recordBody, error) {
+	if d, ok := n.decoded[name]; ok && d.version == rec.Version {
+		return d.body, d.err
+	}
+	body, err := decodeRecord(rec.Body)
+	if err != nil {
+		n.log.Warn("ignoring a peer record that does not decode", "server", name, "err", err)
+	}
+	if n.decoded == nil {
+		n.decoded = map[string]decodedRecord{}
+	}
+	n.decoded[name] = decodedRecord{version: rec.Version, body: body, err: err}
+	return body, err
+}
+
 // selfRecord is this server's record as of now.
 func (n *Node) selfRecord(now time.Time, claims, recording []string) recordBody {
 	r := publicRecord(n.cfg, n.started)
@@ -182,9 +208,8 @@ func (n *Node) reconcile(now time.Time) {
 			if name == self || len(rec.Body) == 0 {
 				continue
 			}
-			body, err := decodeRecord(rec.Body)
+			body, err := n.decodePeerRecord(name, rec)
 			if err != nil {
-				n.log.Warn("ignoring a peer record that does not decode", "server", name, "err", err)
 				continue
 			}
 			// A server seen coming back from the dead still has the record

@@ -78,6 +78,9 @@ type Node struct {
 	cpu             cpuSampler
 	lastLoad        api.Load  // load as last published in the record
 	lastLoadAt      time.Time // when lastLoad was measured
+	// decoded holds peers' records as last decoded, by server: a record
+	// is decoded again only when its version changes, not every round.
+	decoded map[string]decodedRecord
 
 	mu             sync.Mutex
 	state          controlState // owned by the control loop; read by the API under mu
