@@ -158,20 +158,9 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// simulated server shares this machine's cores, so each re-plans at
 	// most once a second, which can only lengthen the figure.
 	every := fs.Duration("replan", time.Second, "how often each simulated server re-plans at most")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile from the crash to the end to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -332,6 +321,17 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		live = append(live, s)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	killedAt := time.Now()
 	for _, s := range servers {
 		if dead[s.name] {
@@ -376,7 +376,7 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				detected <- time.Since(killedAt)
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 		}
 	}()
 	_, double, err := wait(live, dead, 60*time.Second)
