@@ -180,6 +180,14 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		for j := 1; j <= *perServer; j++ {
 			body.Cameras = append(body.Cameras, simCamera{Name: fmt.Sprintf("cam-%03d", j), Critical: j <= *perServer/4, BitrateMbps: 4})
 		}
+		// A site that has been running: each server records its own
+		// cameras, so its first plan changes nothing and the start is
+		// not one storm of 100 records changing at once.
+		initial := body
+		for _, c := range body.Cameras {
+			initial.Claims = append(initial.Claims, name+"/"+c.Name)
+		}
+		initial.Recording = initial.Claims
 		c, err := buddy.Start(ctx, buddy.Options{Name: name, BindAddr: "127.0.0.1:0", Join: seeds, Insecure: true, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
@@ -188,8 +196,8 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if len(seeds) < 3 {
 			seeds = append(seeds, c.Addr())
 		}
-		servers[i] = &simServer{name: name, c: c, body: body}
-		b, _ := json.Marshal(body)
+		servers[i] = &simServer{name: name, c: c, body: body, claims: initial.Claims}
+		b, _ := json.Marshal(initial)
 		c.SetRecord(buddy.Record{Body: b})
 	}
 	for _, s := range servers {
