@@ -73,20 +73,22 @@ type Cluster struct {
 	st      *store // nil without StateDir
 	buddies map[string]bool
 
-	mu         sync.Mutex
-	closing    bool
-	meta       []byte
-	records    map[string]entry
-	ownSet     bool // SetRecord was called in this lifetime
-	secretsIn  map[string]secretEntry
-	mine       secretEntry
-	mineSet    bool
-	members    map[string]*member
-	conflicts  map[string]string // name → address of a newer claimant
-	joining    map[string]bool   // addresses with a join in flight
-	joinErrs   map[string]string // last join error per address, logged on change
-	dirty      snapshot
-	dirtyCount int
+	mu        sync.Mutex
+	closing   bool
+	meta      []byte
+	records   map[string]entry
+	ownSet    bool // SetRecord was called in this lifetime
+	secretsIn map[string]secretEntry
+	// declaredDeadAt: see DeclaredDeadAt.
+	declaredDeadAt time.Time
+	mine           secretEntry
+	mineSet        bool
+	members        map[string]*member
+	conflicts      map[string]string // name → address of a newer claimant
+	joining        map[string]bool   // addresses with a join in flight
+	joinErrs       map[string]string // last join error per address, logged on change
+	dirty          snapshot
+	dirtyCount     int
 
 	changed    chan struct{}
 	kickSave   chan struct{}
@@ -153,7 +155,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	cfg.Events = d
 	cfg.Conflict = d
 	cfg.Ping = d
-	cfg.Logger = log.New(&mlLogWriter{log: o.Logger, onSuspect: c.onSuspect, onKeyErr: c.onKeyErr}, "", 0)
+	cfg.Logger = log.New(&mlLogWriter{log: o.Logger, onSuspect: c.onSuspect, onKeyErr: c.onKeyErr, onRefuted: c.onRefuted}, "", 0)
 	c.bq = &memberlist.TransmitLimitedQueue{NumNodes: c.numAlive, RetransmitMult: cfg.RetransmitMult}
 
 	ml, err := memberlist.Create(cfg)
@@ -322,6 +324,25 @@ func (c *Cluster) numAlive() int {
 		}
 	}
 	return max(n, 1)
+}
+
+// DeclaredDeadAt is when this server last learned that peers had declared
+// it dead while it ran, zero if never. Its buddies adopted its cameras
+// then; a caller that lets cameras come back only to a server healthy for
+// a while counts its health from here, so a flapping server does not pull
+// cameras back and forth.
+func (c *Cluster) DeclaredDeadAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.declaredDeadAt
+}
+
+func (c *Cluster) onRefuted() {
+	c.mu.Lock()
+	c.declaredDeadAt = time.Now()
+	c.mu.Unlock()
+	c.log.Warn("peers had declared this server dead; refuted")
+	c.notify()
 }
 
 // Changed returns a channel that receives a value after any change to the

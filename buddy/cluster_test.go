@@ -387,3 +387,32 @@ func TestMembersMatchesView(t *testing.T) {
 		t.Fatalf("Members() = %+v, want a, b and gone (dead), sorted", got)
 	}
 }
+
+// TestDeclaredDeadAt: when memberlist refutes a dead message about this
+// server (peers declared it dead while it ran), DeclaredDeadAt moves and
+// Changed fires, so the caller can hold its cameras' failback.
+func TestDeclaredDeadAt(t *testing.T) {
+	sink := newLogSink(t)
+	a := startNode(t, testOpts(t, sink, "a"))
+	if !a.DeclaredDeadAt().IsZero() {
+		t.Fatalf("fresh server reports being declared dead at %v", a.DeclaredDeadAt())
+	}
+	for len(a.Changed()) > 0 {
+		<-a.Changed()
+	}
+	before := time.Now()
+	w := &mlLogWriter{log: sink.logger("a"), onRefuted: a.onRefuted}
+	w.Write([]byte("[WARN] memberlist: Refuting a suspect message (from: b)\n"))
+	if !a.DeclaredDeadAt().IsZero() {
+		t.Fatal("a refuted suspicion counts as being declared dead")
+	}
+	w.Write([]byte("[WARN] memberlist: Refuting a dead message (from: b)\n"))
+	if got := a.DeclaredDeadAt(); got.Before(before) {
+		t.Fatalf("DeclaredDeadAt = %v after a refuted dead message, want ≥ %v", got, before)
+	}
+	select {
+	case <-a.Changed():
+	case <-time.After(time.Second):
+		t.Fatal("Changed did not fire")
+	}
+}

@@ -14,6 +14,10 @@ type mlLogWriter struct {
 	log       *slog.Logger
 	onSuspect func(node string)
 	onKeyErr  func(line string)
+	// onRefuted is told that peers had declared this server dead while it
+	// was running (lost packets, a stall): memberlist refutes it and logs,
+	// but has no callback.
+	onRefuted func()
 }
 
 func (w *mlLogWriter) Write(p []byte) (int, error) {
@@ -36,6 +40,9 @@ func (w *mlLogWriter) Write(p []byte) (int, error) {
 		if node, ok := strings.CutSuffix(rest, " has failed, no acks received"); ok {
 			w.onSuspect(node)
 		}
+	}
+	if strings.HasPrefix(line, "Refuting a dead message") && w.onRefuted != nil {
+		w.onRefuted()
 	}
 	if isKeyError(line) && w.onKeyErr != nil {
 		w.onKeyErr(line)

@@ -161,8 +161,21 @@ func (n *Node) reconcile(now time.Time) {
 	// failback_after of health, like after a crash. Buddies declare a
 	// silent server dead after about failover_after; half of it already
 	// marks a pause no healthy control loop takes.
+	//
+	// The same holds when peers declared it dead while it ran (lost
+	// packets, a stall too short for the check above): they adopted its
+	// cameras, so it drops its claims and settles as after a pause, and
+	// a flapping server never pulls cameras back and forth.
+	recovered := false
 	if !n.lastRound.IsZero() && now.Sub(n.lastRound) > n.cfg.Cluster.FailoverAfter/2 {
 		n.log.Warn("this server was unresponsive; treating it as recovered from a failure", "paused", now.Sub(n.lastRound).Round(time.Millisecond))
+		recovered = true
+	}
+	if n.cluster != nil && !n.healthySince.IsZero() && n.cluster.DeclaredDeadAt().After(n.healthySince) {
+		n.log.Warn("peers declared this server dead; treating it as recovered from a failure: its cameras come back only after failback_after", "failback_after", n.cfg.Cluster.FailbackAfter)
+		recovered = true
+	}
+	if recovered {
 		n.healthySince = now
 		n.settleUntil = now.Add(n.cfg.Cluster.FailoverAfter)
 		n.mu.Lock()
