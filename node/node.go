@@ -235,8 +235,8 @@ func (n *Node) Run(ctx context.Context) error {
 			Cameras:      n.siteCameras,
 			MaxViewers:   c.Capacity.Viewers,
 			OtherViewers: n.view.Viewers,
-			Authorize:  n.liveAuthorize(),
-			Logger:     n.log.With("part", "live"),
+			Authorize:    n.liveAuthorize(),
+			Logger:       n.log.With("part", "live"),
 		})
 		if err != nil {
 			if n.cluster != nil {

@@ -54,7 +54,7 @@ func playsPast(ctx context.Context, t *testing.T, what string, past float64, tim
 
 func screenshot(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100) // 100: PNG)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 makes a PNG
 	if err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
 		return
