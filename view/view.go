@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -76,10 +77,12 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	dropped atomic.Uint64 // viewers dropped for falling behind
+
+	// mu guards hubs and viewers; lock order: Server.mu before hub.mu.
 	mu      sync.Mutex
 	hubs    map[string]*hub
 	viewers int
-	dropped uint64
 }
 
 // New returns a Server; Close ends its viewers and hubs.
@@ -115,11 +118,7 @@ func (s *Server) Viewers() int {
 }
 
 // Dropped is the number of viewers dropped for falling behind.
-func (s *Server) Dropped() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dropped
-}
+func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 
 // Routes served by Handler.
 const (
@@ -171,6 +170,9 @@ type message struct {
 
 type viewer struct {
 	ch chan message
+	// kick closes the viewer's connection at once: a dropped viewer may be
+	// stuck in a write to a browser that stopped reading.
+	kick func()
 	// waiting is true until the viewer's first keyframe: fragments before
 	// it could not be decoded.
 	waiting bool
@@ -199,7 +201,7 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(4096)
 	ctx := c.CloseRead(r.Context())
 
-	v := &viewer{ch: make(chan message, s.o.QueueSize)}
+	v := &viewer{ch: make(chan message, s.o.QueueSize), kick: func() { c.CloseNow() }}
 	h := s.join(id, v)
 	if h == nil {
 		c.Close(websocket.StatusGoingAway, "server stopping")
@@ -322,9 +324,8 @@ func (h *hub) send(m message, kind int) {
 		default:
 			delete(h.viewers, v)
 			close(v.ch)
-			h.s.mu.Lock()
-			h.s.dropped++
-			h.s.mu.Unlock()
+			go v.kick()
+			h.s.dropped.Add(1)
 			h.s.log.Info("browser viewer dropped: too slow", "camera", h.id)
 		}
 	}

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/internal/testutil"
 )
@@ -91,6 +94,14 @@ func TestBrowserView(t *testing.T) {
 	}
 	screenshot(ctx, t, "view-live-relayed.png")
 
+	// RTSP live from the server that does not record the camera: relayed too
+	ffprobe := testutil.NeedTool(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-rw_timeout", "10000000", "-rtsp_transport", "tcp",
+		"-show_entries", "stream=codec_name,width", "-of", "csv=p=0", "rtsp://"+b.RTSP+"/rec-a/cam1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "h264,1280") {
+		t.Errorf("ffprobe of rec-a/cam1 on rec-b's RTSP: %v\n%s", err, out)
+	}
+
 	// the recorder dies; rec-b adopts the camera and the view follows it
 	before, err := readVideo(ctx)
 	if err != nil {
@@ -117,4 +128,51 @@ func TestBrowserView(t *testing.T) {
 		t.Errorf("recorded view: %+v", rec)
 	}
 	screenshot(ctx, t, "view-recorded.png")
+}
+
+// TestBrowserViewH265: a camera the browser may not decode (H.265 in a
+// Chromium without a decoder for it) is never a black box: the view either
+// plays it or says so and offers the MP4 download.
+func TestBrowserViewH265(t *testing.T) {
+	ctx := testutil.Browser(t, 2*time.Minute)
+	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../../testdata", Codec: "h265"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cams.Close)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{{Name: "rec-a", Cameras: []site.Camera{{Name: "cam1", URL: cams.URL(1)}}}}})
+	a := s.Server("rec-a")
+	eventually(t, 20*time.Second, recordsExactly(a, "rec-a/cam1"))
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTP+"/view?camera=rec-a/cam1")); err != nil {
+		t.Fatal(err)
+	}
+	var st videoState
+	eventually(t, 30*time.Second, func() string {
+		var err error
+		if st, err = readVideo(ctx); err != nil {
+			return err.Error()
+		}
+		if strings.HasPrefix(st.Error, "unsupported") || st.CurrentTime > 2 {
+			return ""
+		}
+		return fmt.Sprintf("neither playing nor saying it cannot: %+v", st)
+	})
+	if strings.HasPrefix(st.Error, "unsupported") {
+		type shown struct {
+			Text, Href string
+			Hidden     bool
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[shown](`({text: document.getElementById("unsupported-text").textContent,
+			href: document.getElementById("download").href, hidden: document.getElementById("unsupported").hidden})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Hidden || !strings.Contains(got.Text, "H.265") || !strings.Contains(got.Href, "/api/v1/export?camera=rec-a%2Fcam1") {
+			t.Errorf("unsupported notice: %+v", got)
+		}
+		t.Logf("Chromium here cannot decode H.265: the view says so (%q)", got.Text)
+	} else {
+		t.Logf("Chromium here plays H.265: %+v", st)
+	}
+	screenshot(ctx, t, "view-h265.png")
 }
