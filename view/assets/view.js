@@ -10,6 +10,14 @@
   const state = (window.viewState = { mode: "", mime: "", codec: "", error: "", inits: 0, reconnects: 0 });
 
   function setStatus(s) { statusEl.textContent = s; }
+
+  // firstFrameMs: from opening the page to the first frame composited
+  // (what `bench live` reports)
+  function markFirstFrame() {
+    if (!state.firstFrameMs) state.firstFrameMs = performance.now();
+  }
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(markFirstFrame);
+  else video.addEventListener("loadeddata", markFirstFrame, { once: true });
   function q(id) { return encodeURIComponent(id); }
 
   // ---- live ----
@@ -76,7 +84,16 @@
     ms.addEventListener("sourceopen", () => {
       sb = ms.addSourceBuffer(mime);
       sb.mode = "segments";
-      sb.addEventListener("updateend", pump);
+      sb.addEventListener("updateend", () => {
+        // the first data starts at the cached keyframe, somewhere on the
+        // server's timeline: start there at once rather than at zero
+        const b = video.buffered;
+        if (b.length > 0 && video.currentTime < b.start(0)) {
+          video.currentTime = b.start(0);
+          video.play().catch(() => {});
+        }
+        pump();
+      });
       pump();
     }, { once: true });
     return true;
