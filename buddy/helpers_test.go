@@ -110,7 +110,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func memberState(c *Cluster, name string) string {
+func memberState(c *Cluster, name string) State {
 	for _, m := range c.View().Members {
 		if m.Name == name {
 			return m.State
@@ -128,7 +128,7 @@ func findMember(c *Cluster, name string) (Member, bool) {
 	return Member{}, false
 }
 
-func allState(cs []*Cluster, name, state string) func() bool {
+func allState(cs []*Cluster, name string, state State) func() bool {
 	return func() bool {
 		for _, c := range cs {
 			if memberState(c, name) != state {

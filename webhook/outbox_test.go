@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buddyrec/buddyrec/events"
 )
 
 const testSecret = "whsec_dGVzdC1zaWduaW5nLWtleS0xMjM0NTY3ODkw" // "test-signing-key-1234567890"
@@ -346,14 +348,17 @@ func TestOutbox410DisablesTargetOthersContinue(t *testing.T) {
 	gone := newReceiver(t, testSecret)
 	gone.code.Store(http.StatusGone)
 	ok := newReceiver(t, testSecret)
-	type alarm struct{ kind, target, text string }
+	type alarm struct {
+		kind         events.Type
+		target, text string
+	}
 	alarms := make(chan alarm, 10)
 	ob := openOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), fast(Options{
 		Targets: []Target{
 			{Name: "gone", URL: gone.srv.URL, Secret: testSecret},
 			{Name: "ok", URL: ok.srv.URL, Secret: testSecret},
 		},
-		OnAlarm: func(kind, target, text string) { alarms <- alarm{kind, target, text} },
+		OnAlarm: func(kind events.Type, target, text string) { alarms <- alarm{kind, target, text} },
 	}))
 	run(t, ob)
 	for i := range 3 {
@@ -363,7 +368,7 @@ func TestOutbox410DisablesTargetOthersContinue(t *testing.T) {
 	}
 	select {
 	case a := <-alarms:
-		if a.kind != AlarmDisabled || a.target != "gone" || !strings.Contains(a.text, "410") {
+		if a.kind != "webhook.disabled" || a.target != "gone" || !strings.Contains(a.text, "410") {
 			t.Fatalf("alarm %+v", a)
 		}
 	case <-time.After(10 * time.Second):
@@ -456,7 +461,7 @@ func TestOutboxGivesUpAfterGiveUpAfter(t *testing.T) {
 		Targets:     []Target{{Name: "psim", URL: r.srv.URL, Secret: testSecret}},
 		GiveUpAfter: 24 * time.Hour,
 		Now:         func() time.Time { return time.Unix(0, clock.Load()) },
-		OnAlarm: func(kind, target, text string) {
+		OnAlarm: func(kind events.Type, target, text string) {
 			if kind == AlarmGaveUp && target == "psim" {
 				alarms <- text
 			}
@@ -563,7 +568,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			{Name: "misconfigured", URL: u, Secret: badSecret},
 		},
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnAlarm: func(kind, target, text string) {
+		OnAlarm: func(kind events.Type, target, text string) {
 			alarmMu.Lock()
 			fmt.Fprintln(&alarmText, kind, target, text)
 			alarmMu.Unlock()

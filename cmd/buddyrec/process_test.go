@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/internal/testutil"
@@ -142,7 +143,7 @@ func recordsExactly(srv *site.Server, want ...string) func() string {
 	}
 }
 
-func sees(srv *site.Server, name, state string) func() string {
+func sees(srv *site.Server, name string, state buddy.State) func() string {
 	return func() string {
 		servers, err := srv.Cluster(context.Background())
 		if err != nil {
