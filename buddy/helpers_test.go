@@ -8,7 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
@@ -95,20 +96,8 @@ func startNode(t testing.TB, o Options) *Cluster {
 // no memberlist Leave, unsaved state lost.
 func crash(c *Cluster) { c.Shutdown() }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor is testutil.Eventually under the name this package's tests use.
+var waitFor = testutil.Eventually
 
 func memberState(c *Cluster, name string) State {
 	for _, m := range c.View().Members {

@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
@@ -116,16 +117,8 @@ func status(m *Manager, id string) Status {
 	return Status{}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is testutil.Eventually under the name this package's tests use.
+var waitFor = testutil.Eventually
 
 // checkVideo asserts that one stream's video starts with a sync sample and
 // has strictly increasing DTS, and returns the largest arrival gap.

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 const testSecret = "whsec_dGVzdC1zaWduaW5nLWtleS0xMjM0NTY3ODkw" // "test-signing-key-1234567890"
@@ -170,17 +171,6 @@ func (c *teeConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // fast returns options with millisecond backoffs.
 func fast(o Options) Options {
 	o.MinBackoff = time.Millisecond
@@ -283,7 +273,7 @@ func TestOutboxDeliversSignedInOrder(t *testing.T) {
 			t.Errorf("wire lacks %q", h)
 		}
 	}
-	waitFor(t, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
+	testutil.Eventually(t, 10*time.Second, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
 	if st := ob.Stats()[0]; st.Delivered != n || st.Failures != 0 || st.Disabled {
 		t.Fatalf("stats %+v", st)
 	}
@@ -311,7 +301,7 @@ func TestOutboxSurvivesCloseAndRetriesWithSameID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "3 failed attempts", func() bool { return len(r.Attempts()) >= 3 && ob.Stats()[0].Failures >= 3 })
+	testutil.Eventually(t, 10*time.Second, "3 failed attempts", func() bool { return len(r.Attempts()) >= 3 && ob.Stats()[0].Failures >= 3 })
 	stop()
 	st := ob.Stats()[0]
 	if st.Pending != n || st.Failures < 3 || !strings.Contains(st.LastError, "503") {
@@ -470,7 +460,7 @@ func TestOutboxGivesUpAfterGiveUpAfter(t *testing.T) {
 	run(t, ob)
 	ob.Enqueue(notice(0))
 	ob.Enqueue(notice(1))
-	waitFor(t, "failed attempts", func() bool { return len(r.Attempts()) >= 2 })
+	testutil.Eventually(t, 10*time.Second, "failed attempts", func() bool { return len(r.Attempts()) >= 2 })
 	if len(alarms) != 0 {
 		t.Fatal("gave up before GiveUpAfter")
 	}
@@ -490,7 +480,7 @@ func TestOutboxGivesUpAfterGiveUpAfter(t *testing.T) {
 	if seqOf(t, r.next(t)) != 2 {
 		t.Fatal("given-up notices were delivered")
 	}
-	waitFor(t, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
+	testutil.Eventually(t, 10*time.Second, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
 	if st := ob.Stats()[0]; st.GaveUp != 2 || st.Delivered != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -581,7 +571,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := ob.Enqueue(n); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "failures on both live targets", func() bool {
+	testutil.Eventually(t, 10*time.Second, "failures on both live targets", func() bool {
 		st := ob.Stats()
 		return st[0].Failures >= 2 && st[1].Failures >= 2
 	})

@@ -102,22 +102,8 @@ func startSite(t *testing.T, spec site.Spec) *site.Site {
 	return s
 }
 
-// eventually polls cond every 100ms until it returns "" or timeout passes,
-// then fails with cond's last complaint.
-func eventually(t *testing.T, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+// eventually is testutil.EventuallyMsg under the name the process tests use.
+var eventually = testutil.EventuallyMsg
 
 // recordsExactly is a condition: srv records exactly the camera ids want.
 func recordsExactly(srv *site.Server, want ...string) func() string {
