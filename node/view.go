@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/view"
 )
@@ -102,7 +103,11 @@ func (n *Node) siteCameras() []string {
 // viewCamera describes a camera of the site for the view page; a camera
 // no server of the site has in its inventory is unknown.
 func (n *Node) viewCamera(id string) (view.Camera, bool) {
-	home, name := homeOf(id), nameOf(id)
+	cid, err := camera.Parse(id)
+	if err != nil {
+		return view.Camera{}, false
+	}
+	home, name := cid.Home, cid.Name
 	n.mu.Lock()
 	r, ok := n.state.records[home]
 	n.mu.Unlock()
