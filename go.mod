@@ -19,6 +19,8 @@ require (
 require (
 	github.com/abema/go-mp4 v1.4.1 // indirect
 	github.com/armon/go-metrics v0.4.1 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.13.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/btree v1.1.3 // indirect
