@@ -264,7 +264,6 @@ func (c *Cluster) loadState() error {
 	return nil
 }
 
-// abort undoes a failed Start.
 // Shutdown stops gossip at once without telling anyone, as a crash or a
 // power cut would: peers detect the silence and declare this server dead.
 // Close is the graceful way out. Use one or the other, once.
@@ -272,6 +271,8 @@ func (c *Cluster) Shutdown() {
 	c.closeOnce.Do(func() { c.abort() })
 }
 
+// abort stops gossip and the background goroutines and closes the state
+// store: Shutdown, and the undoing of a failed Start.
 func (c *Cluster) abort() {
 	c.mu.Lock()
 	c.closing = true

@@ -44,16 +44,18 @@ type Options struct {
 	Key []byte
 	// Insecure allows plaintext gossip when Key is nil.
 	Insecure bool
-	// Keepalive is the probe interval (default 200ms).
+	// Keepalive is the probe interval (0 means DefaultKeepalive, 200ms).
 	Keepalive time.Duration
-	// FailoverAfter is how long a silent peer may stay silent before it is
-	// declared dead (default 1s). Must be at least 3×Keepalive.
+	// FailoverAfter is how long a peer may stay silent before it is
+	// declared dead (0 means DefaultFailoverAfter, 800ms). Must be at least
+	// 3×Keepalive.
 	FailoverAfter time.Duration
 	// Buddies are the servers that take over MY cameras; only they receive
 	// the secrets given to SetSecrets.
 	Buddies []string
 	// SecretsInterval is how often secrets are re-sent to alive buddies so
-	// that one that missed an update catches up (default 30s).
+	// that one that missed an update catches up (0 means
+	// DefaultSecretsInterval, 30s).
 	SecretsInterval time.Duration
 	// StateDir holds cluster.db, which persists the records and secrets
 	// peers replicated to us. Empty means nothing is persisted.

@@ -119,7 +119,6 @@ type Log struct {
 	now       func() time.Time
 
 	mu     sync.Mutex
-	seq    uint64 // last sequence used inside one nanosecond bucket
 	subs   map[*subscriber]struct{}
 	closed bool
 }

@@ -231,7 +231,8 @@ func basicCredentials(req *base.Request) (string, string, bool) {
 	return "", "", false
 }
 
-// full reports whether one more viewer would exceed MaxViewers.
+// fullLocked reports whether one more viewer would exceed MaxViewers;
+// s.mu must be held.
 func (s *Server) fullLocked() bool {
 	return s.o.MaxViewers > 0 && len(s.sessions) >= s.o.MaxViewers
 }

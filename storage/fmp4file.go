@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -185,7 +186,7 @@ func scanSegment(path string) (scanResult, error) {
 		return res, fmt.Errorf("no complete init segment")
 	}
 	var init fmp4.Init
-	if err := init.Unmarshal(newByteReadSeeker(data[:initEnd])); err != nil {
+	if err := init.Unmarshal(bytes.NewReader(data[:initEnd])); err != nil {
 		return res, fmt.Errorf("parse init: %w", err)
 	}
 	if len(init.Tracks) == 0 {
@@ -234,37 +235,6 @@ func scanSegment(path string) (scanResult, error) {
 	}
 	res.duration = ticksToDuration(int64(end), int64(drive.TimeScale))
 	return res, nil
-}
-
-type byteReadSeeker struct {
-	b   []byte
-	pos int64
-}
-
-func newByteReadSeeker(b []byte) *byteReadSeeker { return &byteReadSeeker{b: b} }
-
-func (r *byteReadSeeker) Read(p []byte) (int, error) {
-	if r.pos >= int64(len(r.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b[r.pos:])
-	r.pos += int64(n)
-	return n, nil
-}
-
-func (r *byteReadSeeker) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += r.pos
-	case io.SeekEnd:
-		off += int64(len(r.b))
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("negative position")
-	}
-	r.pos = off
-	return off, nil
 }
 
 // ticksToDuration converts a timestamp in units of ts per second to a
@@ -316,17 +286,6 @@ func sampleFields(s *fmp4.Sample) fragment.Fields {
 // this) without its per-sample allocations.
 func appendPartHeader(buf []byte, seq uint32, tracks []partTrack) []byte {
 	return fragment.AppendHeader(buf, seq, tracks, sampleFields)
-}
-
-// appendPart appends one whole fragment (moof+mdat with payloads) to buf.
-func appendPart(buf []byte, seq uint32, tracks []partTrack) []byte {
-	buf = appendPartHeader(buf, seq, tracks)
-	for _, t := range tracks {
-		for i := range t.Samples {
-			buf = append(buf, t.Samples[i].Payload...)
-		}
-	}
-	return buf
 }
 
 // partBuffers lists a fragment as the header followed by every payload in

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,7 +120,7 @@ func firstSampleIsSync(t testing.TB, path string) bool {
 		t.Fatal(err)
 	}
 	var init fmp4.Init
-	if err := init.Unmarshal(newByteReadSeeker(b)); err != nil {
+	if err := init.Unmarshal(bytes.NewReader(b)); err != nil {
 		t.Fatal(err)
 	}
 	var parts fmp4.Parts

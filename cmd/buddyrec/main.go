@@ -6,7 +6,7 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec demo [-chaos]         a whole local site on loopback
-//	buddyrec bench record|failover ...  benchmark figures
+//	buddyrec bench record|failover|planner|live ...  benchmark figures
 package main
 
 import (
@@ -17,7 +17,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/buddyrec/buddyrec/web"
 	"io"
 	"log/slog"
 	"net"
@@ -31,13 +30,15 @@ import (
 
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/node"
+	"github.com/buddyrec/buddyrec/web"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: buddyrec <command> [flags]
+// usage lists every command; the bench names come from benchmarks().
+var usage = `usage: buddyrec <command> [flags]
 
 commands:
   run -config FILE           record this server's cameras and join its buddies
@@ -46,7 +47,7 @@ commands:
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
   demo [-chaos]              run a whole local site: simulated cameras and three servers
-  bench record|failover      print benchmark figures (see README)
+  bench ` + benchNames() + `  print benchmark figures (see README)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
