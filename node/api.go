@@ -10,6 +10,8 @@ import (
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/relay"
+	"github.com/buddyrec/buddyrec/view"
 	"github.com/buddyrec/buddyrec/web"
 )
 
@@ -35,6 +37,13 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
+	mux.Handle(relay.Route, relay.Handler(n.rec, n.isRecording, n.log.With("part", "relay")))
+	if n.view != nil {
+		vh := n.view.Handler()
+		mux.Handle(view.RoutePage, vh)
+		mux.Handle(view.RouteSocket, vh)
+		mux.Handle(view.RouteAssets, vh)
+	}
 	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, Client: n.peerClient, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
