@@ -77,7 +77,7 @@ type Cluster struct {
 	bq      *memberlist.TransmitLimitedQueue
 	st      *store // nil without StateDir
 	buddies map[string]bool
-	pub     []byte // this server's node public key
+	pub     []byte   // this server's node public key
 	limit   *limiter // log lines about peer input
 	alarms  *limiter // OnAlarm calls
 

@@ -172,17 +172,21 @@ func (c *Cluster) refuse(what string, r *refusal) {
 	if c.limit.allow("refuse/"+string(r.kind)+"/"+r.server+"/"+addr, time.Now()) {
 		c.log.Error(detail, "server", r.server, "sender", addr)
 	}
-	c.alarm(Alarm{Kind: r.kind, Server: r.server, Addr: addr, Detail: detail})
+	c.alarmKeyed(what, Alarm{Kind: r.kind, Server: r.server, Addr: addr, Detail: detail})
 }
 
 // alarm calls OnAlarm at most once a minute per kind, server and address;
 // clearing an alarm always passes.
-func (c *Cluster) alarm(a Alarm) {
+func (c *Cluster) alarm(a Alarm) { c.alarmKeyed("", a) }
+
+// alarmKeyed is alarm with what, e.g. "a record" or "secrets", in the
+// rate limit's key.
+func (c *Cluster) alarmKeyed(what string, a Alarm) {
 	if c.o.OnAlarm == nil {
 		return
 	}
 	// Clock alarms are debounced by their own state machine.
-	if !a.Cleared && a.Kind != AlarmClockSkew && !c.alarms.allow(string(a.Kind)+"/"+a.Server+"/"+a.Addr, time.Now()) {
+	if !a.Cleared && a.Kind != AlarmClockSkew && !c.alarms.allow(string(a.Kind)+"/"+a.Server+"/"+a.Addr+"/"+what, time.Now()) {
 		return
 	}
 	c.o.OnAlarm(a)
