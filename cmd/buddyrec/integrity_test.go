@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/site"
 )
 
@@ -116,4 +118,44 @@ func TestForgetCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "rec-a (not running):") {
 		t.Fatalf("forget on the stopped server: %d\n%s%s", code, stdout, stderr)
 	}
+}
+
+// TestMisnamedRecordFromIntruder: a member holding the site's gossip key
+// joins as "x" and publishes a record whose body says it is rec-a, with
+// other cameras and no capacity (the observed attack stopped rec-a's
+// recording). rec-a keeps recording its camera, both servers raise
+// gossip.bad_record naming the intruder's address, and when rec-a is
+// killed its buddy still adopts its real camera.
+func TestMisnamedRecordFromIntruder(t *testing.T) {
+	c := startCameras(t, 3, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}},
+		{Name: "rec-b", Cameras: cams(c, 2, 2), Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	eventually(t, 20*time.Second, all(recordsExactly(a, "rec-a/cam1"), recordsExactly(b, "rec-b/cam2"), sees(b, "rec-a", "alive")))
+
+	key, err := config.ReadGossipKey(s.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := buddy.Start(context.Background(), buddy.Options{Name: "x", BindAddr: "127.0.0.1:0", Join: []string{a.Gossip, b.Gossip}, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	body := fmt.Sprintf(`{"name":"rec-a","capacity":{"cameras":1},"mode":"all","failback":true,"buddies":["rec-b"],`+
+		`"cameras":[{"name":"cam1"},{"name":"evil"}],"claims":["rec-a/evil"],"stable":true,"timing":"200ms/800ms","gossip":%q}`, x.Addr())
+	if err := x.SetRecord(buddy.Record{Body: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, all(eventsOf(a, "gossip.bad_record", "x", x.Addr()), eventsOf(b, "gossip.bad_record", "x", x.Addr())))
+	time.Sleep(2 * time.Second) // several control rounds with the record in flight
+	eventually(t, 5*time.Second, all(recordsExactly(a, "rec-a/cam1"), recordsExactly(b, "rec-b/cam2")))
+	if msg := eventsOf(a, "capacity.exceeded")(); msg == "" {
+		t.Fatal("rec-a raised capacity.exceeded after the intruder's record")
+	}
+	x.Close()
+	a.Kill()
+	eventually(t, 20*time.Second, recordsExactly(b, "rec-a/cam1", "rec-b/cam2"))
 }
