@@ -8,19 +8,26 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/events"
 )
 
-// Event types raised for what peers say in gossip. They are local until
-// events/ names the product's event vocabulary.
+// Event types raised for what peers say in gossip and for their clocks.
+// They live here until events/ lists them beside the others.
 const (
-	evForgedRecord  = "gossip.forged_record"
-	evBadRecord     = "gossip.bad_record"
-	evNameConflict  = "server.name_conflict"
-	evClockSkew     = "clock.skew"
-	evClockOK       = "clock.ok"
-	evForgotten     = "server.forgotten"
-	evPinForgotten  = "gossip.pin_forgotten"
-	evGossipKeyMism = "gossip.key_mismatch"
+	// evForgedRecord: a record or secrets signed by another key
+	// than the one pinned for their server (a member speaking for
+	// another, or a replaced server: `buddyrec forget`).
+	evForgedRecord events.Type = "gossip.forged_record"
+	// evBadRecord: a record refused for what it says (unsigned, version
+	// out of range, a body naming another server).
+	evBadRecord events.Type = "gossip.bad_record"
+	// evNameConflict: another server uses this server's name.
+	evNameConflict events.Type = "server.name_conflict"
+	evClockSkew    events.Type = "clock.skew"
+	evClockOK      events.Type = "clock.ok"
+	// evForgotten: a server gone longer than forget_after was forgotten.
+	evForgotten    events.Type = "server.forgotten"
+	evPinForgotten events.Type = "gossip.pin_forgotten"
 )
 
 // checkRecordBody is buddy's CheckRecord: a record speaks for the server
@@ -38,29 +45,32 @@ func checkRecordBody(server string, body []byte) error {
 	return nil
 }
 
-// buddyAlarm turns buddy's alarms into events. buddy calls it from
-// gossip callbacks, so the event log write happens on its own goroutine.
-func (n *Node) buddyAlarm(a buddy.Alarm) {
-	typ, severity := "", "alarm"
+// buddyEvent is the event a buddy alarm becomes.
+func buddyEvent(server string, a buddy.Alarm) events.Event {
+	e := events.Event{Server: server, Severity: events.SeverityAlarm, Text: a.Detail}
 	switch a.Kind {
 	case buddy.AlarmForgedRecord:
-		typ = evForgedRecord
+		e.Type = evForgedRecord
 	case buddy.AlarmBadRecord:
-		typ = evBadRecord
+		e.Type = evBadRecord
 	case buddy.AlarmNameConflict:
-		typ = evNameConflict
+		e.Type = evNameConflict
 	case buddy.AlarmClockSkew:
-		typ = evClockSkew
+		e.Type = evClockSkew
 		if a.Cleared {
-			typ, severity = evClockOK, "info"
+			e.Type, e.Severity = evClockOK, events.SeverityInfo
 		}
 	case buddy.AlarmForgotten:
-		typ, severity = evForgotten, "warning"
+		e.Type, e.Severity = evForgotten, events.SeverityWarning
 	default:
-		typ = "gossip." + string(a.Kind)
+		e.Type = events.Type("gossip." + string(a.Kind))
 	}
-	go n.event(typ, severity, nil, a.Detail)
+	return e
 }
+
+// buddyAlarm logs buddy's alarms as events. buddy calls it from gossip
+// callbacks, so the event log write happens on its own goroutine.
+func (n *Node) buddyAlarm(a buddy.Alarm) { go n.appendEvent(buddyEvent(n.cfg.Name, a)) }
 
 // keyMismatch raises the gossip key alarm, at most once a minute: a peer
 // with another key keeps trying. It names the peer's address.
@@ -74,7 +84,8 @@ func (n *Node) keyMismatch(addr, detail string) {
 	if addr != "" {
 		from = "the peer at " + addr
 	}
-	go n.event(evGossipKeyMism, "alarm", nil, from+" speaks gossip this server cannot read: check that key_file (and insecure) are the same on every server")
+	go n.appendEvent(events.Event{Server: n.cfg.Name, Type: events.TypeGossipKeyMismatch, Severity: events.SeverityAlarm,
+		Text: from + " speaks gossip this server cannot read: check that key_file (and insecure) are the same on every server"})
 }
 
 // ForgetRequest is the body of POST /api/v1/cluster/forget.
@@ -110,6 +121,7 @@ func (n *Node) serveForget(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err.Error())
 		return
 	}
-	n.event(evPinForgotten, "warning", nil, fmt.Sprintf("node key pinned for %s forgotten (had pin: %v); its next record pins its key anew", req.Server, had))
+	n.appendEvent(events.Event{Server: n.cfg.Name, Type: evPinForgotten, Severity: events.SeverityWarning,
+		Text: fmt.Sprintf("node key pinned for %s forgotten (had pin: %v); its next record pins its key anew", req.Server, had)})
 	writeJSON(w, http.StatusOK, ForgetResult{Server: req.Server, HadPin: had})
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/events"
 )
 
 // TestCheckRecordBody: a record speaks for the server it is filed under.
@@ -42,18 +43,18 @@ func TestBuddyAlarmsBecomeEvents(t *testing.T) {
 	} {
 		n.buddyAlarm(a)
 	}
-	want := map[string]string{evForgedRecord: "127.0.0.9:7946", evNameConflict: "127.0.0.8:7946", evClockSkew: "rec-c", evClockOK: "rec-c"}
+	want := map[events.Type]string{evForgedRecord: "127.0.0.9:7946", evNameConflict: "127.0.0.8:7946", evClockSkew: "rec-c", evClockOK: "rec-c"}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs, _ := n.Events(50)
-		got := map[string]string{}
+		got := map[events.Type]string{}
 		for _, e := range evs {
 			got[e.Type] = e.Text
 		}
 		missing := ""
 		for typ, sub := range want {
 			if !strings.Contains(got[typ], sub) {
-				missing += typ + " "
+				missing += string(typ) + " "
 			}
 		}
 		if missing == "" {
