@@ -53,6 +53,10 @@ type Cluster struct {
 	Failback      bool
 	FailbackAfter time.Duration
 	Insecure      bool
+	// ForgetAfter is how long a server may be gone (dead or left) before
+	// this one forgets it: its record and secrets are pruned and its
+	// cameras no longer adopted. Default 30d.
+	ForgetAfter time.Duration
 }
 
 // Capacity bounds what this server records, own plus adopted cameras, and

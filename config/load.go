@@ -23,6 +23,7 @@ const (
 	DefaultHTTP          = "127.0.0.1:8080"
 	DefaultKeepalive     = 200 * time.Millisecond
 	DefaultFailoverAfter = 800 * time.Millisecond
+	DefaultForgetAfter   = 30 * 24 * time.Hour
 	DefaultFailbackAfter = 30 * time.Second
 	DefaultSegment       = 60 * time.Second
 	DefaultPart          = time.Second
@@ -427,7 +428,7 @@ func (d *decoder) decodeListen(c *Config, m map[string]any) {
 
 func (d *decoder) decodeCluster(c *Config, m map[string]any) {
 	const p = "cluster"
-	d.unknown(m, p, "join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure")
+	d.unknown(m, p, "join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after")
 	c.Cluster = Cluster{
 		Join:          d.strings(m, p, "join"),
 		KeyFile:       d.path(d.str(m, p, "key_file", "")),
@@ -436,6 +437,10 @@ func (d *decoder) decodeCluster(c *Config, m map[string]any) {
 		Failback:      d.boolean(m, p, "failback", true),
 		FailbackAfter: d.duration(m, p, "failback_after", DefaultFailbackAfter),
 		Insecure:      d.boolean(m, p, "insecure", false),
+		ForgetAfter:   d.duration(m, p, "forget_after", DefaultForgetAfter),
+	}
+	if c.Cluster.ForgetAfter < time.Hour {
+		d.errorf("cluster.forget_after", "must be at least 1h: it is the longest outage buddies cover, after which a gone server's cameras are no longer adopted")
 	}
 	for _, j := range c.Cluster.Join {
 		d.hostPort("cluster.join", j, true)

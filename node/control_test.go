@@ -58,7 +58,7 @@ func TestConfigMismatch(t *testing.T) {
 func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 	n := newTestNode(t)
 	for range 20 {
-		n.keyMismatch("no installed keys could decrypt the message")
+		n.keyMismatch("127.0.0.9:7946", "no installed keys could decrypt the message")
 	}
 	count := func() int {
 		evs, _ := n.Events(50)
@@ -66,6 +66,9 @@ func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 		for _, e := range evs {
 			if e.Type == events.TypeGossipKeyMismatch {
 				count++
+				if !strings.Contains(e.Text, "127.0.0.9:7946") {
+					t.Fatalf("key mismatch alarm does not name the peer's address: %q", e.Text)
+				}
 			}
 		}
 		return count

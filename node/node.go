@@ -216,6 +216,10 @@ func (n *Node) Run(ctx context.Context) error {
 			StateDir:      c.DataDir,
 			Logger:        n.log.With("part", "buddy"),
 			OnKeyMismatch: n.keyMismatch,
+			NodeKey:       nil, // data_dir/node.key, made at first start
+			CheckRecord:   checkRecordBody,
+			ForgetAfter:   c.Cluster.ForgetAfter,
+			OnAlarm:       n.buddyAlarm,
 		})
 		if err != nil {
 			n.httpLn.Close()
@@ -328,15 +332,4 @@ func (n *Node) liveAuthorize() func(user, pass string) bool {
 		return nil
 	}
 	return n.auth.CheckUser
-}
-
-// keyMismatch raises the gossip key alarm, at most once a minute: a peer
-// with another key keeps trying.
-func (n *Node) keyMismatch(detail string) {
-	now := time.Now().UnixNano()
-	last := n.lastKeyAlarm.Load()
-	if now-last < int64(time.Minute) || !n.lastKeyAlarm.CompareAndSwap(last, now) {
-		return
-	}
-	go n.event("gossip.key_mismatch", "alarm", nil, "a peer speaks gossip this server cannot read: check that key_file (and insecure) are the same on every server")
 }

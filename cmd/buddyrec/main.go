@@ -5,6 +5,7 @@
 //	buddyrec keygen [-webhook]     print a new gossip key (or webhook secret)
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
+//	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
 //	buddyrec demo [-chaos]         a whole local site on loopback
 //	buddyrec bench record|failover|planner|live ...  benchmark figures
 package main
@@ -46,6 +47,7 @@ commands:
   keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
+  forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
   demo [-chaos]              run a whole local site: simulated cameras and three servers
   bench ` + benchNames() + `  print benchmark figures (see README)
 `
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "webhook":
 		return cmdWebhook(args[1:], stdout, stderr)
+	case "forget":
+		return cmdForget(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "bench":
