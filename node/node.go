@@ -318,7 +318,7 @@ func (n *Node) viewers() int {
 
 // liveAuthorize checks RTSP viewers against users_file; without users the
 // re-stream is open, like the loopback-only API.
-func (n *Node) liveAuthorize() func(user, pass string) bool {
+func (n *Node) liveAuthorize() func(remote, user, pass string) bool {
 	if n.cfg.HTTP.UsersFile == "" {
 		return nil
 	}
