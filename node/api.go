@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/web"
 	"net/http"
 	"sort"
@@ -24,10 +25,13 @@ func (n *Node) Handler() http.Handler {
 		Client:     n.peerClient,
 		Logger:     n.log.With("part", "export"),
 	})
-	mux.Handle(export.RouteExport, exp)
+	// Exports and the segment files peers fetch for them stream as long
+	// as the range takes: no server-wide read/write deadline.
+	long := httpserver.LongResponse(exp)
+	mux.Handle(export.RouteExport, long)
 	mux.Handle(export.RoutePlan, exp)
 	mux.Handle(export.RouteSegments, exp)
-	mux.Handle(export.RouteFile, exp)
+	mux.Handle(export.RouteFile, long)
 	ev := n.events.Handler()
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
