@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/export"
 	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/web"
@@ -32,7 +33,9 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle(export.RoutePlan, exp)
 	mux.Handle(export.RouteSegments, exp)
 	mux.Handle(export.RouteFile, long)
-	ev := n.events.Handler()
+	ev := n.events.Handler(events.HandlerOptions{AckedBy: func(r *http.Request, claimed string) string {
+		return web.AckedBy(r.Context(), claimed)
+	}})
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())

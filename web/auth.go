@@ -285,6 +285,37 @@ func Identity(ctx context.Context) string {
 	return s
 }
 
+// AckedBy is whom an alarm acknowledgement made with ctx is recorded
+// under, given the name claimed in the request: a user is recorded by the
+// name they logged in with, whatever they claim; an API token as
+// "api-token", with the name its client gives ("api-token for psim-op-3"),
+// since one token serves a whole integration; a peer relays an
+// acknowledgement its own page authenticated, so its claim is the user
+// there; without access control (loopback only) the claim, or "local".
+func AckedBy(ctx context.Context, claimed string) string {
+	claimed = strings.TrimSpace(claimed)
+	if len(claimed) > 64 {
+		claimed = claimed[:64]
+	}
+	switch id := Identity(ctx); id {
+	case IdentityPeer, IdentityOpen, "":
+		if claimed != "" {
+			return claimed
+		}
+		if id == "" {
+			return IdentityOpen
+		}
+		return id
+	case IdentityToken:
+		if claimed != "" && claimed != IdentityToken {
+			return IdentityToken + " for " + claimed
+		}
+		return IdentityToken
+	default:
+		return id
+	}
+}
+
 // Wrap returns next guarded by a; /healthz stays open so that load
 // balancers and supervisors need no credentials. An address that keeps
 // failing is answered 429 with Retry-After, without a bcrypt check; when

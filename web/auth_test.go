@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -463,4 +464,26 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestAckedBy(t *testing.T) {
+	ctxAs := func(id string) context.Context { return context.WithValue(context.Background(), identityKey{}, id) }
+	for _, tc := range []struct {
+		id, claimed, want string
+	}{
+		{"alice", "bob", "alice"},
+		{"alice", "", "alice"},
+		{IdentityToken, "op-7", "api-token for op-7"},
+		{IdentityToken, "", "api-token"},
+		{IdentityPeer, "alice", "alice"}, // relayed from the peer's page, which logged alice in
+		{IdentityPeer, "", "peer"},
+		{IdentityOpen, "night shift", "night shift"},
+		{IdentityOpen, "", "local"},
+		{"", "", "local"},
+		{IdentityPeer, strings.Repeat("x", 100), strings.Repeat("x", 64)},
+	} {
+		if got := AckedBy(ctxAs(tc.id), tc.claimed); got != tc.want {
+			t.Errorf("AckedBy(%q, %q) = %q, want %q", tc.id, tc.claimed, got, tc.want)
+		}
+	}
 }
