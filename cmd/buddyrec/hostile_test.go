@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
+)
+
+// Hostile-client tests (issue 10): real `buddyrec run` processes under
+// floods of connections and of wrong passwords, checked by what a
+// technician sees: footage on disk, the API, the frame counters.
+
+// cameraCounters is the part of /api/v1/cameras these tests read.
+type cameraCounters struct {
+	ID             string `json:"id"`
+	State          string `json:"state"`
+	FramesReceived uint64 `json:"frames_received"`
+	FramesDropped  uint64 `json:"frames_dropped"`
+	Reconnects     uint64 `json:"reconnects"`
+}
+
+func cameraCountersOf(srv *site.Server) (map[string]cameraCounters, error) {
+	var resp struct {
+		Cameras []cameraCounters `json:"cameras"`
+	}
+	if err := srv.GetJSON(context.Background(), "/api/v1/cameras", &resp); err != nil {
+		return nil, err
+	}
+	out := map[string]cameraCounters{}
+	for _, c := range resp.Cameras {
+		out[c.ID] = c
+	}
+	return out, nil
+}
+
+// segmentsSince lists camera's segment files under dataDir modified after
+// t, with their sizes.
+func segmentsSince(dataDir, home, camera string, t time.Time) map[string]int64 {
+	out := map[string]int64{}
+	filepath.WalkDir(filepath.Join(dataDir, home, camera), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".mp4") {
+			return nil
+		}
+		if info, err := d.Info(); err == nil && info.ModTime().After(t) {
+			out[p] = info.Size()
+		}
+		return nil
+	})
+	return out
+}
+
+// flood opens n idle keep-alive connections to addr's /healthz, from
+// source addresses 127.0.0.2 .. 127.0.0.(1+sources) in turn (so that a
+// per-address cap alone cannot stop it and the descriptor budget is what
+// holds), and keeps every one it could open. It reports how many got an
+// answer, how many the server closed, and how many got nothing (queued in
+// the kernel, never accepted).
+func flood(t *testing.T, addr string, n, sources int) (conns []net.Conn, answered, closed, silent int) {
+	t.Helper()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%sources))}
+				d := net.Dialer{LocalAddr: src, Timeout: 3 * time.Second}
+				c, err := d.Dial("tcp", addr)
+				if err != nil {
+					mu.Lock()
+					closed++
+					mu.Unlock()
+					continue
+				}
+				c.SetDeadline(time.Now().Add(3 * time.Second))
+				fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				mu.Lock()
+				switch {
+				case err == nil && resp.StatusCode == 200:
+					answered++
+				case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+					silent++
+				default:
+					closed++
+				}
+				conns = append(conns, c) // held open: the flood stays
+				mu.Unlock()
+				c.SetDeadline(time.Time{})
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return conns, answered, closed, silent
+}
+
+// TestConnectionFloodDoesNotStarveCameras: a server limited to 256
+// descriptors gets 1,000 idle keep-alive connections to /healthz (no
+// credentials needed) from 40 addresses; meanwhile its camera restarts and
+// must reconnect. The camera records again (new segment files grow on
+// disk), nothing in the server fails with "too many open files", and once
+// the idle connections time out the API answers again.
+func TestConnectionFloodDoesNotStarveCameras(t *testing.T) {
+	prlimit := testutil.NeedTool(t, "prlimit")
+	const fdLimit = 256
+	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 2, ClipDir: "../../testdata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	camAddr := cams.Addr()
+	var camMu sync.Mutex
+	t.Cleanup(func() { camMu.Lock(); cams.Close(); camMu.Unlock() })
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams2(cams, 2), Exec: []string{prlimit, fmt.Sprintf("--nofile=%d:%d", fdLimit, fdLimit), "--"}},
+	}})
+	a := s.Server("rec-a")
+	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1", "rec-a/cam2"))
+	before, err := cameraCountersOf(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+
+	conns, answered, refused, silent := flood(t, a.HTTP, 1000, 40)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	t.Logf("flood of 1000: %d answered and held, %d closed by the server, %d never accepted", answered, refused, silent)
+
+	// The camera restarts: its RTSP server goes away and comes back on the
+	// same address, so the recorder must open a new socket.
+	camMu.Lock()
+	cams.Close()
+	time.Sleep(time.Second)
+	restarted := time.Now()
+	cams, err = camsim.Start(context.Background(), camsim.Options{Listen: camAddr, Cameras: 2, ClipDir: "../../testdata"})
+	camMu.Unlock()
+	if err != nil {
+		t.Fatalf("restart camera on %s: %v", camAddr, err)
+	}
+
+	// Recording resumes while the flood holds: a segment file begun after
+	// the restart grows.
+	dataDir := filepath.Join(s.Spec.Dir, "rec-a", "data")
+	var first map[string]int64
+	eventually(t, 30*time.Second, func() string {
+		segs := segmentsSince(dataDir, "rec-a", "cam1", restarted)
+		if first == nil {
+			if len(segs) > 0 {
+				first = segs
+			}
+			return "no segment of cam1 written since the camera restarted"
+		}
+		for p, size := range segs {
+			if size > first[p] {
+				return ""
+			}
+		}
+		return "cam1's segment files stopped growing"
+	})
+
+	// Once the idle connections time out (IdleTimeout), the API answers
+	// again and shows the camera back, reconnected.
+	eventually(t, 90*time.Second, func() string {
+		now, err := cameraCountersOf(a)
+		if err != nil {
+			return "API: " + err.Error()
+		}
+		c := now["rec-a/cam1"]
+		if c.State != "recording" || c.Reconnects <= before["rec-a/cam1"].Reconnects {
+			return fmt.Sprintf("cam1 %+v, want recording after a reconnect (before: %+v)", c, before["rec-a/cam1"])
+		}
+		return ""
+	})
+	log, _ := os.ReadFile(a.Log)
+	if strings.Contains(string(log), "too many open files") {
+		t.Errorf("the server ran out of descriptors:\n%s", grepLines(string(log), "too many open files", 5))
+	}
+	if !strings.Contains(string(log), "refusing connections") {
+		t.Errorf("no refusal logged: the flood never reached a limit, so this test proves nothing")
+	}
+	if n := strings.Count(string(log), "refusing connections"); n > 20 {
+		t.Errorf("%d refusal lines for one flood, want a few", n)
+	}
+}
+
+func cams2(c *camsim.Server, n int) []site.Camera {
+	return cams(c, 1, n)
+}
+
+// grepLines returns up to max lines of text containing s.
+func grepLines(text, s string, max int) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) && len(out) < max {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
