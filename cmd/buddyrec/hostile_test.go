@@ -221,3 +221,112 @@ func grepLines(text, s string, max int) string {
 	return strings.Join(out, "\n")
 }
 
+// TestWrongPasswordHammeringBesideRecording: 50 cameras record while 16
+// clients from 8 addresses send wrong passwords as fast as they can for 20
+// s. No camera drops a frame, the hammering gets 429 (throttled without a
+// bcrypt check), a user already logged in keeps working, and a fresh login
+// with the right password from another address gets in.
+func TestWrongPasswordHammeringBesideRecording(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 cameras: not in -short")
+	}
+	const n = 50
+	c := startCameras(t, n, nil)
+	s := startSite(t, site.Spec{User: "tech", Password: "right-password-1",
+		Servers: []site.ServerSpec{{Name: "rec-a", Cameras: cams(c, 1, n)}}})
+	a := s.Server("rec-a")
+	var want []string
+	for i := 1; i <= n; i++ {
+		want = append(want, fmt.Sprintf("rec-a/cam%d", i))
+	}
+	eventually(t, 90*time.Second, recordsExactly(a, want...))
+	before, err := cameraCountersOf(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+w%8))}}).DialContext}
+			defer tr.CloseIdleConnections()
+			cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for i := 0; ctx.Err() == nil; i++ {
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+a.HTTP+"/api/v1/cameras", nil)
+				req.SetBasicAuth("tech", fmt.Sprintf("guess-%d-%d", w, i))
+				resp, err := cl.Do(req)
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+			}
+		}()
+	}
+	// Meanwhile the logged-in user (site helper, cached login) polls the
+	// API, and a new login from another address must get in.
+	polls, fresh := 0, false
+	for ctx.Err() == nil {
+		if _, err := cameraCountersOf(a); err != nil {
+			t.Errorf("logged-in user during the hammering: %v", err)
+		}
+		polls++
+		if !fresh {
+			tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, 1)}}).DialContext}
+			req, _ := http.NewRequest("GET", "http://"+a.HTTP+"/api/v1/cluster", nil)
+			req.SetBasicAuth("tech", "right-password-1")
+			if resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req); err == nil {
+				resp.Body.Close()
+				fresh = resp.StatusCode == 200
+				if resp.StatusCode != 200 && resp.StatusCode != 503 {
+					t.Errorf("fresh login with the right password: %s", resp.Status)
+				}
+			}
+			tr.CloseIdleConnections()
+		}
+		time.Sleep(time.Second)
+	}
+	wg.Wait()
+	t.Logf("wrong-password answers: %v; %d polls by the logged-in user", codes, polls)
+	if codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("no 429 among %v: failed logins are not throttled", codes)
+	}
+	if codes[http.StatusOK] > 0 {
+		t.Errorf("%d wrong passwords were accepted", codes[http.StatusOK])
+	}
+	if !fresh {
+		t.Error("a fresh login with the right password never got in during the hammering")
+	}
+	after, err := cameraCountersOf(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped, frames uint64
+	for _, id := range want {
+		c := after[id]
+		if c.State != "recording" {
+			t.Errorf("%s is %s after the hammering", id, c.State)
+		}
+		if c.FramesReceived <= before[id].FramesReceived {
+			t.Errorf("%s received no frame during the hammering", id)
+		}
+		dropped += c.FramesDropped - before[id].FramesDropped
+		frames += c.FramesReceived - before[id].FramesReceived
+	}
+	t.Logf("%d frames received by %d cameras during the hammering, %d dropped", frames, n, dropped)
+	if dropped != 0 {
+		t.Errorf("%d frames dropped while wrong passwords were hammered", dropped)
+	}
+	log, _ := os.ReadFile(a.Log)
+	if k := strings.Count(string(log), "login failed") + strings.Count(string(log), "throttling"); k > 100 {
+		t.Errorf("%d log lines about failed logins, want a few per address", k)
+	}
+}
