@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -329,4 +330,34 @@ func TestWrongPasswordHammeringBesideRecording(t *testing.T) {
 	if k := strings.Count(string(log), "login failed") + strings.Count(string(log), "throttling"); k > 100 {
 		t.Errorf("%d log lines about failed logins, want a few per address", k)
 	}
+}
+
+// TestSecondServerOnSameDataDir: starting a second `buddyrec run` with the
+// config of a running one fails at once, saying the data_dir is in use and
+// by which pid, instead of waiting for a bolt file and timing out.
+func TestSecondServerOnSameDataDir(t *testing.T) {
+	c := startCameras(t, 1, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{{Name: "rec-a", Cameras: cams(c, 1, 1)}}})
+	a := s.Server("rec-a")
+	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, testBin, "run", "-config", a.Config).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("second server: %v, want exit status 1\n%s", err, out)
+	}
+	want := fmt.Sprintf("data_dir %s is in use by another buddyrec (pid %d)", a.DataDir, a.Pid())
+	if !strings.Contains(string(out), want) {
+		t.Errorf("second server said:\n%s\nwant it to say: %s", out, want)
+	}
+	if strings.Contains(string(out), "timeout") {
+		t.Errorf("second server still speaks of a timeout:\n%s", out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Logf("second server took %s to give up (want about at once)", d)
+	}
+	// The first server is undisturbed.
+	eventually(t, 10*time.Second, recordsExactly(a, "rec-a/cam1"))
 }
