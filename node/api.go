@@ -44,13 +44,13 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
-	// A relayed live stream and a browser view's WebSocket last as long
-	// as someone watches.
+	// A relayed live stream lasts as long as someone watches. (The
+	// browser view's WebSocket is hijacked, which clears the deadlines.)
 	mux.Handle(relay.Route, httpserver.LongResponse(relay.Handler(n.rec, n.isRecording, n.log.With("part", "relay"))))
 	if n.view != nil {
 		vh := n.view.Handler()
 		mux.Handle(view.RoutePage, vh)
-		mux.Handle(view.RouteSocket, httpserver.LongResponse(vh))
+		mux.Handle(view.RouteSocket, vh)
 		mux.Handle(view.RouteAssets, vh)
 	}
 	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, Client: n.peerClient, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))

@@ -54,3 +54,35 @@ func TestLongResponse(t *testing.T) {
 		t.Errorf("without LongResponse the answer outlived WriteTimeout: the test proves nothing")
 	}
 }
+
+// TestHijackedOutlivesTimeouts: a connection taken over by its handler (the
+// browser view's WebSocket) has the server's deadlines cleared by net/http,
+// so it needs no LongResponse; this guards that assumption.
+func TestHijackedOutlivesTimeouts(t *testing.T) {
+	hijack := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+		time.Sleep(600 * time.Millisecond) // past both timeouts
+		io.WriteString(c, "still here\n")
+	})
+	srv := New(hijack, nil)
+	srv.ReadTimeout, srv.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "still here\n" {
+		t.Errorf("hijacked connection got %q, want the write made after the timeouts", b)
+	}
+}
