@@ -5,7 +5,10 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/buddyrec/buddyrec/buddy"
@@ -98,21 +101,55 @@ type Cluster struct {
 	Servers []ServerInfo `json:"servers"`
 }
 
+// MinTime and MaxTime bound the times buddyrec can represent: the index
+// stores nanoseconds since 1970 in an int64. A time outside them would wrap
+// around and silently select the wrong footage, so it is refused instead.
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// ParseTime reads one time parameter (RFC 3339, fractions allowed). The
+// error names the parameter and says what is wrong with the value: not a
+// time at all, or a time outside MinTime..MaxTime.
+func ParseTime(param, value string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return t, fmt.Errorf("%s: %s is not an RFC 3339 time (such as 2006-01-02T15:04:05Z; years have 4 digits)", param, quoteShort(value))
+	}
+	if t.Before(MinTime) || t.After(MaxTime) {
+		return t, fmt.Errorf("%s: %s is outside the times buddyrec can represent (%s to %s)", param, quoteShort(value),
+			MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// quoteShort quotes a query value for an error message, cut to a length
+// that keeps the message readable.
+func quoteShort(v string) string {
+	if len(v) > 40 {
+		v = v[:40] + "…"
+	}
+	return strconv.Quote(v)
+}
+
 // ParseRange reads the from and to query parameters (RFC3339) that every
 // time-range endpoint takes. A missing to is now; a missing from is to
 // minus def. Errors name the parameter, for a 400 answer.
 func ParseRange(q url.Values, now time.Time, def time.Duration) (from, to time.Time, err error) {
 	to = now
 	if s := q.Get("to"); s != "" {
-		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return from, to, errors.New("to: not an RFC3339 time")
+		if to, err = ParseTime("to", s); err != nil {
+			return from, to, err
 		}
 	}
 	from = to.Add(-def)
 	if s := q.Get("from"); s != "" {
-		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return from, to, errors.New("from: not an RFC3339 time")
+		if from, err = ParseTime("from", s); err != nil {
+			return from, to, err
 		}
+	} else if from.Before(MinTime) {
+		from = MinTime
 	}
 	if !to.After(from) {
 		return from, to, errors.New("to: must be after from")

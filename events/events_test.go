@@ -295,7 +295,7 @@ func TestHandler(t *testing.T) {
 		ids = append(ids, e.ID)
 		clk.Add(time.Second)
 	}
-	srv := httptest.NewServer(l.Handler())
+	srv := httptest.NewServer(l.Handler(HandlerOptions{}))
 	t.Cleanup(srv.Close)
 
 	type page struct {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/buddyrec/buddyrec/api"
 	"io"
 	"log/slog"
 	"net/http"
@@ -115,12 +116,19 @@ func parseRange(r *http.Request) (rangeQuery, error) {
 	if _, err := camera.Parse(rq.camera); err != nil {
 		return rq, errors.New("camera: required, as home/name (e.g. rec-a/lobby)")
 	}
-	var err error
-	if rq.from, err = time.Parse(time.RFC3339Nano, q.Get("from")); err != nil {
-		return rq, errors.New("from: required, an RFC3339 time")
-	}
-	if rq.to, err = time.Parse(time.RFC3339Nano, q.Get("to")); err != nil {
-		return rq, errors.New("to: required, an RFC3339 time")
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &rq.from}, {"to", &rq.to}} {
+		v := q.Get(p.name)
+		if v == "" {
+			return rq, errors.New(p.name + ": required, an RFC3339 time")
+		}
+		t, err := api.ParseTime(p.name, v)
+		if err != nil {
+			return rq, err
+		}
+		*p.t = t
 	}
 	if !rq.to.After(rq.from) {
 		return rq, errors.New("to: must be after from")

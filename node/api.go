@@ -9,7 +9,9 @@ import (
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/camera"
+	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/view"
 	"github.com/buddyrec/buddyrec/web"
@@ -30,15 +32,22 @@ func (n *Node) Handler() http.Handler {
 		Client:     n.peerClient,
 		Logger:     n.log.With("part", "export"),
 	})
-	mux.Handle(export.RouteExport, exp)
+	// Exports and the segment files peers fetch for them stream as long
+	// as the range takes: no server-wide read/write deadline.
+	long := httpserver.LongResponse(exp)
+	mux.Handle(export.RouteExport, long)
 	mux.Handle(export.RoutePlan, exp)
 	mux.Handle(export.RouteSegments, exp)
-	mux.Handle(export.RouteFile, exp)
-	ev := n.events.Handler()
+	mux.Handle(export.RouteFile, long)
+	ev := n.events.Handler(events.HandlerOptions{AckedBy: func(r *http.Request, claimed string) string {
+		return web.AckedBy(r.Context(), claimed)
+	}})
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
-	mux.Handle(relay.Route, relay.Handler(n.rec, n.isRecording, n.log.With("part", "relay")))
+	// A relayed live stream lasts as long as someone watches. (The
+	// browser view's WebSocket is hijacked, which clears the deadlines.)
+	mux.Handle(relay.Route, httpserver.LongResponse(relay.Handler(n.rec, n.isRecording, n.log.With("part", "relay"))))
 	if n.view != nil {
 		vh := n.view.Handler()
 		mux.Handle(view.RoutePage, vh)

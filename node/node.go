@@ -25,6 +25,8 @@ import (
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/internal/connlimit"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/live"
 	"github.com/buddyrec/buddyrec/metrics"
 	"github.com/buddyrec/buddyrec/recorder"
@@ -69,6 +71,10 @@ type Node struct {
 
 	httpLn  net.Listener
 	httpSrv *http.Server
+	// fds keeps accepted connections (HTTP, RTSP viewers) out of the
+	// descriptors recording needs; lock holds data_dir for this process.
+	fds  *connlimit.Budget
+	lock *dataDirLock
 
 	reconcileEvery  time.Duration
 	healthySince    time.Time // control loop only
@@ -116,8 +122,14 @@ func New(o Options) (*Node, error) {
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
+	// Before any bolt file: a second server would otherwise wait for
+	// their locks and fail with a timeout that names neither.
+	if n.lock, err = lockDataDir(c.DataDir); err != nil {
+		return nil, err
+	}
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
 	if err != nil {
+		n.lock.release()
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	n.store, err = storage.Open(storage.Options{
@@ -172,11 +184,17 @@ func New(o Options) (*Node, error) {
 		log.Warn("no [http] users_file or token_file: the page and API are open to anyone who can reach " + c.Listen.HTTP + " (allowed on loopback only)")
 	}
 	n.metrics = metrics.New(metrics.Options{Source: n, Server: c.Name, Logger: log.With("part", "metrics")})
-	n.httpLn, err = net.Listen("tcp", c.Listen.HTTP)
+	cams := c.Capacity.Cameras
+	if cams <= 0 {
+		cams = max(64, 2*len(c.Cameras))
+	}
+	n.fds = fileBudget(cams, log)
+	httpLn, err := net.Listen("tcp", c.Listen.HTTP)
 	if err != nil {
 		n.closeStores()
 		return nil, fmt.Errorf("listen http %s: %w", c.Listen.HTTP, err)
 	}
+	n.httpLn = limitListener(httpLn, "http", httpMaxConns, httpMaxPerHost, n.fds, log)
 	n.rec = recorder.NewManager(recorder.ManagerOptions{
 		Sink:   storeSink{n.store},
 		Logger: log.With("part", "recorder"),
@@ -240,7 +258,10 @@ func (n *Node) Run(ctx context.Context) error {
 			MaxViewers:   c.Capacity.Viewers,
 			OtherViewers: n.view.Viewers,
 			Authorize:    n.liveAuthorize(),
-			Logger:       n.log.With("part", "live"),
+			WrapListener: func(ln net.Listener) net.Listener {
+				return limitListener(ln, "rtsp", rtspMaxConns, rtspMaxPerHost, n.fds, n.log)
+			},
+			Logger: n.log.With("part", "live"),
 		})
 		if err != nil {
 			if n.cluster != nil {
@@ -254,8 +275,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	// ErrorLog: failed TLS handshakes and the like go to the structured
 	// log with everything else, not to stderr.
-	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(n.log.With("part", "http").Handler(), slog.LevelWarn)}
+	n.httpSrv = httpserver.New(n.Handler(), slog.NewLogLogger(n.log.With("part", "http").Handler(), slog.LevelWarn))
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -302,6 +322,7 @@ func (n *Node) closeStores() {
 	n.outbox.Close()
 	n.store.Close()
 	n.events.Close()
+	n.lock.release()
 }
 
 // HTTPAddr is the bound HTTP address (useful with port 0).
@@ -327,7 +348,7 @@ func (n *Node) viewers() int {
 
 // liveAuthorize checks RTSP viewers against users_file; without users the
 // re-stream is open, like the loopback-only API.
-func (n *Node) liveAuthorize() func(user, pass string) bool {
+func (n *Node) liveAuthorize() func(remote, user, pass string) bool {
 	if n.cfg.HTTP.UsersFile == "" {
 		return nil
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/webhook"
 )
@@ -92,7 +93,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "buddyrec demo:", err)
 		return 1
 	}
-	psim := &http.Server{Handler: demoPSIM(s.Secret, stdout), ReadHeaderTimeout: 5 * time.Second}
+	psim := httpserver.New(demoPSIM(s.Secret, stdout), nil)
 	go psim.Serve(psimLn)
 	defer psim.Close()
 

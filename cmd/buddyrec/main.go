@@ -27,9 +27,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/node"
 	"github.com/buddyrec/buddyrec/web"
 )
@@ -189,7 +189,8 @@ func servePprof(ctx context.Context, addr string) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Profiles take as long as their ?seconds= asks: no write deadline.
+	srv := httpserver.New(httpserver.LongResponse(mux), nil)
 	go srv.Serve(ln)
 	go func() { <-ctx.Done(); srv.Close() }()
 	return nil
