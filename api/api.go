@@ -25,6 +25,9 @@ type CameraInfo struct {
 	FramesDropped  uint64    `json:"frames_dropped"`
 	BytesReceived  uint64    `json:"bytes_received"`
 	Reconnects     uint64    `json:"reconnects"`
+	// NextAttempt is when an offline camera is next tried; it is tried
+	// sooner if the probe of its port finds it back.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	LiveURL        string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
 }
 

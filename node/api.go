@@ -69,7 +69,7 @@ func (n *Node) Cameras() api.Cameras {
 			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Error: s.Error,
 			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
-			Reconnects: s.Reconnects,
+			Reconnects: s.Reconnects, NextAttempt: s.NextAttempt,
 		}
 		if n.cfg.Listen.RTSP != "" {
 			ci.LiveURL = "rtsp://" + n.cfg.Listen.RTSP + "/" + s.ID

@@ -72,6 +72,10 @@ type Status struct {
 	Bitrate float64
 	// Codec names the recorded tracks, e.g. "H264+AAC".
 	Codec string
+	// NextAttempt is when the next connection attempt is due while the
+	// camera is offline (an attempt comes sooner if a probe finds the
+	// camera back); zero while connecting or recording.
+	NextAttempt time.Time
 }
 
 // redactString removes the credentials of rawURL from s: its userinfo as
