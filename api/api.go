@@ -28,7 +28,7 @@ type CameraInfo struct {
 	// NextAttempt is when an offline camera is next tried; it is tried
 	// sooner if the probe of its port finds it back.
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	LiveURL        string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
+	LiveURL     string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
 }
 
 // AspectInfo is one aspect a server holds (its own or adopted).

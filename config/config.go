@@ -104,10 +104,10 @@ type Camera struct {
 	// User is the user key; PasswordFile the password_file key (resolved).
 	// The password itself lives only in URL.
 	User, PasswordFile string
-	Critical    bool
-	Transport   string // tcp (default), udp or auto
-	BitrateMbps float64
-	Line        int // where the [[camera]] table starts
+	Critical           bool
+	Transport          string // tcp (default), udp or auto
+	BitrateMbps        float64
+	Line               int // where the [[camera]] table starts
 }
 
 // ID is the site-wide camera id "home/name".

@@ -43,11 +43,11 @@ type Pipeline struct {
 	mu          sync.Mutex
 	nextAttempt time.Time // when the next connection attempt is due; zero while connected
 	state       string
-	since     time.Time
-	lastErr   string
-	codec     string
-	bitrate   float64
-	recording time.Time // when the current session began recording
+	since       time.Time
+	lastErr     string
+	codec       string
+	bitrate     float64
+	recording   time.Time // when the current session began recording
 }
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
