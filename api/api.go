@@ -77,6 +77,36 @@ type Load struct {
 	Viewers     int     `json:"viewers"`
 }
 
+// Why a camera of the site is recorded by nobody: the planner's reasons
+// (failover.Reason*), carried in HomeCamera.Unrecorded.
+const (
+	// UnrecordedCapacity: a server that may take the camera is alive, but
+	// none has room for it.
+	UnrecordedCapacity = "capacity"
+	// UnrecordedNoCandidate: its home and every buddy that may take it
+	// (all of them, or only the home for a non-critical camera of a
+	// "critical" home) are down.
+	UnrecordedNoCandidate = "no_candidate_alive"
+	// UnrecordedInvalid: the site's records disagree about the camera (a
+	// duplicate name or id, a nonsense bitrate).
+	UnrecordedInvalid = "invalid"
+)
+
+// HomeCamera is one camera of a server's own inventory, as the site's plan
+// places it. Every server knows every inventory from the replicated
+// records, including those of servers that are down, so the status page
+// can list cameras nobody records.
+type HomeCamera struct {
+	ID       string `json:"id"` // "home/name"
+	Critical bool   `json:"critical,omitempty"`
+	// PlannedOn is the server the plan gives the camera to; empty when
+	// nobody can record it.
+	PlannedOn string `json:"planned_on,omitempty"`
+	// Unrecorded says why nobody records it (Unrecorded*); empty when
+	// planned, and also while the plan is not made yet.
+	Unrecorded string `json:"unrecorded,omitempty"`
+}
+
 // ServerInfo is one server in GET /api/v1/cluster.
 type ServerInfo struct {
 	Name        string   `json:"name"`
@@ -90,6 +120,9 @@ type ServerInfo struct {
 	Stable      bool     `json:"stable"`
 	ConfigHash  string   `json:"config_hash,omitempty"`
 	Load        Load     `json:"load"`
+	// Inventory is the server's own cameras, sorted by id, whether it is
+	// up or not.
+	Inventory []HomeCamera `json:"inventory"`
 }
 
 // Cluster is the body of GET /api/v1/cluster.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/failover"
 	"github.com/buddyrec/buddyrec/web"
 	"net/http"
 	"sort"
@@ -133,6 +134,10 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		}
 		addrs[m.Name] = m.Addr
 	}
+	unplaced := make(map[string]string, len(st.plan.Unplaced))
+	for _, u := range st.plan.Unplaced {
+		unplaced[u.Camera] = u.Reason
+	}
 	var out []api.ServerInfo
 	for _, name := range sortedKeys(st.records) {
 		rec := st.records[name]
@@ -159,8 +164,21 @@ func (n *Node) ClusterView() []api.ServerInfo {
 			si.AdoptedFrom = append(si.AdoptedFrom, home)
 		}
 		sort.Strings(si.AdoptedFrom)
+		si.Inventory = inventory(name, rec, st.plan, unplaced)
 		out = append(out, si)
 	}
+	return out
+}
+
+// inventory lists a server's own cameras with where the plan puts them.
+// The plan's reasons are the api.Unrecorded* values.
+func inventory(home string, rec recordBody, plan failover.Plan, unplaced map[string]string) []api.HomeCamera {
+	out := make([]api.HomeCamera, 0, len(rec.Cameras))
+	for _, c := range rec.Cameras {
+		id := failover.CameraID(home, c.Name)
+		out = append(out, api.HomeCamera{ID: id, Critical: c.Critical, PlannedOn: plan.Owner[id], Unrecorded: unplaced[id]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 

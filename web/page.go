@@ -40,6 +40,8 @@ type pageData struct {
 	Ticks    []tick
 	Window   string
 	Problems []string
+	// Unrecorded counts the site's cameras nobody can record now.
+	Unrecorded int
 }
 
 type serverRow struct {
@@ -72,6 +74,10 @@ type cameraRow struct {
 	Bitrate, LastKeyframe                string
 	Spans                                []spanRect
 	Covered                              string
+	// NextAttempt says when an offline camera is tried again.
+	NextAttempt string
+	// Nobody replaces the recorder list when no server records it.
+	Nobody string
 }
 
 type spanRect struct {
@@ -136,9 +142,14 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			d.Unknown = append(d.Unknown, unknownPeer{pv.name, "footage unknown: " + pv.tlErr.Error()})
 		}
 	}
+	answered := map[string]bool{self: true}
+	for _, pv := range peers {
+		answered[pv.name] = pv.cameras != nil
+	}
+	d.Unrecorded = addInventory(rows, servers, answered)
 	for id := range spans {
 		if rows[id] == nil {
-			rows[id] = &cameraRow{ID: id, Home: homeOf(id), State: "not recorded", Class: "st-none"}
+			rows[id] = &cameraRow{ID: id, Home: homeOf(id), State: "not recorded", Class: "st-none", Error: "not in any server's configuration now"}
 		}
 	}
 	ids := make([]string, 0, len(rows))
@@ -314,6 +325,10 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 		row.Since = ci.Since.Local().Format("15:04:05")
 	}
 	row.Error = events.Scrub(ci.Error)
+	row.NextAttempt = ""
+	if !ci.NextAttempt.IsZero() {
+		row.NextAttempt = "next attempt " + ci.NextAttempt.Local().Format("15:04:05") + ", sooner if the camera answers (probed every second)"
+	}
 	row.Critical = ci.Critical
 	row.Bitrate = fmt.Sprintf("%.2f Mb/s", ci.BitrateBps/1e6)
 	if ci.LastKeyframe.IsZero() {
@@ -321,6 +336,56 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 	} else {
 		row.LastKeyframe = ci.LastKeyframe.Local().Format("15:04:05")
 	}
+}
+
+// addInventory adds a row for every camera of the site's inventories that
+// no answering server reported recording: the cameras nobody can record
+// (in red, with the planner's reason), and those whose planned recorder
+// did not answer or has not started them yet. Inventories come from the
+// replicated records, so cameras of dead servers are listed too. It
+// returns how many cameras nobody can record.
+func addInventory(rows map[string]*cameraRow, servers []api.ServerInfo, answered map[string]bool) int {
+	unrecorded := 0
+	for _, s := range servers {
+		for _, hc := range s.Inventory {
+			row := rows[hc.ID]
+			if row != nil {
+				row.Critical = row.Critical || hc.Critical
+				continue
+			}
+			row = &cameraRow{ID: hc.ID, Home: s.Name, Critical: hc.Critical, Bitrate: "—", LastKeyframe: "—"}
+			rows[hc.ID] = row
+			switch {
+			case hc.Unrecorded != "":
+				unrecorded++
+				row.State, row.Class, row.Error = "not recorded", "st-unrecorded", unrecordedText(hc.Unrecorded)
+				row.Nobody = "nobody"
+			case hc.PlannedOn != "" && !answered[hc.PlannedOn]:
+				row.State, row.Class = "unknown", "st-none"
+				row.Error = fmt.Sprintf("planned on %s, which did not answer", hc.PlannedOn)
+			case hc.PlannedOn != "":
+				row.State, row.Class = "starting", "st-connecting"
+				row.Error = fmt.Sprintf("planned on %s, which has not started it yet", hc.PlannedOn)
+			default:
+				row.State, row.Class = "unknown", "st-none"
+				row.Error = "not planned yet: the site view is settling"
+			}
+		}
+	}
+	return unrecorded
+}
+
+// unrecordedText is what a technician reads for the planner's reason.
+func unrecordedText(reason string) string {
+	switch reason {
+	case api.UnrecordedCapacity:
+		return "not recorded — no live buddy with capacity"
+	case api.UnrecordedNoCandidate:
+		return "not recorded — its server and every buddy that may take it are down"
+	case api.UnrecordedInvalid:
+		return "not recorded — the servers' configurations disagree about this camera (duplicate name?)"
+	}
+	return "not recorded — " + reason
 }
 
 // layoutSpans turns spans into SVG rectangles over [from, to). Spans of the
