@@ -92,7 +92,7 @@ func siteA(peerAddr string) *fakeSource {
 		cluster: []api.ServerInfo{
 			{Name: "rec-a", State: "alive", Address: "127.0.0.1:7946", HTTP: "127.0.0.1:1", Cameras: 2,
 				Capacity: api.Capacity{Cameras: 8, Viewers: 4}, AdoptedFrom: []string{"rec-c"},
-				Load: api.Load{CPU: 0.25, MemoryBytes: 300e6, DiskUsed: 400e9, DiskTotal: 1000e9, Viewers: 1},
+				Load:      api.Load{CPU: 0.25, MemoryBytes: 300e6, DiskUsed: 400e9, DiskTotal: 1000e9, Viewers: 1},
 				Inventory: []api.HomeCamera{{ID: "rec-a/lobby", Critical: true, PlannedOn: "rec-a"}}},
 			{Name: "rec-b", State: "alive", Address: "127.0.0.2:7946", HTTP: peerAddr, Cameras: 1,
 				Capacity: api.Capacity{Cameras: 8}, AdoptedFrom: []string{},
