@@ -39,11 +39,25 @@ type AspectInfo struct {
 	HeldBy string `json:"held_by"`
 }
 
+// Footage is what one server's storage holds of one camera.
+type Footage struct {
+	Bytes uint64 `json:"bytes"`
+	// Oldest is the start of the oldest footage kept.
+	Oldest time.Time `json:"oldest"`
+}
+
 // Cameras is the body of GET /api/v1/cameras.
 type Cameras struct {
 	Server  string       `json:"server"`
 	Cameras []CameraInfo `json:"cameras"`
 	Aspects []AspectInfo `json:"aspects"`
+	// Load is this server's resource use measured now: exact, where the
+	// gossiped copy in /api/v1/cluster is rounded and up to 10 s old.
+	Load *Load `json:"load,omitempty"`
+	// Footage is, per camera id, what this server's storage holds: own,
+	// adopted and formerly adopted cameras alike. It may be up to a minute
+	// old (the index is walked in the background).
+	Footage map[string]Footage `json:"footage,omitempty"`
 }
 
 // Span is contiguous footage in GET /api/v1/recordings.
@@ -74,7 +88,11 @@ type Load struct {
 	MemoryBytes uint64  `json:"memory_bytes"`
 	DiskUsed    uint64  `json:"disk_used"`
 	DiskTotal   uint64  `json:"disk_total"`
-	Viewers     int     `json:"viewers"`
+	// RecordingBytes is what buddyrec itself keeps on that filesystem:
+	// segment files and their index. Zero in gossiped records; servers
+	// give it in their own /api/v1/cameras answer.
+	RecordingBytes uint64 `json:"recording_bytes,omitempty"`
+	Viewers        int    `json:"viewers"`
 }
 
 // Why a camera of the site is recorded by nobody: the planner's reasons

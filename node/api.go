@@ -89,7 +89,8 @@ func (n *Node) Cameras() api.Cameras {
 			aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
 		}
 	}
-	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects}
+	load := n.currentLoad()
+	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage()}
 }
 
 func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
@@ -158,7 +159,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		if name == self {
 			// Peers see the load as last published (every loadEvery); this
 			// server's own can be current.
-			si.Load = n.measureLoad(time.Now())
+			si.Load = n.currentLoad()
 		}
 		for home := range st.plan.AdoptedBy(name) {
 			si.AdoptedFrom = append(si.AdoptedFrom, home)

@@ -51,6 +51,7 @@ type serverRow struct {
 	Records                       string
 	CamsText, ViewersText         string
 	CPU, Memory, Storage, StorPct string
+	Recordings                    string // buddyrec's own segments and index
 	Color                         string
 }
 
@@ -78,6 +79,9 @@ type cameraRow struct {
 	NextAttempt string
 	// Nobody replaces the recorder list when no server records it.
 	Nobody string
+	// Disk and Oldest sum what the answering servers keep of the camera;
+	// FootageTitle breaks it down per server.
+	Disk, Oldest, FootageTitle string
 }
 
 type spanRect struct {
@@ -101,11 +105,21 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(h.o.Window)}
 	colors := assignColors(servers, self)
 
-	// Servers.
+	// Servers, with the figures each gave in its own answer (exact and
+	// current) over the rounded copy gossip carries.
+	own := map[string]api.Cameras{self: src.Cameras()}
+	for _, pv := range peers {
+		if pv.cameras != nil {
+			own[pv.name] = *pv.cameras
+		}
+	}
 	d.Total = len(servers)
 	for _, s := range servers {
 		if s.State == "alive" {
 			d.Alive++
+		}
+		if c, ok := own[s.Name]; ok && c.Load != nil {
+			s.Load = *c.Load
 		}
 		d.Servers = append(d.Servers, serverRowOf(s, self, colors))
 	}
@@ -123,7 +137,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			spans[id] = append(spans[id], ss...)
 		}
 	}
-	addCams(src.Cameras())
+	addCams(own[self])
 	if tl, err := src.Timeline(from, now); err != nil {
 		h.log.Error("status page: local timeline", "err", err)
 		d.Problems = append(d.Problems, "local recording index unreadable; timelines incomplete")
@@ -160,6 +174,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		row := rows[id]
 		row.Spans, row.Covered = layoutSpans(spans[id], from, now, colors)
+		row.Disk, row.Oldest, row.FootageTitle = footageOf(id, own)
 		d.Cameras = append(d.Cameras, *row)
 	}
 
@@ -284,7 +299,7 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	}
 	dash := "—"
 	if !up {
-		row.CamsText, row.ViewersText, row.CPU, row.Memory, row.Storage = dash, dash, dash, dash, dash
+		row.CamsText, row.ViewersText, row.CPU, row.Memory, row.Storage, row.Recordings = dash, dash, dash, dash, dash, dash
 		return row
 	}
 	row.CamsText = fmt.Sprintf("%d / %s", s.Cameras, limit(s.Capacity.Cameras))
@@ -298,7 +313,35 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	} else {
 		row.Storage = dash
 	}
+	if s.Load.RecordingBytes > 0 {
+		row.Recordings = humanBytes(s.Load.RecordingBytes)
+	} else {
+		row.Recordings = dash
+	}
 	return row
+}
+
+// footageOf sums what the answering servers keep of camera id: the disk it
+// takes and the oldest footage, with a per-server breakdown for the title.
+func footageOf(id string, own map[string]api.Cameras) (disk, oldest, title string) {
+	var total uint64
+	var first time.Time
+	var parts []string
+	for _, name := range sortedKeys(own) {
+		f, ok := own[name].Footage[id]
+		if !ok {
+			continue
+		}
+		total += f.Bytes
+		if first.IsZero() || f.Oldest.Before(first) {
+			first = f.Oldest
+		}
+		parts = append(parts, fmt.Sprintf("%s keeps %s since %s", name, humanBytes(f.Bytes), f.Oldest.Local().Format("Jan 2 15:04")))
+	}
+	if len(parts) == 0 {
+		return "—", "—", "no footage on the servers that answered"
+	}
+	return humanBytes(total), first.Local().Format("Jan 2 15:04"), strings.Join(parts, "; ")
 }
 
 func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {

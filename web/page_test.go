@@ -195,6 +195,41 @@ func TestPageListsEveryCameraOfTheSite(t *testing.T) {
 	}
 }
 
+// TestPageFigures: each server's row shows the figures it gave itself
+// (exact memory, buddyrec's own disk use beside the filesystem's), and
+// each camera the disk its footage takes and the oldest kept, summed over
+// the servers holding it.
+func TestPageFigures(t *testing.T) {
+	srv, _, _ := site(t)
+	html := page(t, srv)
+	b := rowOf(t, html, "data-server", "rec-b")
+	for _, want := range []string{"27.3 MB", "60.0 GB", "100.0 GB / 500.0 GB", "20 %"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("rec-b row lacks %q: %s", want, b)
+		}
+	}
+	if strings.Contains(b, "16.8 MB") {
+		t.Errorf("rec-b row shows the rounded gossiped memory: %s", b)
+	}
+	if a := rowOf(t, html, "data-server", "rec-a"); !strings.Contains(a, `<td class="num recordings">350.0 GB</td>`) {
+		t.Errorf("rec-a row lacks buddyrec's own usage: %s", a)
+	}
+	lobby := rowOf(t, html, "data-camera", "rec-a/lobby")
+	oldest := testNow.Add(-20 * time.Hour).Local().Format("Jan 2 15:04")
+	for _, want := range []string{`<td class="num disk" title="rec-a keeps 40.0 GB since ` + oldest + `; rec-b keeps 1.0 GB since`, ">41.0 GB</td>", ">" + oldest + "</td>"} {
+		if !strings.Contains(lobby, want) {
+			t.Errorf("lobby row lacks %q: %s", want, lobby)
+		}
+	}
+	yard := rowOf(t, html, "data-camera", "rec-b/yard")
+	if !strings.Contains(yard, ">10.0 GB</td>") || !strings.Contains(yard, ">"+testNow.Add(-30*24*time.Hour).Local().Format("Jan 2 15:04")+"</td>") {
+		t.Errorf("yard row: %s", yard)
+	}
+	if shed := rowOf(t, html, "data-camera", "rec-c/shed"); !strings.Contains(shed, `<td class="num disk" title="no footage on the servers that answered">—</td>`) {
+		t.Errorf("shed row: %s", shed)
+	}
+}
+
 func atof(t *testing.T, s string) float64 {
 	t.Helper()
 	var f float64
