@@ -2,13 +2,16 @@ package node
 
 import (
 	"encoding/json"
-	"github.com/buddyrec/buddyrec/api"
-	"github.com/buddyrec/buddyrec/export"
-	"github.com/buddyrec/buddyrec/failover"
-	"github.com/buddyrec/buddyrec/web"
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camera"
+	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/failover"
+	"github.com/buddyrec/buddyrec/web"
 )
 
 // Handler serves the JSON API under /api/v1/.
@@ -67,7 +70,7 @@ func (n *Node) Cameras() api.Cameras {
 	cams := []api.CameraInfo{}
 	for _, s := range n.rec.Status() {
 		ci := api.CameraInfo{
-			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Error: s.Error,
+			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Reason: string(s.Reason), Error: s.Error,
 			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
 			Reconnects: s.Reconnects, NextAttempt: s.NextAttempt,
@@ -96,7 +99,7 @@ func (n *Node) Cameras() api.Cameras {
 func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	cam := q.Get("camera")
-	if cam == "" || homeOf(cam) == "" {
+	if _, err := camera.Parse(cam); err != nil {
 		writeError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
 		return
 	}
@@ -127,7 +130,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 	st := n.state
 	n.mu.Unlock()
 	self := n.cfg.Name
-	states := map[string]string{self: "alive"}
+	states := map[string]buddy.State{self: buddy.StateAlive}
 	addrs := map[string]string{}
 	for _, m := range st.members {
 		if m.Name != self {
@@ -144,7 +147,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		rec := st.records[name]
 		state := states[name]
 		if state == "" {
-			state = "dead"
+			state = buddy.StateDead
 		}
 		addr := addrs[name]
 		if addr == "" {
@@ -153,7 +156,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
 			Cameras: len(st.plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
 			Stable: rec.Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
-		if state != "alive" && state != "suspect" {
+		if !state.Up() {
 			si.Cameras = 0
 		}
 		if name == self {
@@ -176,7 +179,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 func inventory(home string, rec recordBody, plan failover.Plan, unplaced map[string]string) []api.HomeCamera {
 	out := make([]api.HomeCamera, 0, len(rec.Cameras))
 	for _, c := range rec.Cameras {
-		id := failover.CameraID(home, c.Name)
+		id := camera.New(home, c.Name).String()
 		out = append(out, api.HomeCamera{ID: id, Critical: c.Critical, PlannedOn: plan.Owner[id], Unrecorded: unplaced[id]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -126,7 +126,7 @@ func New(o Options) (*Node, error) {
 		MinFreeFraction: c.Storage.MinFreeFraction,
 		MinFreeBytes:    c.Storage.MinFreeBytes,
 		Logger:          log.With("part", "storage"),
-		OnAlarm:         n.storageAlarm,
+		OnAlarm:         n.onStorageAlarm,
 		ObservePartWrite: func(d time.Duration) {
 			if m := n.metrics; m != nil {
 				m.ObserveSegmentWrite(d)
@@ -145,8 +145,8 @@ func New(o Options) (*Node, error) {
 		Targets: targets,
 		Client:  webhook.Client(roots),
 		Logger:  log.With("part", "webhook"),
-		OnAlarm: func(kind, target, text string) {
-			n.event("webhook."+kind, "alarm", nil, fmt.Sprintf("PSIM target %s: %s", target, text))
+		OnAlarm: func(kind events.Type, target, text string) {
+			n.appendEvent(webhookEvent(n.cfg.Name, kind, target, text))
 		},
 	})
 	if err != nil {
