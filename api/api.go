@@ -31,7 +31,10 @@ type CameraInfo struct {
 	FramesDropped  uint64    `json:"frames_dropped"`
 	BytesReceived  uint64    `json:"bytes_received"`
 	Reconnects     uint64    `json:"reconnects"`
-	LiveURL        string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
+	// NextAttempt is when an offline camera is next tried; it is tried
+	// sooner if the probe of its port finds it back.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	LiveURL     string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
 }
 
 // AspectInfo is one aspect a server holds (its own or adopted).
@@ -42,11 +45,25 @@ type AspectInfo struct {
 	HeldBy string `json:"held_by"`
 }
 
+// Footage is what one server's storage holds of one camera.
+type Footage struct {
+	Bytes uint64 `json:"bytes"`
+	// Oldest is the start of the oldest footage kept.
+	Oldest time.Time `json:"oldest"`
+}
+
 // Cameras is the body of GET /api/v1/cameras.
 type Cameras struct {
 	Server  string       `json:"server"`
 	Cameras []CameraInfo `json:"cameras"`
 	Aspects []AspectInfo `json:"aspects"`
+	// Load is this server's resource use measured now: exact, where the
+	// gossiped copy in /api/v1/cluster is rounded and up to 10 s old.
+	Load *Load `json:"load,omitempty"`
+	// Footage is, per camera id, what this server's storage holds: own,
+	// adopted and formerly adopted cameras alike. It may be up to a minute
+	// old (the index is walked in the background).
+	Footage map[string]Footage `json:"footage,omitempty"`
 }
 
 // Span is contiguous footage in GET /api/v1/recordings.
@@ -77,7 +94,41 @@ type Load struct {
 	MemoryBytes uint64  `json:"memory_bytes"`
 	DiskUsed    uint64  `json:"disk_used"`
 	DiskTotal   uint64  `json:"disk_total"`
-	Viewers     int     `json:"viewers"`
+	// RecordingBytes is what buddyrec itself keeps on that filesystem:
+	// segment files and their index. Zero in gossiped records; servers
+	// give it in their own /api/v1/cameras answer.
+	RecordingBytes uint64 `json:"recording_bytes,omitempty"`
+	Viewers        int    `json:"viewers"`
+}
+
+// Why a camera of the site is recorded by nobody: the planner's reasons
+// (failover.Reason*), carried in HomeCamera.Unrecorded.
+const (
+	// UnrecordedCapacity: a server that may take the camera is alive, but
+	// none has room for it.
+	UnrecordedCapacity = "capacity"
+	// UnrecordedNoCandidate: its home and every buddy that may take it
+	// (all of them, or only the home for a non-critical camera of a
+	// "critical" home) are down.
+	UnrecordedNoCandidate = "no_candidate_alive"
+	// UnrecordedInvalid: the site's records disagree about the camera (a
+	// duplicate name or id, a nonsense bitrate).
+	UnrecordedInvalid = "invalid"
+)
+
+// HomeCamera is one camera of a server's own inventory, as the site's plan
+// places it. Every server knows every inventory from the replicated
+// records, including those of servers that are down, so the status page
+// can list cameras nobody records.
+type HomeCamera struct {
+	ID       string `json:"id"` // "home/name"
+	Critical bool   `json:"critical,omitempty"`
+	// PlannedOn is the server the plan gives the camera to; empty when
+	// nobody can record it.
+	PlannedOn string `json:"planned_on,omitempty"`
+	// Unrecorded says why nobody records it (Unrecorded*); empty when
+	// planned, and also while the plan is not made yet.
+	Unrecorded string `json:"unrecorded,omitempty"`
 }
 
 // ServerInfo is one server in GET /api/v1/cluster.
@@ -93,6 +144,9 @@ type ServerInfo struct {
 	Stable      bool        `json:"stable"`
 	ConfigHash  string      `json:"config_hash,omitempty"`
 	Load        Load        `json:"load"`
+	// Inventory is the server's own cameras, sorted by id, whether it is
+	// up or not.
+	Inventory []HomeCamera `json:"inventory"`
 }
 
 // Cluster is the body of GET /api/v1/cluster.

@@ -632,7 +632,7 @@ func (d *decoder) decodeCameras(c *Config, tables []map[string]any) {
 	seen := map[string]int{}
 	for i, m := range tables {
 		p := fmt.Sprintf("camera.%d", i)
-		d.unknown(m, p, "name", "url", "critical", "transport", "bitrate_mbps")
+		d.unknown(m, p, "name", "url", "user", "password", "password_file", "critical", "transport", "bitrate_mbps")
 		cam := Camera{
 			Name:        d.str(m, p, "name", ""),
 			URL:         d.str(m, p, "url", ""),
@@ -654,10 +654,11 @@ func (d *decoder) decodeCameras(c *Config, tables []map[string]any) {
 			}
 		}
 		if cam.URL == "" {
-			d.errorf(p+".url", "is required, e.g. url = \"rtsp://user:pass@10.0.1.21/stream1\"")
-		} else if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
-			d.errorf(p+".url", "%s is not an rtsp:// or rtsps:// URL with a host", RedactURL(cam.URL))
+			d.errorf(p+".url", "is required, e.g. url = \"rtsp://10.0.1.21/stream1\" with user = \"admin\" and password_file = \"lobby.pass\"")
+		} else {
+			d.cameraURLProblem(p, cam.URL)
 		}
+		d.decodeCameraCredentials(m, p, &cam)
 		switch cam.Transport {
 		case "tcp", "udp", "auto":
 		default:

@@ -14,6 +14,7 @@ import (
 	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/view"
+	"github.com/buddyrec/buddyrec/failover"
 	"github.com/buddyrec/buddyrec/web"
 )
 
@@ -91,7 +92,7 @@ func (n *Node) Cameras() api.Cameras {
 			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Reason: string(s.Reason), Error: s.Error,
 			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
-			Reconnects: s.Reconnects,
+			Reconnects: s.Reconnects, NextAttempt: s.NextAttempt,
 		}
 		if n.cfg.Listen.RTSP != "" {
 			ci.LiveURL = "rtsp://" + n.cfg.Listen.RTSP + "/" + s.ID
@@ -110,7 +111,8 @@ func (n *Node) Cameras() api.Cameras {
 			aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
 		}
 	}
-	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects}
+	load := n.currentLoad()
+	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage()}
 }
 
 func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
@@ -155,6 +157,10 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		}
 		addrs[m.Name] = m.Addr
 	}
+	unplaced := make(map[string]string, len(st.plan.Unplaced))
+	for _, u := range st.plan.Unplaced {
+		unplaced[u.Camera] = u.Reason
+	}
 	var out []api.ServerInfo
 	for _, name := range sortedKeys(st.records) {
 		rec := st.records[name]
@@ -175,14 +181,27 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		if name == self {
 			// Peers see the load as last published (every loadEvery); this
 			// server's own can be current.
-			si.Load = n.measureLoad(time.Now())
+			si.Load = n.currentLoad()
 		}
 		for home := range st.plan.AdoptedBy(name) {
 			si.AdoptedFrom = append(si.AdoptedFrom, home)
 		}
 		sort.Strings(si.AdoptedFrom)
+		si.Inventory = inventory(name, rec, st.plan, unplaced)
 		out = append(out, si)
 	}
+	return out
+}
+
+// inventory lists a server's own cameras with where the plan puts them.
+// The plan's reasons are the api.Unrecorded* values.
+func inventory(home string, rec recordBody, plan failover.Plan, unplaced map[string]string) []api.HomeCamera {
+	out := make([]api.HomeCamera, 0, len(rec.Cameras))
+	for _, c := range rec.Cameras {
+		id := camera.New(home, c.Name).String()
+		out = append(out, api.HomeCamera{ID: id, Critical: c.Critical, PlannedOn: plan.Owner[id], Unrecorded: unplaced[id]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 

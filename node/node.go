@@ -86,8 +86,9 @@ type Node struct {
 	missingReported bool
 	lastKeyAlarm    atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu             cpuSampler
-	lastLoad        api.Load  // load as last published in the record
-	lastLoadAt      time.Time // when lastLoad was measured
+	lastLoad        api.Load   // load as last published in the record
+	lastLoadAt      time.Time  // when lastLoad was measured
+	usage           usageCache // storage figures for the API and page
 	// decoded holds peers' records as last decoded, by server: a record
 	// is decoded again only when its version changes, not every round.
 	decoded map[string]decodedRecord

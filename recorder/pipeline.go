@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -38,14 +39,15 @@ type Pipeline struct {
 	reconnects     atomic.Uint64
 	lastKeyframe   atomic.Int64 // unix nanoseconds
 
-	mu        sync.Mutex
-	state     State
-	reason    Reason
-	since     time.Time
-	lastErr   string
-	codec     string
-	bitrate   float64
-	recording time.Time // when the current session began recording
+	mu          sync.Mutex
+	nextAttempt time.Time // when the next connection attempt is due; zero while connected
+	state       State
+	reason      Reason
+	since       time.Time
+	lastErr     string
+	codec       string
+	bitrate     float64
+	recording   time.Time // when the current session began recording
 }
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
@@ -87,6 +89,7 @@ func (p *Pipeline) Status() Status {
 		Reconnects:     p.reconnects.Load(),
 		Bitrate:        p.bitrate,
 		Codec:          p.codec,
+		NextAttempt:    p.nextAttempt,
 	}
 	if ns := p.lastKeyframe.Load(); ns != 0 {
 		st.LastKeyframe = time.Unix(0, ns)
@@ -136,16 +139,97 @@ func (p *Pipeline) run(ctx context.Context) {
 		// from reconnecting in lockstep.
 		d := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(backoff*2, p.opts.MaxBackoff)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		cameBack := p.waitRetry(ctx, time.Now().Add(d))
+		if ctx.Err() != nil {
 			p.setState(StateOffline, fail(ReasonStopped, errors.New("stopped")))
 			return
-		case <-t.C:
+		}
+		if cameBack {
+			// A camera that returns is a new situation, not the same
+			// failure again: if it needs a moment more, retry soon.
+			backoff = p.opts.MinBackoff
+			p.log.Info("camera reachable again; reconnecting now")
 		}
 		p.reconnects.Add(1)
 	}
+}
+
+// waitRetry waits until the next attempt is due at `due`, probing the
+// camera's RTSP port every ProbeInterval meanwhile. It returns true early
+// when the port, unreachable since the failure, accepts a connection
+// again: the camera came back, and recording it should not wait out a
+// backoff grown during a long outage.
+//
+// Only that transition ends the wait. A camera whose port stays open while
+// its sessions fail (wrong password, no video, garbage) keeps its backoff,
+// so a broken camera is not hammered once a second.
+func (p *Pipeline) waitRetry(ctx context.Context, due time.Time) bool {
+	p.mu.Lock()
+	p.nextAttempt = due
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.nextAttempt = time.Time{}
+		p.mu.Unlock()
+	}()
+	timer := time.NewTimer(time.Until(due))
+	defer timer.Stop()
+	addr := probeAddress(p.cam.URL)
+	if addr == "" || p.opts.ProbeInterval <= 0 {
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		return false
+	}
+	reachable := probe(ctx, addr, p.opts.ProbeInterval)
+	tick := time.NewTicker(p.opts.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return false
+		case <-tick.C:
+			up := probe(ctx, addr, p.opts.ProbeInterval)
+			if up && !reachable {
+				return true
+			}
+			reachable = up
+		}
+	}
+}
+
+// probeAddress is the host:port a camera's RTSP server listens on, from
+// its URL (554 for rtsp, 322 for rtsps when the URL names no port); "" when
+// the URL does not parse.
+func probeAddress(rawURL string) string {
+	u, err := base.ParseURL(rawURL)
+	if err != nil || u.Hostname() == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// probe tells whether addr accepts a TCP connection within timeout (at
+// most 1 s): the cheapest sign of life an RTSP camera gives, and one every
+// camera understands.
+func probe(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := net.Dialer{Timeout: min(timeout, time.Second)}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // panicError wraps a recovered panic value.

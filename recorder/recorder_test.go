@@ -472,6 +472,7 @@ func TestRedact(t *testing.T) {
 		{"dial rtsp://u:p4ss@h/x failed", "rtsp://u:p4ss@h/x", "dial rtsp://h/x failed"},
 		{"bad p4ss", "rtsp://u:p4ss@h/x", "bad xxxxx"},
 		{"no creds", "rtsp://h/x", "no creds"},
+		{"auth p@ss/w failed", "rtsp://u:p%40ss%2Fw@h/x", "auth xxxxx failed"},
 	}
 	for _, tt := range tests {
 		if got := redactString(tt.in, tt.url); got != tt.want {

@@ -43,6 +43,8 @@ type pageData struct {
 	Ticks    []tick
 	Window   string
 	Problems []string
+	// Unrecorded counts the site's cameras nobody can record now.
+	Unrecorded int
 }
 
 type serverRow struct {
@@ -52,6 +54,7 @@ type serverRow struct {
 	Records                       string
 	CamsText, ViewersText         string
 	CPU, Memory, Storage, StorPct string
+	Recordings                    string // buddyrec's own segments and index
 	Color                         string
 }
 
@@ -75,6 +78,13 @@ type cameraRow struct {
 	Bitrate, LastKeyframe                string
 	Spans                                []spanRect
 	Covered                              string
+	// NextAttempt says when an offline camera is tried again.
+	NextAttempt string
+	// Nobody replaces the recorder list when no server records it.
+	Nobody string
+	// Disk and Oldest sum what the answering servers keep of the camera;
+	// FootageTitle breaks it down per server.
+	Disk, Oldest, FootageTitle string
 }
 
 type spanRect struct {
@@ -98,11 +108,21 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(h.o.Window)}
 	colors := assignColors(servers, self)
 
-	// Servers.
+	// Servers, with the figures each gave in its own answer (exact and
+	// current) over the rounded copy gossip carries.
+	own := map[string]api.Cameras{self: src.Cameras()}
+	for _, pv := range peers {
+		if pv.cameras != nil {
+			own[pv.name] = *pv.cameras
+		}
+	}
 	d.Total = len(servers)
 	for _, s := range servers {
 		if s.State == buddy.StateAlive {
 			d.Alive++
+		}
+		if c, ok := own[s.Name]; ok && c.Load != nil {
+			s.Load = *c.Load
 		}
 		d.Servers = append(d.Servers, serverRowOf(s, self, colors))
 	}
@@ -120,7 +140,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			spans[id] = append(spans[id], ss...)
 		}
 	}
-	addCams(src.Cameras())
+	addCams(own[self])
 	if tl, err := src.Timeline(from, now); err != nil {
 		h.log.Error("status page: local timeline", "err", err)
 		d.Problems = append(d.Problems, "local recording index unreadable; timelines incomplete")
@@ -139,9 +159,14 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			d.Unknown = append(d.Unknown, unknownPeer{pv.name, "footage unknown: " + pv.tlErr.Error()})
 		}
 	}
+	answered := map[string]bool{self: true}
+	for _, pv := range peers {
+		answered[pv.name] = pv.cameras != nil
+	}
+	d.Unrecorded = addInventory(rows, servers, answered)
 	for id := range spans {
 		if rows[id] == nil {
-			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none"}
+			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none", Error: "not in any server's configuration now"}
 		}
 	}
 	ids := make([]string, 0, len(rows))
@@ -152,6 +177,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		row := rows[id]
 		row.Spans, row.Covered = layoutSpans(spans[id], from, now, colors)
+		row.Disk, row.Oldest, row.FootageTitle = footageOf(id, own)
 		d.Cameras = append(d.Cameras, *row)
 	}
 
@@ -276,7 +302,7 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	}
 	dash := "—"
 	if !up {
-		row.CamsText, row.ViewersText, row.CPU, row.Memory, row.Storage = dash, dash, dash, dash, dash
+		row.CamsText, row.ViewersText, row.CPU, row.Memory, row.Storage, row.Recordings = dash, dash, dash, dash, dash, dash
 		return row
 	}
 	row.CamsText = fmt.Sprintf("%d / %s", s.Cameras, limit(s.Capacity.Cameras))
@@ -290,7 +316,35 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	} else {
 		row.Storage = dash
 	}
+	if s.Load.RecordingBytes > 0 {
+		row.Recordings = humanBytes(s.Load.RecordingBytes)
+	} else {
+		row.Recordings = dash
+	}
 	return row
+}
+
+// footageOf sums what the answering servers keep of camera id: the disk it
+// takes and the oldest footage, with a per-server breakdown for the title.
+func footageOf(id string, own map[string]api.Cameras) (disk, oldest, title string) {
+	var total uint64
+	var first time.Time
+	var parts []string
+	for _, name := range sortedKeys(own) {
+		f, ok := own[name].Footage[id]
+		if !ok {
+			continue
+		}
+		total += f.Bytes
+		if first.IsZero() || f.Oldest.Before(first) {
+			first = f.Oldest
+		}
+		parts = append(parts, fmt.Sprintf("%s keeps %s since %s", name, humanBytes(f.Bytes), f.Oldest.Local().Format("Jan 2 15:04")))
+	}
+	if len(parts) == 0 {
+		return "—", "—", "no footage on the servers that answered"
+	}
+	return humanBytes(total), first.Local().Format("Jan 2 15:04"), strings.Join(parts, "; ")
 }
 
 func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
@@ -317,6 +371,10 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 		row.Since = ci.Since.Local().Format("15:04:05")
 	}
 	row.Error = events.Scrub(ci.Error)
+	row.NextAttempt = ""
+	if !ci.NextAttempt.IsZero() {
+		row.NextAttempt = "next attempt " + ci.NextAttempt.Local().Format("15:04:05") + ", sooner if the camera answers (probed every second)"
+	}
 	row.Critical = ci.Critical
 	row.Bitrate = fmt.Sprintf("%.2f Mb/s", ci.BitrateBps/1e6)
 	if ci.LastKeyframe.IsZero() {
@@ -324,6 +382,56 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 	} else {
 		row.LastKeyframe = ci.LastKeyframe.Local().Format("15:04:05")
 	}
+}
+
+// addInventory adds a row for every camera of the site's inventories that
+// no answering server reported recording: the cameras nobody can record
+// (in red, with the planner's reason), and those whose planned recorder
+// did not answer or has not started them yet. Inventories come from the
+// replicated records, so cameras of dead servers are listed too. It
+// returns how many cameras nobody can record.
+func addInventory(rows map[string]*cameraRow, servers []api.ServerInfo, answered map[string]bool) int {
+	unrecorded := 0
+	for _, s := range servers {
+		for _, hc := range s.Inventory {
+			row := rows[hc.ID]
+			if row != nil {
+				row.Critical = row.Critical || hc.Critical
+				continue
+			}
+			row = &cameraRow{ID: hc.ID, Home: s.Name, Critical: hc.Critical, Bitrate: "—", LastKeyframe: "—"}
+			rows[hc.ID] = row
+			switch {
+			case hc.Unrecorded != "":
+				unrecorded++
+				row.State, row.Class, row.Error = "not recorded", "st-unrecorded", unrecordedText(hc.Unrecorded)
+				row.Nobody = "nobody"
+			case hc.PlannedOn != "" && !answered[hc.PlannedOn]:
+				row.State, row.Class = "unknown", "st-none"
+				row.Error = fmt.Sprintf("planned on %s, which did not answer", hc.PlannedOn)
+			case hc.PlannedOn != "":
+				row.State, row.Class = "starting", "st-connecting"
+				row.Error = fmt.Sprintf("planned on %s, which has not started it yet", hc.PlannedOn)
+			default:
+				row.State, row.Class = "unknown", "st-none"
+				row.Error = "not planned yet: the site view is settling"
+			}
+		}
+	}
+	return unrecorded
+}
+
+// unrecordedText is what a technician reads for the planner's reason.
+func unrecordedText(reason string) string {
+	switch reason {
+	case api.UnrecordedCapacity:
+		return "not recorded — no live buddy with capacity"
+	case api.UnrecordedNoCandidate:
+		return "not recorded — its server and every buddy that may take it are down"
+	case api.UnrecordedInvalid:
+		return "not recorded — the servers' configurations disagree about this camera (duplicate name?)"
+	}
+	return "not recorded — " + reason
 }
 
 // layoutSpans turns spans into SVG rectangles over [from, to). Spans of the
