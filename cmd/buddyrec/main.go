@@ -6,6 +6,7 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec demo [-chaos]         a whole local site on loopback
+//	buddyrec version               which build this is (version, commit, build time)
 //	buddyrec bench record|failover ...  benchmark figures
 package main
 
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/internal/buildinfo"
 	"github.com/buddyrec/buddyrec/node"
 )
 
@@ -45,7 +47,8 @@ commands:
   keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
-  demo [-chaos]              run a whole local site: simulated cameras and three servers
+  demo [-chaos] [-keep]      run a whole local site: simulated cameras and three servers
+  version                    print the version, commit, build time and Go version
   bench record|failover      print benchmark figures (see README)
 `
 
@@ -69,6 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, buildinfo.Read())
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

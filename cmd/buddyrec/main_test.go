@@ -81,3 +81,10 @@ func TestBenchPlannerSmall(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionCommand(t *testing.T) {
+	code, out, _ := runCmd("version")
+	if code != 0 || !strings.HasPrefix(out, "buddyrec ") || !strings.Contains(out, "\ncommit:") || !strings.Contains(out, "\ngo:         go1.") {
+		t.Errorf("version: exit %d\n%s", code, out)
+	}
+}
