@@ -32,6 +32,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/buildinfo"
+	"github.com/buddyrec/buddyrec/internal/sdnotify"
 	"github.com/buddyrec/buddyrec/node"
 )
 
@@ -139,10 +140,22 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	n, err := node.New(node.Options{Config: cfg, Logger: log})
+	// Under systemd (Type=notify) the service is "started" once recording
+	// has; outside it the notifier does nothing.
+	notify := sdnotify.FromEnv()
+	n, err := node.New(node.Options{Config: cfg, Logger: log, OnReady: func(status string) {
+		log.Info("ready", "status", status)
+		if err := notify.Ready(status); err != nil {
+			log.Warn("cannot notify the service manager", "err", err)
+		}
+	}})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
+	}
+	context.AfterFunc(ctx, func() { notify.Stopping() })
+	if every := sdnotify.WatchdogInterval(); every > 0 && notify.Enabled() {
+		go watchdog(ctx, notify, every/2, n)
 	}
 	if err := n.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
@@ -220,4 +233,22 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s:%s\n", args[0], hash)
 	return 0
+}
+
+// watchdog pings the service manager's watchdog (WatchdogSec=) while the
+// node answers: reading its cameras takes the node's and the recorder's
+// locks, so a deadlock there stops the pings and systemd restarts the
+// server (SIGABRT first, whose goroutine dump lands in the journal).
+func watchdog(ctx context.Context, notify *sdnotify.Notifier, every time.Duration, n *node.Node) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n.Cameras()
+		notify.WatchdogPing()
+	}
 }
