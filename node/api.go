@@ -16,6 +16,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/cameras", n.serveCameras)
 	mux.HandleFunc("GET /api/v1/recordings", n.serveRecordings)
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
+	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,

@@ -5,6 +5,7 @@
 //	buddyrec keygen [-webhook]     print a new gossip key (or webhook secret)
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
+//	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
 //	buddyrec demo [-chaos]         a whole local site on loopback
 //	buddyrec version               which build this is (version, commit, build time)
 //	buddyrec bench record|failover ...  benchmark figures
@@ -48,6 +49,8 @@ commands:
   keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
+  plan -config FILE -fail rec-a[,rec-b]
+                             where every camera would be recorded if those servers failed now
   demo [-chaos] [-keep]      run a whole local site: simulated cameras and three servers
   version                    print the version, commit, build time and Go version
   bench record|failover      print benchmark figures (see README)
@@ -69,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "webhook":
 		return cmdWebhook(args[1:], stdout, stderr)
+	case "plan":
+		return cmdPlan(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "bench":
