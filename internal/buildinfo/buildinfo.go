@@ -11,6 +11,7 @@
 package buildinfo
 
 import (
+	dbi "debug/buildinfo"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -18,9 +19,33 @@ import (
 	"time"
 )
 
-// buildTime is set at link time (RFC 3339); empty when built with plain
+// Set at link time by the packaging tool (see Stamps); empty with a plain
 // `go build`.
-var buildTime string
+var (
+	buildTime  string // RFC 3339
+	commit     string // used only when Go stamped no vcs.revision
+	commitTime string // RFC 3339, likewise
+	dirty      string // "true" or "false", likewise
+)
+
+// Stamps are what a build tool records with -ldflags -X: the build time
+// always, and the VCS facts where Go cannot stamp them itself (it does not
+// recognise a Git worktree, whose .git is a file).
+type Stamps struct {
+	BuildTime, Commit, CommitTime, Dirty string
+}
+
+// LDFlags returns the -X flags that record s in a binary.
+func (s Stamps) LDFlags() string {
+	const pkg = "github.com/buddyrec/buddyrec/internal/buildinfo."
+	var flags []string
+	for _, kv := range [][2]string{{"buildTime", s.BuildTime}, {"commit", s.Commit}, {"commitTime", s.CommitTime}, {"dirty", s.Dirty}} {
+		if kv[1] != "" {
+			flags = append(flags, "-X "+pkg+kv[0]+"="+kv[1])
+		}
+	}
+	return strings.Join(flags, " ")
+}
 
 // Unknown stands for a field the binary does not carry.
 const Unknown = "unknown"
@@ -46,13 +71,31 @@ type Info struct {
 // Read returns the running binary's build information.
 func Read() Info {
 	bi, _ := debug.ReadBuildInfo()
-	return fromBuildInfo(bi, buildTime)
+	return fromBuildInfo(bi, Stamps{BuildTime: buildTime, Commit: commit, CommitTime: commitTime, Dirty: dirty})
 }
 
-func fromBuildInfo(bi *debug.BuildInfo, linkedAt string) Info {
+// ReadFile returns the build information of the Go binary at path linked
+// with stamps, as that binary's Read reports it: the packaging tool
+// versions a .deb after the binary it holds.
+func ReadFile(path string, stamps Stamps) (Info, error) {
+	bi, err := dbi.ReadFile(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("read build info of %s: %w", path, err)
+	}
+	return fromBuildInfo(bi, stamps), nil
+}
+
+func fromBuildInfo(bi *debug.BuildInfo, st Stamps) Info {
 	in := Info{Version: "(devel)", Commit: Unknown, Go: runtime.Version()}
-	if t, err := time.Parse(time.RFC3339, linkedAt); err == nil {
+	if t, err := time.Parse(time.RFC3339, st.BuildTime); err == nil {
 		in.BuildTime = t.UTC()
+	}
+	if st.Commit != "" {
+		in.Commit = st.Commit
+		in.Dirty = st.Dirty == "true"
+		if t, err := time.Parse(time.RFC3339, st.CommitTime); err == nil {
+			in.CommitTime = t.UTC()
+		}
 	}
 	if bi == nil {
 		return in
@@ -121,18 +164,22 @@ func timeOrUnknown(t time.Time) string {
 func (in Info) DebianVersion() string {
 	v := strings.TrimPrefix(in.Version, "v")
 	if v == "" || v == "(devel)" {
-		if in.Commit != Unknown {
-			c := in.Commit
-			if len(c) > 12 {
-				c = c[:12]
-			}
-			v = "0.0.0~dev." + c
-			if in.Dirty {
-				v += "+dirty"
-			}
-			return v
+		if in.Commit == Unknown {
+			return "0.0.0~dev"
 		}
-		return "0.0.0~dev"
+		c := in.Commit
+		if len(c) > 12 {
+			c = c[:12]
+		}
+		// Like Go's pseudo-versions: the commit time orders snapshots.
+		v = "0.0.0~dev." + c
+		if !in.CommitTime.IsZero() {
+			v = "0.0.0~git" + in.CommitTime.Format("20060102150405") + "." + c
+		}
+		if in.Dirty {
+			v += "+dirty"
+		}
+		return v
 	}
 	dirty := strings.HasSuffix(v, "+dirty")
 	v = strings.TrimSuffix(v, "+dirty")
