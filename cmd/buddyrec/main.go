@@ -2,6 +2,7 @@
 //
 //	buddyrec run -config FILE      record this server's cameras, join its buddies
 //	buddyrec check -config FILE    report every problem in a config, or summarise it
+//	buddyrec check a.toml b.toml   ... and check the site they make together
 //	buddyrec keygen [-webhook]     print a new gossip key (or webhook secret)
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
@@ -46,6 +47,7 @@ const usage = `usage: buddyrec <command> [flags]
 commands:
   run -config FILE           record this server's cameras and join its buddies
   check -config FILE         validate a config: every problem with file:line, or a summary
+  check FILE... | DIR        validate several servers' configs, then the site they make
   keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
@@ -112,15 +114,6 @@ func loadConfig(fs *flag.FlagSet, args []string, stderr io.Writer) (*config.Conf
 		return nil, 1
 	}
 	return cfg, 0
-}
-
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadConfig(flag.NewFlagSet("check", flag.ContinueOnError), args, stderr)
-	if cfg == nil {
-		return code
-	}
-	fmt.Fprintf(stdout, "%s: OK\n%s", cfg.File, cfg.Summary())
-	return 0
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
