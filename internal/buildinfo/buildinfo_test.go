@@ -43,8 +43,8 @@ func TestFromBuildInfo(t *testing.T) {
 			debianVer: "1.3.0~git20261201103000.0123456789ab",
 		},
 		{
-			name: "worktree: VCS facts stamped by the packaging tool",
-			bi:   &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}},
+			name:   "worktree: VCS facts stamped by the packaging tool",
+			bi:     &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}},
 			stamps: Stamps{BuildTime: "2026-12-01T10:00:00Z", Commit: rev, CommitTime: "2026-11-30T09:00:00Z", Dirty: "true"},
 			want: Info{Version: "(devel)", Commit: rev, Go: "go1.26.8", Dirty: true,
 				CommitTime: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC), BuildTime: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
