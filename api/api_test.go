@@ -40,3 +40,25 @@ func TestParseRange(t *testing.T) {
 		}
 	}
 }
+
+func TestIfFails(t *testing.T) {
+	p := PlanPreview{Fail: []string{"rec-a"},
+		Cameras: []PlannedCamera{
+			{"rec-a/c1", "rec-c"}, {"rec-a/c2", "rec-b"}, {"rec-a/c3", "rec-c"}, {"rec-a/c4", "rec-d"},
+			{"rec-b/c1", "rec-b"}, {"rec-a2/c1", "rec-a2"},
+		},
+		Unplaced: []string{"rec-a/c5", "rec-b/c9"},
+	}
+	tests := []struct {
+		server, want string
+	}{
+		{"rec-a", "2 → rec-c, 1 → rec-b, 1 → rec-d, 1 not recorded"},
+		{"rec-b", "1 → rec-b, 1 not recorded"},
+		{"rec-x", "no cameras to move"},
+	}
+	for _, tc := range tests {
+		if got := p.IfFails(tc.server).String(); got != tc.want {
+			t.Errorf("IfFails(%s) = %q, want %q", tc.server, got, tc.want)
+		}
+	}
+}

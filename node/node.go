@@ -44,6 +44,11 @@ type Options struct {
 	// Reconcile is how often the control loop re-plans without a membership
 	// change (to pick up recorder state and stability). Default 250ms.
 	Reconcile time.Duration
+	// OnReady, when set, is called once recording has started: the first
+	// plan is applied and every camera it gives this server records (or is
+	// offline), bounded by readyWait. The service manager's readiness
+	// notification hangs on it.
+	OnReady func(status string)
 }
 
 // Node is one running buddyrec server.
@@ -76,6 +81,7 @@ type Node struct {
 	fds  *connlimit.Budget
 	lock *dataDirLock
 
+	onReady         func(status string)
 	reconcileEvery  time.Duration
 	healthySince    time.Time // control loop only
 	lastRound       time.Time // control loop only
@@ -107,7 +113,7 @@ func New(o Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile}
+	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady}
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}
@@ -298,6 +304,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
 	n.event("server.up", "info", nil, fmt.Sprintf("server %s started", c.Name))
 
+	if n.onReady != nil {
+		go n.awaitReady(ctx, n.onReady)
+	}
 	n.controlLoop(ctx)
 
 	n.log.Info("stopping")

@@ -30,12 +30,14 @@ type fakeSource struct {
 	cameras api.Cameras
 	spans   map[string][]api.Span
 	tlErr   error
+	ifFails []api.IfFails // served as a FailurePreviewer
 
 	mu     sync.Mutex
 	events []events.Event
 	acks   []string // "id by"
 }
 
+func (f *fakeSource) IfFails() []api.IfFails    { return f.ifFails }
 func (f *fakeSource) Self() string              { return f.self }
 func (f *fakeSource) Cluster() []api.ServerInfo { return f.cluster }
 func (f *fakeSource) Cameras() api.Cameras      { return f.cameras }

@@ -56,6 +56,14 @@ type serverRow struct {
 	CPU, Memory, Storage, StorPct string
 	Recordings                    string // buddyrec's own segments and index
 	Color                         string
+	IfFails                       string // "6 → rec-b, 1 not recorded"; "" when unknown
+}
+
+// FailurePreviewer is a Source that can also preview each server's
+// failure with the site's planner (the node does; page tests' fakes may
+// not). The page then shows, per server, where its cameras would go.
+type FailurePreviewer interface {
+	IfFails() []api.IfFails
 }
 
 type eventRow struct {
@@ -117,6 +125,12 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.Total = len(servers)
+	ifFails := map[string]string{}
+	if fp, ok := src.(FailurePreviewer); ok {
+		for _, f := range fp.IfFails() {
+			ifFails[f.Server] = f.String()
+		}
+	}
 	for _, s := range servers {
 		if s.State == buddy.StateAlive {
 			d.Alive++
@@ -125,6 +139,9 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			s.Load = *c.Load
 		}
 		d.Servers = append(d.Servers, serverRowOf(s, self, colors))
+		row := serverRowOf(s, self, colors)
+		row.IfFails = ifFails[s.Name]
+		d.Servers = append(d.Servers, row)
 	}
 
 	// Cameras and spans from ourselves and every peer that answered.

@@ -138,3 +138,42 @@ func TestCheckNeverEchoesPasswords(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionCommand(t *testing.T) {
+	code, out, _ := runCmd("version")
+	if code != 0 || !strings.HasPrefix(out, "buddyrec ") || !strings.Contains(out, "\ncommit:") || !strings.Contains(out, "\ngo:         go1.") {
+		t.Errorf("version: exit %d\n%s", code, out)
+	}
+}
+
+func TestCheckSiteCommand(t *testing.T) {
+	// A folder: every server, then the site with each failure's plan.
+	code, out, errOut := runCmd("check", "../../testdata/sites/spread-servers")
+	for _, want := range []string{"rec-a.toml: OK (server rec-a, 4 camera(s))", "rec-s.toml: OK", "gossip key sha256:", "if rec-a fails: 4 → rec-s", "site: OK, 0 warning(s)"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("check of a folder: exit %d, lacks %q\n%s%s", code, want, out, errOut)
+		}
+	}
+	// Files named one by one; a duplicated camera is a problem (exit 1)
+	// shown without its credentials.
+	dir := t.TempDir()
+	b, _ := os.ReadFile("../../testdata/sites/mirrored/rec-b.toml")
+	cam := "\n[[camera]]\nname = \"twin\"\nurl = \"rtsp://other:pw-twin@10.0.1.20/stream1\"\n"
+	bPath := filepath.Join(dir, "rec-b.toml")
+	// The copied config's relative paths must resolve from its new folder.
+	abs, _ := filepath.Abs("../../testdata/sites")
+	os.WriteFile(bPath, []byte(strings.ReplaceAll(string(b), `"../`, `"`+abs+`/`)+cam), 0o600)
+	code, out, errOut = runCmd("check", "../../testdata/sites/mirrored/rec-a.toml", bPath)
+	if code != 1 || !strings.Contains(errOut, "rec-b/twin records 10.0.1.20:554/stream1, which rec-a/lobby") || !strings.Contains(errOut, "1 problem(s) in the site") {
+		t.Errorf("check of a site with a camera twice: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, "pw-twin") || strings.Contains(out+errOut, "change-me") {
+		t.Error("site check prints a camera password")
+	}
+	// A broken file stops before the site check.
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("name = \"x\"\n"), 0o600)
+	if code, _, errOut := runCmd("check", "../../testdata/sites/mirrored/rec-a.toml", bad); code != 1 || !strings.Contains(errOut, "1 of 2 config(s) have problems") {
+		t.Errorf("check with a broken file: exit %d\n%s", code, errOut)
+	}
+}
