@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,8 +92,52 @@ type handler struct {
 	mux    *http.ServeMux
 }
 
+// Handler serves the export routes (see Route*) and answers, for the
+// recordings API and the timeline, which footage of a camera the site
+// holds (Footage).
+type Handler struct{ h *handler }
+
+// ServeHTTP serves the export routes.
+func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { x.h.mux.ServeHTTP(w, r) }
+
+// Held is a segment with the server that holds it.
+type Held struct {
+	storage.Segment
+	// Server holds the file (this server or a peer).
+	Server string `json:"server"`
+}
+
+// Footage lists the segments of camera overlapping [from, to) that this
+// server and every alive peer hold, from the same sources an export
+// reads, in time order. A peer that cannot be asked is listed in failed;
+// it never fails the answer.
+func (x *Handler) Footage(ctx context.Context, camera string, from, to time.Time) (held []Held, failed []PeerFailure, err error) {
+	h := x.h
+	local, err := h.o.Store.Segments(camera, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range local {
+		held = append(held, Held{Segment: s, Server: h.o.Self})
+	}
+	remote, failed := h.peerSegments(ctx, rangeQuery{camera: camera, from: from, to: to})
+	for _, c := range remote {
+		held = append(held, Held{Segment: c.seg, Server: c.server})
+	}
+	sort.SliceStable(held, func(i, j int) bool { return held[i].Start.Before(held[j].Start) })
+	return held, failed, nil
+}
+
+// PeerFailure is a peer that could not be asked for its footage.
+type PeerFailure struct {
+	Server string
+	Err    string // never holds credentials (see redactErr)
+}
+
+func (f PeerFailure) String() string { return "peer " + f.Server + ": " + f.Err }
+
 // NewHandler returns the handler of the export routes (see Route*).
-func NewHandler(o Options) http.Handler {
+func NewHandler(o Options) *Handler {
 	h := &handler{o: o, log: o.Logger, client: o.Client}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -110,7 +155,7 @@ func NewHandler(o Options) http.Handler {
 	h.mux.HandleFunc("GET "+RoutePlan, h.servePlan)
 	h.mux.HandleFunc("GET "+RouteSegments, h.serveSegments)
 	h.mux.HandleFunc("GET "+RouteFile, h.serveFile)
-	return h.mux
+	return &Handler{h: h}
 }
 
 // rangeQuery is camera, from and to of a request.
@@ -240,9 +285,11 @@ func (h *handler) plan(ctx context.Context, rq rangeQuery) (Plan, []planned, err
 	for _, s := range local {
 		cands = append(cands, candidate{seg: s})
 	}
-	remote, warnings := h.peerSegments(ctx, rq)
+	remote, failed := h.peerSegments(ctx, rq)
 	cands = append(cands, remote...)
-	out.Warnings = warnings
+	for _, f := range failed {
+		out.Warnings = append(out.Warnings, f.String())
+	}
 
 	infos := map[string]segInfo{}
 	inspect := func(c *candidate) (segInfo, error) {
@@ -365,15 +412,15 @@ func serverName(self, server string) string {
 // peerSegments asks every peer, concurrently, for its segments of the
 // range. A peer that fails is skipped with a warning; it never fails the
 // export.
-func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate, []string) {
+func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate, []PeerFailure) {
 	if h.o.Peers == nil {
 		return nil, nil
 	}
 	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		cands    []candidate
-		warnings []string
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		cands  []candidate
+		failed []PeerFailure
 	)
 	for _, p := range h.o.Peers() {
 		if p.Name == h.o.Self || p.Name == "" || p.HTTP == "" {
@@ -387,7 +434,7 @@ func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate,
 			defer mu.Unlock()
 			if err != nil {
 				h.log.Warn("ask peer for footage", "peer", p.Name, "camera", rq.camera, "err", err)
-				warnings = append(warnings, fmt.Sprintf("peer %s: %v", p.Name, err))
+				failed = append(failed, PeerFailure{Server: p.Name, Err: err.Error()})
 				return
 			}
 			for _, s := range segs {
@@ -398,7 +445,8 @@ func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate,
 		}()
 	}
 	wg.Wait()
-	return cands, warnings
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Server < failed[j].Server })
+	return cands, failed
 }
 
 func (h *handler) fetchSegments(ctx context.Context, p Peer, rq rangeQuery) ([]storage.Segment, error) {

@@ -14,7 +14,6 @@ import (
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/cameras", n.serveCameras)
-	mux.HandleFunc("GET /api/v1/recordings", n.serveRecordings)
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
@@ -28,6 +27,8 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle(export.RoutePlan, exp)
 	mux.Handle(export.RouteSegments, exp)
 	mux.Handle(export.RouteFile, exp)
+	// Recordings answer for the site from the sources an export reads.
+	mux.HandleFunc("GET /api/v1/recordings", func(w http.ResponseWriter, r *http.Request) { n.serveRecordings(w, r, exp) })
 	ev := n.events.Handler()
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
@@ -91,7 +92,11 @@ func (n *Node) Cameras() api.Cameras {
 	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects}
 }
 
-func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
+// serveRecordings answers GET /api/v1/recordings for the whole site: the
+// spans this server and every alive peer hold of the camera (the segments
+// an export would read), the gaps none holds, and where the rest is — a
+// dead home's archive, a peer that did not answer.
+func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *export.Handler) {
 	q := r.URL.Query()
 	cam := q.Get("camera")
 	if cam == "" || homeOf(cam) == "" {
@@ -103,16 +108,50 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	spans, err := n.store.Spans(cam, from, to)
+	held, failed, err := exp.Footage(r.Context(), cam, from, to)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "read index: "+err.Error())
+		n.log.Error("recordings: read index", "camera", cam, "err", err)
+		writeError(w, http.StatusInternalServerError, "read index failed")
 		return
 	}
-	out := []api.Span{}
-	for _, s := range spans {
-		out = append(out, api.Span{Start: s.Start.UTC(), End: s.End.UTC(), RecordedBy: s.RecordedBy})
+	spans, gaps := export.Spans(held, from, to)
+	out := api.Recordings{Camera: cam, From: from.UTC(), To: to.UTC(), Spans: spans, Gaps: gaps,
+		Unreachable: n.Unreachable()[cam]}
+	for _, f := range failed {
+		out.Unreachable = append(out.Unreachable, api.Unreachable{Server: f.Server, Reason: "no answer: " + f.Err})
 	}
-	writeJSON(w, http.StatusOK, api.Recordings{Camera: cam, From: from.UTC(), To: to.UTC(), Spans: out})
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Unreachable lists, per camera id, the servers holding footage of it that
+// no live server can give: each dead server's own cameras (known from its
+// record) have their archive there, recorded before it went down. What
+// live servers hold of them (adopted footage, mirror copies) is in their
+// timelines and recordings.
+func (n *Node) Unreachable() map[string][]api.Unreachable {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := &n.state
+	since := map[string]time.Time{}
+	for _, m := range st.members {
+		since[m.Name] = m.Since
+	}
+	out := map[string][]api.Unreachable{}
+	for _, home := range sortedKeys(st.records) {
+		if home == n.cfg.Name || st.alive[home] {
+			continue
+		}
+		u := api.Unreachable{Server: home, Reason: "server down"}
+		if t := since[home]; !t.IsZero() {
+			t = t.UTC()
+			u.Before = &t
+		}
+		for _, c := range st.records[home].Cameras {
+			id := home + "/" + c.Name
+			out[id] = append(out[id], u)
+		}
+	}
+	return out
 }
 
 func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,8 @@ commands:
   keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
+  export -config FILE -camera ID -from T [-to T] -o FILE.mp4
+                             export footage of the site (file + JSON manifest, digest checked)
   demo [-chaos]              run a whole local site: simulated cameras and three servers
   bench record|failover      print benchmark figures (see README)
 `
@@ -65,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "webhook":
 		return cmdWebhook(args[1:], stdout, stderr)
+	case "export":
+		return cmdExport(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "bench":
