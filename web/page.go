@@ -72,6 +72,9 @@ type cameraRow struct {
 	Bitrate, LastKeyframe                string
 	Spans                                []spanRect
 	Covered                              string
+	// Unreachable says where the footage is that no live server holds,
+	// e.g. "before 08:25:40 on rec-a, unreachable".
+	Unreachable []string
 }
 
 type spanRect struct {
@@ -139,6 +142,16 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for id := range spans {
 		if rows[id] == nil {
 			rows[id] = &cameraRow{ID: id, Home: homeOf(id), State: "not recorded", Class: "st-none"}
+		}
+	}
+	if as, ok := src.(ArchiveSource); ok {
+		for id, us := range as.Unreachable() {
+			if rows[id] == nil {
+				rows[id] = &cameraRow{ID: id, Home: homeOf(id), State: "not recorded", Class: "st-none"}
+			}
+			for _, u := range us {
+				rows[id].Unreachable = append(rows[id].Unreachable, unreachableText(u, now))
+			}
 		}
 	}
 	ids := make([]string, 0, len(rows))
@@ -214,6 +227,19 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
 	w.Write(buf.Bytes())
+}
+
+// unreachableText is how the page says where unreachable footage is.
+func unreachableText(u api.Unreachable, now time.Time) string {
+	if u.Before == nil {
+		return "footage on " + u.Server + ", unreachable (" + u.Reason + ")"
+	}
+	b := u.Before.In(now.Location())
+	layout := "15:04:05"
+	if b.Format("2006-01-02") != now.Format("2006-01-02") {
+		layout = "2006-01-02 15:04:05"
+	}
+	return "before " + b.Format(layout) + " on " + u.Server + ", unreachable"
 }
 
 // colorMap gives each server its timeline colour, stable for a given site.

@@ -51,6 +51,17 @@ type Timeline struct {
 	From    time.Time             `json:"from"`
 	To      time.Time             `json:"to"`
 	Cameras map[string][]api.Span `json:"cameras"`
+	// Unreachable names, per camera, the servers holding footage no live
+	// server can give (a dead home's own archive), when the source knows.
+	Unreachable map[string][]api.Unreachable `json:"unreachable,omitempty"`
+}
+
+// ArchiveSource is implemented by a Source that knows where footage is
+// that no live server can give: a dead server's cameras' own archive. The
+// page then says, beside what live servers hold, "before 08:25:40 on
+// rec-a, unreachable".
+type ArchiveSource interface {
+	Unreachable() map[string][]api.Unreachable
 }
 
 // MaxTimelineRange bounds one /api/v1/timeline request so a careless query
@@ -152,7 +163,11 @@ func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	if spans == nil {
 		spans = map[string][]api.Span{}
 	}
-	writeJSON(w, http.StatusOK, Timeline{Server: h.o.Source.Self(), From: from.UTC(), To: to.UTC(), Cameras: spans})
+	tl := Timeline{Server: h.o.Source.Self(), From: from.UTC(), To: to.UTC(), Cameras: spans}
+	if as, ok := h.o.Source.(ArchiveSource); ok {
+		tl.Unreachable = as.Unreachable()
+	}
+	writeJSON(w, http.StatusOK, tl)
 }
 
 func (h *handler) serveAck(w http.ResponseWriter, r *http.Request) {
