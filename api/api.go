@@ -81,10 +81,14 @@ type Recordings struct {
 	Unreachable []Unreachable `json:"unreachable,omitempty"`
 }
 
-// Gap is a stretch with no footage available.
+// Gap is a stretch with no footage available: in recordings, an export's
+// X-Buddyrec-Gaps header, its plan and its manifest.
 type Gap struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
+	// Reason says why, when it is not simply "nothing recorded", e.g. a
+	// codec parameter change that ends an export early.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Capacity is what a server may record, own + adopted; 0 is unlimited.

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
@@ -37,13 +38,7 @@ const (
 )
 
 // Gap is a stretch of the requested range with no footage in the export.
-type Gap struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-	// Reason says why, when it is not simply "nothing recorded", e.g. a
-	// codec parameter change that ends the export early.
-	Reason string `json:"reason,omitempty"`
-}
+type Gap = api.Gap
 
 // Piece is one stretch of an export, read from one segment file held by
 // Server. Times are the index's; the stream starts at a keyframe near Start.

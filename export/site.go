@@ -18,7 +18,7 @@ var SpanTolerance = holeTolerance(defaultFrame)
 // server covers. Copies of the same footage on several servers (a mirror,
 // a backfilled copy) are one span, listing every holder in HeldBy. It is a
 // pure function.
-func Spans(held []Held, from, to time.Time) ([]api.Span, []api.Gap) {
+func Spans(held []Held, from, to time.Time) ([]api.Span, []Gap) {
 	hs := slices.Clone(held)
 	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Start.Before(hs[j].Start) })
 	var spans []api.Span
@@ -40,19 +40,19 @@ func Spans(held []Held, from, to time.Time) ([]api.Span, []api.Gap) {
 		open[h.RecordedBy] = len(spans)
 		spans = append(spans, api.Span{Start: h.Start, End: h.End, RecordedBy: h.RecordedBy, HeldBy: []string{h.Server}})
 	}
-	gaps := []api.Gap{}
+	gaps := []Gap{}
 	cursor := from
 	for i := range spans {
 		sp := &spans[i]
 		sp.Start, sp.End = maxTime(sp.Start, from).UTC(), minTime(sp.End, to).UTC()
 		slices.Sort(sp.HeldBy)
 		if sp.Start.Sub(cursor) > SpanTolerance {
-			gaps = append(gaps, api.Gap{Start: cursor.UTC(), End: sp.Start})
+			gaps = append(gaps, Gap{Start: cursor.UTC(), End: sp.Start})
 		}
 		cursor = maxTime(cursor, sp.End)
 	}
 	if to.Sub(cursor) > SpanTolerance {
-		gaps = append(gaps, api.Gap{Start: cursor.UTC(), End: to.UTC()})
+		gaps = append(gaps, Gap{Start: cursor.UTC(), End: to.UTC()})
 	}
 	if spans == nil {
 		spans = []api.Span{}

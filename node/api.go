@@ -108,6 +108,11 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *expo
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if to.Sub(from) > web.MaxTimelineRange {
+		// every live server lists its segments of the range
+		writeError(w, http.StatusBadRequest, "from: range longer than 31 days; ask in parts")
+		return
+	}
 	held, failed, err := exp.Footage(r.Context(), cam, from, to)
 	if err != nil {
 		n.log.Error("recordings: read index", "camera", cam, "err", err)
