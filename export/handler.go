@@ -1,9 +1,3 @@
-// Package export serves recorded footage: one playable fragmented MP4 for
-// any time range of a camera, stitched from the segment files of this
-// server and of its peers (a buddy that recorded the camera during a
-// failover), streamed fragment by fragment in constant memory. Reading
-// footage never touches the recording path: it opens the files and the
-// index read-only.
 package export
 
 import (
