@@ -56,3 +56,65 @@ func TestDeadServersArchive(t *testing.T) {
 		t.Errorf("timeline unreachable = %+v", tl.Unreachable)
 	}
 }
+
+// TestSiteTimeline: ?scope=site merges the alive peers' timelines into this
+// server's, each span naming who holds it; the default stays local (what
+// peers ask each other for).
+func TestSiteTimeline(t *testing.T) {
+	srv, _, _ := site(t)
+	tl := func(scope string) Timeline {
+		t.Helper()
+		resp, body := get(t, srv.Client(), srv.URL+"/api/v1/timeline?scope="+scope, "Authorization", basic("alice", "alice-pw"))
+		var out Timeline
+		if err := json.Unmarshal([]byte(body), &out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("timeline scope=%s: %d %v %s", scope, resp.StatusCode, err, body)
+		}
+		return out
+	}
+	type got struct {
+		by, held string
+		from     time.Duration
+	}
+	lobby := func(tl Timeline) []got {
+		var out []got
+		for _, s := range tl.Cameras["rec-a/lobby"] {
+			out = append(out, got{s.RecordedBy, strings.Join(s.HeldBy, ","), testNow.Sub(s.Start).Round(time.Hour)})
+		}
+		return out
+	}
+	merged := lobby(tl("site"))
+	want := []got{{"rec-a", "rec-a", 20 * time.Hour}, {"rec-b", "rec-b", 9 * time.Hour}, {"rec-a", "rec-a", 6 * time.Hour}}
+	if len(merged) != len(want) {
+		t.Fatalf("site timeline of rec-a/lobby = %+v, want %+v", merged, want)
+	}
+	for i := range want {
+		if merged[i] != want[i] {
+			t.Errorf("site timeline of rec-a/lobby = %+v, want %+v", merged, want)
+		}
+	}
+	if local := lobby(tl("local")); len(local) != 2 {
+		t.Errorf("local timeline of rec-a/lobby = %+v, want rec-a's 2 spans only", local)
+	}
+	if len(tl("site").Cameras["rec-b/yard"]) != 1 {
+		t.Errorf("site timeline lacks rec-b's own camera")
+	}
+	resp, _ := get(t, srv.Client(), srv.URL+"/api/v1/timeline?scope=galaxy", "Authorization", basic("alice", "alice-pw"))
+	if resp.StatusCode != 400 {
+		t.Errorf("scope=galaxy: %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestMergeCopies(t *testing.T) {
+	h := time.Hour
+	a := span("rec-b", 5*h, 2*h)
+	a.HeldBy = []string{"rec-b"}
+	b := span("rec-b", 5*h, 1*h)
+	b.HeldBy = []string{"rec-a"}
+	c := span("rec-a", 3*h, 0)
+	c.HeldBy = []string{"rec-a"}
+	out := mergeCopies([]api.Span{c, a, b})
+	if len(out) != 2 || out[0].RecordedBy != "rec-b" || strings.Join(out[0].HeldBy, ",") != "rec-a,rec-b" ||
+		!out[0].End.Equal(testNow.Add(-h)) || out[1].RecordedBy != "rec-a" {
+		t.Errorf("mergeCopies = %+v, want rec-b's copies as one span held by both, then rec-a's", out)
+	}
+}

@@ -105,6 +105,7 @@ type handler struct {
 //	GET  /                  the status page
 //	POST /ack               acknowledge an event (form field id), then back to /
 //	GET  /api/v1/timeline   ?from=RFC3339&to=RFC3339 (default: last 24 h) → Timeline
+//	                        &scope=site: merged with every alive peer's
 //	GET  /static/...        embedded stylesheet
 //
 // Mount it at "/" on the server's mux, inside Auth.Wrap.
@@ -166,6 +167,22 @@ func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	tl := Timeline{Server: h.o.Source.Self(), From: from.UTC(), To: to.UTC(), Cameras: spans}
 	if as, ok := h.o.Source.(ArchiveSource); ok {
 		tl.Unreachable = as.Unreachable()
+	}
+	switch q.Get("scope") {
+	case "", "local":
+	case "site":
+		for id, ss := range tl.Cameras {
+			for i := range ss {
+				if len(ss[i].HeldBy) == 0 {
+					ss[i].HeldBy = []string{tl.Server}
+				}
+			}
+			tl.Cameras[id] = ss
+		}
+		h.siteTimeline(r.Context(), &tl)
+	default:
+		writeError(w, http.StatusBadRequest, "scope: local (default) or site")
+		return
 	}
 	writeJSON(w, http.StatusOK, tl)
 }
