@@ -71,14 +71,47 @@ type Span struct {
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
 	RecordedBy string    `json:"recorded_by"`
+	// HeldBy lists the live servers holding this footage (the recorder,
+	// and any server holding a copy); empty in a server's local timeline,
+	// where it is that server.
+	HeldBy []string `json:"held_by,omitempty"`
 }
 
-// Recordings is the body of GET /api/v1/recordings.
+// Unreachable names a server that holds footage of a camera which no live
+// server can give now: a dead home's own archive. The status page says
+// "before 08:25:40 on rec-a, unreachable".
+type Unreachable struct {
+	Server string `json:"server"`
+	// Before is when the server went down: it holds footage recorded
+	// before then. Nil when this server has not seen it go down (it was
+	// already down when this server started).
+	Before *time.Time `json:"before,omitempty"`
+	// Reason is "server down" or why a live server did not answer.
+	Reason string `json:"reason"`
+}
+
+// Recordings is the body of GET /api/v1/recordings: the footage of one
+// camera anywhere in the site.
 type Recordings struct {
 	Camera string    `json:"camera"`
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
-	Spans  []Span    `json:"spans"`
+	// Spans is what live servers hold, merged across servers.
+	Spans []Span `json:"spans"`
+	// Gaps are the stretches of [From, To) no live server holds.
+	Gaps []Gap `json:"gaps"`
+	// Unreachable says where footage may be that no live server gave.
+	Unreachable []Unreachable `json:"unreachable,omitempty"`
+}
+
+// Gap is a stretch with no footage available: in recordings, an export's
+// X-Buddyrec-Gaps header, its plan and its manifest.
+type Gap struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Reason says why, when it is not simply "nothing recorded", e.g. a
+	// codec parameter change that ends an export early.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Capacity is what a server may record, own + adopted; 0 is unlimited.

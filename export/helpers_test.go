@@ -169,6 +169,9 @@ func download(t testing.TB, url string) (string, []Gap) {
 	if err := json.Unmarshal([]byte(resp.Header.Get(GapsHeader)), &gaps); err != nil {
 		t.Fatalf("gaps header %q: %v", resp.Header.Get(GapsHeader), err)
 	}
+	if _, declared := resp.Trailer[DigestTrailer]; !declared {
+		t.Errorf("trailers declared %v, want %s", resp.Trailer, DigestTrailer)
+	}
 	path := filepath.Join(t.TempDir(), "export.mp4")
 	f, err := os.Create(path)
 	if err != nil {
@@ -180,6 +183,11 @@ func download(t testing.TB, url string) (string, []Gap) {
 	}
 	if e := resp.Trailer.Get(ErrorTrailer); e != "" {
 		t.Fatalf("export stopped early: %s", e)
+	}
+	// every export carries the SHA-256 of its body as a trailer
+	f.Close()
+	if got, want := resp.Trailer.Get(DigestTrailer), sha256Hex(t, path); got != want {
+		t.Errorf("%s trailer = %q, want sha256 of the body %q", DigestTrailer, got, want)
 	}
 	return path, gaps
 }

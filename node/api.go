@@ -22,7 +22,6 @@ import (
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/cameras", n.serveCameras)
-	mux.HandleFunc("GET /api/v1/recordings", n.serveRecordings)
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
@@ -44,6 +43,10 @@ func (n *Node) Handler() http.Handler {
 	ev := n.events.Handler(events.HandlerOptions{AckedBy: func(r *http.Request, claimed string) string {
 		return web.AckedBy(r.Context(), claimed)
 	}})
+	mux.Handle(export.RouteFile, exp)
+	// Recordings answer for the site from the sources an export reads.
+	mux.HandleFunc("GET /api/v1/recordings", func(w http.ResponseWriter, r *http.Request) { n.serveRecordings(w, r, exp) })
+	ev := n.events.Handler()
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
@@ -116,7 +119,11 @@ func (n *Node) Cameras() api.Cameras {
 	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage()}
 }
 
-func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
+// serveRecordings answers GET /api/v1/recordings for the whole site: the
+// spans this server and every alive peer hold of the camera (the segments
+// an export would read), the gaps none holds, and where the rest is — a
+// dead home's archive, a peer that did not answer.
+func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *export.Handler) {
 	q := r.URL.Query()
 	cam := q.Get("camera")
 	if _, err := camera.Parse(cam); err != nil {
@@ -128,16 +135,55 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	spans, err := n.store.Spans(cam, from, to)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "read index: "+err.Error())
+	if to.Sub(from) > web.MaxTimelineRange {
+		// every live server lists its segments of the range
+		writeError(w, http.StatusBadRequest, "from: range longer than 31 days; ask in parts")
 		return
 	}
-	out := []api.Span{}
-	for _, s := range spans {
-		out = append(out, api.Span{Start: s.Start.UTC(), End: s.End.UTC(), RecordedBy: s.RecordedBy})
+	held, failed, err := exp.Footage(r.Context(), cam, from, to)
+	if err != nil {
+		n.log.Error("recordings: read index", "camera", cam, "err", err)
+		writeError(w, http.StatusInternalServerError, "read index failed")
+		return
 	}
-	writeJSON(w, http.StatusOK, api.Recordings{Camera: cam, From: from.UTC(), To: to.UTC(), Spans: out})
+	spans, gaps := export.Spans(held, from, to)
+	out := api.Recordings{Camera: cam, From: from.UTC(), To: to.UTC(), Spans: spans, Gaps: gaps,
+		Unreachable: n.Unreachable()[cam]}
+	for _, f := range failed {
+		out.Unreachable = append(out.Unreachable, api.Unreachable{Server: f.Server, Reason: "no answer: " + f.Err})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Unreachable lists, per camera id, the servers holding footage of it that
+// no live server can give: each dead server's own cameras (known from its
+// record) have their archive there, recorded before it went down. What
+// live servers hold of them (adopted footage, mirror copies) is in their
+// timelines and recordings.
+func (n *Node) Unreachable() map[string][]api.Unreachable {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := &n.state
+	since := map[string]time.Time{}
+	for _, m := range st.members {
+		since[m.Name] = m.Since
+	}
+	out := map[string][]api.Unreachable{}
+	for _, home := range sortedKeys(st.records) {
+		if home == n.cfg.Name || st.alive[home] {
+			continue
+		}
+		u := api.Unreachable{Server: home, Reason: "server down"}
+		if t := since[home]; !t.IsZero() {
+			t = t.UTC()
+			u.Before = &t
+		}
+		for _, c := range st.records[home].Cameras {
+			id := home + "/" + c.Name
+			out[id] = append(out[id], u)
+		}
+	}
+	return out
 }
 
 func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {

@@ -36,8 +36,15 @@ import (
 // data_dir and listen, which this adds) until the test ends.
 func startNode(t *testing.T, name, body string) (*Node, func()) {
 	t.Helper()
+	return startNodeAt(t, name, "127.0.0.1:0", body)
+}
+
+// startNodeAt is startNode listening for HTTP on addr: a site's servers
+// need real ports, since each publishes its address to the others.
+func startNodeAt(t *testing.T, name, addr, body string) (*Node, func()) {
+	t.Helper()
 	dir := t.TempDir()
-	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n%s", name, dir, body)
+	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = %q\n%s", name, dir, addr, body)
 	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), src)
 	if err != nil {
 		t.Fatalf("config: %v", err)

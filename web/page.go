@@ -93,6 +93,9 @@ type cameraRow struct {
 	// Disk and Oldest sum what the answering servers keep of the camera;
 	// FootageTitle breaks it down per server.
 	Disk, Oldest, FootageTitle string
+	// Unreachable says where the footage is that no live server holds,
+	// e.g. "before 08:25:40 on rec-a, unreachable".
+	Unreachable []string
 }
 
 type spanRect struct {
@@ -186,6 +189,16 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none", Error: "not in any server's configuration now"}
 		}
 	}
+	if as, ok := src.(ArchiveSource); ok {
+		for id, us := range as.Unreachable() {
+			if rows[id] == nil {
+				rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none"}
+			}
+			for _, u := range us {
+				rows[id].Unreachable = append(rows[id].Unreachable, unreachableText(u, now))
+			}
+		}
+	}
 	ids := make([]string, 0, len(rows))
 	for id := range rows {
 		ids = append(ids, id)
@@ -260,6 +273,19 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
 	w.Write(buf.Bytes())
+}
+
+// unreachableText is how the page says where unreachable footage is.
+func unreachableText(u api.Unreachable, now time.Time) string {
+	if u.Before == nil {
+		return "footage on " + u.Server + ", unreachable (" + u.Reason + ")"
+	}
+	b := u.Before.In(now.Location())
+	layout := "15:04:05"
+	if b.Format("2006-01-02") != now.Format("2006-01-02") {
+		layout = "2006-01-02 15:04:05"
+	}
+	return "before " + b.Format(layout) + " on " + u.Server + ", unreachable"
 }
 
 // colorMap gives each server its timeline colour, stable for a given site.

@@ -57,6 +57,8 @@ commands:
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
   forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
+  export -config FILE -camera ID -from T [-to T] -o FILE.mp4
+                             export footage of the site (file + JSON manifest, digest checked)
   demo [-chaos]              run a whole local site: simulated cameras and three servers
   bench ` + benchNames() + `  print benchmark figures (see README)
   plan -config FILE -fail rec-a[,rec-b]
@@ -86,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdForget(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
+	case "export":
+		return cmdExport(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "bench":
