@@ -11,10 +11,10 @@ import (
 	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/failover"
 	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/view"
-	"github.com/buddyrec/buddyrec/failover"
 	"github.com/buddyrec/buddyrec/web"
 )
 
@@ -43,10 +43,8 @@ func (n *Node) Handler() http.Handler {
 	ev := n.events.Handler(events.HandlerOptions{AckedBy: func(r *http.Request, claimed string) string {
 		return web.AckedBy(r.Context(), claimed)
 	}})
-	mux.Handle(export.RouteFile, exp)
 	// Recordings answer for the site from the sources an export reads.
 	mux.HandleFunc("GET /api/v1/recordings", func(w http.ResponseWriter, r *http.Request) { n.serveRecordings(w, r, exp) })
-	ev := n.events.Handler()
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
