@@ -141,7 +141,6 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 		if c, ok := own[s.Name]; ok && c.Load != nil {
 			s.Load = *c.Load
 		}
-		d.Servers = append(d.Servers, serverRowOf(s, self, colors))
 		row := serverRowOf(s, self, colors)
 		row.IfFails = ifFails[s.Name]
 		d.Servers = append(d.Servers, row)
