@@ -88,7 +88,7 @@ func TestCheckSite(t *testing.T) {
 			breakIt: func(t *testing.T, d string) {
 				edit(t, filepath.Join(d, "n-plus-2", "rec-a.toml"), `buddies = ["rec-b", "rec-c"]`, `buddies = ["rec-b", "rec-x"]`)
 			},
-			problems: []string{`rec-a.toml:22: failover.buddies: buddy "rec-x" is none of the site's servers (rec-a, rec-b, rec-c)`},
+			problems: []string{`rec-a.toml:23: failover.buddies: buddy "rec-x" is none of the site's servers (rec-a, rec-b, rec-c)`},
 			failures: []string{"rec-a: 2 → rec-b", "rec-b: 1 → rec-c", "rec-c: 1 → rec-a"},
 		},
 		{
@@ -105,13 +105,13 @@ func TestCheckSite(t *testing.T) {
 			breakIt: func(t *testing.T, d string) {
 				edit(t, filepath.Join(d, "n-plus-2", "rec-c.toml"), `rtsp://viewer:change-me@10.0.1.40/stream1`, `rtsp://admin:s3cr3t-pw@10.0.1.20:554/stream1/`)
 			},
-			problems: []string{`rec-c.toml:33: camera[1].url: rec-c/gate records 10.0.1.20:554/stream1, which rec-a/lobby (`},
+			problems: []string{`rec-c.toml:34: camera[1].url: rec-c/gate records 10.0.1.20:554/stream1, which rec-a/lobby (`},
 			failures: []string{"rec-a: 2 → rec-b", "rec-b: 1 → rec-c", "rec-c: 1 → rec-a"},
 		},
 		{
 			name: "NVR channels differ by query: not a duplicate", site: "n-plus-2",
 			breakIt: func(t *testing.T, d string) {
-				edit(t, filepath.Join(d, "n-plus-2", "rec-a.toml"), `@10.0.1.21/stream1`, `@10.0.1.99/cam/realmonitor?channel=1&token=tok-secret`)
+				edit(t, filepath.Join(d, "n-plus-2", "rec-a.toml"), `rtsp://10.0.1.21/stream1`, `rtsp://10.0.1.99/cam/realmonitor?channel=1&token=tok-secret`)
 				edit(t, filepath.Join(d, "n-plus-2", "rec-b.toml"), `@10.0.1.30/stream1`, `@10.0.1.99/cam/realmonitor?channel=2&token=tok-secret`)
 			},
 			failures: []string{"rec-a: 2 → rec-b", "rec-b: 1 → rec-c", "rec-c: 1 → rec-a"},
@@ -121,7 +121,7 @@ func TestCheckSite(t *testing.T) {
 			breakIt: func(t *testing.T, d string) {
 				edit(t, filepath.Join(d, "spread-servers", "rec-s.toml"), "cameras      = 5", "cameras      = 3")
 			},
-			warnings: []string{"rec-a.toml:26: if rec-a fails: 3 → rec-s, 1 not recorded — rec-a/", "rec-b.toml:26: if rec-b fails: 3 → rec-s, 1 not recorded — rec-b/"},
+			warnings: []string{"rec-a.toml:27: if rec-a fails: 3 → rec-s, 1 not recorded — rec-a/", "rec-b.toml:27: if rec-b fails: 3 → rec-s, 1 not recorded — rec-b/"},
 			failures: []string{"rec-a: 3 → rec-s, 1 not recorded", "rec-b: 3 → rec-s, 1 not recorded"},
 		},
 		{
