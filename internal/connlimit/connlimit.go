@@ -121,8 +121,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		backoff = 0
 		host := hostOf(c.RemoteAddr())
 		if r := l.admit(host); r != "" {
-			c.Close()
+			// Count before closing: whoever sees the close may read Stats.
 			l.refuse(r, host)
+			c.Close()
 			continue
 		}
 		return &conn{Conn: c, l: l, host: host}, nil
