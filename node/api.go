@@ -55,8 +55,9 @@ func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
 func (n *Node) Cameras() api.Cameras {
 	self := n.cfg.Name
 	n.mu.Lock()
-	records := n.state.records
+	view := n.view
 	n.mu.Unlock()
+	records := view.records
 	critical := map[string]bool{}
 	for home, r := range records {
 		for _, c := range r.Cameras {
@@ -84,7 +85,7 @@ func (n *Node) Cameras() api.Cameras {
 		if home == self {
 			continue
 		}
-		for _, a := range n.aspectsHeld(home) {
+		for _, a := range view.ctl.AspectsHeld(self, home) {
 			aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
 		}
 	}
@@ -122,20 +123,21 @@ func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {
 // ClusterView is the site as this server sees it, sorted by name.
 func (n *Node) ClusterView() []api.ServerInfo {
 	n.mu.Lock()
-	st := n.state
+	view := n.view
 	n.mu.Unlock()
+	st := view.ctl
 	self := n.cfg.Name
 	states := map[string]string{self: "alive"}
 	addrs := map[string]string{}
-	for _, m := range st.members {
+	for _, m := range view.members {
 		if m.Name != self {
 			states[m.Name] = m.State
 		}
 		addrs[m.Name] = m.Addr
 	}
 	var out []api.ServerInfo
-	for _, name := range sortedKeys(st.records) {
-		rec := st.records[name]
+	for _, name := range sortedKeys(view.records) {
+		rec := view.records[name]
 		state := states[name]
 		if state == "" {
 			state = "dead"
@@ -145,8 +147,8 @@ func (n *Node) ClusterView() []api.ServerInfo {
 			addr = rec.Gossip
 		}
 		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
-			Cameras: len(st.plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
-			Stable: rec.Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
+			Cameras: len(st.Plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
+			Stable: st.Records[name].Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
 		if state != "alive" && state != "suspect" {
 			si.Cameras = 0
 		}
@@ -155,7 +157,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 			// server's own can be current.
 			si.Load = n.measureLoad(time.Now())
 		}
-		for home := range st.plan.AdoptedBy(name) {
+		for home := range st.Plan.AdoptedBy(name) {
 			si.AdoptedFrom = append(si.AdoptedFrom, home)
 		}
 		sort.Strings(si.AdoptedFrom)
@@ -183,9 +185,9 @@ func (n *Node) peers() []export.Peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []export.Peer
-	for _, name := range sortedKeys(n.state.records) {
-		if name != n.cfg.Name && n.state.alive[name] && n.state.records[name].HTTP != "" {
-			out = append(out, export.Peer{Name: name, HTTP: n.peerScheme() + "://" + n.state.records[name].HTTP})
+	for _, name := range sortedKeys(n.view.records) {
+		if name != n.cfg.Name && n.view.ctl.Alive[name] && n.view.records[name].HTTP != "" {
+			out = append(out, export.Peer{Name: name, HTTP: n.peerScheme() + "://" + n.view.records[name].HTTP})
 		}
 	}
 	return out

@@ -3,11 +3,11 @@ package node
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/control"
 )
 
 func newTestNode(t *testing.T) *Node {
@@ -21,35 +21,8 @@ func newTestNode(t *testing.T) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.httpLn.Close(); n.closeStores() })
+	t.Cleanup(func() { n.Close() })
 	return n
-}
-
-// TestConfigMismatch: servers that disagree on failover timing, or name a
-// buddy no server is called, raise one config.mismatch warning per finding.
-func TestConfigMismatch(t *testing.T) {
-	n := newTestNode(t)
-	st := controlState{
-		alive: map[string]bool{"rec-a": true, "rec-b": true},
-		records: map[string]recordBody{
-			"rec-a": {Name: "rec-a", Timing: "200ms/1s", Buddies: []string{"rec-b"}},
-			"rec-b": {Name: "rec-b", Timing: "1s/3s", Buddies: []string{"rec-x"}},
-		},
-	}
-	n.checkConfigs(controlState{}, st)
-	n.checkConfigs(st, st) // the same findings again: no second event
-	evs, err := n.Events(10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != 1 || evs[0].Type != "config.mismatch" {
-		t.Fatalf("events = %+v, want one config.mismatch", evs)
-	}
-	for _, want := range []string{"rec-b uses keepalive/failover_after 1s/3s", `rec-b names buddy "rec-x"`} {
-		if !strings.Contains(evs[0].Text, want) {
-			t.Errorf("mismatch text %q lacks %q", evs[0].Text, want)
-		}
-	}
 }
 
 // TestKeyMismatchAlarmIsRateLimited: a peer with another key keeps trying;
@@ -85,15 +58,15 @@ func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 func TestRecordLoadChangesSlowly(t *testing.T) {
 	n := newTestNode(t)
 	t0 := time.Now()
-	first := n.selfRecord(t0, nil, nil)
+	first := n.selfRecord(t0, control.Publish{})
 	if first.Load.MemoryBytes == 0 {
 		t.Fatalf("first record has no load measured: %+v", first.Load)
 	}
 	n.lastLoad.CPU = 0.42 // as if measured so at t0
-	if got := n.selfRecord(t0.Add(loadEvery/2), nil, nil).Load.CPU; got != 0.42 {
+	if got := n.selfRecord(t0.Add(loadEvery/2), control.Publish{}).Load.CPU; got != 0.42 {
 		t.Errorf("load in the record half a period later: CPU %v, want the published 0.42", got)
 	}
-	if got := n.selfRecord(t0.Add(loadEvery+time.Second), nil, nil).Load.CPU; got == 0.42 {
+	if got := n.selfRecord(t0.Add(loadEvery+time.Second), control.Publish{}).Load.CPU; got == 0.42 {
 		t.Errorf("load in the record after a period: CPU still %v, want a new measurement", got)
 	}
 }
