@@ -266,7 +266,7 @@ func (r *raiser) capacity() {
 	for _, u := range st.Plan.Unplaced {
 		st.Unplaced[u.Camera] = u.Reason
 	}
-	announce := lowestAlive(st.Alive) == r.self
+	announce := st.SiteAnnouncer() == r.self
 	var fresh, restored []string
 	for _, id := range sortedKeys(st.Unplaced) {
 		if prev.Unplaced[id] != st.Unplaced[id] {
@@ -315,7 +315,7 @@ func (r *raiser) capacity() {
 // called. The lowest-named alive server reports it, once per finding.
 func (r *raiser) configs() {
 	st := r.st
-	if lowestAlive(st.Alive) != r.self {
+	if st.SiteAnnouncer() != r.self {
 		return
 	}
 	var findings []string

@@ -186,14 +186,35 @@ func plannerServer(r Record, alive bool) failover.Server {
 // Announcer is the one server that reports the failure (and the return) of
 // server: its first alive buddy, else the lowest-named alive server. Every
 // server computes it from its own view, so once views agree one server
-// announces.
+// announces. Servers that are Stable (up for failback_after) come first:
+// a server that just started or woke up has no memory of what was
+// announced before, so it takes over announcing only once it has watched
+// the site for a while.
 func (s State) Announcer(server string) string {
-	if rec, ok := s.Records[server]; ok {
-		for _, b := range rec.Buddies {
-			if s.Alive[b] {
-				return b
+	for _, stableOnly := range []bool{true, false} {
+		if rec, ok := s.Records[server]; ok {
+			for _, b := range rec.Buddies {
+				if s.Alive[b] && (!stableOnly || s.Records[b].Stable) {
+					return b
+				}
 			}
 		}
+	}
+	return s.SiteAnnouncer()
+}
+
+// SiteAnnouncer is the one server that reports what concerns the whole
+// site (cameras nobody can record, config mismatches): the lowest-named
+// alive Stable server, else the lowest-named alive server.
+func (s State) SiteAnnouncer() string {
+	best := ""
+	for name, ok := range s.Alive {
+		if ok && s.Records[name].Stable && (best == "" || name < best) {
+			best = name
+		}
+	}
+	if best != "" {
+		return best
 	}
 	return lowestAlive(s.Alive)
 }
