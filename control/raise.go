@@ -21,11 +21,21 @@ type raiser struct {
 	in   Inputs
 	self string
 	act  *Actions
+	// quiet keeps the bookkeeping and announces nothing (settling).
+	quiet bool
 }
 
-func (r *raiser) event(e Event) { r.act.Events = append(r.act.Events, e) }
+func (r *raiser) event(e Event) {
+	if !r.quiet {
+		r.act.Events = append(r.act.Events, e)
+	}
+}
 
-func (r *raiser) notice(n Notice) { r.act.Notices = append(r.act.Notices, n) }
+func (r *raiser) notice(n Notice) {
+	if !r.quiet {
+		r.act.Notices = append(r.act.Notices, n)
+	}
+}
 
 // servers raises server.down and server.up. Every flap is logged (by the
 // announcer); the PSIM gets one server.down when an episode starts and one
@@ -33,7 +43,7 @@ func (r *raiser) notice(n Notice) { r.act.Notices = append(r.act.Notices, n) }
 // network does not flood it.
 func (r *raiser) servers() {
 	prev, st, now := r.prev, r.st, r.in.Now
-	st.episodes = maps.Clone(prev.episodes)
+	st.episodes = maps.Clone(st.episodes) // st starts as prev, less what a recovery forgot
 	if st.episodes == nil {
 		st.episodes = map[string]episode{}
 	}
@@ -42,9 +52,10 @@ func (r *raiser) servers() {
 		if st.Alive[name] || name == r.self {
 			continue
 		}
-		announce := st.Announcer(name) == r.self
+		announcer := st.Announcer(name)
+		announce := announcer == r.self && !r.quiet
 		ep, open := st.episodes[name]
-		if open {
+		if open && ep.told {
 			ep.upSince = time.Time{}
 			ep.flaps++
 			st.episodes[name] = ep
@@ -55,7 +66,9 @@ func (r *raiser) servers() {
 			}
 			continue
 		}
-		st.episodes[name] = episode{down: now}
+		// A settling server that is the announcer itself tells nobody:
+		// the episode is untold, and its end is not notified either.
+		st.episodes[name] = episode{down: now, told: announcer != r.self || !r.quiet}
 		if announce {
 			r.event(Event{Type: TypeServerDown, Severity: SeverityAlarm, About: name, Condition: ConditionServerDown(name),
 				Text: fmt.Sprintf("server %s is down (no heartbeat for %s)", name, r.in.Config.FailoverAfter)})
@@ -83,7 +96,7 @@ func (r *raiser) servers() {
 			continue
 		}
 		delete(st.episodes, name)
-		if st.Announcer(name) != r.self {
+		if !ep.told || st.Announcer(name) != r.self {
 			continue
 		}
 		text := fmt.Sprintf("server %s is up again and stayed up for %s (down since %s, %d flap(s))", name, hold, ep.down.UTC().Format("15:04:05"), ep.flaps)

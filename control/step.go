@@ -39,6 +39,9 @@ func Step(prev State, in Inputs) (State, Actions) {
 		st.healthySince = now
 		st.settleUntil = now.Add(in.Config.FailoverAfter)
 		st.Assigned = map[string]bool{} // its claims died with it
+		// What it knew of peers' down episodes is stale: peers announced
+		// what happened meanwhile, and it is not stable, so they go on.
+		st.episodes = nil
 	}
 	if st.healthySince.IsZero() {
 		st.healthySince = now
@@ -49,20 +52,6 @@ func Step(prev State, in Inputs) (State, Actions) {
 	st.lastRound = now
 	stable := now.Sub(st.healthySince) >= in.Config.FailbackAfter
 
-	if now.Before(st.settleUntil) {
-		// Settling: after a start or a wake-up this server's view of who
-		// records what may be stale (peers adopted its cameras while it
-		// was away). It claims nothing and changes nothing until fresh
-		// records have had time to arrive, so that a stale claim never
-		// wins cameras back from a buddy before failback_after.
-		act.Settling = true
-		act.Cameras = sortedKeys(prev.Recording)
-		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Stable: stable}
-		}
-		return st, act
-	}
-
 	st.Alive = map[string]bool{self: true}
 	for _, m := range in.Members {
 		if m.State == MemberAlive || m.State == MemberSuspect {
@@ -72,8 +61,32 @@ func Step(prev State, in Inputs) (State, Actions) {
 	st.Records, st.stale = trustedRecords(prev, st.Alive, in.Records, self)
 	me := in.Config.Self
 	me.Name = self
-	me.Claims, me.Recording, me.Stable = sortedKeys(st.Assigned), sortedKeys(prev.Recording), stable
+	// Peers see this server stable only once its record says so: it counts
+	// itself stable from the step after it published it, so that every
+	// server picks the same announcer.
+	me.Claims, me.Recording, me.Stable = sortedKeys(st.Assigned), sortedKeys(prev.Recording), stable && prev.publishedStable
+	st.publishedStable = stable
 	st.Records[self] = me
+
+	if now.Before(st.settleUntil) {
+		// Settling: after a start or a wake-up this server's view of who
+		// records what may be stale (peers adopted its cameras while it
+		// was away). It claims nothing and changes nothing until fresh
+		// records have had time to arrive, so that a stale claim never
+		// wins cameras back from a buddy before failback_after.
+		//
+		// It still watches the membership and the records, so that what it
+		// compares against once settled is recent: a change it slept
+		// through was announced by a server that was awake.
+		// It keeps the bookkeeping of episodes, but announces nothing.
+		act.Settling = true
+		(&raiser{prev: prev, st: &st, in: in, self: self, act: &act, quiet: true}).servers()
+		act.Cameras = sortedKeys(prev.Recording)
+		if in.Clustered {
+			act.Publish = &Publish{Recording: act.Cameras, Stable: stable}
+		}
+		return st, act
+	}
 
 	st.Plan = failover.Compute(PlanInput(st.Records, st.Alive))
 	st.Assigned = map[string]bool{}
@@ -184,39 +197,43 @@ func plannerServer(r Record, alive bool) failover.Server {
 }
 
 // Announcer is the one server that reports the failure (and the return) of
-// server: its first alive buddy, else the lowest-named alive server. Every
-// server computes it from its own view, so once views agree one server
-// announces. Servers that are Stable (up for failback_after) come first:
-// a server that just started or woke up has no memory of what was
-// announced before, so it takes over announcing only once it has watched
-// the site for a while.
+// server: its first alive buddy, else the lowest-named alive server other
+// than itself. Every server computes it from its own view, so once views
+// agree one server announces. Servers that are Stable (up for
+// failback_after) come first: a server that just started or woke up has
+// no memory of what was announced before, so it takes over announcing
+// only once it has watched the site for a while.
 func (s State) Announcer(server string) string {
 	for _, stableOnly := range []bool{true, false} {
 		if rec, ok := s.Records[server]; ok {
 			for _, b := range rec.Buddies {
-				if s.Alive[b] && (!stableOnly || s.Records[b].Stable) {
+				if b != server && s.Alive[b] && (!stableOnly || s.Records[b].Stable) {
 					return b
 				}
 			}
 		}
 	}
-	return s.SiteAnnouncer()
+	return s.announcer(server)
 }
 
 // SiteAnnouncer is the one server that reports what concerns the whole
 // site (cameras nobody can record, config mismatches): the lowest-named
 // alive Stable server, else the lowest-named alive server.
-func (s State) SiteAnnouncer() string {
-	best := ""
-	for name, ok := range s.Alive {
-		if ok && s.Records[name].Stable && (best == "" || name < best) {
-			best = name
+func (s State) SiteAnnouncer() string { return s.announcer("") }
+
+func (s State) announcer(except string) string {
+	for _, stableOnly := range []bool{true, false} {
+		best := ""
+		for name, ok := range s.Alive {
+			if ok && name != except && (!stableOnly || s.Records[name].Stable) && (best == "" || name < best) {
+				best = name
+			}
+		}
+		if best != "" {
+			return best
 		}
 	}
-	if best != "" {
-		return best
-	}
-	return lowestAlive(s.Alive)
+	return ""
 }
 
 // AspectsHeld lists the aspects of home that self holds: a dead home's
@@ -241,16 +258,6 @@ func (s State) AspectsHeld(self, home string) []Aspect {
 // as of the last step.
 func (s State) Stable(now time.Time, failbackAfter time.Duration) bool {
 	return !s.healthySince.IsZero() && now.Sub(s.healthySince) >= failbackAfter
-}
-
-func lowestAlive(alive map[string]bool) string {
-	best := ""
-	for name, ok := range alive {
-		if ok && (best == "" || name < best) {
-			best = name
-		}
-	}
-	return best
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -458,7 +458,7 @@ func TestTakeoverNoticeTellsOnlyWhatRecords(t *testing.T) {
 	w.pub["a"] = w.servers["a"].rec
 	w.run(2 * testFailbackAfter)
 	w.failure["a/c2"] = FailureOther // c2 stays offline on b at first
-	w.noCreds["b a/c3"] = true         // b cannot start c3
+	w.noCreds["b a/c3"] = true       // b cannot start c3
 	w.crash("a")
 	acts := w.run(2 * time.Second)["b"]
 	if got := notices(acts, TypeFailoverCompleted); len(got) != 0 {

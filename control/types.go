@@ -194,18 +194,20 @@ type State struct {
 	Unplaced map[string]string
 
 	healthySince time.Time // since when this server counts as healthy
-	lastRound    time.Time
-	settleUntil  time.Time
-	stale        map[string]uint64 // server -> record version it had when seen coming back
-	cameras      map[string]string // camera id -> pipeline state last step
-	pending      map[string]takeover
-	announced    map[string]bool // adopted cameras named in a failover.completed notice
-	episodes     map[string]episode
-	capacity     map[string][]string // open capacity alarm condition -> its cameras
-	findings     string              // last config.mismatch reported
-	missing      string              // adopted cameras lacking credentials, joined
-	missingSince time.Time
-	missingTold  bool
+	// publishedStable is the Stable this server last published.
+	publishedStable bool
+	lastRound       time.Time
+	settleUntil     time.Time
+	stale           map[string]uint64 // server -> record version it had when seen coming back
+	cameras         map[string]string // camera id -> pipeline state last step
+	pending         map[string]takeover
+	announced       map[string]bool // adopted cameras named in a failover.completed notice
+	episodes        map[string]episode
+	capacity        map[string][]string // open capacity alarm condition -> its cameras
+	findings        string              // last config.mismatch reported
+	missing         string              // adopted cameras lacking credentials, joined
+	missingSince    time.Time
+	missingTold     bool
 }
 
 // takeover is one adoption (or failback) waiting to be reported.
@@ -224,6 +226,7 @@ type episode struct {
 	down    time.Time // start
 	upSince time.Time // zero while down
 	flaps   int       // downs after the first
+	told    bool      // its server.down was notified (by whichever announcer)
 }
 
 // failbackKey keys a failback among the pending takeovers (keyed by home
