@@ -72,9 +72,7 @@ func (n *Node) Cameras() api.Cameras {
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
 			Reconnects: s.Reconnects,
 		}
-		if n.cfg.Listen.RTSP != "" {
-			ci.LiveURL = "rtsp://" + n.cfg.Listen.RTSP + "/" + s.ID
-		}
+		ci.LiveURL = n.liveURL(s.ID)
 		cams = append(cams, ci)
 	}
 	aspects := []api.AspectInfo{}

@@ -200,15 +200,15 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 	} else {
 		body = n.selfRecord(now, control.Publish{Stable: st.Stable(now, n.cfg.Cluster.FailbackAfter)})
 	}
-	if act.Settling {
-		return
-	}
-	n.rec.Set(n.pipelineCameras(act.Cameras))
 	records := n.gathered
 	records[n.cfg.Name] = body
 	n.mu.Lock()
 	n.view = controlView{ctl: st, members: n.members, records: records}
 	n.mu.Unlock()
+	if act.Settling {
+		return
+	}
+	n.rec.Set(n.pipelineCameras(act.Cameras))
 	if n.cluster != nil {
 		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.cfg.Capacity.Cameras,
 			CapacityMbps: n.cfg.Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
@@ -317,23 +317,57 @@ func (n *Node) notice(c control.Notice) webhook.Notice {
 
 // takeoverNotice names the address that now serves the cameras.
 func (n *Node) takeoverNotice(typ, failed string, ids []string) webhook.Notice {
-	host, _, _ := net.SplitHostPort(n.cfg.Listen.HTTP)
+	httpAddr := n.reachable(n.cfg.Listen.HTTP)
+	host, _, _ := net.SplitHostPort(httpAddr)
 	nt := webhook.Notice{
 		Type:         typ,
 		FailedServer: failed,
-		Address:      &webhook.Address{IP: host, HTTP: n.peerScheme() + "://" + n.cfg.Listen.HTTP},
+		Address:      &webhook.Address{IP: host, HTTP: n.peerScheme() + "://" + httpAddr},
 	}
 	if n.cfg.Listen.RTSP != "" {
-		nt.Address.RTSP = "rtsp://" + n.cfg.Listen.RTSP
+		nt.Address.RTSP = "rtsp://" + n.reachable(n.cfg.Listen.RTSP)
 	}
 	for _, id := range ids {
-		c := webhook.Camera{ID: id}
-		if n.cfg.Listen.RTSP != "" {
-			c.LiveURL = "rtsp://" + n.cfg.Listen.RTSP + "/" + id
-		}
-		nt.Cameras = append(nt.Cameras, c)
+		nt.Cameras = append(nt.Cameras, webhook.Camera{ID: id, LiveURL: n.liveURL(id)})
 	}
 	return nt
+}
+
+// liveURL is where a viewer plays camera id from this server, "" without
+// a live re-stream.
+func (n *Node) liveURL(id string) string {
+	if n.cfg.Listen.RTSP == "" {
+		return ""
+	}
+	return "rtsp://" + n.reachable(n.cfg.Listen.RTSP) + "/" + id
+}
+
+// reachable turns a listen address into one others can dial: a wildcard
+// host (":8554", "0.0.0.0:8554", "[::]:8554") is replaced by the host this
+// server gossips from, which its peers already reach.
+func (n *Node) reachable(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return listen
+	}
+	for _, addr := range []string{n.cfg.Listen.Gossip, n.gossipAddr()} {
+		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+			if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+				return net.JoinHostPort(h, port)
+			}
+		}
+	}
+	return listen
+}
+
+func (n *Node) gossipAddr() string {
+	if n.cluster == nil {
+		return ""
+	}
+	return n.cluster.Addr()
 }
 
 // event records to the event log; it never blocks recording (the log is a
@@ -371,10 +405,15 @@ func (n *Node) storageAlarm(a storage.Alarm) {
 		typ = "disk.low"
 	}
 	var cams []string
+	cond := typ
 	if a.Camera != "" {
 		cams = []string{a.Camera}
+		cond += "/" + a.Camera
 	}
-	n.event(typ, "alarm", cams, fmt.Sprintf("storage: %s %s", a.Kind, a.Err))
+	// The condition lets an alarm.resolved event clear it once storage
+	// reports the condition gone.
+	n.appendEvent(events.Event{Type: typ, Severity: "alarm", Cameras: cams, Condition: cond,
+		Text: fmt.Sprintf("storage: %s %s", a.Kind, a.Err)})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -81,5 +83,62 @@ func TestTakeoverNoticeScheme(t *testing.T) {
 	n.cfg.HTTP.CertFile, n.cfg.HTTP.KeyFile = "cert.pem", "key.pem"
 	if got := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "https://"+n.cfg.Listen.HTTP {
 		t.Errorf("TLS server: notice address %q, want https://%s", got, n.cfg.Listen.HTTP)
+	}
+}
+
+// TestCloseWithoutRunAndRunAfterClose: Close releases what New opened when
+// Run never ran (the data_dir can be opened again at once), is idempotent,
+// and Run after Close refuses to start.
+func TestCloseWithoutRunAndRunAfterClose(t *testing.T) {
+	n := newTestNode(t)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := n.Run(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Run after Close: %v, want ErrClosed", err)
+	}
+	again, err := New(Options{Config: n.cfg})
+	if err != nil {
+		t.Fatalf("New on the same data_dir after Close: %v", err)
+	}
+	again.Close()
+}
+
+// TestNoticeAddressReachable: a server listening on a wildcard address
+// names its gossip host in notices and live URLs, not 0.0.0.0, which no
+// PSIM can dial.
+func TestNoticeAddressReachable(t *testing.T) {
+	n := newTestNode(t)
+	n.cfg.Listen.Gossip = "10.1.2.3:7946"
+	n.cfg.Listen.HTTP = "0.0.0.0:8080"
+	n.cfg.Listen.RTSP = ":8554"
+	nt := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"})
+	if nt.Address.IP != "10.1.2.3" || nt.Address.HTTP != "http://10.1.2.3:8080" || nt.Address.RTSP != "rtsp://10.1.2.3:8554" ||
+		nt.Cameras[0].LiveURL != "rtsp://10.1.2.3:8554/rec-b/door" {
+		t.Errorf("notice addresses %+v %+v", nt.Address, nt.Cameras)
+	}
+	n.cfg.Listen.RTSP = "127.0.0.5:8554"
+	if got := n.liveURL("rec-b/door"); got != "rtsp://127.0.0.5:8554/rec-b/door" {
+		t.Errorf("specific address changed: %s", got)
+	}
+}
+
+// TestNoticeOfRules: notices of cameras this server does not serve (a
+// capacity alarm) carry the cameras as an array without live URLs; those
+// it serves carry its address and live URLs.
+func TestNoticeOfRules(t *testing.T) {
+	n := newTestNode(t)
+	n.cfg.Listen.RTSP = "127.0.0.1:8554"
+	c := n.notice(control.Notice{Type: control.TypeCapacityExceeded, Cameras: []string{"rec-b/x", "rec-b/y"}, Text: "2 unrecorded"})
+	if len(c.Cameras) != 2 || c.Cameras[1].ID != "rec-b/y" || c.Cameras[0].LiveURL != "" || c.Address != nil {
+		t.Errorf("capacity notice %+v", c)
+	}
+	f := n.notice(control.Notice{Type: control.TypeFailoverCompleted, FailedServer: "rec-b", Cameras: []string{"rec-b/x"}, Serving: true,
+		Aspects: []control.Aspect{{Kind: "io", Name: "door"}}})
+	if f.Address == nil || f.Cameras[0].LiveURL != "rtsp://127.0.0.1:8554/rec-b/x" || f.FailedServer != "rec-b" || len(f.Aspects) != 1 {
+		t.Errorf("takeover notice %+v", f)
 	}
 }
