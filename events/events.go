@@ -462,6 +462,50 @@ func (l *Log) Prune(now time.Time) (int, error) {
 			}
 			n++
 		}
+		if n == 0 {
+			return nil
+		}
+		// Open alarms that were pruned are no longer open.
+		open := tx.Bucket(bucketOpen)
+		var drop, keep [][]byte
+		var lists [][][]byte
+		err := open.ForEach(func(cond, raw []byte) error {
+			var keys [][]byte
+			if err := json.Unmarshal(raw, &keys); err != nil {
+				return fmt.Errorf("decode open alarms of %q: %w", cond, err)
+			}
+			live := keys[:0]
+			for _, k := range keys {
+				if bytes.Compare(k, cutoff) >= 0 {
+					live = append(live, k)
+				}
+			}
+			switch {
+			case len(live) == 0:
+				drop = append(drop, bytes.Clone(cond))
+			case len(live) < len(keys):
+				keep = append(keep, bytes.Clone(cond))
+				lists = append(lists, live)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, cond := range drop {
+			if err := open.Delete(cond); err != nil {
+				return err
+			}
+		}
+		for i, cond := range keep {
+			raw, err := json.Marshal(lists[i])
+			if err != nil {
+				return err
+			}
+			if err := open.Put(cond, raw); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

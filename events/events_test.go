@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // fakeClock is a settable clock for Options.Now.
@@ -437,5 +439,27 @@ func TestAlarmResolvedByLaterEvent(t *testing.T) {
 	res, _ := l.Append(Event{Type: TypeAlarmResolved, Resolves: []string{"camera/rec-a/x", "unknown"}})
 	if e, _ := l.Get(off3.ID); e.ResolvedBy != res.ID {
 		t.Errorf("generic alarm.resolved did not resolve: %+v", e)
+	}
+}
+
+// TestPruneForgetsOpenAlarms: a pruned alarm is no longer open, so its
+// condition's list does not grow for ever and resolving finds nothing.
+func TestPruneForgetsOpenAlarms(t *testing.T) {
+	clk := &fakeClock{t: t0}
+	l, _ := openTest(t, Options{Now: clk.Now, Retention: time.Hour})
+	l.Append(Event{Type: TypeDiskLow, Severity: SeverityAlarm, Condition: "disk.low"})
+	clk.Add(2 * time.Hour)
+	fresh, _ := l.Append(Event{Type: TypeDiskLow, Severity: SeverityAlarm, Condition: "disk.low"})
+	if n, err := l.Prune(clk.Now()); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	var keys [][]byte
+	l.db.View(func(tx *bolt.Tx) error { return json.Unmarshal(tx.Bucket(bucketOpen).Get([]byte("disk.low")), &keys) })
+	if len(keys) != 1 {
+		t.Fatalf("open alarms of disk.low after prune: %d, want the fresh one", len(keys))
+	}
+	res, _ := l.Append(Event{Type: TypeAlarmResolved, Resolves: []string{"disk.low"}})
+	if e, _ := l.Get(fresh.ID); e.ResolvedBy != res.ID {
+		t.Errorf("fresh alarm not resolved: %+v", e)
 	}
 }
