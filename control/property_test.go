@@ -135,11 +135,7 @@ func (s *sim) inputs(name string) Inputs {
 		Config: Config{Self: x.rec, FailoverAfter: simDetect * simTick, FailbackAfter: simFailback,
 			HandoffTimeout: simHandoff, AdoptionReport: 2 * time.Second, ServerUpHoldDown: 3 * time.Second}}
 	for _, n := range s.names {
-		state := MemberDead
-		if v.alive[n] {
-			state = MemberAlive
-		}
-		in.Members = append(in.Members, Member{Name: n, State: state})
+		in.Members = append(in.Members, Member{Name: n, Up: v.alive[n]})
 		if n != name {
 			in.Records[n] = v.recs[n]
 		}

@@ -5,8 +5,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/failover"
 )
+
+// homeOf is the home server of a camera id "home/name".
+var homeOf = camera.HomeOf
 
 // Step runs one round of the control loop: from the previous state and
 // what this server sees now, the next state and what to do. It is pure:
@@ -54,7 +58,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 
 	st.Alive = map[string]bool{self: true}
 	for _, m := range in.Members {
-		if m.State == MemberAlive || m.State == MemberSuspect {
+		if m.Up {
 			st.Alive[m.Name] = true
 		}
 	}
@@ -262,14 +266,4 @@ func (s State) Stable(now time.Time, failbackAfter time.Duration) bool {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
-}
-
-// homeOf is the home server of a camera id "home/name".
-func homeOf(id string) string {
-	for i := 0; i < len(id); i++ {
-		if id[i] == '/' {
-			return id[:i]
-		}
-	}
-	return ""
 }

@@ -74,11 +74,7 @@ func (w *world) inputs(name string) Inputs {
 			HandoffTimeout: 5 * time.Second, AdoptionReport: 3 * time.Second, ServerUpHoldDown: 4 * time.Second},
 		DeclaredDeadAt: w.refuted[name]}
 	for _, n := range w.order {
-		state := MemberAlive
-		if w.dead[n] && n != name {
-			state = MemberDead
-		}
-		in.Members = append(in.Members, Member{Name: n, State: state})
+		in.Members = append(in.Members, Member{Name: n, Up: !w.dead[n] || n == name})
 		if n != name {
 			r := w.pub[n]
 			r.Version = w.version[n]

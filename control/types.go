@@ -6,16 +6,9 @@ import (
 	"github.com/buddyrec/buddyrec/failover"
 )
 
-// Member states as the membership layer reports them. A suspect member is
-// still alive: only a dead (or left) one loses its cameras.
-const (
-	MemberAlive   = "alive"
-	MemberSuspect = "suspect"
-	MemberDead    = "dead"
-	MemberLeft    = "left"
-)
-
-// Pipeline states as the recorder reports them.
+// Pipeline states, with the values recorder.State uses (control cannot
+// import recorder: it pulls in gortsplib and the network; node/ checks the
+// two agree).
 const (
 	PipelineConnecting = "connecting"
 	PipelineRecording  = "recording"
@@ -125,8 +118,10 @@ func (c Config) holdDown() time.Duration {
 
 // Member is one server in the membership view.
 type Member struct {
-	Name  string
-	State string // MemberAlive, MemberSuspect, MemberDead or MemberLeft
+	Name string
+	// Up is the membership verdict (buddy.State.Up: alive or suspect). A
+	// member that is not up has lost its cameras to its buddies.
+	Up bool
 	// Since is when this server saw the state begin; zero when unknown.
 	Since time.Time
 }

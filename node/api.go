@@ -2,12 +2,17 @@ package node
 
 import (
 	"encoding/json"
-	"github.com/buddyrec/buddyrec/api"
-	"github.com/buddyrec/buddyrec/export"
-	"github.com/buddyrec/buddyrec/web"
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camera"
+	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/relay"
+	"github.com/buddyrec/buddyrec/view"
+	"github.com/buddyrec/buddyrec/web"
 )
 
 // Handler serves the JSON API under /api/v1/.
@@ -32,6 +37,13 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
+	mux.Handle(relay.Route, relay.Handler(n.rec, n.isRecording, n.log.With("part", "relay")))
+	if n.view != nil {
+		vh := n.view.Handler()
+		mux.Handle(view.RoutePage, vh)
+		mux.Handle(view.RouteSocket, vh)
+		mux.Handle(view.RouteAssets, vh)
+	}
 	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, Client: n.peerClient, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -55,9 +67,9 @@ func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
 func (n *Node) Cameras() api.Cameras {
 	self := n.cfg.Name
 	n.mu.Lock()
-	view := n.view
+	cv := n.seen
 	n.mu.Unlock()
-	records := view.records
+	records := cv.records
 	critical := map[string]bool{}
 	for home, r := range records {
 		for _, c := range r.Cameras {
@@ -67,7 +79,7 @@ func (n *Node) Cameras() api.Cameras {
 	cams := []api.CameraInfo{}
 	for _, s := range n.rec.Status() {
 		ci := api.CameraInfo{
-			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Error: s.Error,
+			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Reason: string(s.Reason), Error: s.Error,
 			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
 			Reconnects: s.Reconnects,
@@ -83,7 +95,7 @@ func (n *Node) Cameras() api.Cameras {
 		if home == self {
 			continue
 		}
-		for _, a := range view.ctl.AspectsHeld(self, home) {
+		for _, a := range cv.ctl.AspectsHeld(self, home) {
 			aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
 		}
 	}
@@ -93,7 +105,7 @@ func (n *Node) Cameras() api.Cameras {
 func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	cam := q.Get("camera")
-	if cam == "" || homeOf(cam) == "" {
+	if _, err := camera.Parse(cam); err != nil {
 		writeError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
 		return
 	}
@@ -121,24 +133,24 @@ func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {
 // ClusterView is the site as this server sees it, sorted by name.
 func (n *Node) ClusterView() []api.ServerInfo {
 	n.mu.Lock()
-	view := n.view
+	cv := n.seen
 	n.mu.Unlock()
-	st := view.ctl
+	st := cv.ctl
 	self := n.cfg.Name
-	states := map[string]string{self: "alive"}
+	states := map[string]buddy.State{self: buddy.StateAlive}
 	addrs := map[string]string{}
-	for _, m := range view.members {
+	for _, m := range cv.members {
 		if m.Name != self {
 			states[m.Name] = m.State
 		}
 		addrs[m.Name] = m.Addr
 	}
 	var out []api.ServerInfo
-	for _, name := range sortedKeys(view.records) {
-		rec := view.records[name]
+	for _, name := range sortedKeys(cv.records) {
+		rec := cv.records[name]
 		state := states[name]
 		if state == "" {
-			state = "dead"
+			state = buddy.StateDead
 		}
 		addr := addrs[name]
 		if addr == "" {
@@ -147,7 +159,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
 			Cameras: len(st.Plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
 			Stable: st.Records[name].Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
-		if state != "alive" && state != "suspect" {
+		if !state.Up() {
 			si.Cameras = 0
 		}
 		if name == self {
@@ -183,9 +195,9 @@ func (n *Node) peers() []export.Peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []export.Peer
-	for _, name := range sortedKeys(n.view.records) {
-		if name != n.cfg.Name && n.view.ctl.Alive[name] && n.view.records[name].HTTP != "" {
-			out = append(out, export.Peer{Name: name, HTTP: n.peerScheme() + "://" + n.view.records[name].HTTP})
+	for _, name := range sortedKeys(n.seen.records) {
+		if name != n.cfg.Name && n.seen.ctl.Alive[name] && n.seen.records[name].HTTP != "" {
+			out = append(out, export.Peer{Name: name, HTTP: n.peerScheme() + "://" + n.seen.records[name].HTTP})
 		}
 	}
 	return out

@@ -9,7 +9,6 @@ import (
 	"net"
 	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
@@ -17,7 +16,6 @@ import (
 	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/recorder"
-	"github.com/buddyrec/buddyrec/storage"
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
@@ -151,7 +149,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		n.members = view.Members
 		in.DeclaredDeadAt = n.cluster.DeclaredDeadAt()
 		for _, m := range view.Members {
-			in.Members = append(in.Members, control.Member{Name: m.Name, State: m.State, Since: m.Since})
+			in.Members = append(in.Members, control.Member{Name: m.Name, Up: m.State.Up(), Since: m.Since})
 		}
 		for name, rec := range view.Records {
 			if name == self || len(rec.Body) == 0 {
@@ -176,10 +174,10 @@ func (n *Node) gather(now time.Time) control.Inputs {
 
 // failureOf classifies a pipeline's failure for the alarm it raises.
 func failureOf(s recorder.Status) control.Failure {
-	switch {
-	case strings.Contains(s.Error, "authentication failed"):
+	switch s.Reason {
+	case recorder.ReasonAuth:
 		return control.FailureAuth
-	case strings.Contains(s.Error, "stalled") || strings.Contains(s.Error, "timeout"):
+	case recorder.ReasonStall:
 		return control.FailureStalled
 	}
 	return control.FailureOther
@@ -203,7 +201,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 	records := n.gathered
 	records[n.cfg.Name] = body
 	n.mu.Lock()
-	n.view = controlView{ctl: st, members: n.members, records: records}
+	n.seen = controlView{ctl: st, members: n.members, records: records}
 	n.mu.Unlock()
 	if act.Settling {
 		return
@@ -227,8 +225,8 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 		case control.TypeFailbackCompleted:
 			n.metrics.Failback(n.cfg.Name)
 		}
-		n.appendEvent(events.Event{Type: e.Type, Severity: e.Severity, Cameras: e.Cameras, Text: e.Text,
-			Condition: e.Condition, Resolves: e.Resolves})
+		n.appendEvent(events.Event{Server: n.cfg.Name, Type: events.Type(e.Type), Severity: events.Severity(e.Severity),
+			Cameras: e.Cameras, Text: e.Text, Condition: e.Condition, Resolves: e.Resolves})
 	}
 	for _, nt := range act.Notices {
 		n.notify(n.notice(nt))
@@ -370,20 +368,6 @@ func (n *Node) gossipAddr() string {
 	return n.cluster.Addr()
 }
 
-// event records to the event log; it never blocks recording (the log is a
-// local bbolt write) and never fails the caller.
-func (n *Node) event(typ, severity string, cameras []string, text string) {
-	n.appendEvent(events.Event{Type: typ, Severity: severity, Cameras: cameras, Text: text})
-}
-
-func (n *Node) appendEvent(e events.Event) {
-	e.Server = n.cfg.Name
-	if _, err := n.events.Append(e); err != nil {
-		n.log.Error("append event", "type", e.Type, "err", err)
-	}
-	n.log.Info("event", "type", e.Type, "severity", e.Severity, "text", e.Text)
-}
-
 // notify queues a PSIM notice in the durable outbox; delivery happens on
 // the outbox's own goroutines.
 func (n *Node) notify(nt webhook.Notice) {
@@ -394,26 +378,6 @@ func (n *Node) notify(nt webhook.Notice) {
 	if err := n.outbox.Enqueue(nt); err != nil {
 		n.log.Error("queue PSIM notice", "type", nt.Type, "err", err)
 	}
-}
-
-func (n *Node) storageAlarm(a storage.Alarm) {
-	typ := "storage." + a.Kind
-	switch a.Kind {
-	case "disk_full":
-		typ = "disk.full"
-	case "disk_low":
-		typ = "disk.low"
-	}
-	var cams []string
-	cond := typ
-	if a.Camera != "" {
-		cams = []string{a.Camera}
-		cond += "/" + a.Camera
-	}
-	// The condition lets an alarm.resolved event clear it once storage
-	// reports the condition gone.
-	n.appendEvent(events.Event{Type: typ, Severity: "alarm", Cameras: cams, Condition: cond,
-		Text: fmt.Sprintf("storage: %s %s", a.Kind, a.Err)})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/control"
+	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/recorder"
 )
 
 func newTestNode(t *testing.T) *Node {
@@ -34,22 +36,19 @@ func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 	for range 20 {
 		n.keyMismatch("no installed keys could decrypt the message")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	count := func() int {
 		evs, _ := n.Events(50)
 		count := 0
 		for _, e := range evs {
-			if e.Type == "gossip.key_mismatch" {
+			if e.Type == events.TypeGossipKeyMismatch {
 				count++
 			}
 		}
-		if count == 1 {
-			break
-		}
-		if count > 1 || time.Now().After(deadline) {
-			t.Fatalf("%d gossip.key_mismatch alarms for 20 bad packets, want 1", count)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return count
+	}
+	waitFor(t, 5*time.Second, "the gossip.key_mismatch alarm", func() bool { return count() > 0 })
+	if c := count(); c != 1 {
+		t.Fatalf("%d gossip.key_mismatch alarms for 20 bad packets, want 1", c)
 	}
 }
 
@@ -140,5 +139,48 @@ func TestNoticeOfRules(t *testing.T) {
 		Aspects: []control.Aspect{{Kind: "io", Name: "door"}}})
 	if f.Address == nil || f.Cameras[0].LiveURL != "rtsp://127.0.0.1:8554/rec-b/x" || f.FailedServer != "rec-b" || len(f.Aspects) != 1 {
 		t.Errorf("takeover notice %+v", f)
+	}
+}
+
+// TestControlVocabulary: control/ cannot import events or recorder (they
+// do I/O), so it names the event types, severities and pipeline states it
+// uses itself; they must be the ones the event log, the page and the
+// recorder use.
+func TestControlVocabulary(t *testing.T) {
+	for _, p := range []struct {
+		rules string
+		vocab events.Type
+	}{
+		{control.TypeServerDown, events.TypeServerDown},
+		{control.TypeServerUp, events.TypeServerUp},
+		{control.TypeFailoverStarted, events.TypeFailoverStarted},
+		{control.TypeFailoverCompleted, events.TypeFailoverCompleted},
+		{control.TypeFailoverReleased, events.TypeFailoverReleased},
+		{control.TypeFailbackCompleted, events.TypeFailbackCompleted},
+		{control.TypeCapacityExceeded, events.TypeCapacityExceeded},
+		{control.TypeCapacityRestored, events.TypeCapacityRestored},
+		{control.TypeCameraOffline, events.TypeCameraOffline},
+		{control.TypeCameraOnline, events.TypeCameraOnline},
+		{control.TypeCameraAuthFailed, events.TypeCameraAuthFailed},
+		{control.TypeRecordingStalled, events.TypeRecordingStalled},
+		{control.TypeConfigMismatch, events.TypeConfigMismatch},
+		{control.TypeNoCredentials, events.TypeFailoverNoCredentials},
+		{control.TypeAlarmResolved, events.TypeAlarmResolved},
+	} {
+		if events.Type(p.rules) != p.vocab {
+			t.Errorf("control type %q, events type %q", p.rules, p.vocab)
+		}
+	}
+	for _, p := range [][2]string{
+		{control.SeverityInfo, string(events.SeverityInfo)},
+		{control.SeverityWarning, string(events.SeverityWarning)},
+		{control.SeverityAlarm, string(events.SeverityAlarm)},
+		{control.PipelineConnecting, recorder.StateConnecting},
+		{control.PipelineRecording, recorder.StateRecording},
+		{control.PipelineOffline, recorder.StateOffline},
+	} {
+		if p[0] != p[1] {
+			t.Errorf("control says %q, the vocabulary %q", p[0], p[1])
+		}
 	}
 }

@@ -29,7 +29,9 @@ import (
 	"github.com/buddyrec/buddyrec/live"
 	"github.com/buddyrec/buddyrec/metrics"
 	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/storage"
+	"github.com/buddyrec/buddyrec/view"
 	"github.com/buddyrec/buddyrec/web"
 	"github.com/buddyrec/buddyrec/webhook"
 )
@@ -55,6 +57,8 @@ type Node struct {
 	outbox  *webhook.Outbox
 	cluster *buddy.Cluster // nil when standalone
 	live    *live.Server   // nil without [listen] rtsp
+	site    *relay.Site    // every camera of the site, relayed when recorded elsewhere
+	view    *view.Server   // the browser view
 
 	auth    *web.Auth
 	metrics *metrics.Metrics
@@ -84,7 +88,7 @@ type Node struct {
 	gathered map[string]recordBody     // records as last gathered
 
 	mu   sync.Mutex
-	view controlView // written by the control loop; read by the API under mu
+	seen controlView // written by the control loop; read by the API under mu
 
 	// Lifecycle: Run sets runCancel and runDone; Close ends Run.
 	runMu     sync.Mutex
@@ -131,7 +135,7 @@ func New(o Options) (*Node, error) {
 		MinFreeFraction: c.Storage.MinFreeFraction,
 		MinFreeBytes:    c.Storage.MinFreeBytes,
 		Logger:          log.With("part", "storage"),
-		OnAlarm:         n.storageAlarm,
+		OnAlarm:         n.onStorageAlarm,
 		ObservePartWrite: func(d time.Duration) {
 			if m := n.metrics; m != nil {
 				m.ObserveSegmentWrite(d)
@@ -150,8 +154,8 @@ func New(o Options) (*Node, error) {
 		Targets: targets,
 		Client:  webhook.Client(roots),
 		Logger:  log.With("part", "webhook"),
-		OnAlarm: func(kind, target, text string) {
-			n.event("webhook."+kind, "alarm", nil, fmt.Sprintf("PSIM target %s: %s", target, text))
+		OnAlarm: func(kind events.Type, target, text string) {
+			n.appendEvent(webhookEvent(n.cfg.Name, kind, target, text))
 		},
 	})
 	if err != nil {
@@ -243,14 +247,16 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
+	n.startViews()
 	if c.Listen.RTSP != "" {
 		n.live, err = live.Start(ctx, live.Options{
-			Listen:     c.Listen.RTSP,
-			Source:     n.rec,
-			Cameras:    n.recordingIDs,
-			MaxViewers: c.Capacity.Viewers,
-			Authorize:  n.liveAuthorize(),
-			Logger:     n.log.With("part", "live"),
+			Listen:       c.Listen.RTSP,
+			Source:       n.site,
+			Cameras:      n.siteCameras,
+			MaxViewers:   c.Capacity.Viewers,
+			OtherViewers: n.view.Viewers,
+			Authorize:    n.liveAuthorize(),
+			Logger:       n.log.With("part", "live"),
 		})
 		if err != nil {
 			if n.cluster != nil {
@@ -285,7 +291,7 @@ func (n *Node) Run(ctx context.Context) error {
 	go n.outbox.Run(ctx)
 
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
-	n.event("server.up", "info", nil, fmt.Sprintf("server %s started", c.Name))
+	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name)})
 
 	n.controlLoop(ctx)
 
@@ -296,6 +302,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.live != nil {
 		n.live.Close()
 	}
+	n.closeViews()
 	n.rec.Close()
 	if n.cluster != nil {
 		n.cluster.Close()
@@ -351,14 +358,20 @@ func (n *Node) HTTPAddr() string {
 func (n *Node) recordingIDs() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return sortedKeys(n.view.ctl.Recording)
+	return sortedKeys(n.seen.ctl.Recording)
 }
 
+// viewers counts live RTSP and browser viewers: they share [capacity]
+// viewers.
 func (n *Node) viewers() int {
-	if n.live == nil {
-		return 0
+	v := 0
+	if n.live != nil {
+		v += n.live.Viewers()
 	}
-	return n.live.Viewers()
+	if n.view != nil {
+		v += n.view.Viewers()
+	}
+	return v
 }
 
 // liveAuthorize checks RTSP viewers against users_file; without users the
@@ -378,5 +391,6 @@ func (n *Node) keyMismatch(detail string) {
 	if now-last < int64(time.Minute) || !n.lastKeyAlarm.CompareAndSwap(last, now) {
 		return
 	}
-	go n.event("gossip.key_mismatch", "alarm", nil, "a peer speaks gossip this server cannot read: check that key_file (and insecure) are the same on every server")
+	go n.appendEvent(events.Event{Server: n.cfg.Name, Type: events.TypeGossipKeyMismatch, Severity: events.SeverityAlarm,
+		Text: "a peer speaks gossip this server cannot read: check that key_file (and insecure) are the same on every server"})
 }
