@@ -68,6 +68,16 @@ const (
 	// TypeWebhookGaveUp: a notice could not be delivered within the
 	// outbox's give-up age and was dropped for that target.
 	TypeWebhookGaveUp Type = "webhook.gave_up"
+	// TypeFailoverReleased: an adopted camera named in a takeover notice is
+	// no longer recorded by the adopter (displaced, moved on).
+	TypeFailoverReleased Type = "failover.released"
+	// TypeCapacityRestored: cameras a capacity.exceeded named are recorded
+	// again; it resolves that alarm.
+	TypeCapacityRestored Type = "capacity.restored"
+	// TypeAlarmResolved is the generic event that resolves an alarm whose
+	// condition has no paired type (a down server that stayed up): it
+	// carries the conditions in Resolves.
+	TypeAlarmResolved Type = "alarm.resolved"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.
@@ -80,7 +90,12 @@ var ErrNotFound = errors.New("event not found")
 // ErrClosed is returned by operations on a closed Log.
 var ErrClosed = errors.New("event log closed")
 
-var bucketEvents = []byte("events")
+var (
+	bucketEvents = []byte("events")
+	// bucketOpen maps an alarm condition to the keys of its unresolved
+	// alarms (JSON list), so resolving does not scan the log.
+	bucketOpen = []byte("open")
+)
 
 // Event is one entry of the log. ID and Time are assigned by Append when
 // empty; IDs sort in time order, so they double as paging cursors.
@@ -95,6 +110,17 @@ type Event struct {
 	Acked    bool      `json:"acked"`
 	AckedAt  time.Time `json:"acked_at,omitzero"`
 	AckedBy  string    `json:"acked_by,omitempty"`
+	// Condition, on an alarm, names the condition it reports (for example
+	// "camera/rec-a/lobby"), so that a later event can resolve it.
+	Condition string `json:"condition,omitempty"`
+	// Resolves, on any event, lists the conditions it clears: Append marks
+	// every unresolved alarm with one of them resolved by this event.
+	Resolves []string `json:"resolves,omitempty"`
+	// ResolvedAt and ResolvedBy (the resolving event's id) are set on an
+	// alarm once its condition cleared. A resolved alarm stays in the log
+	// and can still be acknowledged.
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+	ResolvedBy string    `json:"resolved_by,omitempty"`
 }
 
 // Options tune a Log. The zero value is usable.
@@ -147,7 +173,10 @@ func Open(path string, o Options) (*Log, error) {
 		return nil, fmt.Errorf("open event log %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketEvents)
+		if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketOpen)
 		return err
 	})
 	if err != nil {
@@ -230,6 +259,10 @@ func (l *Log) Append(e Event) (Event, error) {
 	e.Time = e.Time.UTC()
 	e.Text = Scrub(e.Text)
 	e.Acked, e.AckedAt, e.AckedBy = false, time.Time{}, ""
+	e.ResolvedAt, e.ResolvedBy = time.Time{}, ""
+	if e.Severity != SeverityAlarm {
+		e.Condition = ""
+	}
 	if e.Time.UnixNano() < 0 {
 		return Event{}, fmt.Errorf("append event %s: time %s before 1970", e.Type, e.Time)
 	}
@@ -258,13 +291,71 @@ func (l *Log) Append(e Event) (Event, error) {
 		if err != nil {
 			return err
 		}
-		return b.Put(key, v)
+		if err := b.Put(key, v); err != nil {
+			return err
+		}
+		open := tx.Bucket(bucketOpen)
+		for _, cond := range e.Resolves {
+			if err := resolve(b, open, cond, e); err != nil {
+				return err
+			}
+		}
+		if e.Condition != "" {
+			return addOpen(open, e.Condition, key)
+		}
+		return nil
 	})
 	if err != nil {
 		return Event{}, fmt.Errorf("append event %s: %w", e.Type, err)
 	}
 	l.publish(e)
 	return e, nil
+}
+
+// resolve marks the unresolved alarms of cond resolved by e.
+func resolve(b, open *bolt.Bucket, cond string, e Event) error {
+	raw := open.Get([]byte(cond))
+	if raw == nil {
+		return nil
+	}
+	var keys [][]byte
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return fmt.Errorf("decode open alarms of %q: %w", cond, err)
+	}
+	for _, k := range keys {
+		v := b.Get(k)
+		if v == nil {
+			continue // pruned
+		}
+		var a Event
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode event %x: %w", k, err)
+		}
+		a.ResolvedAt, a.ResolvedBy = e.Time, e.ID
+		nv, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(k, nv); err != nil {
+			return err
+		}
+	}
+	return open.Delete([]byte(cond))
+}
+
+func addOpen(open *bolt.Bucket, cond string, key []byte) error {
+	var keys [][]byte
+	if raw := open.Get([]byte(cond)); raw != nil {
+		if err := json.Unmarshal(raw, &keys); err != nil {
+			return fmt.Errorf("decode open alarms of %q: %w", cond, err)
+		}
+	}
+	keys = append(keys, key)
+	raw, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	return open.Put([]byte(cond), raw)
 }
 
 // Get returns the event with the given id.
@@ -397,6 +488,50 @@ func (l *Log) Prune(now time.Time) (int, error) {
 				return err
 			}
 			n++
+		}
+		if n == 0 {
+			return nil
+		}
+		// Open alarms that were pruned are no longer open.
+		open := tx.Bucket(bucketOpen)
+		var drop, keep [][]byte
+		var lists [][][]byte
+		err := open.ForEach(func(cond, raw []byte) error {
+			var keys [][]byte
+			if err := json.Unmarshal(raw, &keys); err != nil {
+				return fmt.Errorf("decode open alarms of %q: %w", cond, err)
+			}
+			live := keys[:0]
+			for _, k := range keys {
+				if bytes.Compare(k, cutoff) >= 0 {
+					live = append(live, k)
+				}
+			}
+			switch {
+			case len(live) == 0:
+				drop = append(drop, bytes.Clone(cond))
+			case len(live) < len(keys):
+				keep = append(keep, bytes.Clone(cond))
+				lists = append(lists, live)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, cond := range drop {
+			if err := open.Delete(cond); err != nil {
+				return err
+			}
+		}
+		for i, cond := range keep {
+			raw, err := json.Marshal(lists[i])
+			if err != nil {
+				return err
+			}
+			if err := open.Put(cond, raw); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

@@ -80,8 +80,9 @@ func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
 func (n *Node) Cameras() api.Cameras {
 	self := n.cfg.Name
 	n.mu.Lock()
-	records := n.state.records
+	cv := n.seen
 	n.mu.Unlock()
+	records := cv.records
 	critical := map[string]bool{}
 	for home, r := range records {
 		for _, c := range r.Cameras {
@@ -96,9 +97,7 @@ func (n *Node) Cameras() api.Cameras {
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
 			Reconnects: s.Reconnects, NextAttempt: s.NextAttempt,
 		}
-		if n.cfg.Listen.RTSP != "" {
-			ci.LiveURL = "rtsp://" + n.cfg.Listen.RTSP + "/" + s.ID
-		}
+		ci.LiveURL = n.liveURL(s.ID)
 		cams = append(cams, ci)
 	}
 	aspects := []api.AspectInfo{}
@@ -109,7 +108,7 @@ func (n *Node) Cameras() api.Cameras {
 		if home == self {
 			continue
 		}
-		for _, a := range n.aspectsHeld(home) {
+		for _, a := range cv.ctl.AspectsHeld(self, home) {
 			aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: home, HeldBy: self})
 		}
 	}
@@ -161,14 +160,14 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *expo
 func (n *Node) Unreachable() map[string][]api.Unreachable {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := &n.state
+	cv := &n.seen
 	since := map[string]time.Time{}
-	for _, m := range st.members {
+	for _, m := range cv.members {
 		since[m.Name] = m.Since
 	}
 	out := map[string][]api.Unreachable{}
-	for _, home := range sortedKeys(st.records) {
-		if home == n.cfg.Name || st.alive[home] {
+	for _, home := range sortedKeys(cv.records) {
+		if home == n.cfg.Name || cv.ctl.Alive[home] {
 			continue
 		}
 		u := api.Unreachable{Server: home, Reason: "server down"}
@@ -176,7 +175,7 @@ func (n *Node) Unreachable() map[string][]api.Unreachable {
 			t = t.UTC()
 			u.Before = &t
 		}
-		for _, c := range st.records[home].Cameras {
+		for _, c := range cv.records[home].Cameras {
 			id := home + "/" + c.Name
 			out[id] = append(out[id], u)
 		}
@@ -191,24 +190,25 @@ func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {
 // ClusterView is the site as this server sees it, sorted by name.
 func (n *Node) ClusterView() []api.ServerInfo {
 	n.mu.Lock()
-	st := n.state
+	cv := n.seen
 	n.mu.Unlock()
+	st := cv.ctl
 	self := n.cfg.Name
 	states := map[string]buddy.State{self: buddy.StateAlive}
 	addrs := map[string]string{}
-	for _, m := range st.members {
+	for _, m := range cv.members {
 		if m.Name != self {
 			states[m.Name] = m.State
 		}
 		addrs[m.Name] = m.Addr
 	}
-	unplaced := make(map[string]string, len(st.plan.Unplaced))
-	for _, u := range st.plan.Unplaced {
+	unplaced := make(map[string]string, len(st.Plan.Unplaced))
+	for _, u := range st.Plan.Unplaced {
 		unplaced[u.Camera] = u.Reason
 	}
 	var out []api.ServerInfo
-	for _, name := range sortedKeys(st.records) {
-		rec := st.records[name]
+	for _, name := range sortedKeys(cv.records) {
+		rec := cv.records[name]
 		state := states[name]
 		if state == "" {
 			state = buddy.StateDead
@@ -218,8 +218,8 @@ func (n *Node) ClusterView() []api.ServerInfo {
 			addr = rec.Gossip
 		}
 		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
-			Cameras: len(st.plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
-			Stable: rec.Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
+			Cameras: len(st.Plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
+			Stable: st.Records[name].Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
 		if !state.Up() {
 			si.Cameras = 0
 		}
@@ -228,11 +228,11 @@ func (n *Node) ClusterView() []api.ServerInfo {
 			// server's own can be current.
 			si.Load = n.currentLoad()
 		}
-		for home := range st.plan.AdoptedBy(name) {
+		for home := range st.Plan.AdoptedBy(name) {
 			si.AdoptedFrom = append(si.AdoptedFrom, home)
 		}
 		sort.Strings(si.AdoptedFrom)
-		si.Inventory = inventory(name, rec, st.plan, unplaced)
+		si.Inventory = inventory(name, rec, st.Plan, unplaced)
 		out = append(out, si)
 	}
 	return out
@@ -269,9 +269,9 @@ func (n *Node) peers() []export.Peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []export.Peer
-	for _, name := range sortedKeys(n.state.records) {
-		if name != n.cfg.Name && n.state.alive[name] && n.state.records[name].HTTP != "" {
-			out = append(out, export.Peer{Name: name, HTTP: n.peerScheme() + "://" + n.state.records[name].HTTP})
+	for _, name := range sortedKeys(n.seen.records) {
+		if name != n.cfg.Name && n.seen.ctl.Alive[name] && n.seen.records[name].HTTP != "" {
+			out = append(out, export.Peer{Name: name, HTTP: n.peerScheme() + "://" + n.seen.records[name].HTTP})
 		}
 	}
 	return out

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/buddyrec/buddyrec/events"
 )
 
 // cpuSampler turns the process's cumulative CPU time into a recent fraction
@@ -80,8 +78,4 @@ func diskUsage(dir string) (used, total uint64) {
 	total = s.Blocks * uint64(s.Bsize)
 	free := s.Bavail * uint64(s.Bsize)
 	return total - free, total
-}
-
-func eventOf(server, typ, severity string, cameras []string, text string) events.Event {
-	return events.Event{Type: events.Type(typ), Severity: events.Severity(severity), Server: server, Cameras: cameras, Text: text}
 }

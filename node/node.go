@@ -24,6 +24,7 @@ import (
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/internal/connlimit"
 	"github.com/buddyrec/buddyrec/internal/httpserver"
@@ -81,27 +82,32 @@ type Node struct {
 	fds  *connlimit.Budget
 	lock *dataDirLock
 
-	onReady         func(status string)
-	reconcileEvery  time.Duration
-	healthySince    time.Time // control loop only
-	lastRound       time.Time // control loop only
-	settleUntil     time.Time // control loop only
-	lastMeta        buddy.Meta
-	missing         string    // adopted cameras lacking credentials (control loop only)
-	missingSince    time.Time // since when that set has lacked them
-	missingReported bool
-	lastKeyAlarm    atomic.Int64 // unix nanos of the last gossip key alarm
-	cpu             cpuSampler
-	lastLoad        api.Load   // load as last published in the record
-	lastLoadAt      time.Time  // when lastLoad was measured
-	usage           usageCache // storage figures for the API and page
+	onReady        func(status string)
+	reconcileEvery time.Duration
+	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
+	cpu            cpuSampler
+	usage          usageCache // storage figures for the API and page
+
+	// Owned by the control loop.
+	ctl        control.State // the rules' memory between rounds
+	lastMeta   buddy.Meta
+	lastLoad   api.Load  // load as last published in the record
+	lastLoadAt time.Time // when lastLoad was measured
 	// decoded holds peers' records as last decoded, by server: a record
 	// is decoded again only when its version changes, not every round.
-	decoded map[string]decodedRecord
+	decoded  map[string]decodedRecord
+	secrets  map[string]decodedSecrets // buddies' secrets as last decoded, by home
+	members  []buddy.Member            // membership as last gathered
+	gathered map[string]recordBody     // records as last gathered
 
-	mu             sync.Mutex
-	state          controlState // owned by the control loop; read by the API under mu
-	configFindings string       // last config.mismatch reported
+	mu   sync.Mutex
+	seen controlView // written by the control loop; read by the API under mu
+
+	// Lifecycle: Run sets runCancel and runDone; Close ends Run.
+	runMu     sync.Mutex
+	runCancel context.CancelFunc
+	runDone   chan struct{}
+	closed    bool
 }
 
 // New opens the node's storage, event log and outbox and binds its HTTP
@@ -222,10 +228,24 @@ func (s storeSink) Begin(st storage.Stream) (recorder.SampleWriter, error) {
 
 // Run serves until ctx ends, then stops gracefully: pipelines stop, open
 // segments are closed and indexed, the node leaves the cluster.
+//
+// Run may be called once; after Close it returns ErrClosed.
 func (n *Node) Run(ctx context.Context) error {
 	c := n.cfg
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	n.runMu.Lock()
+	switch {
+	case n.closed:
+		n.runMu.Unlock()
+		return ErrClosed
+	case n.runDone != nil:
+		n.runMu.Unlock()
+		return errors.New("node: Run called twice")
+	}
+	n.runCancel, n.runDone = cancel, make(chan struct{})
+	n.runMu.Unlock()
+	defer close(n.runDone)
 
 	var err error
 	if c.Listen.Gossip != "" {
@@ -302,7 +322,7 @@ func (n *Node) Run(ctx context.Context) error {
 	go n.outbox.Run(ctx)
 
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
-	n.event("server.up", "info", nil, fmt.Sprintf("server %s started", c.Name))
+	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name)})
 
 	if n.onReady != nil {
 		go n.awaitReady(ctx, n.onReady)
@@ -328,6 +348,31 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("node closed")
+
+// Close stops the node: when Run is running it ends it and waits until the
+// stop is complete (pipelines stopped, segments closed, cluster left);
+// when Run never ran it releases what New opened. Close is idempotent.
+func (n *Node) Close() error {
+	n.runMu.Lock()
+	if n.closed {
+		n.runMu.Unlock()
+		return nil
+	}
+	n.closed = true
+	cancel, done := n.runCancel, n.runDone
+	n.runMu.Unlock()
+	if done == nil {
+		n.httpLn.Close()
+		n.closeStores()
+		return nil
+	}
+	cancel()
+	<-done
+	return nil
+}
+
 func (n *Node) closeStores() {
 	n.outbox.Close()
 	n.store.Close()
@@ -341,6 +386,14 @@ func (n *Node) HTTPAddr() string {
 		return ""
 	}
 	return n.httpLn.Addr().String()
+}
+
+// recordingIDs lists the cameras with a pipeline here: what the live
+// re-stream may serve.
+func (n *Node) recordingIDs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return sortedKeys(n.seen.ctl.Recording)
 }
 
 // viewers counts live RTSP and browser viewers: they share [capacity]

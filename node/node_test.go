@@ -63,14 +63,25 @@ func startNodeAt(t *testing.T, name, addr, body string) (*Node, func()) {
 			return
 		}
 		stopped = true
-		cancel()
+		defer cancel()
+		closed := make(chan error, 1)
+		go func() { closed <- n.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("node did not stop within 20s")
+		}
+		// Close waits for Run: it has returned by now.
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("node did not stop within 20s")
+		default:
+			t.Error("Close returned before Run did")
 		}
 	}
 	t.Cleanup(stop)

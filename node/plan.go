@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/failover"
 )
 
@@ -44,8 +45,8 @@ func (n *Node) servePlan(w http.ResponseWriter, r *http.Request) {
 // real failure does, not an estimate.
 func (n *Node) PlanIf(fail []string) (api.PlanPreview, error) {
 	n.mu.Lock()
-	records, alive := n.state.records, n.state.alive
-	planned := n.state.plan.Owner != nil
+	records, alive := n.seen.ctl.Records, n.seen.ctl.Alive
+	planned := n.seen.ctl.Plan.Owner != nil
 	n.mu.Unlock()
 	if !planned || len(records) == 0 {
 		return api.PlanPreview{}, errNoView
@@ -57,11 +58,11 @@ func (n *Node) PlanIf(fail []string) (api.PlanPreview, error) {
 		}
 		failed[name] = true
 	}
-	var in failover.Input
-	for _, name := range sortedKeys(records) {
-		in.Servers = append(in.Servers, records[name].plannerServer(alive[name] && !failed[name]))
+	up := make(map[string]bool, len(alive))
+	for name, a := range alive {
+		up[name] = a && !failed[name]
 	}
-	plan := failover.Compute(in)
+	plan := failover.Compute(control.PlanInput(records, up))
 	out := api.PlanPreview{Fail: sortedKeys(failed), Cameras: []api.PlannedCamera{}, Unplaced: []string{}}
 	for _, id := range sortedKeys(plan.Owner) {
 		out.Cameras = append(out.Cameras, api.PlannedCamera{ID: id, Server: plan.Owner[id]})
@@ -78,7 +79,7 @@ func (n *Node) PlanIf(fail []string) (api.PlanPreview, error) {
 // own: where its cameras would go. The status page shows it per server.
 func (n *Node) IfFails() []api.IfFails {
 	n.mu.Lock()
-	records, alive := n.state.records, n.state.alive
+	records, alive := n.seen.ctl.Records, n.seen.ctl.Alive
 	n.mu.Unlock()
 	var out []api.IfFails
 	for _, name := range sortedKeys(records) {

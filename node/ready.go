@@ -28,8 +28,8 @@ func (n *Node) awaitReady(ctx context.Context, ready func(status string)) {
 		case <-tick.C:
 		}
 		n.mu.Lock()
-		hasPlan := n.state.plan.Owner != nil
-		assigned := sortedKeys(n.state.assigned)
+		hasPlan := n.seen.ctl.Plan.Owner != nil
+		assigned := sortedKeys(n.seen.ctl.Assigned)
 		n.mu.Unlock()
 		if !hasPlan {
 			continue

@@ -72,6 +72,7 @@ type eventRow struct {
 	Class                                           string
 	NeedsAck                                        bool
 	AckedBy, AckedAt                                string
+	ResolvedAt                                      string // the alarm's condition cleared then
 }
 
 type recorderRef struct {
@@ -554,12 +555,21 @@ func eventRowOf(e events.Event) eventRow {
 		Server: e.Server, Cameras: strings.Join(e.Cameras, ", "), Text: events.Scrub(e.Text),
 		Class: "sev-" + string(e.Severity),
 	}
+	if !e.ResolvedAt.IsZero() {
+		row.ResolvedAt = e.ResolvedAt.Local().Format("Jan 2 15:04:05")
+	}
 	if e.Acked {
 		row.AckedBy = e.AckedBy
 		row.AckedAt = e.AckedAt.Local().Format("Jan 2 15:04:05")
 	} else if e.Severity == events.SeverityAlarm {
+		// A resolved alarm still waits for an acknowledgement, but is no
+		// longer shown as a live condition.
 		row.NeedsAck = true
-		row.Class += " unacked"
+		if row.ResolvedAt != "" {
+			row.Class += " unacked resolved"
+		} else {
+			row.Class += " unacked"
+		}
 	}
 	return row
 }

@@ -490,3 +490,22 @@ func TestPeerAlarmsShownAndAckedWhereTheyLive(t *testing.T) {
 		t.Errorf("acknowledged peer alarm still highlighted: %s", row)
 	}
 }
+
+// TestResolvedAlarmRow: an alarm whose condition cleared says so and loses
+// the live-alarm highlight, but can still be acknowledged.
+func TestResolvedAlarmRow(t *testing.T) {
+	e := events.Event{ID: "000000000000000000000009", Time: testNow.Add(-time.Hour), Type: events.TypeCameraOffline,
+		Severity: events.SeverityAlarm, Condition: "camera/rec-a/x", ResolvedAt: testNow.Add(-time.Minute), ResolvedBy: "00000000000000000000000a"}
+	row := eventRowOf(e)
+	if !row.NeedsAck || !strings.Contains(row.Class, "resolved") || row.ResolvedAt == "" {
+		t.Fatalf("resolved alarm row %+v, want acknowledgeable and marked resolved", row)
+	}
+	var buf strings.Builder
+	if err := pageTmpl.Execute(&buf, &pageData{Events: []eventRow{row}}); err != nil {
+		t.Fatal(err)
+	}
+	html := rowOf(t, buf.String(), "data-event", e.ID)
+	if !strings.Contains(html, "resolved "+row.ResolvedAt) || !strings.Contains(html, `action="/ack"`) {
+		t.Errorf("resolved alarm rendered as %s", html)
+	}
+}
