@@ -212,6 +212,8 @@ func New(o Options) (*Node, error) {
 		Sink:   storeSink{n.store},
 		Logger: log.With("part", "recorder"),
 	})
+	// The views exist from New on: the API reads them before Run starts.
+	n.startViews()
 	return n, nil
 }
 
@@ -276,7 +278,6 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
-	n.startViews()
 	if c.Listen.RTSP != "" {
 		n.live, err = live.Start(ctx, live.Options{
 			Listen:       c.Listen.RTSP,
@@ -365,6 +366,7 @@ func (n *Node) Close() error {
 	n.runMu.Unlock()
 	if done == nil {
 		n.httpLn.Close()
+		n.closeViews()
 		n.closeStores()
 		return nil
 	}

@@ -74,14 +74,14 @@ func startNodeAt(t *testing.T, name, addr, body string) (*Node, func()) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("node did not stop within 20s")
 		}
-		// Close waits for Run: it has returned by now.
+		// Close waits for Run's work; Run itself returns right after.
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		default:
-			t.Error("Close returned before Run did")
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after Close")
 		}
 	}
 	t.Cleanup(stop)

@@ -13,8 +13,8 @@ import (
 // site. This file gathers what they need from the node's state (who records
 // which camera, what a camera is) and nothing else decides here.
 
-// startViews makes the site-wide live source and the browser view; Run
-// calls it before the HTTP server and the live RTSP server start.
+// startViews makes the site-wide live source and the browser view; New
+// calls it, so the API can count viewers before Run starts.
 func (n *Node) startViews() {
 	n.site = relay.NewSite(relay.Options{
 		Local:  n.rec,
