@@ -23,6 +23,9 @@ func recordAt(t *testing.T, st *Store, c *clip, camera string, start time.Time) 
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRetentionByAge(t *testing.T) {
