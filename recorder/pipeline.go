@@ -496,6 +496,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			}
 		}
 	}()
+	writeFailing := false // log one line per failure streak, not per frame
 	handle := func(it item) bool {
 		if it.stream != nil {
 			if w != nil {
@@ -515,9 +516,17 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			return true
 		}
 		if err := w.Write(it.sample); err != nil {
-			s.cancel(fmt.Errorf("storage: write: %w", err))
-			return false
+			// A write error (a full disk, an I/O error) is storage's to
+			// handle: it alarms, frees space and starts a new file at the
+			// next keyframe. Ending the session would only add an offline
+			// alarm and a reconnect backoff to the footage lost.
+			if !writeFailing {
+				s.p.log.Warn("storage write failed, recording goes on at the next keyframe", "err", err)
+			}
+			writeFailing = true
+			return true
 		}
+		writeFailing = false
 		if it.sample.Track == 0 && it.sample.Sync {
 			s.p.lastKeyframe.Store(time.Now().UnixNano())
 			s.p.mu.Lock()

@@ -469,4 +469,3 @@ func (w *Writer) Close() error {
 	w.closed = true
 	return w.closeSegment()
 }
-
