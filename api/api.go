@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/url"
 	"time"
+
+	"github.com/buddyrec/buddyrec/buddy"
 )
 
 // CameraInfo is one camera in GET /api/v1/cameras.
@@ -14,9 +16,10 @@ type CameraInfo struct {
 	ID             string    `json:"id"` // "home/name"
 	Home           string    `json:"home"`
 	RecordedBy     string    `json:"recorded_by"`
-	State          string    `json:"state"` // connecting, recording, offline
+	State          string    `json:"state"` // a recorder.State: connecting, recording, offline
 	Since          time.Time `json:"since"`
-	Error          string    `json:"error,omitempty"` // redacted: never a password
+	Reason         string    `json:"reason,omitempty"` // a recorder.Reason while offline: auth, unreachable, stall, ...
+	Error          string    `json:"error,omitempty"`  // redacted: never a password
 	Critical       bool      `json:"critical,omitempty"`
 	Codec          string    `json:"codec,omitempty"`
 	BitrateBps     float64   `json:"bitrate_bps"`
@@ -76,17 +79,17 @@ type Load struct {
 
 // ServerInfo is one server in GET /api/v1/cluster.
 type ServerInfo struct {
-	Name        string   `json:"name"`
-	State       string   `json:"state"` // alive, suspect, dead, left
-	Address     string   `json:"address,omitempty"`
-	HTTP        string   `json:"http,omitempty"`
-	RTSP        string   `json:"rtsp,omitempty"`
-	Cameras     int      `json:"cameras"` // recorded now, own + adopted
-	Capacity    Capacity `json:"capacity"`
-	AdoptedFrom []string `json:"adopted_from"`
-	Stable      bool     `json:"stable"`
-	ConfigHash  string   `json:"config_hash,omitempty"`
-	Load        Load     `json:"load"`
+	Name        string      `json:"name"`
+	State       buddy.State `json:"state"`
+	Address     string      `json:"address,omitempty"`
+	HTTP        string      `json:"http,omitempty"`
+	RTSP        string      `json:"rtsp,omitempty"`
+	Cameras     int         `json:"cameras"` // recorded now, own + adopted
+	Capacity    Capacity    `json:"capacity"`
+	AdoptedFrom []string    `json:"adopted_from"`
+	Stable      bool        `json:"stable"`
+	ConfigHash  string      `json:"config_hash,omitempty"`
+	Load        Load        `json:"load"`
 }
 
 // Cluster is the body of GET /api/v1/cluster.

@@ -15,13 +15,25 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
+// State is how this node sees a member of the site. The values are the
+// wire strings of the API ("state" of a server) and of metrics labels.
+type State string
+
 // Member states reported in View.
 const (
-	StateAlive   = "alive"
-	StateSuspect = "suspect"
-	StateDead    = "dead"
-	StateLeft    = "left"
+	// StateAlive: the member answers probes.
+	StateAlive State = "alive"
+	// StateSuspect: this node's own probe failed; the member is still
+	// counted as up until memberlist declares it dead.
+	StateSuspect State = "suspect"
+	// StateDead: the member stopped answering without saying goodbye.
+	StateDead State = "dead"
+	// StateLeft: the member announced that it leaves (a clean shutdown).
+	StateLeft State = "left"
 )
+
+// Up reports whether s counts as a running server: alive or suspect.
+func (s State) Up() bool { return s == StateAlive || s == StateSuspect }
 
 // Record is a server's replicated, versioned state. Buddy treats Body as
 // opaque; the higher Version wins everywhere.
@@ -37,8 +49,8 @@ type Record struct {
 type Member struct {
 	Name  string
 	Addr  string // gossip "ip:port"; last known when not alive
-	State string // StateAlive, StateSuspect, StateDead or StateLeft
-	Meta  Meta   // last known
+	State State
+	Meta  Meta // last known
 	// Since is when this node saw the state begin; zero when the state was
 	// only learnt from persisted or replicated data.
 	Since time.Time
@@ -56,7 +68,7 @@ type member struct {
 	addr  string
 	meta  Meta
 	raw   []byte // meta as gossiped
-	state string
+	state State
 	since time.Time
 	node  *memberlist.Node // copy, for SendReliable; nil unless alive
 }

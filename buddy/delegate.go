@@ -141,7 +141,7 @@ func (d *mlDelegate) NotifyLeave(n *memberlist.Node) {
 	state := m.state
 	_, conflict := c.conflicts[n.Name]
 	c.mu.Unlock()
-	c.log.Info("member "+state, "name", n.Name, "addr", n.Address())
+	c.log.Info("member "+string(state), "name", n.Name, "addr", n.Address())
 	c.notify()
 	if conflict {
 		kick(c.kickRejoin)

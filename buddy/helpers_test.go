@@ -8,7 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
@@ -95,22 +96,10 @@ func startNode(t testing.TB, o Options) *Cluster {
 // no memberlist Leave, unsaved state lost.
 func crash(c *Cluster) { c.Shutdown() }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		if cond() {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor is testutil.Eventually under the name this package's tests use.
+var waitFor = testutil.Eventually
 
-func memberState(c *Cluster, name string) string {
+func memberState(c *Cluster, name string) State {
 	for _, m := range c.View().Members {
 		if m.Name == name {
 			return m.State
@@ -128,7 +117,7 @@ func findMember(c *Cluster, name string) (Member, bool) {
 	return Member{}, false
 }
 
-func allState(cs []*Cluster, name, state string) func() bool {
+func allState(cs []*Cluster, name string, state State) func() bool {
 	return func() bool {
 		for _, c := range cs {
 			if memberState(c, name) != state {

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/buddyrec/buddyrec/camera"
 )
 
 // Config is one server's configuration. Field names follow the TOML keys.
@@ -105,8 +107,8 @@ type Camera struct {
 	Line        int // where the [[camera]] table starts
 }
 
-// ID is the site-wide camera id "home/name".
-func (c Camera) ID(home string) string { return home + "/" + c.Name }
+// ID is the site-wide camera id "home/name" (camera.ID in string form).
+func (c Camera) ID(home string) string { return camera.New(home, c.Name).String() }
 
 // RedactedURL is the camera URL with any password replaced by "xxxxx".
 func (c Camera) RedactedURL() string { return RedactURL(c.URL) }

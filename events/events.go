@@ -24,31 +24,54 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Severity values. Alarms are what an operator must acknowledge.
+// Severity says how much attention an event needs. The values are the
+// wire strings of the API and the status page.
+type Severity string
+
+// Severities. Alarms are what an operator must acknowledge.
 const (
-	SeverityInfo    = "info"
-	SeverityWarning = "warning"
-	SeverityAlarm   = "alarm"
+	SeverityInfo    Severity = "info"
+	SeverityWarning Severity = "warning"
+	SeverityAlarm   Severity = "alarm"
 )
 
-// Event types raised by buddyrec. The list is open: any dotted name is
-// accepted, these are the ones other packages agree on.
+// Type names what happened, as a dotted "subject.what" string; it is the
+// "type" of the event in the API and of the PSIM notice in webhooks, so
+// its values are part of the API and never change.
+type Type string
+
+// Event types raised by buddyrec. The log accepts any dotted name; these
+// are every type the product raises, in one place.
 const (
-	TypeServerDown        = "server.down"
-	TypeServerUp          = "server.up"
-	TypeFailoverStarted   = "failover.started"
-	TypeFailoverCompleted = "failover.completed"
-	TypeFailbackCompleted = "failback.completed"
-	TypeCapacityExceeded  = "capacity.exceeded"
-	TypeCameraOffline     = "camera.offline"
-	TypeCameraOnline      = "camera.online"
-	TypeCameraAuthFailed  = "camera.auth_failed"
-	TypeRecordingStalled  = "recording.stalled"
-	TypeDiskLow           = "disk.low"
-	TypeDiskFull          = "disk.full"
-	TypeStorageWriteError = "storage.write_error"
-	TypeConfigMismatch    = "config.mismatch"
-	TypeGossipKeyMismatch = "gossip.key_mismatch"
+	TypeServerDown        Type = "server.down"
+	TypeServerUp          Type = "server.up"
+	TypeFailoverStarted   Type = "failover.started"
+	TypeFailoverCompleted Type = "failover.completed"
+	TypeFailbackCompleted Type = "failback.completed"
+	// TypeFailoverNoCredentials: this server should record cameras of a
+	// failed home but never received their credentials.
+	TypeFailoverNoCredentials Type = "failover.no_credentials"
+	TypeCapacityExceeded      Type = "capacity.exceeded"
+	TypeCameraOffline         Type = "camera.offline"
+	TypeCameraOnline          Type = "camera.online"
+	TypeCameraAuthFailed      Type = "camera.auth_failed"
+	TypeRecordingStalled      Type = "recording.stalled"
+	TypeDiskLow               Type = "disk.low"
+	TypeDiskFull              Type = "disk.full"
+	TypeStorageWriteError     Type = "storage.write_error"
+	// TypeStorageRecovered: segment writes succeed again after a failure.
+	TypeStorageRecovered Type = "storage.recovered"
+	// TypeStorageRecovery: crash recovery at start repaired the index or
+	// files; an alarm only when footage was cut.
+	TypeStorageRecovery   Type = "storage.recovery"
+	TypeConfigMismatch    Type = "config.mismatch"
+	TypeGossipKeyMismatch Type = "gossip.key_mismatch"
+	// TypeWebhookDisabled: a PSIM target answered in a way that retrying
+	// cannot fix (for example 410 Gone) and is no longer sent to.
+	TypeWebhookDisabled Type = "webhook.disabled"
+	// TypeWebhookGaveUp: a notice could not be delivered within the
+	// outbox's give-up age and was dropped for that target.
+	TypeWebhookGaveUp Type = "webhook.gave_up"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.
@@ -68,8 +91,8 @@ var bucketEvents = []byte("events")
 type Event struct {
 	ID       string    `json:"id"`
 	Time     time.Time `json:"time"`
-	Type     string    `json:"type"`
-	Severity string    `json:"severity"`
+	Type     Type      `json:"type"`
+	Severity Severity  `json:"severity"`
 	Server   string    `json:"server,omitempty"`
 	Cameras  []string  `json:"cameras,omitempty"`
 	Text     string    `json:"text,omitempty"`

@@ -23,6 +23,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
@@ -111,7 +112,7 @@ func parseRange(r *http.Request) (rangeQuery, error) {
 	q := r.URL.Query()
 	var rq rangeQuery
 	rq.camera = q.Get("camera")
-	if home, name, ok := strings.Cut(rq.camera, "/"); !ok || home == "" || name == "" {
+	if _, err := camera.Parse(rq.camera); err != nil {
 		return rq, errors.New("camera: required, as home/name (e.g. rec-a/lobby)")
 	}
 	var err error

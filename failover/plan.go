@@ -3,6 +3,8 @@ package failover
 import (
 	"maps"
 	"slices"
+
+	cameraid "github.com/buddyrec/buddyrec/camera"
 )
 
 // Mode values for Server.Mode: which of a server's cameras its buddies may
@@ -101,8 +103,9 @@ type Unplaced struct {
 	Reason string `json:"reason"`
 }
 
-// CameraID returns the site-wide id of camera name on server home.
-func CameraID(home, name string) string { return home + "/" + name }
+// CameraID returns the site-wide id of camera name on server home, in the
+// string form the plan is keyed by (see camera.ID).
+func CameraID(home, name string) string { return cameraid.New(home, name).String() }
 
 // For returns the ids of the cameras server records, sorted.
 func (p Plan) For(server string) []string {

@@ -93,7 +93,7 @@ func (f *feed) run() {
 				f.fail(errors.New("camera stopped"))
 				return
 			}
-			if startable(fr) {
+			if fr.Startable() {
 				first = fr
 			}
 		case <-timeout.C:
@@ -177,24 +177,6 @@ func (f *feed) write(st *gortsplib.ServerStream, tracks []*track, smp storage.Sa
 		// errors mean the stream is closing
 		st.WritePacketRTP(t.media, p) //nolint:errcheck
 	}
-}
-
-// startable reports whether a viewer can start decoding at fr.
-func startable(fr recorder.Frame) bool {
-	if fr.Stream == nil || fr.Sample.Track < 0 || fr.Sample.Track >= len(fr.Stream.Tracks) {
-		return false
-	}
-	hasVideo := false
-	for _, t := range fr.Stream.Tracks {
-		if t.Codec != nil && t.Codec.IsVideo() {
-			hasVideo = true
-		}
-	}
-	c := fr.Stream.Tracks[fr.Sample.Track].Codec
-	if !hasVideo {
-		return true
-	}
-	return c != nil && c.IsVideo() && fr.Sample.Sync
 }
 
 func sameTracks(a, b *storage.Stream) bool {

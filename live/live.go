@@ -45,12 +45,15 @@ type Options struct {
 	Listen string
 	// Source delivers the frames of recorded cameras. Required.
 	Source Source
-	// Cameras lists the camera ids ("home/name") this server records now,
-	// its own and adopted ones; others answer 404.
+	// Cameras lists the camera ids ("home/name") the site records now
+	// (Source relays those recorded elsewhere); others answer 404.
 	Cameras func() []string
 	// MaxViewers bounds concurrent viewers over all cameras; beyond it
 	// DESCRIBE and SETUP answer 453 Not Enough Bandwidth. 0 is unlimited.
 	MaxViewers int
+	// OtherViewers counts viewers of other kinds (browser views) that share
+	// MaxViewers; nil counts none.
+	OtherViewers func() int
 	// Authorize checks a viewer's user and password; nil means open.
 	// Credentials are taken from RTSP Basic authentication: an arbitrary
 	// user/password check cannot verify a Digest response (that needs the
@@ -233,7 +236,11 @@ func basicCredentials(req *base.Request) (string, string, bool) {
 
 // full reports whether one more viewer would exceed MaxViewers.
 func (s *Server) fullLocked() bool {
-	return s.o.MaxViewers > 0 && len(s.sessions) >= s.o.MaxViewers
+	n := len(s.sessions)
+	if s.o.OtherViewers != nil {
+		n += s.o.OtherViewers()
+	}
+	return s.o.MaxViewers > 0 && n >= s.o.MaxViewers
 }
 
 var errNotEnoughBandwidth = errors.New("viewer limit reached")

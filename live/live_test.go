@@ -142,13 +142,12 @@ func TestLiveFFprobe(t *testing.T) {
 	if codec != "h264" || w != 1280 || h != 720 {
 		t.Errorf("live stream is %s %dx%d, want h264 1280x720", codec, w, h)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for r.live.Viewers() != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := r.live.Viewers(); n != 0 {
-		t.Errorf("%d viewers after ffprobe left, want 0", n)
-	}
+	testutil.EventuallyMsg(t, 5*time.Second, func() string {
+		if n := r.live.Viewers(); n != 0 {
+			return fmt.Sprintf("%d viewers after ffprobe left, want 0", n)
+		}
+		return ""
+	})
 }
 
 // rawViewer speaks RTSP over TCP by hand: DESCRIBE, SETUP (interleaved)

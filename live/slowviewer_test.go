@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/recorder"
 )
 
@@ -173,18 +175,6 @@ func (h *countHandler) count(msg string) int {
 	return h.n[msg]
 }
 
-// waitFor polls cond every 20 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // TestSlowViewerIsolated: one viewer plays and then never reads again. The
 // healthy viewer beside it receives every frame the recorder hands to live,
 // the recorder's live subscription never overflows (live never stops
@@ -216,9 +206,7 @@ func TestSlowViewerIsolated(t *testing.T) {
 	url := "rtsp://" + srv.Addr() + "/" + camID
 
 	healthy := playHealthy(t, url)
-	if !waitFor(10*time.Second, func() bool { _, n, _ := healthy.received(); return n > 0 }) {
-		t.Fatal("healthy viewer received no frame within 10 s")
-	}
+	testutil.Eventually(t, 10*time.Second, "a frame at the healthy viewer", func() bool { _, n, _ := healthy.received(); return n > 0 })
 
 	stalled := dialViewer(t, srv.Addr()) // 4 KiB receive buffer
 	if code, err := stalled.play(url); err != nil || code != 200 {
@@ -232,9 +220,12 @@ func TestSlowViewerIsolated(t *testing.T) {
 	// ViewerSendBuffer that takes about 5 s of this 2 Mbit/s clip; with the
 	// kernel's autotuned 4 MiB it took 18 s, which the 15 s bound rejects.
 	start := time.Now()
-	if !waitFor(15*time.Second, func() bool { return srv.Viewers() == 1 }) {
-		t.Fatalf("stalled viewer still holds a slot after 15 s: Viewers() = %d", srv.Viewers())
-	}
+	testutil.EventuallyMsg(t, 15*time.Second, func() string {
+		if n := srv.Viewers(); n != 1 {
+			return fmt.Sprintf("stalled viewer still holds a slot: Viewers() = %d", n)
+		}
+		return ""
+	})
 	t.Logf("stalled viewer dropped after %v", time.Since(start).Round(100*time.Millisecond))
 
 	// the server really closed the stalled connection: draining what it
@@ -252,16 +243,14 @@ func TestSlowViewerIsolated(t *testing.T) {
 	// the healthy viewer keeps up: it receives 50 more frames (2 s) beyond
 	// what had been fed when the stalled one was dropped
 	target := len(src.fed()) + 50
-	if !waitFor(10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("frame %d of the feed at the healthy viewer", target), func() bool {
 		f := src.fed()
 		if len(f) < target {
 			return false
 		}
 		_, _, seen := healthy.received()
 		return seen(f[target-1])
-	}) {
-		t.Fatalf("healthy viewer did not receive frame %d of the feed within 10 s", target)
-	}
+	})
 	select {
 	case err := <-healthy.done:
 		t.Fatalf("healthy viewer was disconnected: %v", err)

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
@@ -34,12 +36,14 @@ type Source interface {
 	Disk() (free, total uint64, err error)
 }
 
-// CameraStates are the states a camera gauge is exported for; exactly one
+// cameraStates are the states a camera gauge is exported for; exactly one
 // of them is 1 for each camera.
-var CameraStates = []string{"connecting", "recording", "offline"}
+func cameraStates() []string { return recorder.States() }
 
-// MemberStates are the gossip states counted by buddyrec_gossip_members.
-var MemberStates = []string{"alive", "suspect", "dead", "left"}
+// memberStates are the gossip states counted by buddyrec_gossip_members.
+func memberStates() []string {
+	return []string{string(buddy.StateAlive), string(buddy.StateSuspect), string(buddy.StateDead), string(buddy.StateLeft)}
+}
 
 // Options configure Metrics.
 type Options struct {
@@ -205,13 +209,13 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 		if !cam.LastKeyframe.IsZero() {
 			c.emit(ch, descKeyframe, prometheus.GaugeValue, float64(cam.LastKeyframe.UnixNano())/1e9, l...)
 		}
-		states := CameraStates
+		states := cameraStates()
 		known := false
 		for _, s := range states {
 			known = known || s == cam.State
 		}
 		if !known && cam.State != "" {
-			states = append(append([]string(nil), states...), cam.State)
+			states = append(states, cam.State)
 		}
 		for _, s := range states {
 			v := 0.0
@@ -224,11 +228,11 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	c.emit(ch, descAdopted, prometheus.GaugeValue, float64(adopted))
 
 	members := map[string]int{}
-	for _, s := range MemberStates {
+	for _, s := range memberStates() {
 		members[s] = 0
 	}
 	for _, s := range c.src.Cluster() {
-		st := s.State
+		st := string(s.State)
 		if st == "" {
 			st = "unknown"
 		}

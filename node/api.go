@@ -2,12 +2,17 @@ package node
 
 import (
 	"encoding/json"
-	"github.com/buddyrec/buddyrec/api"
-	"github.com/buddyrec/buddyrec/export"
-	"github.com/buddyrec/buddyrec/web"
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camera"
+	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/relay"
+	"github.com/buddyrec/buddyrec/view"
+	"github.com/buddyrec/buddyrec/web"
 )
 
 // Handler serves the JSON API under /api/v1/.
@@ -32,6 +37,13 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("/api/v1/events", ev)
 	mux.Handle("/api/v1/events/", ev)
 	mux.Handle("GET /metrics", n.metrics.Handler())
+	mux.Handle(relay.Route, relay.Handler(n.rec, n.isRecording, n.log.With("part", "relay")))
+	if n.view != nil {
+		vh := n.view.Handler()
+		mux.Handle(view.RoutePage, vh)
+		mux.Handle(view.RouteSocket, vh)
+		mux.Handle(view.RouteAssets, vh)
+	}
 	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, Client: n.peerClient, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -66,7 +78,7 @@ func (n *Node) Cameras() api.Cameras {
 	cams := []api.CameraInfo{}
 	for _, s := range n.rec.Status() {
 		ci := api.CameraInfo{
-			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Error: s.Error,
+			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Reason: string(s.Reason), Error: s.Error,
 			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
 			Reconnects: s.Reconnects,
@@ -94,7 +106,7 @@ func (n *Node) Cameras() api.Cameras {
 func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	cam := q.Get("camera")
-	if cam == "" || homeOf(cam) == "" {
+	if _, err := camera.Parse(cam); err != nil {
 		writeError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
 		return
 	}
@@ -125,7 +137,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 	st := n.state
 	n.mu.Unlock()
 	self := n.cfg.Name
-	states := map[string]string{self: "alive"}
+	states := map[string]buddy.State{self: buddy.StateAlive}
 	addrs := map[string]string{}
 	for _, m := range st.members {
 		if m.Name != self {
@@ -138,7 +150,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		rec := st.records[name]
 		state := states[name]
 		if state == "" {
-			state = "dead"
+			state = buddy.StateDead
 		}
 		addr := addrs[name]
 		if addr == "" {
@@ -147,7 +159,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
 			Cameras: len(st.plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
 			Stable: rec.Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
-		if state != "alive" && state != "suspect" {
+		if !state.Up() {
 			si.Cameras = 0
 		}
 		if name == self {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/events"
 )
 
 func newTestNode(t *testing.T) *Node {
@@ -59,22 +60,19 @@ func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 	for range 20 {
 		n.keyMismatch("no installed keys could decrypt the message")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	count := func() int {
 		evs, _ := n.Events(50)
 		count := 0
 		for _, e := range evs {
-			if e.Type == "gossip.key_mismatch" {
+			if e.Type == events.TypeGossipKeyMismatch {
 				count++
 			}
 		}
-		if count == 1 {
-			break
-		}
-		if count > 1 || time.Now().After(deadline) {
-			t.Fatalf("%d gossip.key_mismatch alarms for 20 bad packets, want 1", count)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return count
+	}
+	waitFor(t, 5*time.Second, "the gossip.key_mismatch alarm", func() bool { return count() > 0 })
+	if c := count(); c != 1 {
+		t.Fatalf("%d gossip.key_mismatch alarms for 20 bad packets, want 1", c)
 	}
 }
 

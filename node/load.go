@@ -67,5 +67,5 @@ func diskUsage(dir string) (used, total uint64) {
 }
 
 func eventOf(server, typ, severity string, cameras []string, text string) events.Event {
-	return events.Event{Type: typ, Severity: severity, Server: server, Cameras: cameras, Text: text}
+	return events.Event{Type: events.Type(typ), Severity: events.Severity(severity), Server: server, Cameras: cameras, Text: text}
 }

@@ -28,7 +28,9 @@ import (
 	"github.com/buddyrec/buddyrec/live"
 	"github.com/buddyrec/buddyrec/metrics"
 	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/storage"
+	"github.com/buddyrec/buddyrec/view"
 	"github.com/buddyrec/buddyrec/web"
 	"github.com/buddyrec/buddyrec/webhook"
 )
@@ -54,6 +56,8 @@ type Node struct {
 	outbox  *webhook.Outbox
 	cluster *buddy.Cluster // nil when standalone
 	live    *live.Server   // nil without [listen] rtsp
+	site    *relay.Site    // every camera of the site, relayed when recorded elsewhere
+	view    *view.Server   // the browser view
 
 	auth    *web.Auth
 	metrics *metrics.Metrics
@@ -125,7 +129,7 @@ func New(o Options) (*Node, error) {
 		MinFreeFraction: c.Storage.MinFreeFraction,
 		MinFreeBytes:    c.Storage.MinFreeBytes,
 		Logger:          log.With("part", "storage"),
-		OnAlarm:         n.storageAlarm,
+		OnAlarm:         n.onStorageAlarm,
 		ObservePartWrite: func(d time.Duration) {
 			if m := n.metrics; m != nil {
 				m.ObserveSegmentWrite(d)
@@ -144,8 +148,8 @@ func New(o Options) (*Node, error) {
 		Targets: targets,
 		Client:  webhook.Client(roots),
 		Logger:  log.With("part", "webhook"),
-		OnAlarm: func(kind, target, text string) {
-			n.event("webhook."+kind, "alarm", nil, fmt.Sprintf("PSIM target %s: %s", target, text))
+		OnAlarm: func(kind events.Type, target, text string) {
+			n.appendEvent(webhookEvent(n.cfg.Name, kind, target, text))
 		},
 	})
 	if err != nil {
@@ -223,14 +227,16 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
+	n.startViews()
 	if c.Listen.RTSP != "" {
 		n.live, err = live.Start(ctx, live.Options{
-			Listen:     c.Listen.RTSP,
-			Source:     n.rec,
-			Cameras:    n.recordingIDs,
-			MaxViewers: c.Capacity.Viewers,
-			Authorize:  n.liveAuthorize(),
-			Logger:     n.log.With("part", "live"),
+			Listen:       c.Listen.RTSP,
+			Source:       n.site,
+			Cameras:      n.siteCameras,
+			MaxViewers:   c.Capacity.Viewers,
+			OtherViewers: n.view.Viewers,
+			Authorize:    n.liveAuthorize(),
+			Logger:       n.log.With("part", "live"),
 		})
 		if err != nil {
 			if n.cluster != nil {
@@ -276,6 +282,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.live != nil {
 		n.live.Close()
 	}
+	n.closeViews()
 	n.rec.Close()
 	if n.cluster != nil {
 		n.cluster.Close()
@@ -301,19 +308,17 @@ func (n *Node) HTTPAddr() string {
 	return n.httpLn.Addr().String()
 }
 
-// recordingIDs lists the cameras with a pipeline here: what the live
-// re-stream may serve.
-func (n *Node) recordingIDs() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return sortedKeys(n.state.recording)
-}
-
+// viewers counts live RTSP and browser viewers: they share [capacity]
+// viewers.
 func (n *Node) viewers() int {
-	if n.live == nil {
-		return 0
+	v := 0
+	if n.live != nil {
+		v += n.live.Viewers()
 	}
-	return n.live.Viewers()
+	if n.view != nil {
+		v += n.view.Viewers()
+	}
+	return v
 }
 
 // liveAuthorize checks RTSP viewers against users_file; without users the

@@ -70,16 +70,8 @@ func startNode(t *testing.T, name, body string) (*Node, func()) {
 	return n, stop
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// waitFor is testutil.Eventually under the name this package's tests use.
+var waitFor = testutil.Eventually
 
 func getJSON(t *testing.T, n *Node, path string, v any) int {
 	t.Helper()

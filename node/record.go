@@ -5,10 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/buddyrec/buddyrec/api"
 	"os"
 	"time"
 
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/failover"
 )
@@ -131,20 +132,14 @@ func (r recordBody) plannerServer(alive bool) failover.Server {
 	return s
 }
 
-func homeOf(cameraID string) string {
-	for i := 0; i < len(cameraID); i++ {
-		if cameraID[i] == '/' {
-			return cameraID[:i]
-		}
-	}
-	return ""
-}
+// homeOf and nameOf remain for node/control.go until it moves to control/
+// and uses camera.ID itself.
+func homeOf(cameraID string) string { return camera.HomeOf(cameraID) }
 
 func nameOf(cameraID string) string {
-	for i := 0; i < len(cameraID); i++ {
-		if cameraID[i] == '/' {
-			return cameraID[i+1:]
-		}
+	id, err := camera.Parse(cameraID)
+	if err != nil {
+		return cameraID
 	}
-	return cameraID
+	return id.Name
 }

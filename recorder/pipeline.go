@@ -15,7 +15,6 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
 
@@ -40,7 +39,8 @@ type Pipeline struct {
 	lastKeyframe   atomic.Int64 // unix nanoseconds
 
 	mu        sync.Mutex
-	state     string
+	state     State
+	reason    Reason
 	since     time.Time
 	lastErr   string
 	codec     string
@@ -79,6 +79,7 @@ func (p *Pipeline) Status() Status {
 		Home:           p.cam.Home,
 		State:          p.state,
 		Since:          p.since,
+		Reason:         p.reason,
 		Error:          p.lastErr,
 		FramesReceived: p.framesReceived.Load(),
 		FramesDropped:  p.framesDropped.Load(),
@@ -93,7 +94,7 @@ func (p *Pipeline) Status() Status {
 	return st
 }
 
-func (p *Pipeline) setState(state string, err error) {
+func (p *Pipeline) setState(state State, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if state != p.state {
@@ -102,8 +103,9 @@ func (p *Pipeline) setState(state string, err error) {
 	switch {
 	case err != nil:
 		p.lastErr = redactString(err.Error(), p.cam.URL)
+		p.reason = reasonOf(err)
 	case state == StateRecording:
-		p.lastErr = ""
+		p.lastErr, p.reason = "", ""
 	}
 	if state == StateRecording {
 		p.recording = p.since
@@ -119,11 +121,11 @@ func (p *Pipeline) run(ctx context.Context) {
 	for {
 		healthy, err := p.attempt(ctx)
 		if ctx.Err() != nil {
-			p.setState(StateOffline, errors.New("stopped"))
+			p.setState(StateOffline, fail(ReasonStopped, errors.New("stopped")))
 			return
 		}
 		if err == nil {
-			err = errors.New("session ended")
+			err = fail(ReasonClosed, errors.New("session ended"))
 		}
 		p.setState(StateOffline, err)
 		p.log.Warn("camera offline", "err", redactString(err.Error(), p.cam.URL))
@@ -138,7 +140,7 @@ func (p *Pipeline) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			p.setState(StateOffline, errors.New("stopped"))
+			p.setState(StateOffline, fail(ReasonStopped, errors.New("stopped")))
 			return
 		case <-t.C:
 		}
@@ -159,7 +161,7 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("pipeline panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = panicError("pipeline", r)
+			err = fail(ReasonPanic, panicError("pipeline", r))
 		}
 		p.mu.Lock()
 		if !p.recording.IsZero() {
@@ -171,7 +173,7 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 
 	u, err := base.ParseURL(p.cam.URL)
 	if err != nil {
-		return 0, errors.New("invalid camera URL")
+		return 0, fail(ReasonConfig, errors.New("invalid camera URL"))
 	}
 	c := &gortsplib.Client{
 		Scheme:      u.Scheme,
@@ -192,10 +194,10 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 		c.Transport = &t
 	case "auto":
 	default:
-		return 0, fmt.Errorf("unknown transport %q (want tcp, udp or auto)", p.cam.Transport)
+		return 0, fail(ReasonConfig, fmt.Errorf("unknown transport %q (want tcp, udp or auto)", p.cam.Transport))
 	}
 	if err := c.Start2(); err != nil {
-		return 0, fmt.Errorf("start client: %w", err)
+		return 0, fail(ReasonUnreachable, fmt.Errorf("start client: %w", err))
 	}
 	defer c.Close()
 	stopClose := context.AfterFunc(sctx, c.Close)
@@ -203,7 +205,7 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 
 	desc, _, err := c.Describe(u)
 	if err != nil {
-		return 0, fmt.Errorf("describe: %w", authError(err))
+		return 0, fmt.Errorf("describe: %w", connectError(err))
 	}
 	s, err := p.newSession(desc, cancel)
 	if err != nil {
@@ -211,7 +213,7 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 	}
 	for _, m := range s.medias {
 		if _, err := c.Setup(desc.BaseURL, m, 0, 0); err != nil {
-			return 0, fmt.Errorf("setup: %w", authError(err))
+			return 0, fmt.Errorf("setup: %w", connectError(err))
 		}
 	}
 	s.register(c)
@@ -229,7 +231,7 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 	}()
 
 	if _, err := c.Play(nil); err != nil {
-		return 0, fmt.Errorf("play: %w", authError(err))
+		return 0, fmt.Errorf("play: %w", connectError(err))
 	}
 	s.lastVideo.Store(time.Now().UnixNano())
 	p.setState(StateConnecting, nil)
@@ -251,18 +253,9 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 		err = context.Cause(sctx)
 	}
 	if err == nil {
-		err = errors.New("connection closed")
+		err = fail(ReasonClosed, errors.New("connection closed"))
 	}
 	return 0, err
-}
-
-// authError turns a 401 into an error that says so plainly.
-func authError(err error) error {
-	var bad liberrors.ErrClientBadStatusCode
-	if errors.As(err, &bad) && bad.Code == base.StatusUnauthorized {
-		return fmt.Errorf("authentication failed (%d %s)", bad.Code, bad.Message)
-	}
-	return err
 }
 
 // item is one unit of the writer queue. A non-nil stream begins a new
@@ -318,7 +311,7 @@ func (p *Pipeline) newSession(desc *description.Session, cancel context.CancelCa
 		s.video = newVideoRemuxer(true, vps, sps, pps)
 		s.codecName = "H265"
 	} else {
-		return nil, errors.New("camera offers no H.264 or H.265 video")
+		return nil, fail(ReasonNoMedia, errors.New("camera offers no H.264 or H.265 video"))
 	}
 	s.medias = append(s.medias, s.videoMedia)
 	var aac *format.MPEG4Audio
@@ -354,14 +347,14 @@ func (s *session) register(c *gortsplib.Client) {
 	case *format.H264:
 		d, err := f.CreateDecoder()
 		if err != nil {
-			s.cancel(fmt.Errorf("H.264 decoder: %w", err))
+			s.cancel(fail(ReasonDecode, fmt.Errorf("H.264 decoder: %w", err)))
 			return
 		}
 		vdec = d
 	case *format.H265:
 		d, err := f.CreateDecoder()
 		if err != nil {
-			s.cancel(fmt.Errorf("H.265 decoder: %w", err))
+			s.cancel(fail(ReasonDecode, fmt.Errorf("H.265 decoder: %w", err)))
 			return
 		}
 		vdec = d
@@ -388,7 +381,7 @@ func (s *session) register(c *gortsplib.Client) {
 		am, af := s.audioMedia, s.audioFormat
 		adec, err := af.CreateDecoder()
 		if err != nil {
-			s.cancel(fmt.Errorf("AAC decoder: %w", err))
+			s.cancel(fail(ReasonDecode, fmt.Errorf("AAC decoder: %w", err)))
 			return
 		}
 		c.OnPacketRTP(am, af, func(pkt *rtp.Packet) {
@@ -536,7 +529,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			}
 			nw, err := s.p.opts.Sink.Begin(*it.stream)
 			if err != nil {
-				s.cancel(fmt.Errorf("storage: begin stream: %w", err))
+				s.cancel(fail(ReasonWriteError, fmt.Errorf("storage: begin stream: %w", err)))
 				return false
 			}
 			w = nw
@@ -614,7 +607,7 @@ func (s *session) watch(ctx context.Context) {
 			lastBytes, lastT = b, now
 			idle := now.Sub(time.Unix(0, s.lastVideo.Load()))
 			if idle > s.p.opts.ReadTimeout {
-				s.cancel(fmt.Errorf("camera stalled: no video for %s", idle.Round(100*time.Millisecond)))
+				s.cancel(fail(ReasonStall, fmt.Errorf("camera stalled: no video for %s", idle.Round(100*time.Millisecond))))
 				return
 			}
 		}

@@ -37,11 +37,59 @@ type SampleWriter interface {
 	Close() error
 }
 
+// State is where a pipeline is; the values are the wire strings of the
+// API ("state" of a camera) and of metrics labels.
+//
+// State is an alias of string rather than a defined type only because
+// node/control.go still keeps camera states in map[string]string; make it
+// `type State string` once that code moves into control/.
+type State = string
+
 // Pipeline states reported in Status.State.
 const (
-	StateConnecting = "connecting"
-	StateRecording  = "recording"
-	StateOffline    = "offline"
+	// StateConnecting: the RTSP session is set up and playing, no key
+	// frame has reached storage yet.
+	StateConnecting State = "connecting"
+	// StateRecording: key frames reach storage.
+	StateRecording State = "recording"
+	// StateOffline: the last session failed (Status.Reason says why) and
+	// the pipeline waits to reconnect, or it was stopped.
+	StateOffline State = "offline"
+)
+
+// States lists every State in the order a camera goes through them.
+func States() []State { return []State{StateConnecting, StateRecording, StateOffline} }
+
+// Reason says why a pipeline is offline, as a stable word the control loop
+// and a PSIM can act on; Status.Error keeps the human detail. The values
+// are the wire strings of the API ("reason" of a camera).
+type Reason string
+
+// Failure reasons reported in Status.Reason. The empty Reason means no
+// failure since the pipeline last recorded.
+const (
+	// ReasonStopped: the pipeline was stopped by its owner, not a failure.
+	ReasonStopped Reason = "stopped"
+	// ReasonAuth: the camera refused the credentials (RTSP 401).
+	ReasonAuth Reason = "auth"
+	// ReasonUnreachable: no RTSP answer: connection refused, no route, DNS
+	// failure, timeout before the session played, or an error status.
+	ReasonUnreachable Reason = "unreachable"
+	// ReasonNoMedia: the camera offers no H.264 or H.265 video track.
+	ReasonNoMedia Reason = "no_media"
+	// ReasonStall: the session played but video stopped arriving.
+	ReasonStall Reason = "stall"
+	// ReasonClosed: the camera ended a playing session.
+	ReasonClosed Reason = "closed"
+	// ReasonDecode: the camera sent video the depacketizer cannot read.
+	ReasonDecode Reason = "decode"
+	// ReasonWriteError: storage refused to begin a stream (a sample that
+	// fails to write does not end the session: storage recovers by itself).
+	ReasonWriteError Reason = "write_error"
+	// ReasonConfig: the camera's URL or transport is invalid.
+	ReasonConfig Reason = "config"
+	// ReasonPanic: a bug in the pipeline; it was recovered and restarts.
+	ReasonPanic Reason = "panic"
 )
 
 // Status is a snapshot of one pipeline for the API, the status page and
@@ -52,6 +100,9 @@ type Status struct {
 	State string
 	// Since is when State last changed.
 	Since time.Time
+	// Reason classifies the last failure; empty while recording. Act on
+	// Reason, show Error.
+	Reason Reason
 	// Error is the last failure, with credentials removed; empty while
 	// recording.
 	Error string

@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 
 	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
@@ -134,16 +135,8 @@ func status(m *Manager, id string) Status {
 	return Status{}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is testutil.Eventually under the name this package's tests use.
+var waitFor = testutil.Eventually
 
 // checkVideo asserts that one stream's video starts with a sync sample and
 // has strictly increasing DTS, and returns the largest arrival gap.
@@ -247,19 +240,20 @@ func TestRecordsCamera(t *testing.T) {
 
 func TestFaultyCameraIsolated(t *testing.T) {
 	tests := []struct {
-		name    string
-		fault   camsim.Fault
-		url     func(*camsim.Server) string
-		wantErr string // substring of an error seen while offline; "" = stays recording
-		recover bool   // must record again after the failure
+		name       string
+		fault      camsim.Fault
+		url        func(*camsim.Server) string
+		wantErr    string // substring of an error seen while offline; "" = stays recording
+		wantReason Reason // the Status.Reason seen while offline
+		recover    bool   // must record again after the failure
 	}{
-		{name: "drop", fault: camsim.Fault{DropAfter: 1500 * time.Millisecond}, wantErr: "EOF", recover: true},
-		{name: "stall", fault: camsim.Fault{StallAfter: 1500 * time.Millisecond}, wantErr: "", recover: true},
+		{name: "drop", fault: camsim.Fault{DropAfter: 1500 * time.Millisecond}, wantErr: "EOF", wantReason: ReasonClosed, recover: true},
+		{name: "stall", fault: camsim.Fault{StallAfter: 1500 * time.Millisecond}, wantErr: "", wantReason: ReasonStall, recover: true},
 		{name: "garbage", fault: camsim.Fault{Garbage: true}},
 		{name: "password", fault: camsim.Fault{User: "admin", Pass: "s3cretpw"},
 			url: func(s *camsim.Server) string {
 				return strings.Replace(s.URL(2), "rtsp://", "rtsp://admin:wrongpw@", 1)
-			}, wantErr: "authentication failed"},
+			}, wantErr: "authentication failed", wantReason: ReasonAuth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,6 +272,7 @@ func TestFaultyCameraIsolated(t *testing.T) {
 			var (
 				sawOffline  bool
 				errs        []string
+				reasons     = map[Reason]bool{}
 				recoveredAt int
 			)
 			for i := 0; i < 250; i++ { // 5 s
@@ -285,6 +280,7 @@ func TestFaultyCameraIsolated(t *testing.T) {
 				if st.State == StateOffline {
 					sawOffline = true
 					errs = append(errs, st.Error)
+					reasons[st.Reason] = true
 				}
 				if sawOffline && st.State == StateRecording && recoveredAt == 0 {
 					recoveredAt = i
@@ -323,6 +319,9 @@ func TestFaultyCameraIsolated(t *testing.T) {
 			}
 			if tt.name == "stall" && !containsAny(errs, "stall") && !containsAny(errs, "timeout") {
 				t.Errorf("stall errors %q mention neither stall nor timeout", uniq(errs))
+			}
+			if !reasons[tt.wantReason] || len(reasons) != 1 {
+				t.Errorf("reasons while offline = %v, want only %q (errors %q)", reasons, tt.wantReason, uniq(errs))
 			}
 			if tt.recover && recoveredAt == 0 {
 				t.Errorf("faulty camera never recorded again; errors %q", uniq(errs))

@@ -18,7 +18,7 @@ const (
 	AlarmWriteError = "write_error" // any other failed segment or index write
 	AlarmDiskLow    = "disk_low"    // retention could not reach the free-space floor
 	AlarmRecovered  = "recovered"   // writes succeed again after a failure
-	AlarmRecovery   = "recovery"    // crash recovery repaired something at Open
+	AlarmRecovery   = "recovery"    // crash recovery repaired something at Open; see Alarm.Lost
 )
 
 // Options configures a Store. Only Dir is required.
@@ -69,10 +69,15 @@ type Options struct {
 
 // Alarm is a storage condition an operator should see.
 type Alarm struct {
-	Kind   string    `json:"kind"`
-	Camera string    `json:"camera,omitempty"`
-	Err    string    `json:"error,omitempty"`
-	Time   time.Time `json:"time"`
+	Kind   string `json:"kind"`
+	Camera string `json:"camera,omitempty"`
+	Err    string `json:"error,omitempty"`
+	// Lost is set on an AlarmRecovery that cut footage: a torn fragment
+	// was truncated or an indexed segment's file was missing. Recovery
+	// after every kill -9 closes open segments; only Lost needs an
+	// operator, the rest is routine.
+	Lost bool      `json:"lost,omitempty"`
+	Time time.Time `json:"time"`
 }
 
 func (o *Options) setDefaults() {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	cameraid "github.com/buddyrec/buddyrec/camera"
 )
 
 const (
@@ -43,24 +45,15 @@ func unescapeName(s string) (string, error) {
 	return url.PathUnescape(s)
 }
 
-// splitCamera splits a camera id "home/name" at the first slash.
-func splitCamera(camera string) (home, name string, err error) {
-	home, name, ok := strings.Cut(camera, "/")
-	if !ok || home == "" || name == "" {
-		return "", "", fmt.Errorf("camera id %q is not of the form home/name", camera)
-	}
-	return home, name, nil
-}
-
 // segmentRelPath is the path of a segment relative to Dir:
 // <home>/<name>/<YYYY-MM-DD>/<HH-MM-SS.mmm>-<recordedby>.mp4 in UTC.
 func segmentRelPath(camera, recordedBy string, start time.Time) (string, error) {
-	home, name, err := splitCamera(camera)
+	id, err := cameraid.Parse(camera)
 	if err != nil {
 		return "", err
 	}
 	start = start.UTC()
-	return filepath.Join(escapeName(home), escapeName(name), start.Format(dateLayout),
+	return filepath.Join(escapeName(id.Home), escapeName(id.Name), start.Format(dateLayout),
 		start.Format(timeLayout)+"-"+escapeName(recordedBy)+fileExt), nil
 }
 
@@ -88,5 +81,5 @@ func parseRelPath(rel string) (camera, recordedBy string, start time.Time, err e
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("segment file name %q: %w", rel, err)
 	}
-	return home + "/" + name, recordedBy, start, nil
+	return cameraid.New(home, name).String(), recordedBy, start, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	cameraid "github.com/buddyrec/buddyrec/camera"
 )
 
 type camEntry struct {
@@ -24,6 +26,12 @@ type recoveryStats struct {
 func (r recoveryStats) any() bool {
 	return r.closed+r.truncated+r.deleted+r.dropped+r.adopted+r.removed+r.shortTails > 0
 }
+
+// lost reports whether recovery cut footage: a torn tail truncated, or an
+// entry dropped because its file was gone. Closing open segments, indexing
+// orphans and removing files without a complete fragment lose nothing that
+// was ever readable.
+func (r recoveryStats) lost() bool { return r.truncated+r.dropped+r.shortTails > 0 }
 
 // recover makes disk and index agree after a crash:
 //   - entries marked deleting: the file is removed and the entry deleted;
@@ -83,7 +91,7 @@ func (s *Store) recover() error {
 		s.log.Info("storage recovery", "closed", st.closed, "truncated", st.truncated, "short_closed", st.shortTails,
 			"deleted", st.deleted, "dropped_entries", st.dropped, "indexed_orphans", st.adopted,
 			"removed_files", st.removed)
-		s.alarm(Alarm{Kind: AlarmRecovery, Err: fmt.Sprintf(
+		s.alarm(Alarm{Kind: AlarmRecovery, Lost: st.lost(), Err: fmt.Sprintf(
 			"closed %d open segments (%d truncated), repaired %d closed segments shorter than indexed, indexed %d orphan files, removed %d empty files, dropped %d entries without file, finished %d deletions",
 			st.closed, st.truncated, st.shortTails, st.adopted, st.removed, st.dropped, st.deleted)})
 	}
@@ -149,7 +157,7 @@ func (s *Store) adoptOrphans(indexed, cameras map[string]bool, st *recoveryStats
 			dates := list(camDir, true)
 			h, herr := unescapeName(home)
 			n, nerr := unescapeName(name)
-			if herr == nil && nerr == nil && cameras[h+"/"+n] && len(dates) > 2 {
+			if herr == nil && nerr == nil && cameras[cameraid.New(h, n).String()] && len(dates) > 2 {
 				dates = dates[len(dates)-2:]
 			}
 			for _, date := range dates {
@@ -159,7 +167,7 @@ func (s *Store) adoptOrphans(indexed, cameras map[string]bool, st *recoveryStats
 						continue
 					}
 					if err := s.adoptOrphan(rel, st); err != nil {
-						s.alarm(Alarm{Kind: AlarmWriteError, Camera: h + "/" + n, Err: "recovery: " + err.Error()})
+						s.alarm(Alarm{Kind: AlarmWriteError, Camera: cameraid.New(h, n).String(), Err: "recovery: " + err.Error()})
 					}
 				}
 			}
@@ -173,12 +181,12 @@ func (s *Store) adoptOrphan(rel string, st *recoveryStats) error {
 		s.log.Warn("ignoring unrecognised file in data dir", "file", rel, "err", perr)
 		return nil
 	}
-	home, _, _ := splitCamera(camera)
+	id, _ := cameraid.Parse(camera)
 	e := entry{
 		File:       filepath.FromSlash(rel),
 		Start:      start.UnixNano(),
 		End:        start.UnixNano(),
-		Home:       home,
+		Home:       id.Home,
 		RecordedBy: recordedBy,
 		Open:       true,
 	}

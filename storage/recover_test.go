@@ -33,6 +33,10 @@ func crashWriter(t *testing.T, st *Store, w *Writer, samples []Sample) (segFile 
 		t.Fatal("no open segment")
 	}
 	segFile = filepath.Join(st.opts.Dir, w.seg.e.File)
+	// the sync round that ran before the crash indexed what was written
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	w.seg.f.Close()
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -83,8 +87,47 @@ func TestRecoveryTornTail(t *testing.T) {
 	if p.duration() < 2900*time.Millisecond || p.duration() > 3100*time.Millisecond {
 		t.Errorf("ffprobe duration %v, want 3 s", p.duration())
 	}
-	if len(alarms) != 1 || alarms[0].Kind != AlarmRecovery {
-		t.Errorf("alarms %+v, want one recovery alarm", alarms)
+	if len(alarms) != 1 || alarms[0].Kind != AlarmRecovery || !alarms[0].Lost {
+		t.Errorf("alarms %+v, want one recovery alarm that lost footage", alarms)
+	}
+}
+
+// TestRecoveryWithoutLoss: a crash between two fragment writes leaves an
+// open segment and nothing torn; recovery closes it and says that nothing
+// was lost, so the node logs it as info instead of an alarm to acknowledge
+// after every kill -9.
+func TestRecoveryWithoutLoss(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := t.TempDir()
+	st, err := Open(Options{Dir: dir, Server: "rec-a", Segment: time.Minute, Part: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
+	samples := c.stream(testEpoch, 1, true)
+	var n int
+	for n = range samples {
+		if samples[n].Arrival.Sub(testEpoch) >= 2500*time.Millisecond {
+			break
+		}
+	}
+	path := crashWriter(t, st, w, samples[:n])
+	before, _ := os.Stat(path)
+
+	var alarms []Alarm
+	st2 := openTestStore(t, dir, func(o *Options) { o.OnAlarm = func(a Alarm) { alarms = append(alarms, a) } })
+	segs := checkConsistent(t, st2, dir)
+	if len(segs) != 1 || segs[0].End.Sub(segs[0].Start) != 2*time.Second {
+		t.Fatalf("segments %+v, want one of the 2 s flushed", segs)
+	}
+	if after, _ := os.Stat(path); after.Size() != before.Size() {
+		t.Errorf("file cut from %d to %d bytes although nothing was torn", before.Size(), after.Size())
+	}
+	if len(alarms) != 1 || alarms[0].Kind != AlarmRecovery || alarms[0].Lost {
+		t.Fatalf("alarms %+v, want one recovery report that lost nothing", alarms)
+	}
+	if !strings.Contains(alarms[0].Err, "closed 1 open segments (0 truncated)") {
+		t.Errorf("recovery report %q does not say what was closed", alarms[0].Err)
 	}
 }
 
@@ -114,8 +157,12 @@ func TestRecoveryOrphansAndMissingFiles(t *testing.T) {
 	other := filepath.Join(dir, "rec-a/yard/2026-03-04/notes.txt")
 	os.WriteFile(other, []byte("x"), 0o644)
 
-	st2 := openTestStore(t, dir, nil)
+	var alarms []Alarm
+	st2 := openTestStore(t, dir, func(o *Options) { o.OnAlarm = func(a Alarm) { alarms = append(alarms, a) } })
 	got := checkConsistent(t, st2, dir)
+	if len(alarms) != 1 || alarms[0].Kind != AlarmRecovery || !alarms[0].Lost {
+		t.Errorf("alarms %+v, want one recovery alarm that lost footage (an indexed file vanished)", alarms)
+	}
 	if len(got) != 3 {
 		t.Fatalf("after recovery %d segments, want 3 (2 kept + 1 orphan): %+v", len(got), got)
 	}

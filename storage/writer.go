@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+
+	cameraid "github.com/buddyrec/buddyrec/camera"
 )
 
 // Limits that close a segment instead of writing bad timestamps.
@@ -87,7 +89,7 @@ type Writer struct {
 // Begin starts writing a Stream. Samples before the first keyframe of the
 // driving track (the first video track, else the first track) are dropped.
 func (s *Store) Begin(stream Stream) (*Writer, error) {
-	if _, _, err := splitCamera(stream.Camera); err != nil {
+	if _, err := cameraid.Parse(stream.Camera); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	if len(stream.Tracks) == 0 {

@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/recorder"
 )
 
 var pageTmpl = template.Must(template.ParseFS(assets, "templates/page.html"))
@@ -98,7 +101,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	// Servers.
 	d.Total = len(servers)
 	for _, s := range servers {
-		if s.State == "alive" {
+		if s.State == buddy.StateAlive {
 			d.Alive++
 		}
 		d.Servers = append(d.Servers, serverRowOf(s, self, colors))
@@ -138,7 +141,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	}
 	for id := range spans {
 		if rows[id] == nil {
-			rows[id] = &cameraRow{ID: id, Home: homeOf(id), State: "not recorded", Class: "st-none"}
+			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none"}
 		}
 	}
 	ids := make([]string, 0, len(rows))
@@ -247,18 +250,18 @@ func (m colorMap) of(name string) string {
 
 func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	row := serverRow{Name: s.Name, Address: s.Address, HTTP: s.HTTP, Self: s.Name == self, Color: colors.of(s.Name)}
-	up := s.State == "alive" || s.State == "suspect"
+	up := s.State.Up()
 	switch s.State {
-	case "alive":
+	case buddy.StateAlive:
 		row.State, row.Class = "alive", "alive"
-	case "suspect":
+	case buddy.StateSuspect:
 		row.State, row.Class = "SUSPECT", "suspect"
-	case "left":
+	case buddy.StateLeft:
 		row.State, row.Class = "left", "left"
-	case "dead":
+	case buddy.StateDead:
 		row.State, row.Class = "DEAD", "dead"
 	default:
-		row.State, row.Class = strings.ToUpper(s.State), "dead"
+		row.State, row.Class = strings.ToUpper(string(s.State)), "dead"
 		if s.State == "" {
 			row.State = "UNKNOWN"
 		}
@@ -297,7 +300,7 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 		// Recorded twice (views disagree during a partition): list both,
 		// keep the state of the one that is recording.
 		row.RecordedBy = append(row.RecordedBy, ref)
-		if row.State == "recording" || ci.State != "recording" {
+		if row.State == recorder.StateRecording || ci.State != recorder.StateRecording {
 			return
 		}
 	} else {
@@ -306,7 +309,7 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 	}
 	row.Home = ci.Home
 	if row.Home == "" {
-		row.Home = homeOf(ci.ID)
+		row.Home = camera.HomeOf(ci.ID)
 	}
 	row.State = ci.State
 	row.Class = "st-" + ci.State
@@ -397,9 +400,9 @@ func ticks(from, to time.Time) []tick {
 
 func eventRowOf(e events.Event) eventRow {
 	row := eventRow{
-		ID: e.ID, Time: e.Time.Local().Format("Jan 2 15:04:05"), Severity: e.Severity, Type: e.Type,
+		ID: e.ID, Time: e.Time.Local().Format("Jan 2 15:04:05"), Severity: string(e.Severity), Type: string(e.Type),
 		Server: e.Server, Cameras: strings.Join(e.Cameras, ", "), Text: events.Scrub(e.Text),
-		Class: "sev-" + e.Severity,
+		Class: "sev-" + string(e.Severity),
 	}
 	if e.Acked {
 		row.AckedBy = e.AckedBy
@@ -409,14 +412,6 @@ func eventRowOf(e events.Event) eventRow {
 		row.Class += " unacked"
 	}
 	return row
-}
-
-func homeOf(id string) string {
-	home, _, ok := strings.Cut(id, "/")
-	if !ok {
-		return ""
-	}
-	return home
 }
 
 func limit(n int) string {

@@ -39,7 +39,7 @@ func (h *handler) fetchPeers(ctx context.Context, servers []api.ServerInfo, self
 	var out []*peerView
 	var wg sync.WaitGroup
 	for _, s := range servers {
-		if s.Name == self || (s.State != "alive" && s.State != "suspect") {
+		if s.Name == self || !s.State.Up() {
 			continue
 		}
 		pv := &peerView{name: s.Name}

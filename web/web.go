@@ -186,7 +186,7 @@ func (h *handler) ack(ctx context.Context, server, id, by string) error {
 	}
 	for _, s := range src.Cluster() {
 		if s.Name == server {
-			if s.HTTP == "" || (s.State != "alive" && s.State != "suspect") {
+			if s.HTTP == "" || !s.State.Up() {
 				return fmt.Errorf("server %s is not reachable now", server)
 			}
 			if err := h.ackOnPeer(ctx, s.HTTP, id, by); err != nil {

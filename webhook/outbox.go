@@ -18,6 +18,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/events"
 )
 
 // Defaults of Options.
@@ -28,14 +30,15 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 )
 
-// Alarm kinds passed to Options.OnAlarm.
+// Alarm kinds passed to Options.OnAlarm; they are event types, logged as
+// they are.
 const (
 	// AlarmDisabled: the receiver answered 410 Gone, or the target is
 	// misconfigured; nothing more is sent to it until the next Open.
-	AlarmDisabled = "webhook.disabled"
+	AlarmDisabled = events.TypeWebhookDisabled
 	// AlarmGaveUp: a notice could not be delivered within GiveUpAfter and
 	// was dropped.
-	AlarmGaveUp = "webhook.gave_up"
+	AlarmGaveUp = events.TypeWebhookGaveUp
 )
 
 // ErrClosed is returned by Enqueue and Run after Close.
@@ -63,7 +66,7 @@ type Options struct {
 	RequestTimeout time.Duration
 	// OnAlarm is called (from a sender goroutine; keep it short) when a
 	// target is disabled or a notice is given up. text holds no secrets.
-	OnAlarm func(kind, target, text string)
+	OnAlarm func(kind events.Type, target, text string)
 	// Now is the clock that ages entries for GiveUpAfter; nil = time.Now.
 	// Signature timestamps always use the real clock.
 	Now func() time.Time
@@ -390,7 +393,7 @@ func (ob *Outbox) Stats() []TargetStats {
 	return out
 }
 
-func (ob *Outbox) alarm(kind, target, text string) {
+func (ob *Outbox) alarm(kind events.Type, target, text string) {
 	if ob.o.OnAlarm != nil {
 		ob.o.OnAlarm(kind, target, text)
 	}

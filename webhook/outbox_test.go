@@ -23,6 +23,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 const testSecret = "whsec_dGVzdC1zaWduaW5nLWtleS0xMjM0NTY3ODkw" // "test-signing-key-1234567890"
@@ -168,17 +171,6 @@ func (c *teeConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // fast returns options with millisecond backoffs.
 func fast(o Options) Options {
 	o.MinBackoff = time.Millisecond
@@ -281,7 +273,7 @@ func TestOutboxDeliversSignedInOrder(t *testing.T) {
 			t.Errorf("wire lacks %q", h)
 		}
 	}
-	waitFor(t, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
+	testutil.Eventually(t, 10*time.Second, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
 	if st := ob.Stats()[0]; st.Delivered != n || st.Failures != 0 || st.Disabled {
 		t.Fatalf("stats %+v", st)
 	}
@@ -309,7 +301,7 @@ func TestOutboxSurvivesCloseAndRetriesWithSameID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "3 failed attempts", func() bool { return len(r.Attempts()) >= 3 && ob.Stats()[0].Failures >= 3 })
+	testutil.Eventually(t, 10*time.Second, "3 failed attempts", func() bool { return len(r.Attempts()) >= 3 && ob.Stats()[0].Failures >= 3 })
 	stop()
 	st := ob.Stats()[0]
 	if st.Pending != n || st.Failures < 3 || !strings.Contains(st.LastError, "503") {
@@ -346,14 +338,17 @@ func TestOutbox410DisablesTargetOthersContinue(t *testing.T) {
 	gone := newReceiver(t, testSecret)
 	gone.code.Store(http.StatusGone)
 	ok := newReceiver(t, testSecret)
-	type alarm struct{ kind, target, text string }
+	type alarm struct {
+		kind         events.Type
+		target, text string
+	}
 	alarms := make(chan alarm, 10)
 	ob := openOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), fast(Options{
 		Targets: []Target{
 			{Name: "gone", URL: gone.srv.URL, Secret: testSecret},
 			{Name: "ok", URL: ok.srv.URL, Secret: testSecret},
 		},
-		OnAlarm: func(kind, target, text string) { alarms <- alarm{kind, target, text} },
+		OnAlarm: func(kind events.Type, target, text string) { alarms <- alarm{kind, target, text} },
 	}))
 	run(t, ob)
 	for i := range 3 {
@@ -363,7 +358,7 @@ func TestOutbox410DisablesTargetOthersContinue(t *testing.T) {
 	}
 	select {
 	case a := <-alarms:
-		if a.kind != AlarmDisabled || a.target != "gone" || !strings.Contains(a.text, "410") {
+		if a.kind != "webhook.disabled" || a.target != "gone" || !strings.Contains(a.text, "410") {
 			t.Fatalf("alarm %+v", a)
 		}
 	case <-time.After(10 * time.Second):
@@ -456,7 +451,7 @@ func TestOutboxGivesUpAfterGiveUpAfter(t *testing.T) {
 		Targets:     []Target{{Name: "psim", URL: r.srv.URL, Secret: testSecret}},
 		GiveUpAfter: 24 * time.Hour,
 		Now:         func() time.Time { return time.Unix(0, clock.Load()) },
-		OnAlarm: func(kind, target, text string) {
+		OnAlarm: func(kind events.Type, target, text string) {
 			if kind == AlarmGaveUp && target == "psim" {
 				alarms <- text
 			}
@@ -465,7 +460,7 @@ func TestOutboxGivesUpAfterGiveUpAfter(t *testing.T) {
 	run(t, ob)
 	ob.Enqueue(notice(0))
 	ob.Enqueue(notice(1))
-	waitFor(t, "failed attempts", func() bool { return len(r.Attempts()) >= 2 })
+	testutil.Eventually(t, 10*time.Second, "failed attempts", func() bool { return len(r.Attempts()) >= 2 })
 	if len(alarms) != 0 {
 		t.Fatal("gave up before GiveUpAfter")
 	}
@@ -485,7 +480,7 @@ func TestOutboxGivesUpAfterGiveUpAfter(t *testing.T) {
 	if seqOf(t, r.next(t)) != 2 {
 		t.Fatal("given-up notices were delivered")
 	}
-	waitFor(t, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
+	testutil.Eventually(t, 10*time.Second, "pending 0", func() bool { return ob.Stats()[0].Pending == 0 })
 	if st := ob.Stats()[0]; st.GaveUp != 2 || st.Delivered != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -563,7 +558,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			{Name: "misconfigured", URL: u, Secret: badSecret},
 		},
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnAlarm: func(kind, target, text string) {
+		OnAlarm: func(kind events.Type, target, text string) {
 			alarmMu.Lock()
 			fmt.Fprintln(&alarmText, kind, target, text)
 			alarmMu.Unlock()
@@ -576,7 +571,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if err := ob.Enqueue(n); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "failures on both live targets", func() bool {
+	testutil.Eventually(t, 10*time.Second, "failures on both live targets", func() bool {
 		st := ob.Stats()
 		return st[0].Failures >= 2 && st[1].Failures >= 2
 	})

@@ -15,8 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/recorder"
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
@@ -141,7 +143,7 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, c := range resp.Cameras {
 		received += c.FramesReceived
 		dropped += c.FramesDropped
-		if c.State == "recording" {
+		if c.State == recorder.StateRecording {
 			recording++
 		}
 	}
@@ -319,7 +321,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		// rec-b must have released every camera (failback done) and see rec-a alive.
 		if err := waitFor(ctx, 60*time.Second, func() bool {
 			rec, err := rb.Recording(ctx)
-			return err == nil && len(rec) == 0 && serverState(ctx, rb, "rec-a") == "alive"
+			return err == nil && len(rec) == 0 && serverState(ctx, rb, "rec-a") == buddy.StateAlive
 		}); err != nil {
 			return fmt.Errorf("run %d: rec-b did not settle: %w", run, err)
 		}
@@ -329,7 +331,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		var detected time.Time
 		var lastFirstKey time.Time
 		err := waitFor(ctx, 60*time.Second, func() bool {
-			if detected.IsZero() && serverState(ctx, rb, "rec-a") == "dead" {
+			if detected.IsZero() && serverState(ctx, rb, "rec-a") == buddy.StateDead {
 				detected = time.Now()
 			}
 			camsB, err := rb.Cameras(ctx)
@@ -339,7 +341,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			count := 0
 			last := time.Time{}
 			for _, c := range camsB {
-				if c.Home == "rec-a" && c.State == "recording" {
+				if c.Home == "rec-a" && c.State == recorder.StateRecording {
 					count++
 					if c.Since.After(last) {
 						last = c.Since
@@ -372,7 +374,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-func serverState(ctx context.Context, srv *site.Server, name string) string {
+func serverState(ctx context.Context, srv *site.Server, name string) buddy.State {
 	servers, err := srv.Cluster(ctx)
 	if err != nil {
 		return ""

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/internal/testutil"
@@ -101,22 +102,8 @@ func startSite(t *testing.T, spec site.Spec) *site.Site {
 	return s
 }
 
-// eventually polls cond every 100ms until it returns "" or timeout passes,
-// then fails with cond's last complaint.
-func eventually(t *testing.T, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+// eventually is testutil.EventuallyMsg under the name the process tests use.
+var eventually = testutil.EventuallyMsg
 
 // recordsExactly is a condition: srv records exactly the camera ids want.
 func recordsExactly(srv *site.Server, want ...string) func() string {
@@ -142,7 +129,7 @@ func recordsExactly(srv *site.Server, want ...string) func() string {
 	}
 }
 
-func sees(srv *site.Server, name, state string) func() string {
+func sees(srv *site.Server, name string, state buddy.State) func() string {
 	return func() string {
 		servers, err := srv.Cluster(context.Background())
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"golang.org/x/crypto/bcrypt"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +18,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/recorder"
 )
 
 // Camera is one camera of a server's spec.
@@ -375,38 +379,16 @@ func (srv *Server) GetJSON(ctx context.Context, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// CameraState is the part of /api/v1/cameras the tools read.
-type CameraState struct {
-	ID         string    `json:"id"`
-	Home       string    `json:"home"`
-	RecordedBy string    `json:"recorded_by"`
-	State      string    `json:"state"`
-	Since      time.Time `json:"since"`
-	Error      string    `json:"error"`
-}
-
 // Cameras returns the server's cameras as its API reports them.
-func (srv *Server) Cameras(ctx context.Context) ([]CameraState, error) {
-	var resp struct {
-		Cameras []CameraState `json:"cameras"`
-	}
+func (srv *Server) Cameras(ctx context.Context) ([]api.CameraInfo, error) {
+	var resp api.Cameras
 	err := srv.GetJSON(ctx, "/api/v1/cameras", &resp)
 	return resp.Cameras, err
 }
 
-// ServerState is the part of /api/v1/cluster the tools read.
-type ServerState struct {
-	Name        string   `json:"name"`
-	State       string   `json:"state"`
-	Cameras     int      `json:"cameras"`
-	AdoptedFrom []string `json:"adopted_from"`
-}
-
 // Cluster returns the site as the server sees it.
-func (srv *Server) Cluster(ctx context.Context) ([]ServerState, error) {
-	var resp struct {
-		Servers []ServerState `json:"servers"`
-	}
+func (srv *Server) Cluster(ctx context.Context) ([]api.ServerInfo, error) {
+	var resp api.Cluster
 	err := srv.GetJSON(ctx, "/api/v1/cluster", &resp)
 	return resp.Servers, err
 }
@@ -419,7 +401,7 @@ func (srv *Server) Recording(ctx context.Context) (map[string]bool, error) {
 	}
 	out := map[string]bool{}
 	for _, c := range cams {
-		if c.State == "recording" {
+		if c.State == recorder.StateRecording {
 			out[c.ID] = true
 		}
 	}
