@@ -5,7 +5,10 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/buddyrec/buddyrec/buddy"
@@ -28,7 +31,10 @@ type CameraInfo struct {
 	FramesDropped  uint64    `json:"frames_dropped"`
 	BytesReceived  uint64    `json:"bytes_received"`
 	Reconnects     uint64    `json:"reconnects"`
-	LiveURL        string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
+	// NextAttempt is when an offline camera is next tried; it is tried
+	// sooner if the probe of its port finds it back.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	LiveURL     string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
 }
 
 // AspectInfo is one aspect a server holds (its own or adopted).
@@ -39,11 +45,25 @@ type AspectInfo struct {
 	HeldBy string `json:"held_by"`
 }
 
+// Footage is what one server's storage holds of one camera.
+type Footage struct {
+	Bytes uint64 `json:"bytes"`
+	// Oldest is the start of the oldest footage kept.
+	Oldest time.Time `json:"oldest"`
+}
+
 // Cameras is the body of GET /api/v1/cameras.
 type Cameras struct {
 	Server  string       `json:"server"`
 	Cameras []CameraInfo `json:"cameras"`
 	Aspects []AspectInfo `json:"aspects"`
+	// Load is this server's resource use measured now: exact, where the
+	// gossiped copy in /api/v1/cluster is rounded and up to 10 s old.
+	Load *Load `json:"load,omitempty"`
+	// Footage is, per camera id, what this server's storage holds: own,
+	// adopted and formerly adopted cameras alike. It may be up to a minute
+	// old (the index is walked in the background).
+	Footage map[string]Footage `json:"footage,omitempty"`
 }
 
 // Span is contiguous footage in GET /api/v1/recordings.
@@ -51,14 +71,47 @@ type Span struct {
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
 	RecordedBy string    `json:"recorded_by"`
+	// HeldBy lists the live servers holding this footage (the recorder,
+	// and any server holding a copy); empty in a server's local timeline,
+	// where it is that server.
+	HeldBy []string `json:"held_by,omitempty"`
 }
 
-// Recordings is the body of GET /api/v1/recordings.
+// Unreachable names a server that holds footage of a camera which no live
+// server can give now: a dead home's own archive. The status page says
+// "before 08:25:40 on rec-a, unreachable".
+type Unreachable struct {
+	Server string `json:"server"`
+	// Before is when the server went down: it holds footage recorded
+	// before then. Nil when this server has not seen it go down (it was
+	// already down when this server started).
+	Before *time.Time `json:"before,omitempty"`
+	// Reason is "server down" or why a live server did not answer.
+	Reason string `json:"reason"`
+}
+
+// Recordings is the body of GET /api/v1/recordings: the footage of one
+// camera anywhere in the site.
 type Recordings struct {
 	Camera string    `json:"camera"`
 	From   time.Time `json:"from"`
 	To     time.Time `json:"to"`
-	Spans  []Span    `json:"spans"`
+	// Spans is what live servers hold, merged across servers.
+	Spans []Span `json:"spans"`
+	// Gaps are the stretches of [From, To) no live server holds.
+	Gaps []Gap `json:"gaps"`
+	// Unreachable says where footage may be that no live server gave.
+	Unreachable []Unreachable `json:"unreachable,omitempty"`
+}
+
+// Gap is a stretch with no footage available: in recordings, an export's
+// X-Buddyrec-Gaps header, its plan and its manifest.
+type Gap struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Reason says why, when it is not simply "nothing recorded", e.g. a
+	// codec parameter change that ends an export early.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Capacity is what a server may record, own + adopted; 0 is unlimited.
@@ -74,7 +127,41 @@ type Load struct {
 	MemoryBytes uint64  `json:"memory_bytes"`
 	DiskUsed    uint64  `json:"disk_used"`
 	DiskTotal   uint64  `json:"disk_total"`
-	Viewers     int     `json:"viewers"`
+	// RecordingBytes is what buddyrec itself keeps on that filesystem:
+	// segment files and their index. Zero in gossiped records; servers
+	// give it in their own /api/v1/cameras answer.
+	RecordingBytes uint64 `json:"recording_bytes,omitempty"`
+	Viewers        int    `json:"viewers"`
+}
+
+// Why a camera of the site is recorded by nobody: the planner's reasons
+// (failover.Reason*), carried in HomeCamera.Unrecorded.
+const (
+	// UnrecordedCapacity: a server that may take the camera is alive, but
+	// none has room for it.
+	UnrecordedCapacity = "capacity"
+	// UnrecordedNoCandidate: its home and every buddy that may take it
+	// (all of them, or only the home for a non-critical camera of a
+	// "critical" home) are down.
+	UnrecordedNoCandidate = "no_candidate_alive"
+	// UnrecordedInvalid: the site's records disagree about the camera (a
+	// duplicate name or id, a nonsense bitrate).
+	UnrecordedInvalid = "invalid"
+)
+
+// HomeCamera is one camera of a server's own inventory, as the site's plan
+// places it. Every server knows every inventory from the replicated
+// records, including those of servers that are down, so the status page
+// can list cameras nobody records.
+type HomeCamera struct {
+	ID       string `json:"id"` // "home/name"
+	Critical bool   `json:"critical,omitempty"`
+	// PlannedOn is the server the plan gives the camera to; empty when
+	// nobody can record it.
+	PlannedOn string `json:"planned_on,omitempty"`
+	// Unrecorded says why nobody records it (Unrecorded*); empty when
+	// planned, and also while the plan is not made yet.
+	Unrecorded string `json:"unrecorded,omitempty"`
 }
 
 // ServerInfo is one server in GET /api/v1/cluster.
@@ -90,6 +177,9 @@ type ServerInfo struct {
 	Stable      bool        `json:"stable"`
 	ConfigHash  string      `json:"config_hash,omitempty"`
 	Load        Load        `json:"load"`
+	// Inventory is the server's own cameras, sorted by id, whether it is
+	// up or not.
+	Inventory []HomeCamera `json:"inventory"`
 }
 
 // Cluster is the body of GET /api/v1/cluster.
@@ -98,21 +188,55 @@ type Cluster struct {
 	Servers []ServerInfo `json:"servers"`
 }
 
+// MinTime and MaxTime bound the times buddyrec can represent: the index
+// stores nanoseconds since 1970 in an int64. A time outside them would wrap
+// around and silently select the wrong footage, so it is refused instead.
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// ParseTime reads one time parameter (RFC 3339, fractions allowed). The
+// error names the parameter and says what is wrong with the value: not a
+// time at all, or a time outside MinTime..MaxTime.
+func ParseTime(param, value string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return t, fmt.Errorf("%s: %s is not an RFC 3339 time (such as 2006-01-02T15:04:05Z; years have 4 digits)", param, quoteShort(value))
+	}
+	if t.Before(MinTime) || t.After(MaxTime) {
+		return t, fmt.Errorf("%s: %s is outside the times buddyrec can represent (%s to %s)", param, quoteShort(value),
+			MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// quoteShort quotes a query value for an error message, cut to a length
+// that keeps the message readable.
+func quoteShort(v string) string {
+	if len(v) > 40 {
+		v = v[:40] + "…"
+	}
+	return strconv.Quote(v)
+}
+
 // ParseRange reads the from and to query parameters (RFC3339) that every
 // time-range endpoint takes. A missing to is now; a missing from is to
 // minus def. Errors name the parameter, for a 400 answer.
 func ParseRange(q url.Values, now time.Time, def time.Duration) (from, to time.Time, err error) {
 	to = now
 	if s := q.Get("to"); s != "" {
-		if to, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return from, to, errors.New("to: not an RFC3339 time")
+		if to, err = ParseTime("to", s); err != nil {
+			return from, to, err
 		}
 	}
 	from = to.Add(-def)
 	if s := q.Get("from"); s != "" {
-		if from, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return from, to, errors.New("from: not an RFC3339 time")
+		if from, err = ParseTime("from", s); err != nil {
+			return from, to, err
 		}
+	} else if from.Before(MinTime) {
+		from = MinTime
 	}
 	if !to.After(from) {
 		return from, to, errors.New("to: must be after from")

@@ -3,6 +3,8 @@ package buddy
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log"
@@ -71,6 +73,9 @@ type member struct {
 	state State
 	since time.Time
 	node  *memberlist.Node // copy, for SendReliable; nil unless alive
+	// goneSince is when the server was last seen dying or leaving (or
+	// first heard of while gone); zero while alive. See prune.
+	goneSince time.Time
 }
 
 // Cluster is this server's membership in the site. Its methods are safe for
@@ -84,6 +89,9 @@ type Cluster struct {
 	bq      *memberlist.TransmitLimitedQueue
 	st      *store // nil without StateDir
 	buddies map[string]bool
+	pub     []byte   // this server's node public key
+	limit   *limiter // log lines about peer input
+	alarms  *limiter // OnAlarm calls
 
 	mu        sync.Mutex
 	closing   bool
@@ -101,6 +109,13 @@ type Cluster struct {
 	joinErrs       map[string]string // last join error per address, logged on change
 	dirty          snapshot
 	dirtyCount     int
+	pins           map[string][]byte // server → pinned node key
+	forgotten      map[string]uint64 // pruned server → tombstone version
+	clocks         map[string]*clockState
+	// starting is true while Start joins; a name conflict seen then means
+	// this server is the newcomer (startConflict holds the claimant).
+	starting      bool
+	startConflict *memberlist.Node
 
 	changed    chan struct{}
 	kickSave   chan struct{}
@@ -138,6 +153,13 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		conflicts:  map[string]string{},
 		joining:    map[string]bool{},
 		joinErrs:   map[string]string{},
+		pins:       map[string][]byte{},
+		forgotten:  map[string]uint64{},
+		clocks:     map[string]*clockState{},
+		limit:      newLimiter(logEvery),
+		alarms:     newLimiter(time.Minute),
+		starting:   true,
+		pub:        o.NodeKey.Public().(ed25519.PublicKey),
 		dirty:      newSnapshot(),
 		changed:    make(chan struct{}, 1),
 		kickSave:   make(chan struct{}, 1),
@@ -150,13 +172,21 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			c.buddies[b] = true
 		}
 	}
-	if c.meta, err = encodeMeta(Meta{}); err != nil {
+	if c.meta, err = encodeMeta(Meta{NodeKey: base64.StdEncoding.EncodeToString(c.pub)}); err != nil {
 		return nil, err
 	}
 	if o.StateDir != "" {
 		if err := c.loadState(); err != nil {
 			return nil, err
 		}
+	}
+	if pin, ok := c.pins[o.Name]; !ok || !bytes.Equal(pin, c.pub) {
+		if ok {
+			c.log.Warn("this server's node key changed since cluster.db was written; peers that pinned the old one refuse its records until `buddyrec forget` on each", "key", Fingerprint(c.pub))
+		}
+		c.pins[o.Name] = c.pub
+		c.dirty.pins[o.Name] = c.pub
+		c.dirtyCount++
 	}
 	if o.Key == nil && len(c.buddies) > 0 {
 		c.log.Warn("gossip is not encrypted (insecure); secrets sent to buddies travel in clear text")
@@ -167,7 +197,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	cfg.Events = d
 	cfg.Conflict = d
 	cfg.Ping = d
-	cfg.Logger = log.New(&mlLogWriter{log: o.Logger, onSuspect: c.onSuspect, onKeyErr: c.onKeyErr, onRefuted: c.onRefuted}, "", 0)
+	cfg.Logger = log.New(&mlLogWriter{log: o.Logger, onSuspect: c.onSuspect, onKeyErr: c.onKeyErr, onRefuted: c.onRefuted, limit: c.limit}, "", 0)
 	c.bq = &memberlist.TransmitLimitedQueue{NumNodes: c.numAlive, RetransmitMult: cfg.RetransmitMult}
 
 	ml, err := memberlist.Create(cfg)
@@ -199,6 +229,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			}
 		}
 	}
+	if err := c.checkStartConflict(); err != nil {
+		c.abort()
+		return nil, err
+	}
 
 	c.mu.Lock()
 	own, ok := c.records[o.Name]
@@ -213,6 +247,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	c.goBackground(c.metaLoop)
 	c.goBackground(c.rejoinLoop)
 	c.goBackground(c.secretsLoop)
+	c.goBackground(c.pruneLoop)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -226,7 +261,8 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 }
 
 func newSnapshot() snapshot {
-	return snapshot{records: map[string]entry{}, secrets: map[string]secretEntry{}, members: map[string]lastSeen{}, forget: map[string]bool{}}
+	return snapshot{records: map[string]entry{}, secrets: map[string]secretEntry{}, members: map[string]lastSeen{}, forget: map[string]bool{},
+		pins: map[string][]byte{}, unpin: map[string]bool{}, pruned: map[string]uint64{}}
 }
 
 func (c *Cluster) loadState() error {
@@ -245,14 +281,29 @@ func (c *Cluster) loadState() error {
 	c.st = st
 	c.records = snap.records
 	c.secretsIn = snap.secrets
+	c.pins = snap.pins
+	c.forgotten = snap.forgotten
+	for name, e := range c.records {
+		// Entries signed before pins existed pin their key now.
+		if _, ok := c.pins[name]; !ok && e.Sig != nil && name != c.o.Name {
+			c.pinLocked(name, e.Key)
+		}
+	}
 	for from := range c.secretsIn {
 		c.forgetSecretsLocked(from)
 	}
+	now := time.Now()
 	for name, ls := range snap.members {
 		if name == c.o.Name {
 			continue
 		}
-		m := &member{addr: ls.Addr, raw: ls.Meta, state: StateDead}
+		// Pruning counts from when the server was seen going; a file
+		// from before that was kept counts from now, the safe side.
+		gone := ls.Gone
+		if gone.IsZero() || gone.After(now) {
+			gone = now
+		}
+		m := &member{addr: ls.Addr, raw: ls.Meta, state: StateDead, goneSince: gone}
 		if meta, err := decodeMeta(ls.Meta); err == nil {
 			m.meta = meta
 		}
@@ -261,10 +312,18 @@ func (c *Cluster) loadState() error {
 		}
 		c.members[name] = m
 	}
+	for name, e := range c.records {
+		if _, ok := c.members[name]; !ok && name != c.o.Name {
+			m := &member{state: StateDead, goneSince: now}
+			if e.Left {
+				m.state = StateLeft
+			}
+			c.members[name] = m
+		}
+	}
 	return nil
 }
 
-// abort undoes a failed Start.
 // Shutdown stops gossip at once without telling anyone, as a crash or a
 // power cut would: peers detect the silence and declare this server dead.
 // Close is the graceful way out. Use one or the other, once.
@@ -272,6 +331,8 @@ func (c *Cluster) Shutdown() {
 	c.closeOnce.Do(func() { c.abort() })
 }
 
+// abort stops gossip and the background goroutines and closes the state
+// store: Shutdown, and the undoing of a failed Start.
 func (c *Cluster) abort() {
 	c.mu.Lock()
 	c.closing = true
@@ -371,6 +432,7 @@ func (c *Cluster) Addr() string { return c.localAddr() }
 // SetMeta sets the summary gossiped with heartbeats. It fails when the
 // encoded meta exceeds 512 bytes; the update reaches peers asynchronously.
 func (c *Cluster) SetMeta(m Meta) error {
+	m.NodeKey = base64.StdEncoding.EncodeToString(c.pub)
 	b, err := encodeMeta(m)
 	if err != nil {
 		return fmt.Errorf("buddy: set meta: %w", err)
@@ -421,20 +483,23 @@ func (c *Cluster) SetRecord(r Record) error {
 
 // nextVersion returns a version above floor that also survives a restart
 // without persisted state: wall-clock nanoseconds when they are higher.
+// Floors come only from this server's own signed records, so they stay
+// below maxVersion and floor+1 never wraps; the guard keeps it so even if
+// a broken clock once reported a date past 2262.
 func nextVersion(floor uint64) uint64 {
-	v := uint64(time.Now().UnixNano())
+	v := uint64(max(time.Now().UnixNano(), 0))
 	if v <= floor {
 		v = floor + 1
 	}
-	return v
+	return min(v, maxVersion)
 }
 
 // publishOwn stores a new version of this server's record and sends it to
 // everyone. left marks the record published by Close.
 func (c *Cluster) publishOwn(body []byte, left bool) entry {
 	c.mu.Lock()
-	e := entry{Server: c.o.Name, Version: nextVersion(c.records[c.o.Name].Version), Body: body, Left: left,
-		Buddies: append([]string{}, c.o.Buddies...)}
+	e := c.sign(entry{Server: c.o.Name, Version: nextVersion(c.records[c.o.Name].Version), Body: body, Left: left,
+		Buddies: append([]string{}, c.o.Buddies...)})
 	c.records[c.o.Name] = e
 	if !left {
 		c.ownSet = true
@@ -502,7 +567,7 @@ func (c *Cluster) SetSecrets(s []byte) error {
 		c.mu.Unlock()
 		return nil
 	}
-	c.mine = secretEntry{From: c.o.Name, Version: nextVersion(c.mine.Version), Body: bytes.Clone(s)}
+	c.mine = c.signSecret(secretEntry{From: c.o.Name, Version: nextVersion(c.mine.Version), Body: bytes.Clone(s)})
 	c.mineSet = true
 	c.mu.Unlock()
 	c.sendSecrets("")
@@ -642,7 +707,8 @@ func (c *Cluster) close() error {
 func (c *Cluster) publishOwnQuiet(body []byte) entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := entry{Server: c.o.Name, Version: nextVersion(c.records[c.o.Name].Version), Body: body, Left: true}
+	e := c.sign(entry{Server: c.o.Name, Version: nextVersion(c.records[c.o.Name].Version), Body: body, Left: true,
+		Buddies: append([]string{}, c.o.Buddies...)})
 	c.records[c.o.Name] = e
 	c.markRecord(e)
 	return e

@@ -291,7 +291,8 @@ func TestMalformedPeerInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &mlDelegate{c: a}
-	good := encodeEntry([]byte{msgRecord}, entry{Server: "z", Version: 5, Body: []byte("z5")})
+	zk := newKey(t)
+	good := encodeEntry([]byte{msgRecord}, signEntry(zk, entry{Server: "z", Version: 5, Body: []byte("z5")}))
 	for _, msg := range [][]byte{
 		nil, {msgRecord}, {msgSecrets, 0xff}, {99, 1, 2}, good[:len(good)-1],
 		encodeEntry([]byte{msgRecord}, entry{Server: "", Version: 1}),
@@ -306,12 +307,12 @@ func TestMalformedPeerInput(t *testing.T) {
 	}
 	// A well-formed record still merges, and an older version never wins.
 	d.NotifyMsg(good)
-	d.NotifyMsg(encodeEntry([]byte{msgRecord}, entry{Server: "z", Version: 4, Body: []byte("z4")}))
+	d.NotifyMsg(encodeEntry([]byte{msgRecord}, signEntry(zk, entry{Server: "z", Version: 4, Body: []byte("z4")})))
 	if !hasRecord(a, "z", []byte("z5")) {
 		t.Fatalf("record z: %+v", a.View().Records["z"])
 	}
 	// A peer replaying our own record with a higher version pushes ours above it.
-	d.NotifyMsg(encodeEntry([]byte{msgRecord}, entry{Server: "a", Version: 1 << 62, Body: []byte("stale")}))
+	d.NotifyMsg(encodeEntry([]byte{msgRecord}, a.sign(entry{Server: "a", Version: 1 << 62, Body: []byte("stale")})))
 	if r := a.View().Records["a"]; string(r.Body) != "mine" || r.Version <= 1<<62 {
 		t.Fatalf("own record after stale replay: %q v%d", r.Body, r.Version)
 	}
@@ -377,7 +378,7 @@ func TestMembersMatchesView(t *testing.T) {
 	sink := newLogSink(t)
 	a := startNode(t, testOpts(t, sink, "a"))
 	b := startNode(t, testOpts(t, sink, "b", a.Addr()))
-	b.merge([]entry{{Server: "gone", Version: 1, Body: []byte("x")}})
+	b.merge([]entry{signEntry(newKey(t), entry{Server: "gone", Version: 1, Body: []byte("x")})})
 	waitFor(t, 5*time.Second, "a and b alive at b", allState([]*Cluster{b}, "a", StateAlive))
 	got, want := b.Members(), b.View().Members
 	if len(got) != 3 || !reflect.DeepEqual(got, want) {

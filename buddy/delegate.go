@@ -1,9 +1,13 @@
 package buddy
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash/fnv"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -44,19 +48,26 @@ func (d *mlDelegate) NotifyMsg(b []byte) {
 	case msgRecord:
 		e, err := decodeEntry(b[1:])
 		if err != nil {
-			c.log.Warn("ignored malformed record from a peer", "err", err)
+			c.peerWarn("ignored malformed record from a peer", "err", err)
 			return
 		}
 		c.merge([]entry{e})
 	case msgSecrets:
 		s, err := decodeSecret(b[1:])
 		if err != nil {
-			c.log.Warn("ignored malformed secrets from a peer", "err", err)
+			c.peerWarn("ignored malformed secrets from a peer", "err", err)
 			return
 		}
 		c.mergeSecrets(s)
+	case msgNameConflict:
+		nc, err := decodeNameConflict(b[1:])
+		if err != nil {
+			c.peerWarn("ignored malformed name conflict notice from a peer", "err", err)
+			return
+		}
+		c.onNameConflictNotice(nc)
 	default:
-		c.log.Warn("ignored unknown message from a peer", "type", b[0])
+		c.peerWarn("ignored unknown message from a peer", "type", b[0])
 	}
 }
 
@@ -85,7 +96,7 @@ func (d *mlDelegate) MergeRemoteState(buf []byte, join bool) {
 	}
 	entries, err := decodeState(buf)
 	if err != nil {
-		c.log.Warn("ignored malformed state from a peer", "err", err)
+		c.peerWarn("ignored malformed state from a peer", "err", err)
 		return
 	}
 	c.merge(entries)
@@ -98,6 +109,7 @@ func (d *mlDelegate) NotifyJoin(n *memberlist.Node) {
 	c.mu.Lock()
 	m := c.memberLocked(n.Name)
 	m.state, m.since, m.node, m.addr = StateAlive, time.Now(), node, n.Address()
+	m.goneSince = time.Time{}
 	c.setMetaLocked(m, n.Meta)
 	if c.conflicts[n.Name] == m.addr {
 		delete(c.conflicts, n.Name)
@@ -135,9 +147,14 @@ func (d *mlDelegate) NotifyLeave(n *memberlist.Node) {
 	c.mu.Lock()
 	m := c.memberLocked(n.Name)
 	m.state, m.since, m.node = StateDead, time.Now(), nil
+	if m.goneSince.IsZero() {
+		m.goneSince = m.since
+	}
 	if e, ok := c.records[n.Name]; ok && e.Left {
 		m.state = StateLeft
 	}
+	c.markMember(n.Name, m)
+	delete(c.clocks, n.Name)
 	state := m.state
 	_, conflict := c.conflicts[n.Name]
 	c.mu.Unlock()
@@ -166,35 +183,94 @@ func (d *mlDelegate) NotifyUpdate(n *memberlist.Node) {
 // NotifyConflict: another address claims an existing name. For a peer
 // this usually is a restart on a new address before the old incarnation
 // was declared dead; we contact the claimant once it is.
+//
+// The node keys in both nodes' meta tell the two cases apart: the same
+// key is the same server (restarted on a new address); another key is
+// another server using a taken name. A newcomer that meets a live
+// server with its name fails Start (see checkStartConflict); a running
+// server raises AlarmNameConflict; a third server that sees the clash
+// tells the server holding the name, which may not hear of the
+// claimant itself (the claimant cannot list two members of one name).
 func (d *mlDelegate) NotifyConflict(existing, other *memberlist.Node) {
 	c := d.c
+	otherMeta, _ := decodeMeta(other.Meta)
 	if existing.Name == c.o.Name {
-		c.log.Error("another server uses this server's name", "name", existing.Name, "other", other.Address())
+		if otherMeta.NodeKey == base64.StdEncoding.EncodeToString(c.pub) {
+			if c.limit.allow("conflict-self-old/"+other.Address(), time.Now()) {
+				c.log.Info("peers still know this server at its previous address; it takes over once that one is declared dead", "old", other.Address())
+			}
+			return
+		}
+		c.mu.Lock()
+		starting := c.starting
+		if starting && c.startConflict == nil {
+			c.startConflict = copyNode(other)
+		}
+		c.mu.Unlock()
+		if !starting {
+			c.nameTaken(other.Address(), "")
+		}
 		return
 	}
+	existingMeta, _ := decodeMeta(existing.Meta)
 	c.mu.Lock()
 	c.conflicts[existing.Name] = other.Address()
 	c.mu.Unlock()
-	c.log.Warn("server name claimed from a new address; accepting it once the old one is dead",
-		"name", existing.Name, "old", existing.Address(), "new", other.Address())
+	if otherMeta.NodeKey == existingMeta.NodeKey && otherMeta.NodeKey != "" {
+		if c.limit.allow("conflict-restart/"+existing.Name, time.Now()) {
+			c.log.Warn("server name claimed from a new address with the same node key; accepting it once the old one is dead",
+				"name", existing.Name, "old", existing.Address(), "new", other.Address())
+		}
+		return
+	}
+	if c.limit.allow("conflict-other/"+existing.Name+"/"+other.Address(), time.Now()) {
+		c.log.Error("two servers claim one name (different node keys); telling the one known first",
+			"name", existing.Name, "known", existing.Address(), "claimant", other.Address())
+	}
+	key, _ := base64.StdEncoding.DecodeString(otherMeta.NodeKey)
+	msg := encodeNameConflict([]byte{msgNameConflict}, nameConflict{Name: existing.Name, Addr: other.Address(), Key: key})
+	c.sendAsync(copyNode(existing), msg, "name conflict notice")
 }
 
-// AckPayload is empty: probes carry nothing of ours.
-func (d *mlDelegate) AckPayload() []byte { return nil }
+// onNameConflictNotice: a peer saw another server claim our name.
+func (c *Cluster) onNameConflictNotice(nc nameConflict) {
+	if nc.Name != c.o.Name || bytes.Equal(nc.Key, c.pub) || nc.Addr == c.localAddr() {
+		return
+	}
+	c.nameTaken(nc.Addr, " (reported by a peer)")
+}
 
-// NotifyPingComplete clears a suspicion when the node answers our probe.
-func (d *mlDelegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, payload []byte) {
-	c := d.c
+// nameTaken raises AlarmNameConflict for a claimant of our name.
+func (c *Cluster) nameTaken(addr, how string) {
+	detail := fmt.Sprintf("another server at %s uses this server's name %q%s: names must be unique in a site; it is refused, but fix its config", addr, c.o.Name, how)
+	if c.limit.allow("conflict-self/"+addr, time.Now()) {
+		c.log.Error(detail, "claimant", addr)
+	}
+	c.alarm(Alarm{Kind: AlarmNameConflict, Server: c.o.Name, Addr: addr, Detail: detail})
+}
+
+// checkStartConflict ends Start's joining. When the joins met a server
+// alive with our name and another node key, this server is the newcomer
+// and must not record: it returns the error Start fails with. A claimant
+// that does not answer is a crashed earlier incarnation (a replaced
+// data_dir has a new key) that peers have not declared dead yet; it is
+// not a reason to stay down.
+func (c *Cluster) checkStartConflict() error {
 	c.mu.Lock()
-	m, ok := c.members[other.Name]
-	cleared := ok && m.state == StateSuspect
-	if cleared {
-		m.state, m.since = StateAlive, time.Now()
-	}
+	c.starting = false
+	other := c.startConflict
 	c.mu.Unlock()
-	if cleared {
-		c.notify()
+	if other == nil {
+		return nil
 	}
+	addr := other.Address()
+	conn, err := net.DialTimeout("tcp", addr, c.t.tcpTimeout)
+	if err != nil {
+		c.log.Warn("peers know another holder of this server's name, which does not answer; taking the name over once it is declared dead", "other", addr)
+		return nil
+	}
+	_ = conn.Close()
+	return fmt.Errorf("buddy: another server named %q is alive at %s: every server of a site needs its own name (check name in this server's config); not starting", c.o.Name, addr)
 }
 
 func copyNode(n *memberlist.Node) *memberlist.Node {
@@ -243,9 +319,12 @@ func (c *Cluster) onSuspect(node string) {
 }
 
 func (c *Cluster) onKeyErr(line string) {
-	c.log.Error("gossip key mismatch: a peer sent gossip we cannot read, or could not read ours (check key_file and insecure on every server)", "detail", line)
+	addr := peerAddr(line)
+	if c.limit.allow("keyerr/"+addr, time.Now()) {
+		c.log.Error("gossip key mismatch: a peer sent gossip we cannot read, or could not read ours (check key_file and insecure on every server)", "peer", addr, "detail", line)
+	}
 	if c.o.OnKeyMismatch != nil {
-		c.o.OnKeyMismatch(line)
+		c.o.OnKeyMismatch(addr, line)
 	}
 }
 
@@ -254,6 +333,7 @@ func (c *Cluster) merge(entries []entry) {
 	var republish bool
 	var ownBody []byte
 	var forward []entry
+	var refused []*refusal
 	changed := false
 	c.mu.Lock()
 	for _, e := range entries {
@@ -264,22 +344,47 @@ func (c *Cluster) merge(entries []entry) {
 		if e.Server == c.o.Name {
 			// A peer remembers our record from an earlier life. Keep our
 			// version above it, and never let a stale leave marker stand.
+			// Only a record signed with our own key counts: anything else
+			// is another member speaking for us.
 			if c.closing {
 				continue
 			}
 			if !ok || e.Version > cur.Version || (e.Version == cur.Version && e.Left && !cur.Left) {
-				floor := max(e.Version, cur.Version)
+				r := c.checkSignedLocked(e.Server, e.Key, e.Sig, signedEntry(e))
+				if r == nil && e.Version > maxVersion {
+					r = &refusal{kind: AlarmBadRecord, server: e.Server, key: e.Key, err: fmt.Errorf("version %d is beyond any clock", e.Version)}
+				}
+				if r != nil {
+					refused = append(refused, r)
+					continue
+				}
 				body := cur.Body
 				if !c.ownSet && (!ok || e.Version > cur.Version) {
 					body = e.Body
 				}
-				c.records[c.o.Name] = entry{Server: c.o.Name, Version: floor, Body: body, Left: e.Left}
+				c.records[c.o.Name] = e
 				republish, ownBody = true, body
 			}
 			continue
 		}
 		if ok && e.Version <= cur.Version {
 			continue
+		}
+		if !ok && e.Version <= c.forgotten[e.Server] {
+			continue // pruned here; a peer still holds the old copy
+		}
+		if r := c.vetEntryLocked(e); r != nil {
+			refused = append(refused, r)
+			continue
+		}
+		c.pinLocked(e.Server, e.Key)
+		delete(c.forgotten, e.Server)
+		if _, known := c.members[e.Server]; !known {
+			// Heard of only through others: gone, as far as we know, from
+			// now on (pruning counts from here, the safe side).
+			m := c.memberLocked(e.Server)
+			m.goneSince = time.Now()
+			c.markMember(e.Server, m)
 		}
 		c.records[e.Server] = e
 		c.markRecord(e)
@@ -306,6 +411,9 @@ func (c *Cluster) merge(entries []entry) {
 			c.bq.QueueBroadcast(&broadcast{name: e.Server, msg: msg})
 		}
 	}
+	for _, r := range refused {
+		c.refuse("a record", r)
+	}
 	if republish {
 		c.publishOwn(ownBody, false)
 	}
@@ -321,13 +429,26 @@ func (c *Cluster) mergeSecrets(s secretEntry) {
 	c.mu.Lock()
 	cur, ok := c.secretsIn[s.From]
 	newer := !ok || s.Version > cur.Version
+	var r *refusal
 	if newer {
+		r = c.checkSignedLocked(s.From, s.Key, s.Sig, signedSecret(s))
+		if r == nil && s.Version > maxVersion {
+			r = &refusal{kind: AlarmBadRecord, server: s.From, key: s.Key, err: fmt.Errorf("version %d is beyond any clock", s.Version)}
+		}
+		newer = r == nil
+	}
+	if newer {
+		c.pinLocked(s.From, s.Key)
 		c.secretsIn[s.From] = s
 		delete(c.dirty.forget, s.From)
 		c.dirty.secrets[s.From] = s
 		c.dirtyCount++
 	}
 	c.mu.Unlock()
+	if r != nil {
+		c.refuse("secrets", r)
+		return
+	}
 	if newer {
 		c.log.Info("received secrets", "from", s.From, "bytes", len(s.Body))
 		kick(c.kickSave)
@@ -366,7 +487,7 @@ func (c *Cluster) markMember(name string, m *member) {
 	if name == c.o.Name {
 		return
 	}
-	c.dirty.members[name] = lastSeen{Addr: m.addr, Meta: slices.Clone(m.raw)}
+	c.dirty.members[name] = lastSeen{Addr: m.addr, Meta: slices.Clone(m.raw), Gone: m.goneSince}
 	c.dirtyCount++
 	kick(c.kickSave)
 }
@@ -632,4 +753,15 @@ func flatErr(err error) string {
 		parts = append(parts, l)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// peerWarn logs a complaint about what a peer sent, once per logEvery for
+// each kind: garbage must not flood the log.
+func (c *Cluster) peerWarn(msg string, args ...any) {
+	if ok, n := c.limit.allowCount("peer/"+msg, time.Now()); ok {
+		if n > 0 {
+			args = append(args, "suppressed_similar", n)
+		}
+		c.log.Warn(msg, args...)
+	}
 }

@@ -12,8 +12,10 @@
 // anti-entropy (every 15 s, on join) which carries every record known,
 // including those of dead servers. The higher Version wins. Versions are
 // max(previous+1, wall-clock nanoseconds), and a server that sees a peer
-// holding a higher version of its own record republishes above it, so a
-// restarted server, even one that lost its state dir, continues upward.
+// holding a higher version of its own record (signed with its own key)
+// republishes above it, so a restarted server continues upward even when
+// its clock stepped back. (One that lost its state dir lost its node key
+// too: see Integrity.)
 // Records received are persisted in StateDir/cluster.db (bbolt) by a
 // background writer, so a server restarted during an outage still knows
 // the whole site, including servers that are down.
@@ -21,6 +23,86 @@
 // Gossip is not compressed (memberlist's EnableCompression is off): its
 // LZW allocates a 16 KiB table for every packet, which at a 50 ms gossip
 // tick was most of the gossip CPU and made 100 members in one process flap.
+//
+// # Integrity
+//
+// The gossip key is the door: without it nothing is read. Inside, every
+// server signs its records and secrets with its own Ed25519 node key
+// (StateDir/node.key, made at first start, 0600; Options.NodeKey), and
+// every entry carries the public key and the signature over a context
+// string and its canonical encoding. A receiver takes a peer's entry
+// only if it is newer than what it holds and
+//
+//   - its signature verifies, and its key is the one pinned for its
+//     server: the first key seen per server name is pinned in cluster.db
+//     (trust on first use, like SSH known hosts) and never changes by
+//     itself; Cluster.Forget (`buddyrec forget`) clears a pin for a
+//     replaced server, whose next newer record pins its new key (older
+//     copies of the old record are not newer, so they never re-pin the
+//     old key);
+//   - its version is below 2^63: versions are wall-clock nanoseconds, so
+//     a legitimate one stays below until 2262 and following it by one
+//     never wraps; a 2^64−1 record cannot freeze a server's view;
+//   - its body agrees with its server (Options.CheckRecord; node checks
+//     that the body names the server it is filed under).
+//
+// A refused entry raises AlarmForgedRecord (another key) or
+// AlarmBadRecord, naming the server and the member whose key signed it:
+// the author, found by the key every member advertises in its meta
+// (Meta.NodeKey) and by the pins, not the last hop, since gossip is
+// relayed. Our own record is accepted from a peer (to keep our versions
+// above what peers remember) only when signed by our key. A server's
+// own versions start at max(persisted + 1, wall-clock nanoseconds), so
+// they rise across restarts without any peer's help. Entries in
+// cluster.db written before signing existed load, but a peer's unsigned
+// entry is refused. The limit of trust on first use: a server nobody has
+// heard of yet can be claimed first by a forger; its real records then
+// raise the alarm on every server, and forget clears it.
+//
+// # Gone servers
+//
+// A server gone (dead or left) longer than ForgetAfter (default 30 days)
+// is pruned from memory and cluster.db with AlarmForgotten: its cameras
+// are no longer adopted, so the bound is the longest outage buddies
+// cover and must outlast a hardware replacement. It counts from when
+// this node saw the server go, persisted in cluster.db, so a buddy
+// restarted during an outage still adopts; a server only heard of while
+// gone counts from then (the safe side). A tombstone of its last version
+// stays, so a peer's stale copy does not bring it back; a newer version
+// (the server returns) does. Pins are kept: forget clears them.
+//
+// # Names
+//
+// memberlist reports a second address claiming a known name through
+// NotifyConflict. The node keys in both nodes' meta tell a restart on a
+// new address (same key: accepted once the old address is declared dead)
+// from another server using a taken name (another key). A newcomer that
+// meets a live server with its name during Start fails Start with
+// "another server named ... is alive at ADDR", unless that address does
+// not answer TCP (a crashed earlier incarnation not yet declared dead). A
+// running server that hears of a claimant raises AlarmNameConflict with
+// the claimant's address; a third server that sees the clash (the usual
+// case: the claimant cannot list two members of one name, so it never
+// contacts the holder) tells the holder with a name-conflict message. A
+// copy of a data_dir, node.key included, is not told apart from a
+// restart.
+//
+// # Clocks
+//
+// Probe acks carry the acking server's clock (Options.Now). The prober
+// estimates the peer's offset as its time minus ours half a round trip
+// before the ack (error ≤ rtt/2; samples with rtt/2 above a fifth of the
+// limit are skipped). Three samples in a row beyond ClockSkewLimit
+// (500 ms) raise AlarmClockSkew naming the peer and its address; three
+// within it clear it. Each server judges the peers it probes, so in a
+// two-server site both report the other: the alarm says the clocks
+// disagree, NTP on every server says which is right.
+//
+// # Logs
+//
+// Complaints about what peers send (undecodable packets, another key,
+// refused records) are logged once per 10 s per kind, with the number
+// suppressed, so garbage sent to the gossip port cannot flood the log.
 //
 // # Secrets
 //

@@ -3,6 +3,8 @@ package buddy
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -140,4 +142,25 @@ func describe(c *Cluster) string {
 		fmt.Fprintf(&b, "%s=%s ", m.Name, m.State)
 	}
 	return b.String()
+}
+
+func newKey(t testing.TB) ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// signEntry signs e with k, as the server holding k would.
+func signEntry(k ed25519.PrivateKey, e entry) entry {
+	e.Key = k.Public().(ed25519.PublicKey)
+	e.Sig = ed25519.Sign(k, signedEntry(e))
+	return e
+}
+
+func signSecret(k ed25519.PrivateKey, s secretEntry) secretEntry {
+	s.Key = k.Public().(ed25519.PublicKey)
+	s.Sig = ed25519.Sign(k, signedSecret(s))
+	return s
 }

@@ -1,6 +1,8 @@
 package buddy
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,17 @@ const (
 	DefaultKeepalive       = 200 * time.Millisecond
 	DefaultFailoverAfter   = 800 * time.Millisecond
 	DefaultSecretsInterval = 30 * time.Second
+	// DefaultForgetAfter is how long a server may stay gone (dead or left)
+	// before its record, secrets and membership are pruned. It is also the
+	// longest outage its buddies cover: once forgotten, its cameras are no
+	// longer adopted. 30 days, the default storage retention, outlasts a
+	// hardware replacement; a site that keeps dead servers' cameras
+	// covered longer sets [cluster] forget_after.
+	DefaultForgetAfter = 30 * 24 * time.Hour
+	// DefaultClockSkewLimit is how far a peer's clock may be from ours
+	// before AlarmClockSkew: footage from several servers is joined by
+	// their clocks, and a GOP is about a second.
+	DefaultClockSkewLimit = 500 * time.Millisecond
 )
 
 // gossipLabel separates buddyrec gossip from any other memberlist cluster
@@ -44,16 +57,18 @@ type Options struct {
 	Key []byte
 	// Insecure allows plaintext gossip when Key is nil.
 	Insecure bool
-	// Keepalive is the probe interval (default 200ms).
+	// Keepalive is the probe interval (0 means DefaultKeepalive, 200ms).
 	Keepalive time.Duration
-	// FailoverAfter is how long a silent peer may stay silent before it is
-	// declared dead (default 1s). Must be at least 3×Keepalive.
+	// FailoverAfter is how long a peer may stay silent before it is
+	// declared dead (0 means DefaultFailoverAfter, 800ms). Must be at least
+	// 3×Keepalive.
 	FailoverAfter time.Duration
 	// Buddies are the servers that take over MY cameras; only they receive
 	// the secrets given to SetSecrets.
 	Buddies []string
 	// SecretsInterval is how often secrets are re-sent to alive buddies so
-	// that one that missed an update catches up (default 30s).
+	// that one that missed an update catches up (0 means
+	// DefaultSecretsInterval, 30s).
 	SecretsInterval time.Duration
 	// StateDir holds cluster.db, which persists the records and secrets
 	// peers replicated to us. Empty means nothing is persisted.
@@ -62,8 +77,31 @@ type Options struct {
 	Logger *slog.Logger
 	// OnKeyMismatch, when set, is told each time a peer sends gossip this
 	// server cannot decrypt or read (another key, or plaintext): the
-	// caller raises an alarm. It must not block; detail holds no key.
-	OnKeyMismatch func(detail string)
+	// caller raises an alarm. addr is the peer's address ("" when
+	// memberlist did not say); detail holds no key. It must not block.
+	OnKeyMismatch func(addr, detail string)
+
+	// NodeKey signs this server's records and secrets. nil loads (or makes)
+	// StateDir/node.key, or, without StateDir, makes a key for this run.
+	NodeKey ed25519.PrivateKey
+	// CheckRecord, when set, vets a peer's record body before it is
+	// accepted: it returns an error when the body disagrees with server,
+	// the server it is filed under (e.g. names another server). Refused
+	// records raise AlarmBadRecord. It must be fast and must not block.
+	CheckRecord func(server string, body []byte) error
+	// ForgetAfter is how long a server may be gone before it is pruned
+	// (default DefaultForgetAfter); see doc.go.
+	ForgetAfter time.Duration
+	// ClockSkewLimit is the clock difference that raises AlarmClockSkew
+	// (default 500ms).
+	ClockSkewLimit time.Duration
+	// Now is the clock this server reports to peers in probe acks; nil is
+	// time.Now. Tests skew one member with it.
+	Now func() time.Time
+	// OnAlarm, when set, is told of integrity and health problems peers
+	// cause (see AlarmKind), each at most once a minute per server and
+	// kind. It must not block.
+	OnAlarm func(Alarm)
 }
 
 // Meta is the small summary every server gossips with its heartbeats.
@@ -77,6 +115,10 @@ type Meta struct {
 	HTTP         string  `json:"h,omitempty"` // status page / API address
 	RTSP         string  `json:"s,omitempty"` // live re-stream address
 	ConfigHash   string  `json:"k,omitempty"` // lets the status page flag drift
+	// NodeKey is the server's public signing key (base64), set by buddy:
+	// it tells a restart of the same server (same key) from another
+	// server claiming its name, and names the author of a forged record.
+	NodeKey string `json:"pk,omitempty"`
 }
 
 func encodeMeta(m Meta) ([]byte, error) {
@@ -167,6 +209,32 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ForgetAfter == 0 {
+		o.ForgetAfter = DefaultForgetAfter
+	}
+	if o.ForgetAfter < 0 {
+		return o, fmt.Errorf("buddy: forget_after %s is negative", o.ForgetAfter)
+	}
+	if o.ClockSkewLimit <= 0 {
+		o.ClockSkewLimit = DefaultClockSkewLimit
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NodeKey == nil {
+		var err error
+		if o.StateDir != "" {
+			o.NodeKey, err = LoadOrCreateNodeKey(o.StateDir)
+		} else {
+			_, o.NodeKey, err = ed25519.GenerateKey(rand.Reader)
+		}
+		if err != nil {
+			return o, fmt.Errorf("buddy: %w", err)
+		}
+	}
+	if len(o.NodeKey) != ed25519.PrivateKeySize {
+		return o, fmt.Errorf("buddy: node key is %d bytes, want an Ed25519 private key", len(o.NodeKey))
 	}
 	return o, nil
 }

@@ -1,6 +1,9 @@
 package buddy
 
 import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +19,13 @@ var (
 	bucketRecords = []byte("records") // server name → encoded entry
 	bucketSecrets = []byte("secrets") // sender name → encoded secretEntry
 	bucketMembers = []byte("members") // server name → JSON lastSeen
+	// bucketPins holds the node key first seen per server (trust on first
+	// use, like SSH known_hosts): server name → 32-byte Ed25519 public key.
+	bucketPins = []byte("pins")
+	// bucketForgotten holds tombstones of pruned servers: server name →
+	// 8-byte big-endian version. A copy of the record no newer than that,
+	// pushed by a peer that has not pruned it yet, is not taken back.
+	bucketForgotten = []byte("forgotten")
 )
 
 // lastSeen is what we remember about a server's membership so that a
@@ -23,6 +33,9 @@ var (
 type lastSeen struct {
 	Addr string `json:"addr"`
 	Meta []byte `json:"meta,omitempty"`
+	// Gone is when this node saw the server die or leave (or first heard
+	// of it while it was gone); zero while alive. Pruning counts from it.
+	Gone time.Time `json:"gone,omitzero"`
 }
 
 // store persists what peers replicated to us. Secrets are stored as
@@ -45,7 +58,7 @@ func openStore(dir string) (*store, error) {
 		return nil, fmt.Errorf("open cluster state %s: %w", p, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketSecrets, bucketMembers} {
+		for _, b := range [][]byte{bucketRecords, bucketSecrets, bucketMembers, bucketPins, bucketForgotten} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -68,15 +81,23 @@ type snapshot struct {
 	// forget names servers whose secrets save deletes: this server is no
 	// longer their buddy.
 	forget map[string]bool
+	pins   map[string][]byte
+	unpin  map[string]bool
+	// pruned names servers whose record, secrets and membership save
+	// deletes, with the tombstone version it keeps.
+	pruned    map[string]uint64
+	forgotten map[string]uint64 // load only: the tombstones
 }
 
 // load reads the whole file. Undecodable values are skipped and reported
 // through bad, so one corrupt value never hides the rest of the site.
 func (s *store) load() (snap snapshot, bad []string, err error) {
 	snap = snapshot{
-		records: map[string]entry{},
-		secrets: map[string]secretEntry{},
-		members: map[string]lastSeen{},
+		records:   map[string]entry{},
+		secrets:   map[string]secretEntry{},
+		members:   map[string]lastSeen{},
+		pins:      map[string][]byte{},
+		forgotten: map[string]uint64{},
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		_ = tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
@@ -95,6 +116,22 @@ func (s *store) load() (snap snapshot, bad []string, err error) {
 				return nil
 			}
 			snap.secrets[se.From] = se
+			return nil
+		})
+		_ = tx.Bucket(bucketPins).ForEach(func(k, v []byte) error {
+			if len(v) != ed25519.PublicKeySize {
+				bad = append(bad, "pin "+string(k))
+				return nil
+			}
+			snap.pins[string(k)] = bytes.Clone(v)
+			return nil
+		})
+		_ = tx.Bucket(bucketForgotten).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				bad = append(bad, "forgotten "+string(k))
+				return nil
+			}
+			snap.forgotten[string(k)] = binary.BigEndian.Uint64(v)
 			return nil
 		})
 		return tx.Bucket(bucketMembers).ForEach(func(k, v []byte) error {
@@ -143,6 +180,34 @@ func (s *store) save(snap snapshot) error {
 				return err
 			}
 		}
+		pb := tx.Bucket(bucketPins)
+		for name := range snap.unpin {
+			if err := pb.Delete([]byte(name)); err != nil {
+				return err
+			}
+		}
+		for name, k := range snap.pins {
+			if err := pb.Put([]byte(name), k); err != nil {
+				return err
+			}
+		}
+		fb := tx.Bucket(bucketForgotten)
+		for name, v := range snap.pruned {
+			for _, b := range []*bolt.Bucket{rb, sb, mb} {
+				if err := b.Delete([]byte(name)); err != nil {
+					return err
+				}
+			}
+			if err := fb.Put([]byte(name), binary.BigEndian.AppendUint64(nil, v)); err != nil {
+				return err
+			}
+		}
+		for name := range snap.records {
+			// The server is back: its tombstone has served.
+			if err := fb.Delete([]byte(name)); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -156,4 +221,29 @@ func (s *store) close() error {
 		return fmt.Errorf("close cluster state %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// ForgetPin clears the node key pinned for server in dir/cluster.db, for
+// use while the server that owns dir is stopped (a running server holds
+// the file's lock; ask it through its API instead, see Cluster.Forget).
+// It reports whether a pin was there.
+func ForgetPin(dir, server string) (bool, error) {
+	p := filepath.Join(dir, "cluster.db")
+	if _, err := os.Stat(p); err != nil {
+		return false, fmt.Errorf("forget %s: %w", server, err)
+	}
+	st, err := openStore(dir)
+	if err != nil {
+		return false, fmt.Errorf("forget %s: %w", server, err)
+	}
+	defer st.close()
+	had := false
+	err = st.db.Update(func(tx *bolt.Tx) error {
+		had = tx.Bucket(bucketPins).Get([]byte(server)) != nil
+		return tx.Bucket(bucketPins).Delete([]byte(server))
+	})
+	if err != nil {
+		return false, fmt.Errorf("forget %s in %s: %w", server, st.path, err)
+	}
+	return had, nil
 }

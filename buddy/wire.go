@@ -1,6 +1,7 @@
 package buddy
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 const (
 	msgRecord  byte = 1 // one entry (a server's record, possibly a leave marker)
 	msgSecrets byte = 2 // a server's secrets, sent only to its buddies
+	// msgNameConflict tells a server that another claims its name.
+	msgNameConflict byte = 3
 )
 
 // stateVersion prefixes the push/pull state so the format can evolve.
@@ -24,6 +27,7 @@ const (
 	maxEntries  = 1 << 16
 	flagLeft    = 1 << 0
 	flagBuddies = 1 << 1 // a buddy list follows the body
+	flagSigned  = 1 << 2 // the owner's public key and signature follow
 	maxBuddies  = 1 << 10
 	maxVarintSz = binary.MaxVarintLen64
 )
@@ -42,6 +46,12 @@ type entry struct {
 	// version; a server not listed forgets the secrets it holds from
 	// Server. nil means not stated (older encodings), which revokes nothing.
 	Buddies []string
+	// Key and Sig are the owner's Ed25519 public key and its signature of
+	// everything above (see signedEntry). Entries without them come only
+	// from cluster.db files written before records were signed; peers'
+	// unsigned entries are refused.
+	Key []byte
+	Sig []byte
 }
 
 // secretEntry is what one server sent us as its buddy.
@@ -49,6 +59,8 @@ type secretEntry struct {
 	From    string
 	Version uint64
 	Body    []byte
+	Key     []byte // sender's Ed25519 public key, as for entry
+	Sig     []byte
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -64,6 +76,9 @@ func encodeEntry(b []byte, e entry) []byte {
 	if e.Buddies != nil {
 		flags |= flagBuddies
 	}
+	if e.Sig != nil {
+		flags |= flagSigned
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, e.Version)
 	b = appendBytes(b, []byte(e.Server))
@@ -74,13 +89,40 @@ func encodeEntry(b []byte, e entry) []byte {
 			b = appendBytes(b, []byte(name))
 		}
 	}
+	if e.Sig != nil {
+		b = appendBytes(b, e.Key)
+		b = appendBytes(b, e.Sig)
+	}
 	return b
+}
+
+// The signed bytes: a context string, so that a signature over a record
+// can never be passed off as one over secrets (or anything else), then
+// the canonical encoding without key and signature.
+const (
+	sigContextRecord  = "buddyrec record v1\x00"
+	sigContextSecrets = "buddyrec secrets v1\x00"
+)
+
+func signedEntry(e entry) []byte {
+	e.Key, e.Sig = nil, nil
+	return encodeEntry([]byte(sigContextRecord), e)
+}
+
+func signedSecret(s secretEntry) []byte {
+	s.Key, s.Sig = nil, nil
+	return encodeSecret([]byte(sigContextSecrets), s)
 }
 
 func encodeSecret(b []byte, s secretEntry) []byte {
 	b = binary.AppendUvarint(b, s.Version)
 	b = appendBytes(b, []byte(s.From))
-	return appendBytes(b, s.Body)
+	b = appendBytes(b, s.Body)
+	if s.Sig != nil {
+		b = appendBytes(b, s.Key)
+		b = appendBytes(b, s.Sig)
+	}
+	return b
 }
 
 // decoder reads the encodings above; every read is bounds-checked so that
@@ -160,7 +202,20 @@ func (d *decoder) entry() entry {
 			e.Buddies = append(e.Buddies, d.name())
 		}
 	}
+	if flags&flagSigned != 0 {
+		e.Key, e.Sig = d.signature()
+	}
 	return e
+}
+
+// signature reads a public key and a signature, checking their sizes.
+func (d *decoder) signature() (key, sig []byte) {
+	key = d.bytes(ed25519.PublicKeySize)
+	sig = d.bytes(ed25519.SignatureSize)
+	if d.err == nil && (len(key) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize) {
+		d.err = fmt.Errorf("signature: key of %d bytes, signature of %d", len(key), len(sig))
+	}
+	return key, sig
 }
 
 func decodeEntry(b []byte) (entry, error) {
@@ -178,6 +233,9 @@ func decodeSecret(b []byte) (secretEntry, error) {
 	s.Version = d.uvarint()
 	s.From = d.name()
 	s.Body = d.bytes(maxBodyLen)
+	if d.err == nil && len(d.b) > 0 {
+		s.Key, s.Sig = d.signature()
+	}
 	if d.err != nil {
 		return secretEntry{}, fmt.Errorf("decode secrets: %w", d.err)
 	}
@@ -189,7 +247,7 @@ func decodeSecret(b []byte) (secretEntry, error) {
 func encodeState(entries []entry) []byte {
 	size := 1 + maxVarintSz
 	for _, e := range entries {
-		size += 1 + 4*maxVarintSz + len(e.Server) + len(e.Body)
+		size += 1 + 6*maxVarintSz + len(e.Server) + len(e.Body) + len(e.Key) + len(e.Sig)
 		for _, name := range e.Buddies {
 			size += maxVarintSz + len(name)
 		}
@@ -225,4 +283,27 @@ func decodeState(b []byte) ([]entry, error) {
 		return nil, fmt.Errorf("decode state: %w", d.err)
 	}
 	return out, nil
+}
+
+// nameConflict is what a server that saw two servers claim one name tells
+// the one it knew first.
+type nameConflict struct {
+	Name string
+	Addr string // the claimant's gossip address
+	Key  []byte // the claimant's node key, from its meta (may be empty)
+}
+
+func encodeNameConflict(b []byte, nc nameConflict) []byte {
+	b = appendBytes(b, []byte(nc.Name))
+	b = appendBytes(b, []byte(nc.Addr))
+	return appendBytes(b, nc.Key)
+}
+
+func decodeNameConflict(b []byte) (nameConflict, error) {
+	d := decoder{b: b}
+	nc := nameConflict{Name: d.name(), Addr: string(d.bytes(maxNameLen)), Key: d.bytes(ed25519.PublicKeySize)}
+	if d.err != nil {
+		return nameConflict{}, fmt.Errorf("decode name conflict: %w", d.err)
+	}
+	return nc, nil
 }

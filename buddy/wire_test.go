@@ -2,6 +2,7 @@ package buddy
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"reflect"
 	"testing"
 )
@@ -89,4 +90,45 @@ func FuzzDecode(f *testing.F) {
 		_, _ = decodeSecret(b)
 		_, _ = decodeState(b)
 	})
+}
+
+// TestSignedEntryRoundTrip: a signed entry and secrets decode with their
+// signature intact, and any change to what was signed breaks it.
+func TestSignedEntryRoundTrip(t *testing.T) {
+	k := newKey(t)
+	e := signEntry(k, entry{Server: "rec-a", Version: 42, Body: []byte(`{"name":"rec-a"}`), Buddies: []string{"rec-b"}})
+	got, err := decodeEntry(encodeEntry(nil, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, e) || !ed25519.Verify(got.Key, signedEntry(got), got.Sig) {
+		t.Fatalf("signed round trip: got %+v want %+v", got, e)
+	}
+	for name, tamper := range map[string]func(*entry){
+		"body":    func(e *entry) { e.Body = []byte(`{"name":"rec-b"}`) },
+		"server":  func(e *entry) { e.Server = "rec-b" },
+		"version": func(e *entry) { e.Version = 1<<64 - 1 },
+		"left":    func(e *entry) { e.Left = true },
+		"buddies": func(e *entry) { e.Buddies = []string{"rec-x"} },
+	} {
+		bad := got
+		tamper(&bad)
+		if ed25519.Verify(bad.Key, signedEntry(bad), bad.Sig) {
+			t.Errorf("signature still verifies after changing %s", name)
+		}
+	}
+	s := signSecret(k, secretEntry{From: "rec-a", Version: 9, Body: []byte("rtsp://u:p@x")})
+	gs, err := decodeSecret(encodeSecret(nil, s))
+	if err != nil || !reflect.DeepEqual(gs, s) || !ed25519.Verify(gs.Key, signedSecret(gs), gs.Sig) {
+		t.Fatalf("signed secret round trip: %+v %v", gs, err)
+	}
+	// A record's signature is no secrets' signature, and the reverse.
+	if ed25519.Verify(k.Public().(ed25519.PublicKey), signedSecret(secretEntry{From: "rec-a", Version: 42, Body: e.Body}), e.Sig) {
+		t.Error("a record signature verifies as secrets")
+	}
+	// A truncated signature is malformed, not accepted as unsigned.
+	b := encodeEntry(nil, e)
+	if _, err := decodeEntry(b[:len(b)-3]); err == nil {
+		t.Error("truncated signature decoded")
+	}
 }

@@ -39,6 +39,14 @@ type Fault struct {
 	// User and Pass, when User is non-empty, make the camera require these
 	// credentials (basic or digest).
 	User, Pass string
+	// JumpEvery steps the camera's clock (the RTP timestamps of every
+	// track) by JumpBy this often, counted from PLAY: a negative JumpBy
+	// steps back, like a camera whose NTP sync keeps resetting it.
+	JumpEvery time.Duration
+	JumpBy    time.Duration
+	// Duplicates sends each of the first Duplicates video frames after a
+	// jump twice, like cameras that replay their buffer after a clock step.
+	Duplicates int
 }
 
 // Options configures a Server.
@@ -89,6 +97,9 @@ type Server struct {
 	closed bool
 	once   sync.Once
 	done   chan struct{} // closed by Close
+	// ready is closed once cams is complete: the RTSP server must listen
+	// before its streams can be made, so a client may connect first.
+	ready chan struct{}
 }
 
 type camera struct {
@@ -136,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("camsim: %w", err)
 	}
-	s := &Server{opts: opts, log: log, clip: c, sess: map[*gortsplib.ServerSession]*session{}, done: make(chan struct{})}
+	s := &Server{opts: opts, log: log, clip: c, sess: map[*gortsplib.ServerSession]*session{}, done: make(chan struct{}), ready: make(chan struct{})}
 	s.rtsp = &gortsplib.Server{
 		Handler:        s,
 		RTSPAddress:    opts.Listen,
@@ -167,6 +178,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		s.cams = append(s.cams, cam)
 	}
+	close(s.ready)
 	if ctx != nil {
 		s.wg.Add(1)
 		go func() {
@@ -238,6 +250,11 @@ func (ss *session) stop() {
 }
 
 func (s *Server) camera(path string) *camera {
+	select {
+	case <-s.ready:
+	case <-s.done:
+		return nil
+	}
 	p := strings.Trim(path, "/")
 	if i := strings.IndexByte(p, '/'); i >= 0 {
 		p = p[:i]

@@ -7,7 +7,6 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -53,6 +52,10 @@ type Cluster struct {
 	Failback      bool
 	FailbackAfter time.Duration
 	Insecure      bool
+	// ForgetAfter is how long a server may be gone (dead or left) before
+	// this one forgets it: its record and secrets are pruned and its
+	// cameras no longer adopted. Default 30d.
+	ForgetAfter time.Duration
 }
 
 // Capacity bounds what this server records, own plus adopted cameras, and
@@ -99,12 +102,18 @@ type HTTP struct {
 
 // Camera is one camera this server owns.
 type Camera struct {
-	Name        string
-	URL         string // may hold credentials: print with RedactedURL
-	Critical    bool
-	Transport   string // tcp (default), udp or auto
-	BitrateMbps float64
-	Line        int // where the [[camera]] table starts
+	Name string
+	// URL is the stream's address with its credentials: those written in
+	// it, or the user and password keys percent-encoded into it. Print it
+	// with RedactedURL.
+	URL string
+	// User is the user key; PasswordFile the password_file key (resolved).
+	// The password itself lives only in URL.
+	User, PasswordFile string
+	Critical           bool
+	Transport          string // tcp (default), udp or auto
+	BitrateMbps        float64
+	Line               int // where the [[camera]] table starts
 }
 
 // ID is the site-wide camera id "home/name" (camera.ID in string form).
@@ -132,17 +141,9 @@ type Aspect struct {
 }
 
 // RedactURL hides a password in a URL and drops query strings, which often
-// carry tokens. Unparseable input is hidden entirely.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "redacted"
-	}
-	return u.Redacted()
-}
+// carry tokens; malformed input is shown only by what cannot be a
+// password (see DisplayURL).
+func RedactURL(raw string) string { return DisplayURL(raw) }
 
 // Problem is one thing wrong with a config file.
 type Problem struct {

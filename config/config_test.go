@@ -197,7 +197,7 @@ name = "t1"
 		{18, "storage.min_free: bad size \"lots\""},
 		{22, "camera[1].bogus: unknown key"},
 		{24, "camera[2].name: duplicate camera name \"lobby\" (first defined at line 20)"},
-		{25, "camera[2].url: http://admin:xxxxx@10.0.1.21/x is not an rtsp://"},
+		{25, "camera[2].url: http://admin:xxxxx@10.0.1.21/x must start with rtsp:// or rtsps://"},
 		{26, "camera[2].transport: must be \"tcp\", \"udp\" or \"auto\""},
 		{27, "camera[3].name: is required"},
 		{30, "psim[1].url: is required"},

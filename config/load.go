@@ -23,6 +23,7 @@ const (
 	DefaultHTTP          = "127.0.0.1:8080"
 	DefaultKeepalive     = 200 * time.Millisecond
 	DefaultFailoverAfter = 800 * time.Millisecond
+	DefaultForgetAfter   = 30 * 24 * time.Hour
 	DefaultFailbackAfter = 30 * time.Second
 	DefaultSegment       = 60 * time.Second
 	DefaultPart          = time.Second
@@ -427,7 +428,7 @@ func (d *decoder) decodeListen(c *Config, m map[string]any) {
 
 func (d *decoder) decodeCluster(c *Config, m map[string]any) {
 	const p = "cluster"
-	d.unknown(m, p, "join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure")
+	d.unknown(m, p, "join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after")
 	c.Cluster = Cluster{
 		Join:          d.strings(m, p, "join"),
 		KeyFile:       d.path(d.str(m, p, "key_file", "")),
@@ -436,6 +437,10 @@ func (d *decoder) decodeCluster(c *Config, m map[string]any) {
 		Failback:      d.boolean(m, p, "failback", true),
 		FailbackAfter: d.duration(m, p, "failback_after", DefaultFailbackAfter),
 		Insecure:      d.boolean(m, p, "insecure", false),
+		ForgetAfter:   d.duration(m, p, "forget_after", DefaultForgetAfter),
+	}
+	if c.Cluster.ForgetAfter < time.Hour {
+		d.errorf("cluster.forget_after", "must be at least 1h: it is the longest outage buddies cover, after which a gone server's cameras are no longer adopted")
 	}
 	for _, j := range c.Cluster.Join {
 		d.hostPort("cluster.join", j, true)
@@ -627,7 +632,7 @@ func (d *decoder) decodeCameras(c *Config, tables []map[string]any) {
 	seen := map[string]int{}
 	for i, m := range tables {
 		p := fmt.Sprintf("camera.%d", i)
-		d.unknown(m, p, "name", "url", "critical", "transport", "bitrate_mbps")
+		d.unknown(m, p, "name", "url", "user", "password", "password_file", "critical", "transport", "bitrate_mbps")
 		cam := Camera{
 			Name:        d.str(m, p, "name", ""),
 			URL:         d.str(m, p, "url", ""),
@@ -649,10 +654,11 @@ func (d *decoder) decodeCameras(c *Config, tables []map[string]any) {
 			}
 		}
 		if cam.URL == "" {
-			d.errorf(p+".url", "is required, e.g. url = \"rtsp://user:pass@10.0.1.21/stream1\"")
-		} else if u, err := url.Parse(cam.URL); err != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" {
-			d.errorf(p+".url", "%s is not an rtsp:// or rtsps:// URL with a host", RedactURL(cam.URL))
+			d.errorf(p+".url", "is required, e.g. url = \"rtsp://10.0.1.21/stream1\" with user = \"admin\" and password_file = \"lobby.pass\"")
+		} else {
+			d.cameraURLProblem(p, cam.URL)
 		}
+		d.decodeCameraCredentials(m, p, &cam)
 		switch cam.Transport {
 		case "tcp", "udp", "auto":
 		default:

@@ -53,7 +53,7 @@ func (c *Config) Summary() string {
 		if cam.Critical {
 			crit = " critical"
 		}
-		fmt.Fprintf(&b, "  %s  %s  %s%s, ~%g Mbit/s\n", cam.ID(c.Name), cam.RedactedURL(), cam.Transport, crit, cam.BitrateMbps)
+		fmt.Fprintf(&b, "  %s  %s  %s%s, ~%g Mbit/s%s\n", cam.ID(c.Name), cam.RedactedURL(), cam.Transport, crit, cam.BitrateMbps, cam.credentialSource())
 	}
 	for _, p := range c.PSIM {
 		ev := "all events"

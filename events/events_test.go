@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // fakeClock is a settable clock for Options.Now.
@@ -295,7 +297,7 @@ func TestHandler(t *testing.T) {
 		ids = append(ids, e.ID)
 		clk.Add(time.Second)
 	}
-	srv := httptest.NewServer(l.Handler())
+	srv := httptest.NewServer(l.Handler(HandlerOptions{}))
 	t.Cleanup(srv.Close)
 
 	type page struct {
@@ -379,5 +381,85 @@ func TestOpenLockedTimesOut(t *testing.T) {
 	_, path := openTest(t, Options{})
 	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("second Open = %v, want timeout error naming the file", err)
+	}
+}
+
+// TestAlarmResolvedByLaterEvent: an event listing an alarm's condition in
+// Resolves marks every unresolved alarm of that condition resolved, across
+// a reopen; the alarm stays in the log and can still be acknowledged;
+// other conditions and later alarms of the same condition stay open.
+func TestAlarmResolvedByLaterEvent(t *testing.T) {
+	clk := &fakeClock{t: t0}
+	l, path := openTest(t, Options{Now: clk.Now})
+	off1, err := l.Append(Event{Type: TypeCameraOffline, Severity: SeverityAlarm, Cameras: []string{"rec-a/x"}, Condition: "camera/rec-a/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	off2, _ := l.Append(Event{Type: TypeCameraOffline, Severity: SeverityAlarm, Cameras: []string{"rec-a/x"}, Condition: "camera/rec-a/x"})
+	other, _ := l.Append(Event{Type: TypeCameraOffline, Severity: SeverityAlarm, Cameras: []string{"rec-a/y"}, Condition: "camera/rec-a/y"})
+	info, _ := l.Append(Event{Type: TypeServerUp, Severity: SeverityInfo, Condition: "ignored/on/info"})
+	if info.Condition != "" {
+		t.Errorf("an info event kept a condition: %+v", info)
+	}
+	l.Close()
+	l, err = Open(path, Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	clk.Add(time.Second)
+	on, err := l.Append(Event{Type: TypeCameraOnline, Severity: SeverityInfo, Cameras: []string{"rec-a/x"}, Resolves: []string{"camera/rec-a/x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{off1.ID, off2.ID} {
+		e, err := l.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ResolvedBy != on.ID || !e.ResolvedAt.Equal(on.Time) || e.Acked {
+			t.Errorf("alarm %s after camera.online: %+v, want resolved by %s and not acknowledged", id, e, on.ID)
+		}
+	}
+	if e, _ := l.Get(other.ID); !e.ResolvedAt.IsZero() {
+		t.Errorf("alarm of another condition resolved: %+v", e)
+	}
+	if err := l.Ack(off1.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := l.Get(off1.ID); !e.Acked || e.ResolvedBy != on.ID {
+		t.Errorf("resolved alarm after ack: %+v, want acknowledged and still resolved", e)
+	}
+	// A new alarm of the same condition is open until resolved again.
+	off3, _ := l.Append(Event{Type: TypeCameraOffline, Severity: SeverityAlarm, Condition: "camera/rec-a/x"})
+	if e, _ := l.Get(off3.ID); !e.ResolvedAt.IsZero() {
+		t.Errorf("new alarm born resolved: %+v", e)
+	}
+	res, _ := l.Append(Event{Type: TypeAlarmResolved, Resolves: []string{"camera/rec-a/x", "unknown"}})
+	if e, _ := l.Get(off3.ID); e.ResolvedBy != res.ID {
+		t.Errorf("generic alarm.resolved did not resolve: %+v", e)
+	}
+}
+
+// TestPruneForgetsOpenAlarms: a pruned alarm is no longer open, so its
+// condition's list does not grow for ever and resolving finds nothing.
+func TestPruneForgetsOpenAlarms(t *testing.T) {
+	clk := &fakeClock{t: t0}
+	l, _ := openTest(t, Options{Now: clk.Now, Retention: time.Hour})
+	l.Append(Event{Type: TypeDiskLow, Severity: SeverityAlarm, Condition: "disk.low"})
+	clk.Add(2 * time.Hour)
+	fresh, _ := l.Append(Event{Type: TypeDiskLow, Severity: SeverityAlarm, Condition: "disk.low"})
+	if n, err := l.Prune(clk.Now()); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	var keys [][]byte
+	l.db.View(func(tx *bolt.Tx) error { return json.Unmarshal(tx.Bucket(bucketOpen).Get([]byte("disk.low")), &keys) })
+	if len(keys) != 1 {
+		t.Fatalf("open alarms of disk.low after prune: %d, want the fresh one", len(keys))
+	}
+	res, _ := l.Append(Event{Type: TypeAlarmResolved, Resolves: []string{"disk.low"}})
+	if e, _ := l.Get(fresh.ID); e.ResolvedBy != res.ID {
+		t.Errorf("fresh alarm not resolved: %+v", e)
 	}
 }

@@ -1,21 +1,20 @@
-// Package export serves recorded footage: one playable fragmented MP4 for
-// any time range of a camera, stitched from the segment files of this
-// server and of its peers (a buddy that recorded the camera during a
-// failover), streamed fragment by fragment in constant memory. Reading
-// footage never touches the recording path: it opens the files and the
-// index read-only.
 package export
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/buddyrec/buddyrec/api"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +67,15 @@ const (
 // GapsHeader carries the JSON list of gaps of an export response.
 const GapsHeader = "X-Buddyrec-Gaps"
 
+// DigestTrailer is an HTTP trailer of every export: the hex SHA-256 of the
+// body, so whoever keeps the file as evidence can show it is the file the
+// server sent. ContentDigestTrailer carries the same digest as RFC 9530's
+// Content-Digest, for clients that check it generically.
+const (
+	DigestTrailer        = "X-Buddyrec-Sha256"
+	ContentDigestTrailer = "Content-Digest"
+)
+
 // ErrorTrailer is set as an HTTP trailer when an export stopped early
 // after the response had begun (a peer vanished mid-stream); the file
 // received is playable but shorter.
@@ -80,8 +88,52 @@ type handler struct {
 	mux    *http.ServeMux
 }
 
+// Handler serves the export routes (see Route*) and answers, for the
+// recordings API and the timeline, which footage of a camera the site
+// holds (Footage).
+type Handler struct{ h *handler }
+
+// ServeHTTP serves the export routes.
+func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { x.h.mux.ServeHTTP(w, r) }
+
+// Held is a segment with the server that holds it.
+type Held struct {
+	storage.Segment
+	// Server holds the file (this server or a peer).
+	Server string `json:"server"`
+}
+
+// Footage lists the segments of camera overlapping [from, to) that this
+// server and every alive peer hold, from the same sources an export
+// reads, in time order. A peer that cannot be asked is listed in failed;
+// it never fails the answer.
+func (x *Handler) Footage(ctx context.Context, camera string, from, to time.Time) (held []Held, failed []PeerFailure, err error) {
+	h := x.h
+	local, err := h.o.Store.Segments(camera, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range local {
+		held = append(held, Held{Segment: s, Server: h.o.Self})
+	}
+	remote, failed := h.peerSegments(ctx, rangeQuery{camera: camera, from: from, to: to})
+	for _, c := range remote {
+		held = append(held, Held{Segment: c.seg, Server: c.server})
+	}
+	sort.SliceStable(held, func(i, j int) bool { return held[i].Start.Before(held[j].Start) })
+	return held, failed, nil
+}
+
+// PeerFailure is a peer that could not be asked for its footage.
+type PeerFailure struct {
+	Server string
+	Err    string // never holds credentials (see redactErr)
+}
+
+func (f PeerFailure) String() string { return "peer " + f.Server + ": " + f.Err }
+
 // NewHandler returns the handler of the export routes (see Route*).
-func NewHandler(o Options) http.Handler {
+func NewHandler(o Options) *Handler {
 	h := &handler{o: o, log: o.Logger, client: o.Client}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -99,7 +151,7 @@ func NewHandler(o Options) http.Handler {
 	h.mux.HandleFunc("GET "+RoutePlan, h.servePlan)
 	h.mux.HandleFunc("GET "+RouteSegments, h.serveSegments)
 	h.mux.HandleFunc("GET "+RouteFile, h.serveFile)
-	return h.mux
+	return &Handler{h: h}
 }
 
 // rangeQuery is camera, from and to of a request.
@@ -115,12 +167,19 @@ func parseRange(r *http.Request) (rangeQuery, error) {
 	if _, err := camera.Parse(rq.camera); err != nil {
 		return rq, errors.New("camera: required, as home/name (e.g. rec-a/lobby)")
 	}
-	var err error
-	if rq.from, err = time.Parse(time.RFC3339Nano, q.Get("from")); err != nil {
-		return rq, errors.New("from: required, an RFC3339 time")
-	}
-	if rq.to, err = time.Parse(time.RFC3339Nano, q.Get("to")); err != nil {
-		return rq, errors.New("to: required, an RFC3339 time")
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", &rq.from}, {"to", &rq.to}} {
+		v := q.Get(p.name)
+		if v == "" {
+			return rq, errors.New(p.name + ": required, an RFC3339 time")
+		}
+		t, err := api.ParseTime(p.name, v)
+		if err != nil {
+			return rq, err
+		}
+		*p.t = t
 	}
 	if !rq.to.After(rq.from) {
 		return rq, errors.New("to: must be after from")
@@ -201,15 +260,24 @@ func (h *handler) servePlan(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, p)
 }
 
-// planned is a piece whose init segment was read.
+// planned is a piece whose init segment was read and whose start keyframe
+// was found.
 type planned struct {
 	piece
 	init    *fmp4.Init
 	dataOff int64 // offset of the first fragment
+	// startOff is the offset of the fragment holding the start keyframe,
+	// startDTS that keyframe's decode time (driving track, segment media
+	// time) and startWall its wall clock.
+	startOff  int64
+	startDTS  uint64
+	startWall time.Time
 }
 
 // plan resolves the pieces of an export: local and peer segments merged
-// into one timeline, cut short where codec parameters change.
+// into one timeline, each piece's start keyframe found, a piece cut where
+// the next one's start keyframe falls inside it (footage recorded twice is
+// played once), and the export cut short where codec parameters change.
 func (h *handler) plan(ctx context.Context, rq rangeQuery) (Plan, []planned, error) {
 	out := Plan{Camera: rq.camera, From: rq.from.UTC(), To: rq.to.UTC(), Pieces: []Piece{}, Gaps: []Gap{}}
 	local, err := h.o.Store.Segments(rq.camera, rq.from, rq.to)
@@ -220,16 +288,49 @@ func (h *handler) plan(ctx context.Context, rq rangeQuery) (Plan, []planned, err
 	for _, s := range local {
 		cands = append(cands, candidate{seg: s})
 	}
-	remote, warnings := h.peerSegments(ctx, rq)
+	remote, failed := h.peerSegments(ctx, rq)
 	cands = append(cands, remote...)
-	out.Warnings = warnings
+	for _, f := range failed {
+		out.Warnings = append(out.Warnings, f.String())
+	}
 
-	pieces, gaps := mergeTimeline(cands, rq.from, rq.to)
+	infos := map[string]segInfo{}
+	inspect := func(c *candidate) (segInfo, error) {
+		key := c.server + "\x00" + c.seg.File
+		if info, ok := infos[key]; ok {
+			return info, nil
+		}
+		info, err := h.readPieceInit(ctx, c)
+		if err == nil {
+			infos[key] = info
+		}
+		return info, err
+	}
+	// The hole tolerance is two frame intervals of the camera, read from
+	// the earliest segment of the range.
+	var frame time.Duration
+	first := -1
+	for i, c := range cands {
+		if c.seg.End.After(rq.from) && c.seg.Start.Before(rq.to) && (first < 0 || c.seg.Start.Before(cands[first].seg.Start)) {
+			first = i
+		}
+	}
+	if first >= 0 {
+		if info, err := inspect(&cands[first]); err == nil {
+			frame = info.frame
+		}
+	}
+	pieces, gaps := mergeTimeline(cands, rq.from, rq.to, holeTolerance(frame))
+
 	var res []planned
 	for i, p := range pieces {
-		init, off, err := h.readPieceInit(ctx, &p.candidate)
-		if err == nil && len(res) > 0 && !sameTracks(res[0].init, init) {
+		info, err := inspect(&p.candidate)
+		if err == nil && len(res) > 0 && !sameTracks(res[0].init, info.init) {
 			err = errParamsChanged
+		}
+		pl := planned{piece: p, init: info.init, dataOff: info.dataOff}
+		if err == nil {
+			err = h.findStart(ctx, &pl)
 		}
 		if err != nil {
 			// stop here: what follows cannot go into this file
@@ -254,11 +355,22 @@ func (h *handler) plan(ctx context.Context, rq rangeQuery) (Plan, []planned, err
 			gaps = append(kept, Gap{Start: start, End: rq.to, Reason: reason})
 			break
 		}
-		res = append(res, planned{piece: p, init: init, dataOff: off})
+		// Cut the pieces before at this one's start keyframe: from there
+		// on this piece has the footage, and a moment is played once.
+		for len(res) > 0 && pl.startWall.Before(res[len(res)-1].to) {
+			prev := &res[len(res)-1]
+			prev.to = pl.startWall
+			if prev.to.After(prev.startWall) {
+				break
+			}
+			pl.afterGap = prev.afterGap
+			res = res[:len(res)-1] // wholly covered by this piece
+		}
+		res = append(res, pl)
 	}
 	for _, p := range res {
 		out.Pieces = append(out.Pieces, Piece{
-			Start: maxTime(p.from, p.seg.Start).UTC(), End: p.to.UTC(), Server: serverName(h.o.Self, p.server),
+			Start: p.startWall.UTC(), End: p.to.UTC(), Server: serverName(h.o.Self, p.server),
 			RecordedBy: p.seg.RecordedBy, SegmentStart: p.seg.Start.UTC(),
 		})
 	}
@@ -267,6 +379,28 @@ func (h *handler) plan(ctx context.Context, rq rangeQuery) (Plan, []planned, err
 		out.Gaps = append(out.Gaps, g)
 	}
 	return out, res, nil
+}
+
+// findStart finds where p begins: its start keyframe's fragment, decode
+// time and wall clock.
+func (h *handler) findStart(ctx context.Context, p *planned) error {
+	p.startOff, p.startDTS, p.startWall = p.dataOff, 0, p.seg.Start
+	if p.mode == startAtBeginning {
+		return nil
+	}
+	src, err := h.openSource(ctx, &p.candidate)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	drive := driveTrack(p.init)
+	off, dts, err := lastKeyframeBefore(src, p.dataOff, p.limit(), uint32(drive.ID), int64(drive.TimeScale), p.seg.Start, p.from)
+	if err != nil {
+		return fmt.Errorf("find start in %s: %w", p.seg.File, err)
+	}
+	p.startOff, p.startDTS = off, dts
+	p.startWall = p.seg.Start.Add(ticksToDuration(int64(dts), int64(drive.TimeScale)))
+	return nil
 }
 
 var errParamsChanged = errors.New("codec parameters differ from the first piece")
@@ -281,15 +415,15 @@ func serverName(self, server string) string {
 // peerSegments asks every peer, concurrently, for its segments of the
 // range. A peer that fails is skipped with a warning; it never fails the
 // export.
-func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate, []string) {
+func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate, []PeerFailure) {
 	if h.o.Peers == nil {
 		return nil, nil
 	}
 	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		cands    []candidate
-		warnings []string
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		cands  []candidate
+		failed []PeerFailure
 	)
 	for _, p := range h.o.Peers() {
 		if p.Name == h.o.Self || p.Name == "" || p.HTTP == "" {
@@ -303,7 +437,7 @@ func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate,
 			defer mu.Unlock()
 			if err != nil {
 				h.log.Warn("ask peer for footage", "peer", p.Name, "camera", rq.camera, "err", err)
-				warnings = append(warnings, fmt.Sprintf("peer %s: %v", p.Name, err))
+				failed = append(failed, PeerFailure{Server: p.Name, Err: err.Error()})
 				return
 			}
 			for _, s := range segs {
@@ -314,7 +448,8 @@ func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate,
 		}()
 	}
 	wg.Wait()
-	return cands, warnings
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Server < failed[j].Server })
+	return cands, failed
 }
 
 func (h *handler) fetchSegments(ctx context.Context, p Peer, rq rangeQuery) ([]storage.Segment, error) {
@@ -367,10 +502,19 @@ func (h *handler) serveExport(w http.ResponseWriter, r *http.Request) {
 	hd.Set(GapsHeader, string(gaps))
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, fileName(rq)))
-	hd.Set("Trailer", ErrorTrailer)
+	hd.Set("Trailer", DigestTrailer+", "+ContentDigestTrailer+", "+ErrorTrailer)
 	w.WriteHeader(http.StatusOK)
 
-	st := newStreamer(w, pieces[0].init)
+	sum := sha256.New()
+	st := newStreamer(io.MultiWriter(w, sum), pieces[0].init, pieces[0].startWall)
+	st.flush = func() { http.NewResponseController(w).Flush() } //nolint:errcheck // best effort
+	defer func() {
+		// The digest of exactly the bytes sent, also when the export
+		// stopped early (then ErrorTrailer says why).
+		d := sum.Sum(nil)
+		hd.Set(DigestTrailer, hex.EncodeToString(d))
+		hd.Set(ContentDigestTrailer, "sha-256=:"+base64.StdEncoding.EncodeToString(d)+":")
+	}()
 	if err := st.writeInit(); err != nil {
 		return // the client went away
 	}

@@ -138,6 +138,10 @@ func record(t testing.TB, st *storage.Store, tracks []storage.Track, samples []s
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Closed segments reach the index at the syncer's next round.
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func serve(t testing.TB, h http.Handler) *httptest.Server {
@@ -169,6 +173,9 @@ func download(t testing.TB, url string) (string, []Gap) {
 	if err := json.Unmarshal([]byte(resp.Header.Get(GapsHeader)), &gaps); err != nil {
 		t.Fatalf("gaps header %q: %v", resp.Header.Get(GapsHeader), err)
 	}
+	if _, declared := resp.Trailer[DigestTrailer]; !declared {
+		t.Errorf("trailers declared %v, want %s", resp.Trailer, DigestTrailer)
+	}
 	path := filepath.Join(t.TempDir(), "export.mp4")
 	f, err := os.Create(path)
 	if err != nil {
@@ -180,6 +187,11 @@ func download(t testing.TB, url string) (string, []Gap) {
 	}
 	if e := resp.Trailer.Get(ErrorTrailer); e != "" {
 		t.Fatalf("export stopped early: %s", e)
+	}
+	// every export carries the SHA-256 of its body as a trailer
+	f.Close()
+	if got, want := resp.Trailer.Get(DigestTrailer), sha256Hex(t, path); got != want {
+		t.Errorf("%s trailer = %q, want sha256 of the body %q", DigestTrailer, got, want)
 	}
 	return path, gaps
 }

@@ -8,6 +8,7 @@ import (
 	fragw "github.com/buddyrec/buddyrec/internal/fragment"
 	"io"
 	"reflect"
+	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
@@ -408,4 +409,87 @@ func appendFragment(dst []byte, seq uint32, tracks []outTrack, src []byte) []byt
 		}
 	}
 	return dst
+}
+
+// Origins of the clocks MP4 boxes use: NTP timestamps (prft) count from
+// 1900, mvhd/tkhd/mdhd times in seconds from 1904, both UTC.
+var (
+	ntpEpoch = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	mp4Epoch = time.Date(1904, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// ntpTimestamp is t as a 64-bit NTP timestamp (32.32 fixed point seconds).
+func ntpTimestamp(t time.Time) uint64 {
+	d := t.Sub(ntpEpoch) // fits: NTP era 0 ends in 2036, Duration in 2192
+	sec := uint64(d / time.Second)
+	frac := uint64(d%time.Second) << 32 / uint64(time.Second)
+	return sec<<32 | frac
+}
+
+// prft is what a ProducerReferenceTimeBox says: media time media of track
+// is wall clock wall.
+type prft struct {
+	track uint32
+	media uint64
+	wall  time.Time
+}
+
+// appendPrft appends a ProducerReferenceTimeBox (ISO/IEC 14496-12 8.16.5,
+// version 1) for the fragment that follows it: the first sample of the
+// reference track, at decode time media on the export's timeline, arrived
+// at the recorder at wall clock wall. Flags 0: the time the sample was
+// taken in (for a recorder, its arrival from the camera).
+func appendPrft(dst []byte, p prft) []byte {
+	be := binary.BigEndian
+	dst = be.AppendUint32(dst, 32)
+	dst = append(dst, "prft"...)
+	dst = be.AppendUint32(dst, 0x01000000) // version 1, flags 0
+	dst = be.AppendUint32(dst, p.track)
+	dst = be.AppendUint64(dst, ntpTimestamp(p.wall))
+	dst = be.AppendUint64(dst, p.media)
+	return dst
+}
+
+// setCreationTime writes t (whole seconds) as the creation and
+// modification time of the mvhd, every tkhd and every mdhd of an init
+// segment, so the file says when its first frame was recorded.
+func setCreationTime(init []byte, t time.Time) ([]byte, error) {
+	secs := uint64(max(0, t.Sub(mp4Epoch)/time.Second))
+	var walk func(b []byte) error
+	walk = func(b []byte) error {
+		for p := 0; p < len(b); {
+			if p+8 > len(b) {
+				return errCorrupt
+			}
+			sz := int(binary.BigEndian.Uint32(b[p:]))
+			if sz < 8 || p+sz > len(b) {
+				return errCorrupt
+			}
+			body := b[p+8 : p+sz]
+			switch string(b[p+4 : p+8]) {
+			case "moov", "trak", "mdia":
+				if err := walk(body); err != nil {
+					return err
+				}
+			case "mvhd", "tkhd", "mdhd":
+				switch {
+				case len(body) >= 20 && body[0] == 1:
+					binary.BigEndian.PutUint64(body[4:], secs)
+					binary.BigEndian.PutUint64(body[12:], secs)
+				case len(body) >= 12 && body[0] == 0:
+					v := uint32(min(secs, 0xFFFFFFFF))
+					binary.BigEndian.PutUint32(body[4:], v)
+					binary.BigEndian.PutUint32(body[8:], v)
+				default:
+					return errCorrupt
+				}
+			}
+			p += sz
+		}
+		return nil
+	}
+	if err := walk(init); err != nil {
+		return nil, fmt.Errorf("set creation time: %w", err)
+	}
+	return init, nil
 }

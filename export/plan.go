@@ -4,44 +4,41 @@ import (
 	"sort"
 	"time"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
-// Timeline tolerances. Consecutive segments of one recorder meet within a
-// few milliseconds (a segment's start is the arrival time of its first
-// keyframe, its end the start plus the media duration), so small holes and
-// overlaps are jitter, not lost or duplicated footage.
+// Timeline tolerances.
 const (
-	// gapTolerance is the largest hole not reported as a gap; it matches
-	// storage.SpanGap so the export agrees with the recordings timeline.
-	gapTolerance = storage.SpanGap
-	// joinSlack is how far after the cursor a segment may start and still
-	// count as continuing the timeline when choosing between servers.
-	joinSlack = 100 * time.Millisecond
-	// overlapTolerance is how far before the cursor a segment may start and
-	// still be played from its beginning (a few repeated frames) instead of
-	// from its first keyframe after the cursor.
-	overlapTolerance = 500 * time.Millisecond
+	// defaultFrame is the frame interval assumed when a segment's first
+	// fragment cannot be read for it (25 fps).
+	defaultFrame = 40 * time.Millisecond
 	// minUseful is the least footage past the cursor that makes a segment
 	// worth opening.
-	minUseful = 100 * time.Millisecond
+	minUseful = 20 * time.Millisecond
 )
+
+// holeTolerance is the largest hole (or overlap) between two pieces that
+// is clock jitter rather than lost (or repeated) footage: two frame
+// intervals. Consecutive segments of one recorder session meet within a
+// few milliseconds (a segment's start is the arrival time of its first
+// keyframe, its end the start plus the media duration), while a reconnect,
+// a failover or a make-before-break overlap is many frames long.
+func holeTolerance(frame time.Duration) time.Duration {
+	if frame <= 0 {
+		frame = defaultFrame
+	}
+	return 2 * min(frame, time.Second)
+}
 
 // Where a piece starts inside its segment file.
 const (
 	startAtBeginning = iota // the segment's first keyframe
 	startBefore             // the last keyframe at or before piece.from
-	startAfter              // the first keyframe at or after piece.from
 )
 
 // Gap is a stretch of the requested range with no footage in the export.
-type Gap struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-	// Reason says why, when it is not simply "nothing recorded", e.g. a
-	// codec parameter change that ends the export early.
-	Reason string `json:"reason,omitempty"`
-}
+type Gap = api.Gap
 
 // Piece is one stretch of an export, read from one segment file held by
 // Server. Times are the index's; the stream starts at a keyframe near Start.
@@ -81,15 +78,21 @@ type piece struct {
 	candidate
 	mode     int
 	from, to time.Time
+	// afterGap is set when a reported gap precedes the piece: its footage
+	// goes where its wall clock says, so the hole stays a hole in the
+	// file. Otherwise it continues the previous piece without a jump.
+	afterGap bool
 }
 
 // mergeTimeline chooses, from segments held by this server and its peers,
-// a non-overlapping sequence covering [from, to): at each point it
-// continues with a segment covering the cursor, preferring local footage,
-// then the earliest-starting; footage that overlaps what was already chosen
-// (the same camera recorded twice during a partition) is skipped. Holes
-// larger than gapTolerance are returned as gaps. It is a pure function.
-func mergeTimeline(cands []candidate, from, to time.Time) ([]piece, []Gap) {
+// a sequence of pieces covering [from, to): at each point it continues with
+// a segment covering the cursor, preferring local footage, then the
+// earliest-starting. A segment that begins more than tol before the cursor
+// (the same camera recorded twice: a make-before-break handover or a
+// partition) starts at its last keyframe at or before the cursor; plan then
+// cuts the previous piece at that keyframe, so no moment is played twice.
+// Holes longer than tol are returned as gaps. It is a pure function.
+func mergeTimeline(cands []candidate, from, to time.Time, tol time.Duration) ([]piece, []Gap) {
 	cs := make([]candidate, 0, len(cands))
 	for _, c := range cands {
 		if c.seg.End.After(from) && c.seg.Start.Before(to) && c.seg.End.After(c.seg.Start) {
@@ -109,7 +112,7 @@ func mergeTimeline(cands []candidate, from, to time.Time) ([]piece, []Gap) {
 	for cursor.Before(to) {
 		best := -1
 		for i, c := range cs {
-			if used[i] || !c.seg.End.After(cursor.Add(minUseful)) || c.seg.Start.After(cursor.Add(joinSlack)) {
+			if used[i] || !c.seg.End.After(cursor.Add(minUseful)) || c.seg.Start.After(cursor.Add(tol)) {
 				continue
 			}
 			if best < 0 || (c.local() && !cs[best].local()) {
@@ -135,20 +138,18 @@ func mergeTimeline(cands []candidate, from, to time.Time) ([]piece, []Gap) {
 		switch {
 		case len(pieces) == 0 && c.seg.Start.Before(from):
 			p.mode, p.from = startBefore, from
-		case len(pieces) > 0 && c.seg.Start.Before(cursor.Add(-overlapTolerance)):
-			p.mode, p.from = startAfter, cursor
+		case len(pieces) > 0 && c.seg.Start.Before(cursor.Add(-tol)):
+			p.mode, p.from = startBefore, cursor
 		}
 		gapStart := cursor
-		if len(pieces) == 0 {
-			gapStart = from
-		}
-		if c.seg.Start.Sub(gapStart) > gapTolerance {
+		if c.seg.Start.Sub(gapStart) > tol {
 			gaps = append(gaps, Gap{Start: gapStart, End: c.seg.Start})
+			p.afterGap = len(pieces) > 0
 		}
 		pieces = append(pieces, p)
 		cursor = maxTime(cursor, p.to)
 	}
-	if to.Sub(cursor) > gapTolerance || (len(pieces) == 0 && to.After(from)) {
+	if to.Sub(cursor) > tol || (len(pieces) == 0 && to.After(from)) {
 		gaps = append(gaps, Gap{Start: cursor, End: to})
 	}
 	return pieces, gaps

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
@@ -41,32 +43,69 @@ func (h *handler) openSource(ctx context.Context, c *candidate) (source, error) 
 	return &httpReaderAt{ctx: ctx, h: h, url: fileURL(c.peer, c.seg), limit: c.limit(), peer: c.peer.Name}, nil
 }
 
-// readPieceInit reads the init segment of c. For a peer it fetches only the
-// file's first bytes, so planning costs one small request per peer segment.
-func (h *handler) readPieceInit(ctx context.Context, c *candidate) (*fmp4.Init, int64, error) {
+// segInfo is what planning reads from the head of a segment file.
+type segInfo struct {
+	init    *fmp4.Init
+	dataOff int64         // offset of the first fragment
+	frame   time.Duration // the driving track's frame interval; 0 if unknown
+}
+
+// readPieceInit reads the init segment of c and, when it is at hand, the
+// header of its first fragment for the frame interval. For a peer it
+// fetches only the file's first bytes, so planning costs one small request
+// per peer segment.
+func (h *handler) readPieceInit(ctx context.Context, c *candidate) (segInfo, error) {
+	var r io.ReaderAt
+	limit := c.limit()
 	if c.local() {
 		src, err := h.openSource(ctx, c)
 		if err != nil {
-			return nil, 0, err
+			return segInfo{}, err
 		}
 		defer src.Close()
-		return readInit(src)
+		r = src
+	} else {
+		const probe = 64 << 10
+		n := min(int64(probe), c.limit())
+		hr := &httpReaderAt{ctx: ctx, h: h, url: fileURL(c.peer, c.seg), limit: n, peer: c.peer.Name}
+		defer hr.Close()
+		buf := make([]byte, n)
+		if k, err := hr.ReadAt(buf, 0); int64(k) < n {
+			return segInfo{}, fmt.Errorf("read init of %s from %s: %w", c.seg.File, c.peer.Name, err)
+		}
+		r, limit = bytes.NewReader(buf), n
+		if _, _, err := readInit(r); err != nil && n < c.limit() { // a huge init: read it in place
+			hr2 := &httpReaderAt{ctx: ctx, h: h, url: fileURL(c.peer, c.seg), limit: c.limit(), peer: c.peer.Name}
+			defer hr2.Close()
+			r, limit = hr2, c.limit()
+		}
 	}
-	const probe = 64 << 10
-	n := min(int64(probe), c.limit())
-	r := &httpReaderAt{ctx: ctx, h: h, url: fileURL(c.peer, c.seg), limit: n, peer: c.peer.Name}
-	defer r.Close()
-	buf := make([]byte, n)
-	if k, err := r.ReadAt(buf, 0); int64(k) < n {
-		return nil, 0, fmt.Errorf("read init of %s from %s: %w", c.seg.File, c.peer.Name, err)
+	init, off, err := readInit(r)
+	if err != nil {
+		return segInfo{}, err
 	}
-	init, off, err := readInit(bytes.NewReader(buf))
-	if err != nil && n < c.limit() { // a huge init: read it in place
-		r2 := &httpReaderAt{ctx: ctx, h: h, url: fileURL(c.peer, c.seg), limit: c.limit(), peer: c.peer.Name}
-		defer r2.Close()
-		return readInit(r2)
+	info := segInfo{init: init, dataOff: off}
+	var f fragment
+	if _, err := readFragment(r, off, limit, &f, true); err == nil {
+		drive := driveTrack(init)
+		if t := f.track(uint32(drive.ID)); t != nil {
+			info.frame = frameInterval(t.samples, int64(drive.TimeScale))
+		}
 	}
-	return init, off, err
+	return info, nil
+}
+
+// frameInterval is the median sample duration of a track's samples.
+func frameInterval(samples []sample, ts int64) time.Duration {
+	if len(samples) == 0 {
+		return 0
+	}
+	durs := make([]uint32, len(samples))
+	for i, s := range samples {
+		durs[i] = s.dur
+	}
+	slices.Sort(durs)
+	return ticksToDuration(int64(durs[len(durs)/2]), ts)
 }
 
 // peerBase turns a peer's advertised HTTP address ("host:port" or a URL)

@@ -5,20 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 )
 
-// streamer writes one export: the init segment, then the fragments of each
-// piece with decode times rewritten so the output timeline is continuous
-// (gaps between pieces are closed up; the gaps header says where they
-// were) and sequence numbers counting up from 1. It holds one fragment at
-// a time, so memory does not grow with the length of the range.
+// streamer writes one export: the init segment (its creation time the
+// wall clock of the first frame), then the fragments of each piece with
+// decode times rewritten onto one timeline that is real time: a piece that
+// continues the previous one follows it without a jump, a piece after a
+// gap goes where its wall clock says, so the hole stays a hole. Decode
+// times never go back, so no two samples of a track share a time. Each
+// fragment is preceded by a prft box giving the wall clock of its first
+// sample, and sequence numbers count up from 1. It holds one fragment at a
+// time, so memory does not grow with the length of the range.
 type streamer struct {
 	w       io.Writer
+	flush   func()
 	init    *fmp4.Init
+	origin  time.Time // wall clock of the first frame: output time 0
 	driveID uint32
 	scales  map[uint32]int64
 
@@ -32,8 +37,8 @@ type streamer struct {
 	buf    []byte
 }
 
-func newStreamer(w io.Writer, init *fmp4.Init) *streamer {
-	s := &streamer{w: w, init: init, driveID: uint32(driveTrack(init).ID),
+func newStreamer(w io.Writer, init *fmp4.Init, origin time.Time) *streamer {
+	s := &streamer{w: w, init: init, origin: origin, driveID: uint32(driveTrack(init).ID),
 		scales: map[uint32]int64{}, lastEnd: map[uint32]uint64{}}
 	for _, t := range init.Tracks {
 		s.scales[uint32(t.ID)] = int64(t.TimeScale)
@@ -46,76 +51,66 @@ func (s *streamer) writeInit() error {
 	if err != nil {
 		return err
 	}
+	b, err = setCreationTime(b, s.origin)
+	if err != nil {
+		return err
+	}
 	_, err = s.w.Write(b)
 	return err
 }
 
-// startPoint finds where piece p begins: the fragment offset and the drive
-// track decode time of its first keyframe. ok is false when the piece has
-// no keyframe to start at (startAfter past its last keyframe).
-func (s *streamer) startPoint(src source, p *planned) (off int64, m0 uint64, ok bool, err error) {
-	if p.mode == startAtBeginning {
-		return p.dataOff, 0, true, nil
-	}
-	ts := s.scales[s.driveID]
+// lastKeyframeBefore scans the fragment headers of a segment (starting at
+// wall clock segStart) from off for the last keyframe of track id at or
+// before from. It returns that keyframe's fragment offset and decode time;
+// when from is before the first keyframe, the segment's beginning.
+func lastKeyframeBefore(src io.ReaderAt, off, limit int64, id uint32, ts int64, segStart, from time.Time) (int64, uint64, error) {
 	var f fragment
-	bestOff, bestDTS, found := p.dataOff, uint64(0), false
-	for pos := p.dataOff; ; {
-		next, err := readFragment(src, pos, p.limit(), &f, true)
+	bestOff, bestDTS := off, uint64(0)
+	for pos := off; ; {
+		next, err := readFragment(src, pos, limit, &f, true)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return 0, 0, false, err
+			return 0, 0, err
 		}
-		t := f.track(s.driveID)
+		t := f.track(id)
 		if t != nil && len(t.samples) > 0 {
-			if p.mode == startBefore && p.seg.Start.Add(ticksToDuration(int64(t.samples[0].dts), ts)).After(p.from) {
+			if segStart.Add(ticksToDuration(int64(t.samples[0].dts), ts)).After(from) {
 				break // this and later fragments start after from
 			}
 			for _, smp := range t.samples {
-				if smp.nonSync {
-					continue
-				}
-				wall := p.seg.Start.Add(ticksToDuration(int64(smp.dts), ts))
-				if p.mode == startBefore && !wall.After(p.from) {
-					bestOff, bestDTS, found = pos, smp.dts, true
-				}
-				if p.mode == startAfter && !wall.Before(p.from) {
-					return pos, smp.dts, true, nil
+				if !smp.nonSync && !segStart.Add(ticksToDuration(int64(smp.dts), ts)).After(from) {
+					bestOff, bestDTS = pos, smp.dts
 				}
 			}
 		}
 		pos = next
 	}
-	if p.mode == startAfter {
-		return 0, 0, false, nil
-	}
-	if !found { // from is before the first keyframe: start at the beginning
-		return p.dataOff, 0, true, nil
-	}
-	return bestOff, bestDTS, true, nil
+	return bestOff, bestDTS, nil
 }
 
 // streamPiece writes the fragments of p whose samples fall in
 // [start keyframe, min(p.to, to)).
 func (h *handler) streamPiece(ctx context.Context, s *streamer, p *planned, to time.Time) error {
+	if !p.to.After(p.startWall) {
+		return nil
+	}
 	src, err := h.openSource(ctx, &p.candidate)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	off, m0, ok, err := s.startPoint(src, p)
-	if err != nil {
-		return fmt.Errorf("find start in %s: %w", p.seg.File, err)
-	}
-	if !ok {
-		return nil
-	}
+	off, m0 := p.startOff, p.startDTS
 	stop := minTime(p.to, to)
 	m0ns := ticksToDuration(int64(m0), s.scales[s.driveID])
-	shift := s.outEnd - m0ns // output time = media time + shift
-	driveEnd := s.outEnd
+	// Where the piece's start keyframe goes on the output timeline.
+	outStart := s.outEnd
+	if p.afterGap {
+		outStart = max(outStart, p.startWall.Sub(s.origin))
+	}
+	shift := outStart - m0ns // output time = media time + shift
+	driveEnd := outStart
 	for {
 		next, err := readFragment(src, off, p.limit(), &s.frag, false)
 		if errors.Is(err, io.EOF) {
@@ -127,6 +122,7 @@ func (h *handler) streamPiece(ctx context.Context, s *streamer, p *planned, to t
 		off = next
 		done := false
 		s.tracks = s.tracks[:0]
+		var ref prft
 		for i := range s.frag.trafs {
 			t := &s.frag.trafs[i]
 			ts, known := s.scales[t.id]
@@ -147,10 +143,15 @@ func (h *handler) streamPiece(ctx context.Context, s *streamer, p *planned, to t
 				}
 			}
 			kept := t.samples[i:j]
+			base := kept0DTS(kept) - m0t + uint64(durationToTicks(outStart, ts))
+			for len(kept) > 0 && base < s.lastEnd[t.id] && !drive {
+				// audio overlapping what the previous piece played
+				base += uint64(kept[0].dur)
+				kept = kept[1:]
+			}
 			if len(kept) == 0 {
 				continue
 			}
-			base := kept[0].dts - m0t + uint64(durationToTicks(s.outEnd, ts))
 			if base < s.lastEnd[t.id] { // rounding between timescales
 				base = s.lastEnd[t.id]
 			}
@@ -162,18 +163,22 @@ func (h *handler) streamPiece(ctx context.Context, s *streamer, p *planned, to t
 			if drive {
 				driveEnd = max(driveEnd, ticksToDuration(int64(kept[len(kept)-1].dts+uint64(kept[len(kept)-1].dur)), ts)+shift)
 			}
+			if drive || ref.track == 0 {
+				ref = prft{track: t.id, media: base, wall: p.seg.Start.Add(ticksToDuration(int64(kept[0].dts), ts))}
+			}
 			s.tracks = append(s.tracks, outTrack{ID: t.id, BaseTime: base, Samples: kept})
 		}
 		if len(s.tracks) > 0 {
 			s.seq++
-			s.buf = appendFragment(s.buf[:0], s.seq, s.tracks, s.frag.buf)
+			s.buf = appendPrft(s.buf[:0], ref)
+			s.buf = appendFragment(s.buf, s.seq, s.tracks, s.frag.buf)
 			if _, err := s.w.Write(s.buf); err != nil {
 				return fmt.Errorf("write export: %w", err)
 			}
 			if !s.started {
 				s.started = true
-				if rw, ok := s.w.(http.ResponseWriter); ok {
-					http.NewResponseController(rw).Flush() //nolint:errcheck // best effort, for time to first byte
+				if s.flush != nil {
+					s.flush() // for time to first byte
 				}
 			}
 		}
@@ -183,6 +188,13 @@ func (h *handler) streamPiece(ctx context.Context, s *streamer, p *planned, to t
 	}
 	s.outEnd = driveEnd
 	return ctx.Err()
+}
+
+func kept0DTS(kept []sample) uint64 {
+	if len(kept) == 0 {
+		return 0
+	}
+	return kept[0].dts
 }
 
 // ticksToDuration converts ticks of a timescale to a duration without

@@ -58,7 +58,13 @@ type Options struct {
 	// Credentials are taken from RTSP Basic authentication: an arbitrary
 	// user/password check cannot verify a Digest response (that needs the
 	// password in advance), so only Basic is offered when Authorize is set.
-	Authorize func(user, pass string) bool
+	// remote is the viewer's IP address, so that failed logins can be
+	// throttled per address.
+	Authorize func(remote, user, pass string) bool
+	// WrapListener, when set, wraps the RTSP listener, e.g. with the
+	// connection limits of internal/connlimit, so that a flood of viewers'
+	// connections cannot take the descriptors recording needs.
+	WrapListener func(net.Listener) net.Listener
 	// StartTimeout is how long the first DESCRIBE of a camera waits for a
 	// keyframe to learn the stream's parameters (default 3s).
 	StartTimeout time.Duration
@@ -136,6 +142,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			if o.ViewerSendBuffer > 0 {
 				ln = sendBufferListener{Listener: ln, size: o.ViewerSendBuffer}
 			}
+			if o.WrapListener != nil {
+				ln = o.WrapListener(ln)
+			}
 			return ln, nil
 		},
 	}
@@ -207,12 +216,16 @@ func cameraOf(path string) string {
 }
 
 // authorize checks the viewer's Basic credentials.
-func (s *Server) authorize(req *base.Request) (*base.Response, error) {
+func (s *Server) authorize(conn *gortsplib.ServerConn, req *base.Request) (*base.Response, error) {
 	if s.o.Authorize == nil {
 		return nil, nil
 	}
+	remote := ""
+	if a, ok := conn.NetConn().RemoteAddr().(*net.TCPAddr); ok {
+		remote = a.IP.String()
+	}
 	user, pass, ok := basicCredentials(req)
-	if ok && s.o.Authorize(user, pass) {
+	if ok && s.o.Authorize(remote, user, pass) {
 		return nil, nil
 	}
 	return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
@@ -234,7 +247,8 @@ func basicCredentials(req *base.Request) (string, string, bool) {
 	return "", "", false
 }
 
-// full reports whether one more viewer would exceed MaxViewers.
+// fullLocked reports whether one more viewer would exceed MaxViewers;
+// s.mu must be held.
 func (s *Server) fullLocked() bool {
 	n := len(s.sessions)
 	if s.o.OtherViewers != nil {
@@ -273,7 +287,7 @@ func (s *Server) getFeed(id string) (*feed, error) {
 
 // OnDescribe implements gortsplib.ServerHandlerOnDescribe.
 func (s *Server) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	if res, err := s.authorize(ctx.Request); err != nil {
+	if res, err := s.authorize(ctx.Conn, ctx.Request); err != nil {
 		return res, nil, err
 	}
 	return s.open(cameraOf(ctx.Path))
@@ -281,7 +295,7 @@ func (s *Server) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Re
 
 // OnSetup implements gortsplib.ServerHandlerOnSetup.
 func (s *Server) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
-	if res, err := s.authorize(ctx.Request); err != nil {
+	if res, err := s.authorize(ctx.Conn, ctx.Request); err != nil {
 		return res, nil, err
 	}
 	id := cameraOf(ctx.Path)

@@ -284,7 +284,7 @@ func TestViewerLimit(t *testing.T) {
 }
 
 func TestAuthorizeAndUnknownCamera(t *testing.T) {
-	r := startRig(t, Options{Authorize: func(u, p string) bool { return u == "op" && p == "pw" }})
+	r := startRig(t, Options{Authorize: func(remote, u, p string) bool { return remote == "127.0.0.1" && u == "op" && p == "pw" }})
 	v := dialViewer(t, r.live.Addr())
 	code, h, _, err := v.request("DESCRIBE", r.url())
 	if err != nil || code != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") {

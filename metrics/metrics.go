@@ -6,10 +6,9 @@
 package metrics
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/internal/buildinfo"
 	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/webhook"
 )
@@ -95,22 +95,19 @@ func New(o Options) *Metrics {
 		Name: "buddyrec_scrape_errors_total",
 		Help: "Source reads that failed during a scrape (the affected metrics were left out).",
 	})
+	// Labels follow the Prometheus convention (prometheus_build_info,
+	// node_exporter): version, revision, goversion; dirty says whether the
+	// revision alone reproduces the binary.
+	bi := buildinfo.Read()
 	version := o.Version
-	revision := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if version == "" {
-			version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
+	if version == "" {
+		version = bi.Version
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "buddyrec_build_info",
-		Help:        "Always 1; labels name the running build.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version(), "server": o.Server},
+		Name: "buddyrec_build_info",
+		Help: "Always 1; labels name the running build (as `buddyrec version` prints it).",
+		ConstLabels: prometheus.Labels{"version": version, "revision": bi.Commit, "dirty": fmt.Sprint(bi.Dirty),
+			"goversion": bi.Go, "server": o.Server},
 	})
 	build.Set(1)
 	m.reg.MustRegister(m.segWrite, m.failovers, m.failbacks, m.scrapeErrors, build,

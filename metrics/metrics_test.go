@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/internal/buildinfo"
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
@@ -159,7 +161,8 @@ func TestScrape(t *testing.T) {
 		{"buddyrec_disk_total_bytes", nil, 1000e9},
 		{"buddyrec_failovers_total", map[string]string{"home": "rec-c"}, 2},
 		{"buddyrec_failbacks_total", map[string]string{"home": "rec-c"}, 1},
-		{"buddyrec_build_info", map[string]string{"version": "v0.1.0", "server": "rec-a"}, 1},
+		{"buddyrec_build_info", map[string]string{"version": "v0.1.0", "server": "rec-a",
+			"goversion": buildinfo.Read().Go, "revision": buildinfo.Read().Commit, "dirty": fmt.Sprint(buildinfo.Read().Dirty)}, 1},
 	}
 	for _, tt := range tests {
 		got, ok := value(fams, tt.name, tt.labels)

@@ -15,15 +15,20 @@ func storageEvent(server string, a storage.Alarm) events.Event {
 	if a.Camera != "" {
 		e.Cameras = []string{a.Camera}
 	}
+	// Conditions let the event that clears an alarm resolve it: writes
+	// working again resolve the write error (or full disk) of the same
+	// camera's writer. disk.low has no clearing report yet.
+	writes := string(events.TypeStorageWriteError) + "/" + a.Camera
+	full := string(events.TypeDiskFull) + "/" + a.Camera
 	switch a.Kind {
 	case storage.AlarmDiskFull:
-		e.Type = events.TypeDiskFull
+		e.Type, e.Condition = events.TypeDiskFull, full
 	case storage.AlarmDiskLow:
-		e.Type = events.TypeDiskLow
+		e.Type, e.Condition = events.TypeDiskLow, string(events.TypeDiskLow)
 	case storage.AlarmWriteError:
-		e.Type = events.TypeStorageWriteError
+		e.Type, e.Condition = events.TypeStorageWriteError, writes
 	case storage.AlarmRecovered:
-		e.Type, e.Severity = events.TypeStorageRecovered, events.SeverityInfo
+		e.Type, e.Severity, e.Resolves = events.TypeStorageRecovered, events.SeverityInfo, []string{writes, full}
 	case storage.AlarmRecovery:
 		e.Type = events.TypeStorageRecovery
 		if !a.Lost {
@@ -37,9 +42,7 @@ func storageEvent(server string, a storage.Alarm) events.Event {
 	return e
 }
 
-// onStorageAlarm logs a storage alarm as its event. It replaces
-// storageAlarm in control.go, which is left for the control/ move to
-// delete.
+// onStorageAlarm logs a storage alarm as its event.
 func (n *Node) onStorageAlarm(a storage.Alarm) { n.appendEvent(storageEvent(n.cfg.Name, a)) }
 
 // webhookEvent is the event an outbox alarm becomes; the kind already is

@@ -71,3 +71,23 @@ func TestWebhookDisabledEventType(t *testing.T) {
 		t.Fatalf("webhook events %q, want one %q", got, events.TypeWebhookDisabled)
 	}
 }
+
+// TestStorageAlarmsResolve: writes working again resolve the write error
+// and the full disk of that camera's writer in the event log.
+func TestStorageAlarmsResolve(t *testing.T) {
+	n := newTestNode(t)
+	n.onStorageAlarm(storage.Alarm{Kind: storage.AlarmWriteError, Camera: "rec-a/lobby", Err: "EIO"})
+	n.onStorageAlarm(storage.Alarm{Kind: storage.AlarmDiskFull, Camera: "rec-a/lobby", Err: "ENOSPC"})
+	n.onStorageAlarm(storage.Alarm{Kind: storage.AlarmDiskFull, Camera: "rec-a/dock", Err: "ENOSPC"})
+	n.onStorageAlarm(storage.Alarm{Kind: storage.AlarmRecovered, Camera: "rec-a/lobby"})
+	evs, err := n.Events(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		want := e.Severity == events.SeverityAlarm && e.Cameras[0] == "rec-a/lobby"
+		if got := !e.ResolvedAt.IsZero(); got != want {
+			t.Errorf("%s %v: resolved %v, want %v", e.Type, e.Cameras, got, want)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -8,7 +10,9 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/recorder"
 )
 
 func newTestNode(t *testing.T) *Node {
@@ -22,35 +26,8 @@ func newTestNode(t *testing.T) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.httpLn.Close(); n.closeStores() })
+	t.Cleanup(func() { n.Close() })
 	return n
-}
-
-// TestConfigMismatch: servers that disagree on failover timing, or name a
-// buddy no server is called, raise one config.mismatch warning per finding.
-func TestConfigMismatch(t *testing.T) {
-	n := newTestNode(t)
-	st := controlState{
-		alive: map[string]bool{"rec-a": true, "rec-b": true},
-		records: map[string]recordBody{
-			"rec-a": {Name: "rec-a", Timing: "200ms/1s", Buddies: []string{"rec-b"}},
-			"rec-b": {Name: "rec-b", Timing: "1s/3s", Buddies: []string{"rec-x"}},
-		},
-	}
-	n.checkConfigs(controlState{}, st)
-	n.checkConfigs(st, st) // the same findings again: no second event
-	evs, err := n.Events(10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != 1 || evs[0].Type != "config.mismatch" {
-		t.Fatalf("events = %+v, want one config.mismatch", evs)
-	}
-	for _, want := range []string{"rec-b uses keepalive/failover_after 1s/3s", `rec-b names buddy "rec-x"`} {
-		if !strings.Contains(evs[0].Text, want) {
-			t.Errorf("mismatch text %q lacks %q", evs[0].Text, want)
-		}
-	}
 }
 
 // TestKeyMismatchAlarmIsRateLimited: a peer with another key keeps trying;
@@ -58,7 +35,7 @@ func TestConfigMismatch(t *testing.T) {
 func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 	n := newTestNode(t)
 	for range 20 {
-		n.keyMismatch("no installed keys could decrypt the message")
+		n.keyMismatch("127.0.0.9:7946", "no installed keys could decrypt the message")
 	}
 	count := func() int {
 		evs, _ := n.Events(50)
@@ -66,6 +43,9 @@ func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 		for _, e := range evs {
 			if e.Type == events.TypeGossipKeyMismatch {
 				count++
+				if !strings.Contains(e.Text, "127.0.0.9:7946") {
+					t.Fatalf("key mismatch alarm does not name the peer's address: %q", e.Text)
+				}
 			}
 		}
 		return count
@@ -83,15 +63,15 @@ func TestKeyMismatchAlarmIsRateLimited(t *testing.T) {
 func TestRecordLoadChangesSlowly(t *testing.T) {
 	n := newTestNode(t)
 	t0 := time.Now()
-	first := n.selfRecord(t0, nil, nil)
+	first := n.selfRecord(t0, control.Publish{})
 	if first.Load.MemoryBytes == 0 {
 		t.Fatalf("first record has no load measured: %+v", first.Load)
 	}
 	n.lastLoad.CPU = 0.42 // as if measured so at t0
-	if got := n.selfRecord(t0.Add(loadEvery/2), nil, nil).Load.CPU; got != 0.42 {
+	if got := n.selfRecord(t0.Add(loadEvery/2), control.Publish{}).Load.CPU; got != 0.42 {
 		t.Errorf("load in the record half a period later: CPU %v, want the published 0.42", got)
 	}
-	if got := n.selfRecord(t0.Add(loadEvery+time.Second), nil, nil).Load.CPU; got == 0.42 {
+	if got := n.selfRecord(t0.Add(loadEvery+time.Second), control.Publish{}).Load.CPU; got == 0.42 {
 		t.Errorf("load in the record after a period: CPU still %v, want a new measurement", got)
 	}
 }
@@ -106,5 +86,105 @@ func TestTakeoverNoticeScheme(t *testing.T) {
 	n.cfg.HTTP.CertFile, n.cfg.HTTP.KeyFile = "cert.pem", "key.pem"
 	if got := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "https://"+n.cfg.Listen.HTTP {
 		t.Errorf("TLS server: notice address %q, want https://%s", got, n.cfg.Listen.HTTP)
+	}
+}
+
+// TestCloseWithoutRunAndRunAfterClose: Close releases what New opened when
+// Run never ran (the data_dir can be opened again at once), is idempotent,
+// and Run after Close refuses to start.
+func TestCloseWithoutRunAndRunAfterClose(t *testing.T) {
+	n := newTestNode(t)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := n.Run(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Run after Close: %v, want ErrClosed", err)
+	}
+	again, err := New(Options{Config: n.cfg})
+	if err != nil {
+		t.Fatalf("New on the same data_dir after Close: %v", err)
+	}
+	again.Close()
+}
+
+// TestNoticeAddressReachable: a server listening on a wildcard address
+// names its gossip host in notices and live URLs, not 0.0.0.0, which no
+// PSIM can dial.
+func TestNoticeAddressReachable(t *testing.T) {
+	n := newTestNode(t)
+	n.cfg.Listen.Gossip = "10.1.2.3:7946"
+	n.cfg.Listen.HTTP = "0.0.0.0:8080"
+	n.cfg.Listen.RTSP = ":8554"
+	nt := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"})
+	if nt.Address.IP != "10.1.2.3" || nt.Address.HTTP != "http://10.1.2.3:8080" || nt.Address.RTSP != "rtsp://10.1.2.3:8554" ||
+		nt.Cameras[0].LiveURL != "rtsp://10.1.2.3:8554/rec-b/door" {
+		t.Errorf("notice addresses %+v %+v", nt.Address, nt.Cameras)
+	}
+	n.cfg.Listen.RTSP = "127.0.0.5:8554"
+	if got := n.liveURL("rec-b/door"); got != "rtsp://127.0.0.5:8554/rec-b/door" {
+		t.Errorf("specific address changed: %s", got)
+	}
+}
+
+// TestNoticeOfRules: notices of cameras this server does not serve (a
+// capacity alarm) carry the cameras as an array without live URLs; those
+// it serves carry its address and live URLs.
+func TestNoticeOfRules(t *testing.T) {
+	n := newTestNode(t)
+	n.cfg.Listen.RTSP = "127.0.0.1:8554"
+	c := n.notice(control.Notice{Type: control.TypeCapacityExceeded, Cameras: []string{"rec-b/x", "rec-b/y"}, Text: "2 unrecorded"})
+	if len(c.Cameras) != 2 || c.Cameras[1].ID != "rec-b/y" || c.Cameras[0].LiveURL != "" || c.Address != nil {
+		t.Errorf("capacity notice %+v", c)
+	}
+	f := n.notice(control.Notice{Type: control.TypeFailoverCompleted, FailedServer: "rec-b", Cameras: []string{"rec-b/x"}, Serving: true,
+		Aspects: []control.Aspect{{Kind: "io", Name: "door"}}})
+	if f.Address == nil || f.Cameras[0].LiveURL != "rtsp://127.0.0.1:8554/rec-b/x" || f.FailedServer != "rec-b" || len(f.Aspects) != 1 {
+		t.Errorf("takeover notice %+v", f)
+	}
+}
+
+// TestControlVocabulary: control/ cannot import events or recorder (they
+// do I/O), so it names the event types, severities and pipeline states it
+// uses itself; they must be the ones the event log, the page and the
+// recorder use.
+func TestControlVocabulary(t *testing.T) {
+	for _, p := range []struct {
+		rules string
+		vocab events.Type
+	}{
+		{control.TypeServerDown, events.TypeServerDown},
+		{control.TypeServerUp, events.TypeServerUp},
+		{control.TypeFailoverStarted, events.TypeFailoverStarted},
+		{control.TypeFailoverCompleted, events.TypeFailoverCompleted},
+		{control.TypeFailoverReleased, events.TypeFailoverReleased},
+		{control.TypeFailbackCompleted, events.TypeFailbackCompleted},
+		{control.TypeCapacityExceeded, events.TypeCapacityExceeded},
+		{control.TypeCapacityRestored, events.TypeCapacityRestored},
+		{control.TypeCameraOffline, events.TypeCameraOffline},
+		{control.TypeCameraOnline, events.TypeCameraOnline},
+		{control.TypeCameraAuthFailed, events.TypeCameraAuthFailed},
+		{control.TypeRecordingStalled, events.TypeRecordingStalled},
+		{control.TypeConfigMismatch, events.TypeConfigMismatch},
+		{control.TypeNoCredentials, events.TypeFailoverNoCredentials},
+		{control.TypeAlarmResolved, events.TypeAlarmResolved},
+	} {
+		if events.Type(p.rules) != p.vocab {
+			t.Errorf("control type %q, events type %q", p.rules, p.vocab)
+		}
+	}
+	for _, p := range [][2]string{
+		{control.SeverityInfo, string(events.SeverityInfo)},
+		{control.SeverityWarning, string(events.SeverityWarning)},
+		{control.SeverityAlarm, string(events.SeverityAlarm)},
+		{control.PipelineConnecting, recorder.StateConnecting},
+		{control.PipelineRecording, recorder.StateRecording},
+		{control.PipelineOffline, recorder.StateOffline},
+	} {
+		if p[0] != p[1] {
+			t.Errorf("control says %q, the vocabulary %q", p[0], p[1])
+		}
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/buddyrec/buddyrec/events"
 )
 
 // cpuSampler turns the process's cumulative CPU time into a recent fraction
@@ -42,18 +40,34 @@ func (c *cpuSampler) sample(now time.Time, cores int) float64 {
 	return c.frac
 }
 
-// residentBytes reads the process's resident set size from /proc.
+// residentBytes is the process's resident set size: VmRSS of
+// /proc/self/status, what top and ps show as RES/RSS.
 func residentBytes() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
+	return vmRSS(string(b))
+}
+
+// vmRSS reads the VmRSS line ("VmRSS:	   25432 kB") of a status file.
+func vmRSS(status string) uint64 {
+	for _, line := range strings.Split(status, "\n") {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0
+		}
+		return kb * 1024
 	}
-	pages, _ := strconv.ParseUint(f[1], 10, 64)
-	return pages * uint64(os.Getpagesize())
+	return 0
 }
 
 func diskUsage(dir string) (used, total uint64) {
@@ -64,8 +78,4 @@ func diskUsage(dir string) (used, total uint64) {
 	total = s.Blocks * uint64(s.Bsize)
 	free := s.Bavail * uint64(s.Bsize)
 	return total - free, total
-}
-
-func eventOf(server, typ, severity string, cameras []string, text string) events.Event {
-	return events.Event{Type: events.Type(typ), Severity: events.Severity(severity), Server: server, Cameras: cameras, Text: text}
 }

@@ -24,7 +24,10 @@ import (
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/internal/connlimit"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/live"
 	"github.com/buddyrec/buddyrec/metrics"
 	"github.com/buddyrec/buddyrec/recorder"
@@ -42,6 +45,11 @@ type Options struct {
 	// Reconcile is how often the control loop re-plans without a membership
 	// change (to pick up recorder state and stability). Default 250ms.
 	Reconcile time.Duration
+	// OnReady, when set, is called once recording has started: the first
+	// plan is applied and every camera it gives this server records (or is
+	// offline), bounded by readyWait. The service manager's readiness
+	// notification hangs on it.
+	OnReady func(status string)
 }
 
 // Node is one running buddyrec server.
@@ -69,26 +77,37 @@ type Node struct {
 
 	httpLn  net.Listener
 	httpSrv *http.Server
+	// fds keeps accepted connections (HTTP, RTSP viewers) out of the
+	// descriptors recording needs; lock holds data_dir for this process.
+	fds  *connlimit.Budget
+	lock *dataDirLock
 
-	reconcileEvery  time.Duration
-	healthySince    time.Time // control loop only
-	lastRound       time.Time // control loop only
-	settleUntil     time.Time // control loop only
-	lastMeta        buddy.Meta
-	missing         string    // adopted cameras lacking credentials (control loop only)
-	missingSince    time.Time // since when that set has lacked them
-	missingReported bool
-	lastKeyAlarm    atomic.Int64 // unix nanos of the last gossip key alarm
-	cpu             cpuSampler
-	lastLoad        api.Load  // load as last published in the record
-	lastLoadAt      time.Time // when lastLoad was measured
+	onReady        func(status string)
+	reconcileEvery time.Duration
+	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
+	cpu            cpuSampler
+	usage          usageCache // storage figures for the API and page
+
+	// Owned by the control loop.
+	ctl        control.State // the rules' memory between rounds
+	lastMeta   buddy.Meta
+	lastLoad   api.Load  // load as last published in the record
+	lastLoadAt time.Time // when lastLoad was measured
 	// decoded holds peers' records as last decoded, by server: a record
 	// is decoded again only when its version changes, not every round.
-	decoded map[string]decodedRecord
+	decoded  map[string]decodedRecord
+	secrets  map[string]decodedSecrets // buddies' secrets as last decoded, by home
+	members  []buddy.Member            // membership as last gathered
+	gathered map[string]recordBody     // records as last gathered
 
-	mu             sync.Mutex
-	state          controlState // owned by the control loop; read by the API under mu
-	configFindings string       // last config.mismatch reported
+	mu   sync.Mutex
+	seen controlView // written by the control loop; read by the API under mu
+
+	// Lifecycle: Run sets runCancel and runDone; Close ends Run.
+	runMu     sync.Mutex
+	runCancel context.CancelFunc
+	runDone   chan struct{}
+	closed    bool
 }
 
 // New opens the node's storage, event log and outbox and binds its HTTP
@@ -100,7 +119,7 @@ func New(o Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile}
+	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady}
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}
@@ -116,8 +135,14 @@ func New(o Options) (*Node, error) {
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
+	// Before any bolt file: a second server would otherwise wait for
+	// their locks and fail with a timeout that names neither.
+	if n.lock, err = lockDataDir(c.DataDir); err != nil {
+		return nil, err
+	}
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
 	if err != nil {
+		n.lock.release()
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
 	n.store, err = storage.Open(storage.Options{
@@ -172,15 +197,23 @@ func New(o Options) (*Node, error) {
 		log.Warn("no [http] users_file or token_file: the page and API are open to anyone who can reach " + c.Listen.HTTP + " (allowed on loopback only)")
 	}
 	n.metrics = metrics.New(metrics.Options{Source: n, Server: c.Name, Logger: log.With("part", "metrics")})
-	n.httpLn, err = net.Listen("tcp", c.Listen.HTTP)
+	cams := c.Capacity.Cameras
+	if cams <= 0 {
+		cams = max(64, 2*len(c.Cameras))
+	}
+	n.fds = fileBudget(cams, log)
+	httpLn, err := net.Listen("tcp", c.Listen.HTTP)
 	if err != nil {
 		n.closeStores()
 		return nil, fmt.Errorf("listen http %s: %w", c.Listen.HTTP, err)
 	}
+	n.httpLn = limitListener(httpLn, "http", httpMaxConns, httpMaxPerHost, n.fds, log)
 	n.rec = recorder.NewManager(recorder.ManagerOptions{
 		Sink:   storeSink{n.store},
 		Logger: log.With("part", "recorder"),
 	})
+	// The views exist from New on: the API reads them before Run starts.
+	n.startViews()
 	return n, nil
 }
 
@@ -197,10 +230,24 @@ func (s storeSink) Begin(st storage.Stream) (recorder.SampleWriter, error) {
 
 // Run serves until ctx ends, then stops gracefully: pipelines stop, open
 // segments are closed and indexed, the node leaves the cluster.
+//
+// Run may be called once; after Close it returns ErrClosed.
 func (n *Node) Run(ctx context.Context) error {
 	c := n.cfg
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	n.runMu.Lock()
+	switch {
+	case n.closed:
+		n.runMu.Unlock()
+		return ErrClosed
+	case n.runDone != nil:
+		n.runMu.Unlock()
+		return errors.New("node: Run called twice")
+	}
+	n.runCancel, n.runDone = cancel, make(chan struct{})
+	n.runMu.Unlock()
+	defer close(n.runDone)
 
 	var err error
 	if c.Listen.Gossip != "" {
@@ -216,6 +263,10 @@ func (n *Node) Run(ctx context.Context) error {
 			StateDir:      c.DataDir,
 			Logger:        n.log.With("part", "buddy"),
 			OnKeyMismatch: n.keyMismatch,
+			NodeKey:       nil, // data_dir/node.key, made at first start
+			CheckRecord:   checkRecordBody,
+			ForgetAfter:   c.Cluster.ForgetAfter,
+			OnAlarm:       n.buddyAlarm,
 		})
 		if err != nil {
 			n.httpLn.Close()
@@ -227,7 +278,6 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 
-	n.startViews()
 	if c.Listen.RTSP != "" {
 		n.live, err = live.Start(ctx, live.Options{
 			Listen:       c.Listen.RTSP,
@@ -236,7 +286,10 @@ func (n *Node) Run(ctx context.Context) error {
 			MaxViewers:   c.Capacity.Viewers,
 			OtherViewers: n.view.Viewers,
 			Authorize:    n.liveAuthorize(),
-			Logger:       n.log.With("part", "live"),
+			WrapListener: func(ln net.Listener) net.Listener {
+				return limitListener(ln, "rtsp", rtspMaxConns, rtspMaxPerHost, n.fds, n.log)
+			},
+			Logger: n.log.With("part", "live"),
 		})
 		if err != nil {
 			if n.cluster != nil {
@@ -250,8 +303,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	// ErrorLog: failed TLS handshakes and the like go to the structured
 	// log with everything else, not to stderr.
-	n.httpSrv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(n.log.With("part", "http").Handler(), slog.LevelWarn)}
+	n.httpSrv = httpserver.New(n.Handler(), slog.NewLogLogger(n.log.With("part", "http").Handler(), slog.LevelWarn))
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -271,8 +323,11 @@ func (n *Node) Run(ctx context.Context) error {
 	go n.outbox.Run(ctx)
 
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
-	n.event("server.up", "info", nil, fmt.Sprintf("server %s started", c.Name))
+	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name)})
 
+	if n.onReady != nil {
+		go n.awaitReady(ctx, n.onReady)
+	}
 	n.controlLoop(ctx)
 
 	n.log.Info("stopping")
@@ -294,10 +349,37 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("node closed")
+
+// Close stops the node: when Run is running it ends it and waits until the
+// stop is complete (pipelines stopped, segments closed, cluster left);
+// when Run never ran it releases what New opened. Close is idempotent.
+func (n *Node) Close() error {
+	n.runMu.Lock()
+	if n.closed {
+		n.runMu.Unlock()
+		return nil
+	}
+	n.closed = true
+	cancel, done := n.runCancel, n.runDone
+	n.runMu.Unlock()
+	if done == nil {
+		n.httpLn.Close()
+		n.closeViews()
+		n.closeStores()
+		return nil
+	}
+	cancel()
+	<-done
+	return nil
+}
+
 func (n *Node) closeStores() {
 	n.outbox.Close()
 	n.store.Close()
 	n.events.Close()
+	n.lock.release()
 }
 
 // HTTPAddr is the bound HTTP address (useful with port 0).
@@ -306,6 +388,14 @@ func (n *Node) HTTPAddr() string {
 		return ""
 	}
 	return n.httpLn.Addr().String()
+}
+
+// recordingIDs lists the cameras with a pipeline here: what the live
+// re-stream may serve.
+func (n *Node) recordingIDs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return sortedKeys(n.seen.ctl.Recording)
 }
 
 // viewers counts live RTSP and browser viewers: they share [capacity]
@@ -323,20 +413,9 @@ func (n *Node) viewers() int {
 
 // liveAuthorize checks RTSP viewers against users_file; without users the
 // re-stream is open, like the loopback-only API.
-func (n *Node) liveAuthorize() func(user, pass string) bool {
+func (n *Node) liveAuthorize() func(remote, user, pass string) bool {
 	if n.cfg.HTTP.UsersFile == "" {
 		return nil
 	}
 	return n.auth.CheckUser
-}
-
-// keyMismatch raises the gossip key alarm, at most once a minute: a peer
-// with another key keeps trying.
-func (n *Node) keyMismatch(detail string) {
-	now := time.Now().UnixNano()
-	last := n.lastKeyAlarm.Load()
-	if now-last < int64(time.Minute) || !n.lastKeyAlarm.CompareAndSwap(last, now) {
-		return
-	}
-	go n.event("gossip.key_mismatch", "alarm", nil, "a peer speaks gossip this server cannot read: check that key_file (and insecure) are the same on every server")
 }

@@ -36,8 +36,15 @@ import (
 // data_dir and listen, which this adds) until the test ends.
 func startNode(t *testing.T, name, body string) (*Node, func()) {
 	t.Helper()
+	return startNodeAt(t, name, "127.0.0.1:0", body)
+}
+
+// startNodeAt is startNode listening for HTTP on addr: a site's servers
+// need real ports, since each publishes its address to the others.
+func startNodeAt(t *testing.T, name, addr, body string) (*Node, func()) {
+	t.Helper()
 	dir := t.TempDir()
-	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n%s", name, dir, body)
+	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = %q\n%s", name, dir, addr, body)
 	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), src)
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -56,14 +63,25 @@ func startNode(t *testing.T, name, body string) (*Node, func()) {
 			return
 		}
 		stopped = true
-		cancel()
+		defer cancel()
+		closed := make(chan error, 1)
+		go func() { closed <- n.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("node did not stop within 20s")
+		}
+		// Close waits for Run's work; Run itself returns right after.
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("node did not stop within 20s")
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after Close")
 		}
 	}
 	t.Cleanup(stop)

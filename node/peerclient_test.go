@@ -292,7 +292,15 @@ func TestPeersOverTLS(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("rec-a page: HTTP %d", code)
 			}
-			showsCam := bytes.Contains(page, []byte(`data-camera="rec-b/lobby"`))
+			// Without trust the camera is still listed, from rec-b's
+			// inventory, but as unknown: nothing of it is shown as recorded.
+			showsCam := bytes.Contains(page, []byte(`data-recorder="rec-b"`))
+			if !bytes.Contains(page, []byte(`data-camera="rec-b/lobby"`)) {
+				t.Error("rec-a's page does not list rec-b/lobby at all")
+			}
+			if !withCA && !bytes.Contains(page, []byte("planned on rec-b, which did not answer")) {
+				t.Error("without ca_file, rec-b/lobby is not marked as planned on a server that did not answer")
+			}
 			unknown := bytes.Contains(page, []byte(`data-peer="rec-b"`))
 			if withCA {
 				if !showsCam || unknown {

@@ -11,6 +11,7 @@ import (
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/failover"
 )
 
@@ -114,20 +115,25 @@ func decodeRecord(body []byte) (recordBody, error) {
 	return r, nil
 }
 
-// plannerServer turns a replicated record into the planner's view of it.
-func (r recordBody) plannerServer(alive bool) failover.Server {
-	s := failover.Server{
+// rulesRecord turns a replicated record into what the control rules read.
+func (r recordBody) rulesRecord(version uint64) control.Record {
+	s := control.Record{
 		Name:      r.Name,
-		Alive:     alive,
-		Stable:    alive && r.Stable,
+		Version:   version,
 		Capacity:  failover.Capacity{Cameras: r.Capacity.Cameras, BitrateMbps: r.Capacity.BitrateMbps},
 		Buddies:   r.Buddies,
 		Mode:      r.Mode,
 		Failback:  r.Failback,
-		Recording: r.Claims,
+		Claims:    r.Claims,
+		Recording: r.Recording,
+		Stable:    r.Stable,
+		Timing:    r.Timing,
 	}
 	for _, c := range r.Cameras {
 		s.Cameras = append(s.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})
+	}
+	for _, a := range r.Aspects {
+		s.Aspects = append(s.Aspects, control.Aspect{Kind: a.Kind, Name: a.Name})
 	}
 	return s
 }

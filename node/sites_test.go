@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/failover"
 )
 
@@ -38,14 +39,14 @@ func planSite(t *testing.T, cfgs map[string]*config.Config, dead ...string) fail
 	}
 	var plan failover.Plan
 	for round := 0; round < 3; round++ {
-		var in failover.Input
+		records, alive := map[string]control.Record{}, map[string]bool{}
 		for _, name := range sortedKeys(cfgs) {
 			r := publicRecord(cfgs[name], time.Time{})
 			r.Stable = true
 			r.Claims = plan.For(name)
-			in.Servers = append(in.Servers, r.plannerServer(!isDead[name]))
+			records[name], alive[name] = r.rulesRecord(0), !isDead[name]
 		}
-		plan = failover.Compute(in)
+		plan = failover.Compute(control.PlanInput(records, alive))
 	}
 	return plan
 }

@@ -13,8 +13,8 @@ import (
 // site. This file gathers what they need from the node's state (who records
 // which camera, what a camera is) and nothing else decides here.
 
-// startViews makes the site-wide live source and the browser view; Run
-// calls it before the HTTP server and the live RTSP server start.
+// startViews makes the site-wide live source and the browser view; New
+// calls it, so the API can count viewers before Run starts.
 func (n *Node) startViews() {
 	n.site = relay.NewSite(relay.Options{
 		Local:  n.rec,
@@ -50,13 +50,13 @@ func (n *Node) closeViews() {
 func (n *Node) locate(id string) (relay.Location, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.state.recording[id] {
+	if n.seen.ctl.Recording[id] {
 		return relay.Location{Server: n.cfg.Name, Local: true}, true
 	}
 	best, bestScore := "", 0
-	for _, name := range sortedKeys(n.state.records) {
-		r := n.state.records[name]
-		if name == n.cfg.Name || !n.state.alive[name] || r.HTTP == "" || !slices.Contains(r.Recording, id) {
+	for _, name := range sortedKeys(n.seen.ctl.Records) {
+		r := n.seen.ctl.Records[name] // stale claims already removed
+		if name == n.cfg.Name || !n.seen.ctl.Alive[name] || n.seen.records[name].HTTP == "" || !slices.Contains(r.Recording, id) {
 			continue
 		}
 		score := 1
@@ -70,7 +70,7 @@ func (n *Node) locate(id string) (relay.Location, bool) {
 	if best == "" {
 		return relay.Location{}, false
 	}
-	return relay.Location{Server: best, URL: n.peerScheme() + "://" + n.state.records[best].HTTP}, true
+	return relay.Location{Server: best, URL: n.peerScheme() + "://" + n.seen.records[best].HTTP}, true
 }
 
 // isRecording reports whether this server records camera id now: what the
@@ -78,7 +78,7 @@ func (n *Node) locate(id string) (relay.Location, bool) {
 func (n *Node) isRecording(id string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.state.recording[id]
+	return n.seen.ctl.Recording[id]
 }
 
 // siteCameras lists every camera a live server of the site records now:
@@ -87,11 +87,11 @@ func (n *Node) siteCameras() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	set := map[string]bool{}
-	for id := range n.state.recording {
+	for id := range n.seen.ctl.Recording {
 		set[id] = true
 	}
-	for name, r := range n.state.records {
-		if name != n.cfg.Name && n.state.alive[name] {
+	for name, r := range n.seen.ctl.Records {
+		if name != n.cfg.Name && n.seen.ctl.Alive[name] {
 			for _, id := range r.Recording {
 				set[id] = true
 			}
@@ -109,7 +109,7 @@ func (n *Node) viewCamera(id string) (view.Camera, bool) {
 	}
 	home, name := cid.Home, cid.Name
 	n.mu.Lock()
-	r, ok := n.state.records[home]
+	r, ok := n.seen.records[home]
 	n.mu.Unlock()
 	known := false
 	if home == n.cfg.Name {

@@ -24,6 +24,11 @@ type ManagerOptions struct {
 	// HealthyAfter is how long a session must record before the backoff
 	// resets to MinBackoff (default 30s).
 	HealthyAfter time.Duration
+	// ProbeInterval is how often an offline camera's RTSP port is tried
+	// with a TCP connect between attempts, so that a camera that comes
+	// back is recorded at once rather than after its backoff (default 1s;
+	// negative disables probing).
+	ProbeInterval time.Duration
 }
 
 func (o *ManagerOptions) setDefaults() {
@@ -44,6 +49,9 @@ func (o *ManagerOptions) setDefaults() {
 	}
 	if o.HealthyAfter <= 0 {
 		o.HealthyAfter = 30 * time.Second
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = time.Second
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -38,14 +39,15 @@ type Pipeline struct {
 	reconnects     atomic.Uint64
 	lastKeyframe   atomic.Int64 // unix nanoseconds
 
-	mu        sync.Mutex
-	state     State
-	reason    Reason
-	since     time.Time
-	lastErr   string
-	codec     string
-	bitrate   float64
-	recording time.Time // when the current session began recording
+	mu          sync.Mutex
+	nextAttempt time.Time // when the next connection attempt is due; zero while connected
+	state       State
+	reason      Reason
+	since       time.Time
+	lastErr     string
+	codec       string
+	bitrate     float64
+	recording   time.Time // when the current session began recording
 }
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
@@ -87,6 +89,7 @@ func (p *Pipeline) Status() Status {
 		Reconnects:     p.reconnects.Load(),
 		Bitrate:        p.bitrate,
 		Codec:          p.codec,
+		NextAttempt:    p.nextAttempt,
 	}
 	if ns := p.lastKeyframe.Load(); ns != 0 {
 		st.LastKeyframe = time.Unix(0, ns)
@@ -136,16 +139,97 @@ func (p *Pipeline) run(ctx context.Context) {
 		// from reconnecting in lockstep.
 		d := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(backoff*2, p.opts.MaxBackoff)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		cameBack := p.waitRetry(ctx, time.Now().Add(d))
+		if ctx.Err() != nil {
 			p.setState(StateOffline, fail(ReasonStopped, errors.New("stopped")))
 			return
-		case <-t.C:
+		}
+		if cameBack {
+			// A camera that returns is a new situation, not the same
+			// failure again: if it needs a moment more, retry soon.
+			backoff = p.opts.MinBackoff
+			p.log.Info("camera reachable again; reconnecting now")
 		}
 		p.reconnects.Add(1)
 	}
+}
+
+// waitRetry waits until the next attempt is due at `due`, probing the
+// camera's RTSP port every ProbeInterval meanwhile. It returns true early
+// when the port, unreachable since the failure, accepts a connection
+// again: the camera came back, and recording it should not wait out a
+// backoff grown during a long outage.
+//
+// Only that transition ends the wait. A camera whose port stays open while
+// its sessions fail (wrong password, no video, garbage) keeps its backoff,
+// so a broken camera is not hammered once a second.
+func (p *Pipeline) waitRetry(ctx context.Context, due time.Time) bool {
+	p.mu.Lock()
+	p.nextAttempt = due
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.nextAttempt = time.Time{}
+		p.mu.Unlock()
+	}()
+	timer := time.NewTimer(time.Until(due))
+	defer timer.Stop()
+	addr := probeAddress(p.cam.URL)
+	if addr == "" || p.opts.ProbeInterval <= 0 {
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		return false
+	}
+	reachable := probe(ctx, addr, p.opts.ProbeInterval)
+	tick := time.NewTicker(p.opts.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return false
+		case <-tick.C:
+			up := probe(ctx, addr, p.opts.ProbeInterval)
+			if up && !reachable {
+				return true
+			}
+			reachable = up
+		}
+	}
+}
+
+// probeAddress is the host:port a camera's RTSP server listens on, from
+// its URL (554 for rtsp, 322 for rtsps when the URL names no port); "" when
+// the URL does not parse.
+func probeAddress(rawURL string) string {
+	u, err := base.ParseURL(rawURL)
+	if err != nil || u.Hostname() == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// probe tells whether addr accepts a TCP connection within timeout (at
+// most 1 s): the cheapest sign of life an RTSP camera gives, and one every
+// camera understands.
+func probe(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := net.Dialer{Timeout: min(timeout, time.Second)}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // panicError wraps a recovered panic value.
@@ -288,10 +372,16 @@ type session struct {
 	needSync   bool
 	video      *videoRemuxer
 	audioTrack int
+	// vtime and atime map the camera's timestamps onto the server clock;
+	// cutPending asks for a new segment at the next keyframe after a
+	// discontinuity.
+	vtime, atime *timeline
+	cutPending   bool
 }
 
 func (p *Pipeline) newSession(desc *description.Session, cancel context.CancelCauseFunc) (*session, error) {
-	s := &session{p: p, cancel: cancel, queue: make(chan item, p.opts.QueueSize), needBegin: true, audioTrack: -1}
+	s := &session{p: p, cancel: cancel, queue: make(chan item, p.opts.QueueSize), needBegin: true, audioTrack: -1,
+		vtime: newTimeline(90000)}
 	var h264f *format.H264
 	var h265f *format.H265
 	if m := desc.FindFormat(&h264f); m != nil {
@@ -311,6 +401,7 @@ func (p *Pipeline) newSession(desc *description.Session, cancel context.CancelCa
 	var aac *format.MPEG4Audio
 	if m := desc.FindFormat(&aac); m != nil && aac.Config != nil && m != s.videoMedia {
 		s.audioMedia, s.audioFormat = m, aac
+		s.atime = newTimeline(int64(aac.ClockRate()))
 		s.medias = append(s.medias, m)
 		s.codecName += "+AAC"
 	}
@@ -393,6 +484,20 @@ func (s *session) register(c *gortsplib.Client) {
 func (s *session) onVideo(au [][]byte, pts int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	pts, dup, jump, cut := s.vtime.place(pts, now)
+	if dup {
+		return // a duplicated frame: same timestamp again
+	}
+	if jump {
+		if cut {
+			s.p.log.Warn("camera clock jumped: timestamps follow the server clock, new segment at the next keyframe")
+			s.cutPending = true
+			s.video.freshAtIDR = true
+		} else {
+			s.p.log.Debug("camera clock jumped again: timestamps remapped within the segment")
+		}
+	}
 	payload, dts, off, sync, resized, err := s.video.remux(au, pts)
 	if resized {
 		s.needBegin = true
@@ -403,7 +508,11 @@ func (s *session) onVideo(au [][]byte, pts int64) {
 		}
 		return
 	}
-	smp := storage.Sample{Track: 0, DTS: dts, PTSOffset: off, Sync: sync, Payload: payload, Arrival: time.Now()}
+	smp := storage.Sample{Track: 0, DTS: dts, PTSOffset: off, Sync: sync, Payload: payload, Arrival: now}
+	if sync && s.cutPending {
+		s.cutPending = false
+		s.needBegin = true
+	}
 	var begin *storage.Stream
 	if s.needBegin {
 		if !sync {
@@ -448,7 +557,11 @@ func (s *session) onAudio(aus [][]byte, pts int64) {
 	}
 	now := time.Now()
 	for i, au := range aus {
-		smp := storage.Sample{Track: s.audioTrack, DTS: pts + int64(i)*1024, Sync: true, Payload: au, Arrival: now}
+		dts, dup, _, _ := s.atime.place(pts+int64(i)*1024, now)
+		if dup {
+			continue
+		}
+		smp := storage.Sample{Track: s.audioTrack, DTS: dts, Sync: true, Payload: au, Arrival: now}
 		if s.enqueue(item{sample: smp}) {
 			s.p.hub.publish(Frame{Stream: s.stream, Sample: smp})
 		}
@@ -489,6 +602,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			}
 		}
 	}()
+	writeFailing := false // log one line per failure streak, not per frame
 	handle := func(it item) bool {
 		if it.stream != nil {
 			if w != nil {
@@ -508,9 +622,17 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			return true
 		}
 		if err := w.Write(it.sample); err != nil {
-			s.cancel(fail(ReasonWriteError, fmt.Errorf("storage: write: %w", err)))
-			return false
+			// A write error (a full disk, an I/O error) is storage's to
+			// handle: it alarms, frees space and starts a new file at the
+			// next keyframe. Ending the session would only add an offline
+			// alarm and a reconnect backoff to the footage lost.
+			if !writeFailing {
+				s.p.log.Warn("storage write failed, recording goes on at the next keyframe", "err", err)
+			}
+			writeFailing = true
+			return true
 		}
+		writeFailing = false
 		if it.sample.Track == 0 && it.sample.Sync {
 			s.p.lastKeyframe.Store(time.Now().UnixNano())
 			s.p.mu.Lock()

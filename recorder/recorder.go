@@ -6,6 +6,7 @@
 package recorder
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -83,7 +84,8 @@ const (
 	ReasonClosed Reason = "closed"
 	// ReasonDecode: the camera sent video the depacketizer cannot read.
 	ReasonDecode Reason = "decode"
-	// ReasonWriteError: storage refused a stream or a sample.
+	// ReasonWriteError: storage refused to begin a stream (a sample that
+	// fails to write does not end the session: storage recovers by itself).
 	ReasonWriteError Reason = "write_error"
 	// ReasonConfig: the camera's URL or transport is invalid.
 	ReasonConfig Reason = "config"
@@ -121,9 +123,15 @@ type Status struct {
 	Bitrate float64
 	// Codec names the recorded tracks, e.g. "H264+AAC".
 	Codec string
+	// NextAttempt is when the next connection attempt is due while the
+	// camera is offline (an attempt comes sooner if a probe finds the
+	// camera back); zero while connecting or recording.
+	NextAttempt time.Time
 }
 
-// redactString removes the password (and user:password@) of rawURL from s.
+// redactString removes the credentials of rawURL from s: its userinfo as
+// written, and the password both as written and decoded (config writes
+// passwords percent-encoded, and a library may quote either form).
 func redactString(s, rawURL string) string {
 	i := strings.Index(rawURL, "://")
 	if i < 0 {
@@ -136,8 +144,17 @@ func redactString(s, rawURL string) string {
 	}
 	userinfo := rest[:at]
 	s = strings.ReplaceAll(s, userinfo+"@", "")
-	if c := strings.IndexByte(userinfo, ':'); c >= 0 && c+1 < len(userinfo) {
-		s = strings.ReplaceAll(s, userinfo[c+1:], "xxxxx")
+	c := strings.IndexByte(userinfo, ':')
+	if c < 0 || c+1 >= len(userinfo) {
+		return s
+	}
+	pass := userinfo[c+1:]
+	secrets := []string{pass}
+	if dec, err := url.PathUnescape(pass); err == nil && dec != pass {
+		secrets = append(secrets, dec)
+	}
+	for _, p := range secrets {
+		s = strings.ReplaceAll(s, p, "xxxxx")
 	}
 	return s
 }

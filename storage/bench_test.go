@@ -120,7 +120,12 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 			if err := p.Marshal(&want); err != nil {
 				t.Fatal(err)
 			}
-			got := appendPart([]byte("prefix"), 42, tc.tracks)
+			got := appendPartHeader([]byte("prefix"), 42, tc.tracks)
+			for _, tr := range tc.tracks {
+				for i := range tr.Samples {
+					got = append(got, tr.Samples[i].Payload...)
+				}
+			}
 			if !bytes.Equal(got[6:], want.Bytes()) {
 				t.Errorf("fragment differs from mediacommon:\n got %x\nwant %x", got[6:], want.Bytes())
 			}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,23 +18,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
-
-// segmentFile is the part of *os.File a segment needs; tests substitute a
-// failing one to exercise disk-full handling.
-type segmentFile interface {
-	io.Writer
-	io.WriterAt
-	Truncate(size int64) error
-	Close() error
-}
-
-// createSegmentFile creates path exclusively, making its folders.
-func createSegmentFile(path string) (segmentFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-}
 
 // isDiskFull reports whether err means the file system ran out of space.
 func isDiskFull(err error) bool {
@@ -185,7 +168,7 @@ func scanSegment(path string) (scanResult, error) {
 		return res, fmt.Errorf("no complete init segment")
 	}
 	var init fmp4.Init
-	if err := init.Unmarshal(newByteReadSeeker(data[:initEnd])); err != nil {
+	if err := init.Unmarshal(bytes.NewReader(data[:initEnd])); err != nil {
 		return res, fmt.Errorf("parse init: %w", err)
 	}
 	if len(init.Tracks) == 0 {
@@ -234,37 +217,6 @@ func scanSegment(path string) (scanResult, error) {
 	}
 	res.duration = ticksToDuration(int64(end), int64(drive.TimeScale))
 	return res, nil
-}
-
-type byteReadSeeker struct {
-	b   []byte
-	pos int64
-}
-
-func newByteReadSeeker(b []byte) *byteReadSeeker { return &byteReadSeeker{b: b} }
-
-func (r *byteReadSeeker) Read(p []byte) (int, error) {
-	if r.pos >= int64(len(r.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b[r.pos:])
-	r.pos += int64(n)
-	return n, nil
-}
-
-func (r *byteReadSeeker) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += r.pos
-	case io.SeekEnd:
-		off += int64(len(r.b))
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("negative position")
-	}
-	r.pos = off
-	return off, nil
 }
 
 // ticksToDuration converts a timestamp in units of ts per second to a
@@ -316,17 +268,6 @@ func sampleFields(s *fmp4.Sample) fragment.Fields {
 // this) without its per-sample allocations.
 func appendPartHeader(buf []byte, seq uint32, tracks []partTrack) []byte {
 	return fragment.AppendHeader(buf, seq, tracks, sampleFields)
-}
-
-// appendPart appends one whole fragment (moof+mdat with payloads) to buf.
-func appendPart(buf []byte, seq uint32, tracks []partTrack) []byte {
-	buf = appendPartHeader(buf, seq, tracks)
-	for _, t := range tracks {
-		for i := range t.Samples {
-			buf = append(buf, t.Samples[i].Payload...)
-		}
-	}
-	return buf
 }
 
 // partBuffers lists a fragment as the header followed by every payload in

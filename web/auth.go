@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,8 +62,20 @@ type AuthOptions struct {
 	// page refreshing every 5 s does not pay bcrypt each time. 0 means 1 min.
 	CacheTTL time.Duration
 	// Logger receives failed logins (user name and address, never the
-	// password); nil discards.
+	// password), one line when a burst starts and one when it is
+	// throttled; nil discards.
 	Logger *slog.Logger
+	// FailureBurst is how many failed logins one address may make before
+	// it is throttled (default 5); FailureEvery is how often it earns one
+	// more try back (default 6s, so 10 a minute at most).
+	FailureBurst int
+	FailureEvery time.Duration
+	// MaxChecks bounds the bcrypt comparisons running at once (default 1):
+	// each costs about 0.1–0.2 s of a core, and the cores are recording's.
+	MaxChecks int
+	// CheckWait is how long a login waits for a free check before it is
+	// answered 503 (default 3s).
+	CheckWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -83,6 +96,13 @@ type Auth struct {
 	log       *slog.Logger
 	now       func() time.Time
 
+	// checks holds one token per bcrypt comparison allowed at once.
+	checks    chan struct{}
+	checkWait time.Duration
+	limiter   *failureLimiter
+	// compare is bcrypt.CompareHashAndPassword; tests count calls.
+	compare func(hash, pass []byte) error
+
 	mu    sync.Mutex
 	cache map[[32]byte]time.Time // sha256(user \x00 password \x00 hash) → expiry
 }
@@ -95,7 +115,7 @@ const maxCache = 1024
 // line; no error ever quotes a hash or a token.
 func NewAuth(o AuthOptions) (*Auth, error) {
 	a := &Auth{users: map[string][]byte{}, ttl: o.CacheTTL, log: o.Logger, now: o.Now,
-		cache: map[[32]byte]time.Time{}}
+		cache: map[[32]byte]time.Time{}, checkWait: o.CheckWait, compare: bcrypt.CompareHashAndPassword}
 	if a.ttl <= 0 {
 		a.ttl = time.Minute
 	}
@@ -105,6 +125,14 @@ func NewAuth(o AuthOptions) (*Auth, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	if o.MaxChecks <= 0 {
+		o.MaxChecks = 1
+	}
+	a.checks = make(chan struct{}, o.MaxChecks)
+	if a.checkWait <= 0 {
+		a.checkWait = 3 * time.Second
+	}
+	a.limiter = newFailureLimiter(o.FailureBurst, o.FailureEvery, a.log)
 	if o.UsersFile != "" {
 		b, err := os.ReadFile(o.UsersFile)
 		if err != nil {
@@ -257,35 +285,107 @@ func Identity(ctx context.Context) string {
 	return s
 }
 
+// AckedBy is whom an alarm acknowledgement made with ctx is recorded
+// under, given the name claimed in the request: a user is recorded by the
+// name they logged in with, whatever they claim; an API token as
+// "api-token", with the name its client gives ("api-token for psim-op-3"),
+// since one token serves a whole integration; a peer relays an
+// acknowledgement its own page authenticated, so its claim is the user
+// there; without access control (loopback only) the claim, or "local".
+func AckedBy(ctx context.Context, claimed string) string {
+	claimed = strings.TrimSpace(claimed)
+	if len(claimed) > 64 {
+		claimed = claimed[:64]
+	}
+	switch id := Identity(ctx); id {
+	case IdentityPeer, IdentityOpen, "":
+		if claimed != "" {
+			return claimed
+		}
+		if id == "" {
+			return IdentityOpen
+		}
+		return id
+	case IdentityToken:
+		if claimed != "" && claimed != IdentityToken {
+			return IdentityToken + " for " + claimed
+		}
+		return IdentityToken
+	default:
+		return id
+	}
+}
+
 // Wrap returns next guarded by a; /healthz stays open so that load
-// balancers and supervisors need no credentials.
+// balancers and supervisors need no credentials. An address that keeps
+// failing is answered 429 with Retry-After, without a bcrypt check; when
+// every check is busy a login is answered 503.
 func (a *Auth) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		id, ok := a.check(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+		id, v := a.authenticate(r)
+		switch v.result {
+		case verdictOK:
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+			return
+		case verdictThrottled:
+			w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(v.retry)))
 			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, "401 unauthorized: log in with a user from [http] users_file or an API token", http.StatusUnauthorized)
+			http.Error(w, "429 too many failed logins from your address: try again later", http.StatusTooManyRequests)
+			return
+		case verdictBusy:
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "503 too many logins being checked: try again in a second", http.StatusServiceUnavailable)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "401 unauthorized: log in with a user from [http] users_file or an API token", http.StatusUnauthorized)
 	})
+}
+
+func retrySeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// verdictResult is the outcome of checking credentials.
+type verdictResult int
+
+const (
+	verdictDenied    verdictResult = iota // wrong or missing credentials: 401
+	verdictOK                             // proceed
+	verdictThrottled                      // the address failed too often: 429
+	verdictBusy                           // no bcrypt check free in time: 503
+)
+
+// verdict is a credentials check's outcome; retry is when a throttled
+// address may try again.
+type verdict struct {
+	result verdictResult
+	retry  time.Duration
 }
 
 // check returns the caller's identity and whether it may proceed.
 func (a *Auth) check(r *http.Request) (string, bool) {
+	id, v := a.authenticate(r)
+	return id, v.result == verdictOK
+}
+
+// authenticate returns the caller's identity and the verdict.
+func (a *Auth) authenticate(r *http.Request) (string, verdict) {
 	if !a.Configured() {
 		// Peers still send their token; any caller is fine here.
-		return IdentityOpen, true
+		return IdentityOpen, verdict{result: verdictOK}
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", false
+		return "", verdict{}
 	}
+	remote := remoteIP(r.RemoteAddr)
 	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		// Both comparisons always run, so timing says nothing about which
@@ -294,29 +394,43 @@ func (a *Auth) check(r *http.Request) (string, bool) {
 		okPeer := subtle.ConstantTimeCompare(sum[:], a.peerSum[:]) == 1 && a.hasPeer
 		switch {
 		case okPeer:
-			return IdentityPeer, true
+			return IdentityPeer, verdict{result: verdictOK}
 		case okTok:
-			return IdentityToken, true
+			return IdentityToken, verdict{result: verdictOK}
 		}
-		a.log.Warn("http auth failed", "kind", "bearer", "remote", r.RemoteAddr)
-		return "", false
+		if retry, limited := a.limiter.throttled(remote, a.now()); limited {
+			return "", verdict{result: verdictThrottled, retry: retry}
+		}
+		a.limiter.failed(remote, "bearer", "", a.now())
+		return "", verdict{}
 	}
 	user, pass, ok := r.BasicAuth()
 	if !ok || len(a.users) == 0 {
-		return "", false
+		return "", verdict{}
 	}
-	if a.checkUser(user, pass) {
-		return user, true
+	v := a.verify(r.Context(), remote, "basic", user, pass)
+	if v.result == verdictOK {
+		return user, v
 	}
-	a.log.Warn("http auth failed", "kind", "basic", "user", user, "remote", r.RemoteAddr)
-	return "", false
+	return "", v
 }
 
-func (a *Auth) checkUser(user, pass string) bool {
+// remoteIP is the address part of an http.Request's RemoteAddr.
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// verify checks user and password for a caller at remote: a login
+// remembered from the last CacheTTL passes at once (so a throttled address
+// does not lock out a user who is logged in); otherwise, unless remote is
+// throttled, one bcrypt comparison runs, never more than MaxChecks at once.
+func (a *Auth) verify(ctx context.Context, remote, kind, user, pass string) verdict {
 	hash, known := a.users[user]
 	if !known {
-		bcrypt.CompareHashAndPassword(a.dummyHash, []byte(pass))
-		return false
+		hash = a.dummyHash
 	}
 	d := sha256.New()
 	d.Write([]byte(user))
@@ -327,14 +441,33 @@ func (a *Auth) checkUser(user, pass string) bool {
 	var key [32]byte
 	copy(key[:], d.Sum(nil))
 	now := a.now()
-	a.mu.Lock()
-	exp, hit := a.cache[key]
-	a.mu.Unlock()
-	if hit && now.Before(exp) {
-		return true
+	if known {
+		a.mu.Lock()
+		exp, hit := a.cache[key]
+		a.mu.Unlock()
+		if hit && now.Before(exp) {
+			return verdict{result: verdictOK}
+		}
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return false
+	if retry, limited := a.limiter.throttled(remote, now); limited {
+		return verdict{result: verdictThrottled, retry: retry}
+	}
+	wait := time.NewTimer(a.checkWait)
+	defer wait.Stop()
+	select {
+	case a.checks <- struct{}{}:
+	case <-wait.C:
+		return verdict{result: verdictBusy}
+	case <-ctx.Done():
+		return verdict{result: verdictBusy}
+	}
+	// Unknown users are checked against a real user's hash (same cost)
+	// so that a wrong name takes as long as a wrong password.
+	err := a.compare(hash, []byte(pass))
+	<-a.checks
+	if err != nil || !known {
+		a.limiter.failed(remote, kind, user, a.now())
+		return verdict{}
 	}
 	a.mu.Lock()
 	if len(a.cache) >= maxCache {
@@ -342,11 +475,13 @@ func (a *Auth) checkUser(user, pass string) bool {
 	}
 	a.cache[key] = now.Add(a.ttl)
 	a.mu.Unlock()
-	return true
+	return verdict{result: verdictOK}
 }
 
-// CheckUser tells whether user and password match users_file; the live
-// re-stream uses it for RTSP Basic auth.
-func (a *Auth) CheckUser(user, pass string) bool {
-	return a != nil && a.checkUser(user, pass)
+// CheckUser tells whether user and password match users_file, for a
+// caller at IP address remote; the live re-stream uses it for RTSP Basic
+// auth. It shares the cache, the bound on concurrent checks and the
+// per-address throttling of failures with HTTP logins.
+func (a *Auth) CheckUser(remote, user, pass string) bool {
+	return a != nil && len(a.users) > 0 && a.verify(context.Background(), remote, "rtsp", user, pass).result == verdictOK
 }

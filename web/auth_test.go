@@ -1,13 +1,19 @@
 package web
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,13 +95,16 @@ func TestAuthWrap(t *testing.T) {
 		{"token only: basic refused", tokenOnly, "/", basic("alice", "alice-pw"), 401, ""},
 		{"token only: token", tokenOnly, "/metrics", "Bearer " + apiToken, 200, IdentityToken},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var who string
 			h := tt.auth.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				who = Identity(r.Context())
 			}))
 			req := httptest.NewRequest(http.MethodGet, tt.path, nil)
+			// One address per case: failures of one case must not
+			// throttle the next (TestLoginThrottling covers that).
+			req.RemoteAddr = fmt.Sprintf("192.0.2.%d:1234", i+1)
 			if tt.header != "" {
 				req.Header.Set("Authorization", tt.header)
 			}
@@ -236,12 +245,14 @@ func TestHashPassword(t *testing.T) {
 	if cost, _ := bcrypt.Cost([]byte(h)); cost < MinCost {
 		t.Errorf("cost %d below %d", cost, MinCost)
 	}
-	users, err := ParseUsers("users", []byte("carol:"+h+"\n"))
-	if err != nil {
+	if _, err := ParseUsers("users", []byte("carol:"+h+"\n")); err != nil {
 		t.Fatalf("a HashPassword line must load: %v", err)
 	}
-	a := &Auth{users: users, dummyHash: users["carol"], cache: map[[32]byte]time.Time{}, now: time.Now, ttl: time.Minute}
-	if !a.checkUser("carol", "s3cret") || a.checkUser("carol", "s3cre") {
+	a, err := NewAuth(AuthOptions{UsersFile: writeFile(t, "users", "carol:"+h+"\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.CheckUser("192.0.2.1", "carol", "s3cret") || a.CheckUser("192.0.2.1", "carol", "s3cre") {
 		t.Error("hash does not verify the password")
 	}
 	if _, err := HashPassword(""); err == nil {
@@ -293,5 +304,186 @@ func TestCheckBind(t *testing.T) {
 	err := CheckBind("0.0.0.0:8080", false)
 	if want := "refusing to serve http on 0.0.0.0:8080 without [http] users_file"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want it to contain %q", err, want)
+	}
+}
+
+// TestLoginThrottling: an address hammering wrong passwords costs at most
+// FailureBurst bcrypt comparisons before it gets 429 with Retry-After; the
+// burst is logged in two lines, not one per try; a user already logged in
+// from that address, and anyone from another address, still gets in; the
+// address may try again once Retry-After has passed.
+func TestLoginThrottling(t *testing.T) {
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	a := newTestAuth(t, AuthOptions{UsersFile: usersFile(t), Now: clock, FailureBurst: 5, FailureEvery: 6 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))})
+	var compares atomic.Int64
+	a.compare = func(h, p []byte) error { compares.Add(1); return bcrypt.CompareHashAndPassword(h, p) }
+	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	do := func(remote, auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = remote + ":40000"
+		req.Header.Set("Authorization", auth)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	const attacker, other = "198.51.100.7", "198.51.100.8"
+	if c := do(attacker, basic("alice", "alice-pw")).Code; c != 200 { // alice logged in before the attack
+		t.Fatalf("login: %d", c)
+	}
+	compares.Store(0)
+	codes := map[int]int{}
+	var retry string
+	for i := 0; i < 100; i++ {
+		rec := do(attacker, basic("alice", fmt.Sprintf("guess-%d", i)))
+		codes[rec.Code]++
+		if rec.Code == http.StatusTooManyRequests {
+			retry = rec.Header().Get("Retry-After")
+		}
+	}
+	if codes[401] != 5 || codes[429] != 95 {
+		t.Errorf("answers %v, want 5×401 then 95×429", codes)
+	}
+	if n := compares.Load(); n != 5 {
+		t.Errorf("%d bcrypt comparisons for 100 wrong passwords, want 5", n)
+	}
+	if sec, err := strconv.Atoi(retry); err != nil || sec < 1 || sec > 6 {
+		t.Errorf("Retry-After %q, want 1..6 seconds", retry)
+	}
+	// Unknown users and tokens count against the same address.
+	if c := do(attacker, basic("mallory", "x")).Code; c != 429 {
+		t.Errorf("unknown user from a throttled address: %d, want 429", c)
+	}
+	if c := do(attacker, "Bearer not-the-token-0123456789").Code; c != 429 {
+		t.Errorf("wrong token from a throttled address: %d, want 429", c)
+	}
+	logMu.Lock()
+	lines := strings.Count(logs.String(), "\n")
+	text := logs.String()
+	logMu.Unlock()
+	if lines != 2 || !strings.Contains(text, "login failed") || !strings.Contains(text, "throttling") {
+		t.Errorf("%d log lines for the burst, want 2 (first failure, throttling):\n%s", lines, text)
+	}
+	if strings.Contains(text, "guess-") || strings.Contains(text, "alice-pw") {
+		t.Errorf("log quotes a password:\n%s", text)
+	}
+	// A cached login from the attacker's own address still works (no
+	// bcrypt), and a fresh login from another address is checked.
+	compares.Store(0)
+	if c := do(attacker, basic("alice", "alice-pw")).Code; c != 200 {
+		t.Errorf("logged-in user from a throttled address: %d, want 200", c)
+	}
+	if c := do(other, basic("bob", "bob-pw")).Code; c != 200 {
+		t.Errorf("correct password from another address: %d, want 200", c)
+	}
+	if n := compares.Load(); n != 1 {
+		t.Errorf("%d comparisons for a cached and a fresh login, want 1", n)
+	}
+	// After Retry-After the address gets one more try.
+	sec, _ := strconv.Atoi(retry)
+	advance(time.Duration(sec) * time.Second)
+	if c := do(attacker, basic("alice", "wrong-again")).Code; c != 401 {
+		t.Errorf("after Retry-After: %d, want 401 (a real check)", c)
+	}
+	if c := do(attacker, basic("alice", "wrong-again")).Code; c != 429 {
+		t.Errorf("second try right after: %d, want 429", c)
+	}
+	// RTSP logins share the throttle.
+	if a.CheckUser(attacker, "alice", "nope") {
+		t.Error("wrong RTSP password accepted")
+	}
+	if !a.CheckUser(other, "alice", "alice-pw") {
+		t.Error("right RTSP password from another address refused")
+	}
+}
+
+// TestLoginChecksBounded: with MaxChecks 1 no two bcrypt comparisons run at
+// once, whatever the number of addresses trying; a login that cannot get a
+// check within CheckWait is answered 503 with Retry-After.
+func TestLoginChecksBounded(t *testing.T) {
+	a := newTestAuth(t, AuthOptions{UsersFile: usersFile(t), MaxChecks: 1, CheckWait: 200 * time.Millisecond})
+	var running, peak atomic.Int64
+	release := make(chan struct{})
+	a.compare = func(h, p []byte) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := peak.Load()
+			if n <= m || peak.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		<-release
+		return bcrypt.ErrMismatchedHashAndPassword
+	}
+	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	codes := make(chan int, 20)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.RemoteAddr = fmt.Sprintf("203.0.113.%d:1", i+1)
+			req.Header.Set("Authorization", basic("alice", "wrong"))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code == 503 && rec.Header().Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			codes <- rec.Code
+		}()
+	}
+	time.Sleep(time.Second) // all but the one holding the check give up
+	close(release)
+	wg.Wait()
+	close(codes)
+	got := map[int]int{}
+	for c := range codes {
+		got[c]++
+	}
+	if peak.Load() != 1 {
+		t.Errorf("%d comparisons ran at once, want 1", peak.Load())
+	}
+	if got[503] == 0 || got[401] == 0 || got[401]+got[503] != 20 {
+		t.Errorf("answers %v, want some 401 and the rest 503", got)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestAckedBy(t *testing.T) {
+	ctxAs := func(id string) context.Context { return context.WithValue(context.Background(), identityKey{}, id) }
+	for _, tc := range []struct {
+		id, claimed, want string
+	}{
+		{"alice", "bob", "alice"},
+		{"alice", "", "alice"},
+		{IdentityToken, "op-7", "api-token for op-7"},
+		{IdentityToken, "", "api-token"},
+		{IdentityPeer, "alice", "alice"}, // relayed from the peer's page, which logged alice in
+		{IdentityPeer, "", "peer"},
+		{IdentityOpen, "night shift", "night shift"},
+		{IdentityOpen, "", "local"},
+		{"", "", "local"},
+		{IdentityPeer, strings.Repeat("x", 100), strings.Repeat("x", 64)},
+	} {
+		if got := AckedBy(ctxAs(tc.id), tc.claimed); got != tc.want {
+			t.Errorf("AckedBy(%q, %q) = %q, want %q", tc.id, tc.claimed, got, tc.want)
+		}
 	}
 }

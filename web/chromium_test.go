@@ -27,6 +27,10 @@ func TestChromiumRendersPage(t *testing.T) {
 		`data-camera="rec-b/yard"`, // fetched from the peer
 		"rec-c stopped answering gossip", `action="/ack"`, "1 unacknowledged alarm",
 		`data-recorded-by="rec-b"`,
+		// Cameras of the dead rec-c nobody can record, in red.
+		`<tr class="camera st-unrecorded" data-camera="rec-c/gate">`,
+		`<tr class="camera st-unrecorded" data-camera="rec-c/shed">`,
+		"not recorded — no live buddy with capacity", "2 cameras not recorded",
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)

@@ -30,12 +30,14 @@ type fakeSource struct {
 	cameras api.Cameras
 	spans   map[string][]api.Span
 	tlErr   error
+	ifFails []api.IfFails // served as a FailurePreviewer
 
 	mu     sync.Mutex
 	events []events.Event
 	acks   []string // "id by"
 }
 
+func (f *fakeSource) IfFails() []api.IfFails    { return f.ifFails }
 func (f *fakeSource) Self() string              { return f.self }
 func (f *fakeSource) Cluster() []api.ServerInfo { return f.cluster }
 func (f *fakeSource) Cameras() api.Cameras      { return f.cameras }
@@ -92,17 +94,29 @@ func siteA(peerAddr string) *fakeSource {
 		cluster: []api.ServerInfo{
 			{Name: "rec-a", State: "alive", Address: "127.0.0.1:7946", HTTP: "127.0.0.1:1", Cameras: 2,
 				Capacity: api.Capacity{Cameras: 8, Viewers: 4}, AdoptedFrom: []string{"rec-c"},
-				Load: api.Load{CPU: 0.25, MemoryBytes: 300e6, DiskUsed: 400e9, DiskTotal: 1000e9, Viewers: 1}},
+				Load:      api.Load{CPU: 0.25, MemoryBytes: 300e6, DiskUsed: 400e9, DiskTotal: 1000e9, Viewers: 1},
+				Inventory: []api.HomeCamera{{ID: "rec-a/lobby", Critical: true, PlannedOn: "rec-a"}}},
 			{Name: "rec-b", State: "alive", Address: "127.0.0.2:7946", HTTP: peerAddr, Cameras: 1,
-				Capacity: api.Capacity{Cameras: 8}, AdoptedFrom: []string{}},
-			{Name: "rec-c", State: "dead", Address: "127.0.0.3:7946", HTTP: "127.0.0.3:8080", AdoptedFrom: []string{}},
+				Capacity: api.Capacity{Cameras: 8}, AdoptedFrom: []string{},
+				Load:      api.Load{MemoryBytes: 16 << 20, DiskUsed: 93 << 30, DiskTotal: 465 << 30}, // as gossiped: rounded
+				Inventory: []api.HomeCamera{{ID: "rec-b/dock", PlannedOn: "rec-b"}, {ID: "rec-b/yard", PlannedOn: "rec-b"}}},
+			{Name: "rec-c", State: "dead", Address: "127.0.0.3:7946", HTTP: "127.0.0.3:8080", AdoptedFrom: []string{},
+				// rec-a took door; gate and shed fit nowhere.
+				Inventory: []api.HomeCamera{{ID: "rec-c/door", PlannedOn: "rec-a"},
+					{ID: "rec-c/gate", Critical: true, Unrecorded: api.UnrecordedCapacity},
+					{ID: "rec-c/shed", Unrecorded: api.UnrecordedCapacity}}},
 		},
 		cameras: api.Cameras{Server: "rec-a", Cameras: []api.CameraInfo{
 			{ID: "rec-a/lobby", Home: "rec-a", RecordedBy: "rec-a", State: "recording", Since: testNow.Add(-3 * h),
 				BitrateBps: 2.5e6, LastKeyframe: testNow.Add(-time.Second), Critical: true},
 			{ID: "rec-c/door", Home: "rec-c", RecordedBy: "rec-a", State: "offline", Since: testNow.Add(-time.Minute),
-				Error: "dial rtsp://admin:" + camPassword + "@10.0.0.5/stream1: connection refused"},
-		}},
+				Error: "dial rtsp://admin:" + camPassword + "@10.0.0.5/stream1: connection refused", NextAttempt: testNow.Add(12 * time.Second)},
+		},
+			Load: &api.Load{CPU: 0.25, MemoryBytes: 300e6, DiskUsed: 400e9, DiskTotal: 1000e9, Viewers: 1, RecordingBytes: 350e9},
+			Footage: map[string]api.Footage{
+				"rec-a/lobby": {Bytes: 40e9, Oldest: testNow.Add(-20 * h)},
+				"rec-c/door":  {Bytes: 2e9, Oldest: testNow.Add(-2 * h)},
+			}},
 		spans: map[string][]api.Span{
 			"rec-a/lobby": {span("rec-a", 20*h, 10*h), span("rec-a", 6*h, 0)},
 			"rec-c/door":  {span("rec-a", 2*h, 0)},
@@ -126,7 +140,13 @@ func siteB() *fakeSource {
 		self: "rec-b",
 		cameras: api.Cameras{Server: "rec-b", Cameras: []api.CameraInfo{
 			{ID: "rec-b/yard", Home: "rec-b", RecordedBy: "rec-b", State: "recording", BitrateBps: 1e6, LastKeyframe: testNow},
-		}},
+		},
+			// Its own figures, exact, where gossip carried 16 MiB steps.
+			Load: &api.Load{CPU: 0.1, MemoryBytes: 27_300_000, DiskUsed: 100e9, DiskTotal: 500e9, RecordingBytes: 60e9},
+			Footage: map[string]api.Footage{
+				"rec-b/yard":  {Bytes: 10e9, Oldest: testNow.Add(-30 * 24 * h)},
+				"rec-a/lobby": {Bytes: 1e9, Oldest: testNow.Add(-9 * h)},
+			}},
 		spans: map[string][]api.Span{
 			"rec-b/yard":  {span("rec-b", 24*h, 0)},
 			"rec-a/lobby": {span("rec-b", 9*h, 7*h)},

@@ -43,6 +43,8 @@ type pageData struct {
 	Ticks    []tick
 	Window   string
 	Problems []string
+	// Unrecorded counts the site's cameras nobody can record now.
+	Unrecorded int
 }
 
 type serverRow struct {
@@ -52,7 +54,16 @@ type serverRow struct {
 	Records                       string
 	CamsText, ViewersText         string
 	CPU, Memory, Storage, StorPct string
+	Recordings                    string // buddyrec's own segments and index
 	Color                         string
+	IfFails                       string // "6 → rec-b, 1 not recorded"; "" when unknown
+}
+
+// FailurePreviewer is a Source that can also preview each server's
+// failure with the site's planner (the node does; page tests' fakes may
+// not). The page then shows, per server, where its cameras would go.
+type FailurePreviewer interface {
+	IfFails() []api.IfFails
 }
 
 type eventRow struct {
@@ -61,6 +72,7 @@ type eventRow struct {
 	Class                                           string
 	NeedsAck                                        bool
 	AckedBy, AckedAt                                string
+	ResolvedAt                                      string // the alarm's condition cleared then
 }
 
 type recorderRef struct {
@@ -75,6 +87,16 @@ type cameraRow struct {
 	Bitrate, LastKeyframe                string
 	Spans                                []spanRect
 	Covered                              string
+	// NextAttempt says when an offline camera is tried again.
+	NextAttempt string
+	// Nobody replaces the recorder list when no server records it.
+	Nobody string
+	// Disk and Oldest sum what the answering servers keep of the camera;
+	// FootageTitle breaks it down per server.
+	Disk, Oldest, FootageTitle string
+	// Unreachable says where the footage is that no live server holds,
+	// e.g. "before 08:25:40 on rec-a, unreachable".
+	Unreachable []string
 }
 
 type spanRect struct {
@@ -98,13 +120,31 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(h.o.Window)}
 	colors := assignColors(servers, self)
 
-	// Servers.
+	// Servers, with the figures each gave in its own answer (exact and
+	// current) over the rounded copy gossip carries.
+	own := map[string]api.Cameras{self: src.Cameras()}
+	for _, pv := range peers {
+		if pv.cameras != nil {
+			own[pv.name] = *pv.cameras
+		}
+	}
 	d.Total = len(servers)
+	ifFails := map[string]string{}
+	if fp, ok := src.(FailurePreviewer); ok {
+		for _, f := range fp.IfFails() {
+			ifFails[f.Server] = f.String()
+		}
+	}
 	for _, s := range servers {
 		if s.State == buddy.StateAlive {
 			d.Alive++
 		}
-		d.Servers = append(d.Servers, serverRowOf(s, self, colors))
+		if c, ok := own[s.Name]; ok && c.Load != nil {
+			s.Load = *c.Load
+		}
+		row := serverRowOf(s, self, colors)
+		row.IfFails = ifFails[s.Name]
+		d.Servers = append(d.Servers, row)
 	}
 
 	// Cameras and spans from ourselves and every peer that answered.
@@ -120,7 +160,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			spans[id] = append(spans[id], ss...)
 		}
 	}
-	addCams(src.Cameras())
+	addCams(own[self])
 	if tl, err := src.Timeline(from, now); err != nil {
 		h.log.Error("status page: local timeline", "err", err)
 		d.Problems = append(d.Problems, "local recording index unreadable; timelines incomplete")
@@ -139,9 +179,24 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			d.Unknown = append(d.Unknown, unknownPeer{pv.name, "footage unknown: " + pv.tlErr.Error()})
 		}
 	}
+	answered := map[string]bool{self: true}
+	for _, pv := range peers {
+		answered[pv.name] = pv.cameras != nil
+	}
+	d.Unrecorded = addInventory(rows, servers, answered)
 	for id := range spans {
 		if rows[id] == nil {
-			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none"}
+			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none", Error: "not in any server's configuration now"}
+		}
+	}
+	if as, ok := src.(ArchiveSource); ok {
+		for id, us := range as.Unreachable() {
+			if rows[id] == nil {
+				rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none"}
+			}
+			for _, u := range us {
+				rows[id].Unreachable = append(rows[id].Unreachable, unreachableText(u, now))
+			}
 		}
 	}
 	ids := make([]string, 0, len(rows))
@@ -152,6 +207,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		row := rows[id]
 		row.Spans, row.Covered = layoutSpans(spans[id], from, now, colors)
+		row.Disk, row.Oldest, row.FootageTitle = footageOf(id, own)
 		d.Cameras = append(d.Cameras, *row)
 	}
 
@@ -219,6 +275,19 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
+// unreachableText is how the page says where unreachable footage is.
+func unreachableText(u api.Unreachable, now time.Time) string {
+	if u.Before == nil {
+		return "footage on " + u.Server + ", unreachable (" + u.Reason + ")"
+	}
+	b := u.Before.In(now.Location())
+	layout := "15:04:05"
+	if b.Format("2006-01-02") != now.Format("2006-01-02") {
+		layout = "2006-01-02 15:04:05"
+	}
+	return "before " + b.Format(layout) + " on " + u.Server + ", unreachable"
+}
+
 // colorMap gives each server its timeline colour, stable for a given site.
 type colorMap map[string]string
 
@@ -276,7 +345,7 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	}
 	dash := "—"
 	if !up {
-		row.CamsText, row.ViewersText, row.CPU, row.Memory, row.Storage = dash, dash, dash, dash, dash
+		row.CamsText, row.ViewersText, row.CPU, row.Memory, row.Storage, row.Recordings = dash, dash, dash, dash, dash, dash
 		return row
 	}
 	row.CamsText = fmt.Sprintf("%d / %s", s.Cameras, limit(s.Capacity.Cameras))
@@ -290,7 +359,35 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	} else {
 		row.Storage = dash
 	}
+	if s.Load.RecordingBytes > 0 {
+		row.Recordings = humanBytes(s.Load.RecordingBytes)
+	} else {
+		row.Recordings = dash
+	}
 	return row
+}
+
+// footageOf sums what the answering servers keep of camera id: the disk it
+// takes and the oldest footage, with a per-server breakdown for the title.
+func footageOf(id string, own map[string]api.Cameras) (disk, oldest, title string) {
+	var total uint64
+	var first time.Time
+	var parts []string
+	for _, name := range sortedKeys(own) {
+		f, ok := own[name].Footage[id]
+		if !ok {
+			continue
+		}
+		total += f.Bytes
+		if first.IsZero() || f.Oldest.Before(first) {
+			first = f.Oldest
+		}
+		parts = append(parts, fmt.Sprintf("%s keeps %s since %s", name, humanBytes(f.Bytes), f.Oldest.Local().Format("Jan 2 15:04")))
+	}
+	if len(parts) == 0 {
+		return "—", "—", "no footage on the servers that answered"
+	}
+	return humanBytes(total), first.Local().Format("Jan 2 15:04"), strings.Join(parts, "; ")
 }
 
 func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
@@ -317,6 +414,10 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 		row.Since = ci.Since.Local().Format("15:04:05")
 	}
 	row.Error = events.Scrub(ci.Error)
+	row.NextAttempt = ""
+	if !ci.NextAttempt.IsZero() {
+		row.NextAttempt = "next attempt " + ci.NextAttempt.Local().Format("15:04:05") + ", sooner if the camera answers (probed every second)"
+	}
 	row.Critical = ci.Critical
 	row.Bitrate = fmt.Sprintf("%.2f Mb/s", ci.BitrateBps/1e6)
 	if ci.LastKeyframe.IsZero() {
@@ -324,6 +425,56 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 	} else {
 		row.LastKeyframe = ci.LastKeyframe.Local().Format("15:04:05")
 	}
+}
+
+// addInventory adds a row for every camera of the site's inventories that
+// no answering server reported recording: the cameras nobody can record
+// (in red, with the planner's reason), and those whose planned recorder
+// did not answer or has not started them yet. Inventories come from the
+// replicated records, so cameras of dead servers are listed too. It
+// returns how many cameras nobody can record.
+func addInventory(rows map[string]*cameraRow, servers []api.ServerInfo, answered map[string]bool) int {
+	unrecorded := 0
+	for _, s := range servers {
+		for _, hc := range s.Inventory {
+			row := rows[hc.ID]
+			if row != nil {
+				row.Critical = row.Critical || hc.Critical
+				continue
+			}
+			row = &cameraRow{ID: hc.ID, Home: s.Name, Critical: hc.Critical, Bitrate: "—", LastKeyframe: "—"}
+			rows[hc.ID] = row
+			switch {
+			case hc.Unrecorded != "":
+				unrecorded++
+				row.State, row.Class, row.Error = "not recorded", "st-unrecorded", unrecordedText(hc.Unrecorded)
+				row.Nobody = "nobody"
+			case hc.PlannedOn != "" && !answered[hc.PlannedOn]:
+				row.State, row.Class = "unknown", "st-none"
+				row.Error = fmt.Sprintf("planned on %s, which did not answer", hc.PlannedOn)
+			case hc.PlannedOn != "":
+				row.State, row.Class = "starting", "st-connecting"
+				row.Error = fmt.Sprintf("planned on %s, which has not started it yet", hc.PlannedOn)
+			default:
+				row.State, row.Class = "unknown", "st-none"
+				row.Error = "not planned yet: the site view is settling"
+			}
+		}
+	}
+	return unrecorded
+}
+
+// unrecordedText is what a technician reads for the planner's reason.
+func unrecordedText(reason string) string {
+	switch reason {
+	case api.UnrecordedCapacity:
+		return "not recorded — no live buddy with capacity"
+	case api.UnrecordedNoCandidate:
+		return "not recorded — its server and every buddy that may take it are down"
+	case api.UnrecordedInvalid:
+		return "not recorded — the servers' configurations disagree about this camera (duplicate name?)"
+	}
+	return "not recorded — " + reason
 }
 
 // layoutSpans turns spans into SVG rectangles over [from, to). Spans of the
@@ -404,12 +555,21 @@ func eventRowOf(e events.Event) eventRow {
 		Server: e.Server, Cameras: strings.Join(e.Cameras, ", "), Text: events.Scrub(e.Text),
 		Class: "sev-" + string(e.Severity),
 	}
+	if !e.ResolvedAt.IsZero() {
+		row.ResolvedAt = e.ResolvedAt.Local().Format("Jan 2 15:04:05")
+	}
 	if e.Acked {
 		row.AckedBy = e.AckedBy
 		row.AckedAt = e.AckedAt.Local().Format("Jan 2 15:04:05")
 	} else if e.Severity == events.SeverityAlarm {
+		// A resolved alarm still waits for an acknowledgement, but is no
+		// longer shown as a live condition.
 		row.NeedsAck = true
-		row.Class += " unacked"
+		if row.ResolvedAt != "" {
+			row.Class += " unacked resolved"
+		} else {
+			row.Class += " unacked"
+		}
 	}
 	return row
 }

@@ -154,6 +154,82 @@ func TestPageShowsWholeSite(t *testing.T) {
 	}
 }
 
+// TestPageListsEveryCameraOfTheSite: cameras nobody records, those of a
+// dead server included, are rows of their own in red with the reason, as
+// many as the site has; a camera planned on a live server that has not
+// started it says so; an offline camera shows its next attempt.
+func TestPageListsEveryCameraOfTheSite(t *testing.T) {
+	srv, _, _ := site(t)
+	html := page(t, srv)
+	for _, id := range []string{"rec-c/gate", "rec-c/shed"} {
+		row := rowOf(t, html, "data-camera", id)
+		if !strings.Contains(row, `class="camera st-unrecorded"`) || !strings.Contains(row, "not recorded — no live buddy with capacity") {
+			t.Errorf("unrecorded camera %s not shown in red with its reason: %s", id, row)
+		}
+		if strings.Contains(row, "data-recorder=") {
+			t.Errorf("unrecorded camera %s names a recorder: %s", id, row)
+		}
+	}
+	if gate := rowOf(t, html, "data-camera", "rec-c/gate"); !strings.Contains(gate, "critical") {
+		t.Errorf("critical tag missing on an unrecorded camera: %s", gate)
+	}
+	if n := strings.Count(html, `class="camera st-unrecorded"`); n != 2 {
+		t.Errorf("%d unrecorded rows, want 2", n)
+	}
+	if !strings.Contains(html, `href="#cameras">2 cameras not recorded</a>`) {
+		t.Error("header does not count the unrecorded cameras")
+	}
+	dock := rowOf(t, html, "data-camera", "rec-b/dock")
+	if !strings.Contains(dock, "planned on rec-b, which has not started it yet") {
+		t.Errorf("planned camera row: %s", dock)
+	}
+	door := rowOf(t, html, "data-camera", "rec-c/door")
+	if want := "next attempt " + testNow.Add(12*time.Second).Local().Format("15:04:05"); !strings.Contains(door, want) {
+		t.Errorf("offline camera row lacks %q: %s", want, door)
+	}
+	// Every camera of every inventory has exactly one row.
+	for _, id := range []string{"rec-a/lobby", "rec-b/dock", "rec-b/yard", "rec-c/door", "rec-c/gate", "rec-c/shed"} {
+		if n := strings.Count(html, `data-camera="`+id+`"`); n != 1 {
+			t.Errorf("%s has %d rows, want 1", id, n)
+		}
+	}
+}
+
+// TestPageFigures: each server's row shows the figures it gave itself
+// (exact memory, buddyrec's own disk use beside the filesystem's), and
+// each camera the disk its footage takes and the oldest kept, summed over
+// the servers holding it.
+func TestPageFigures(t *testing.T) {
+	srv, _, _ := site(t)
+	html := page(t, srv)
+	b := rowOf(t, html, "data-server", "rec-b")
+	for _, want := range []string{"27.3 MB", "60.0 GB", "100.0 GB / 500.0 GB", "20 %"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("rec-b row lacks %q: %s", want, b)
+		}
+	}
+	if strings.Contains(b, "16.8 MB") {
+		t.Errorf("rec-b row shows the rounded gossiped memory: %s", b)
+	}
+	if a := rowOf(t, html, "data-server", "rec-a"); !strings.Contains(a, `<td class="num recordings">350.0 GB</td>`) {
+		t.Errorf("rec-a row lacks buddyrec's own usage: %s", a)
+	}
+	lobby := rowOf(t, html, "data-camera", "rec-a/lobby")
+	oldest := testNow.Add(-20 * time.Hour).Local().Format("Jan 2 15:04")
+	for _, want := range []string{`<td class="num disk" title="rec-a keeps 40.0 GB since ` + oldest + `; rec-b keeps 1.0 GB since`, ">41.0 GB</td>", ">" + oldest + "</td>"} {
+		if !strings.Contains(lobby, want) {
+			t.Errorf("lobby row lacks %q: %s", want, lobby)
+		}
+	}
+	yard := rowOf(t, html, "data-camera", "rec-b/yard")
+	if !strings.Contains(yard, ">10.0 GB</td>") || !strings.Contains(yard, ">"+testNow.Add(-30*24*time.Hour).Local().Format("Jan 2 15:04")+"</td>") {
+		t.Errorf("yard row: %s", yard)
+	}
+	if shed := rowOf(t, html, "data-camera", "rec-c/shed"); !strings.Contains(shed, `<td class="num disk" title="no footage on the servers that answered">—</td>`) {
+		t.Errorf("shed row: %s", shed)
+	}
+}
+
 func atof(t *testing.T, s string) float64 {
 	t.Helper()
 	var f float64
@@ -260,6 +336,10 @@ func TestPeerUnreachable(t *testing.T) {
 	// What this server knows itself is still there.
 	rowOf(t, html, "data-camera", "rec-a/lobby")
 	rowOf(t, html, "data-server", "rec-c")
+	// The silent peer's cameras are still listed, from its inventory.
+	if yard := rowOf(t, html, "data-camera", "rec-b/yard"); !strings.Contains(yard, "unknown") || !strings.Contains(yard, "planned on rec-b, which did not answer") {
+		t.Errorf("camera of a silent peer: %s", yard)
+	}
 }
 
 func TestLocalTimelineError(t *testing.T) {
@@ -408,5 +488,24 @@ func TestPeerAlarmsShownAndAckedWhereTheyLive(t *testing.T) {
 	row = rowOf(t, page(t, srv), "data-event", "00000000000000000000000b")
 	if strings.Contains(row, "unacked") {
 		t.Errorf("acknowledged peer alarm still highlighted: %s", row)
+	}
+}
+
+// TestResolvedAlarmRow: an alarm whose condition cleared says so and loses
+// the live-alarm highlight, but can still be acknowledged.
+func TestResolvedAlarmRow(t *testing.T) {
+	e := events.Event{ID: "000000000000000000000009", Time: testNow.Add(-time.Hour), Type: events.TypeCameraOffline,
+		Severity: events.SeverityAlarm, Condition: "camera/rec-a/x", ResolvedAt: testNow.Add(-time.Minute), ResolvedBy: "00000000000000000000000a"}
+	row := eventRowOf(e)
+	if !row.NeedsAck || !strings.Contains(row.Class, "resolved") || row.ResolvedAt == "" {
+		t.Fatalf("resolved alarm row %+v, want acknowledgeable and marked resolved", row)
+	}
+	var buf strings.Builder
+	if err := pageTmpl.Execute(&buf, &pageData{Events: []eventRow{row}}); err != nil {
+		t.Fatal(err)
+	}
+	html := rowOf(t, buf.String(), "data-event", e.ID)
+	if !strings.Contains(html, "resolved "+row.ResolvedAt) || !strings.Contains(html, `action="/ack"`) {
+		t.Errorf("resolved alarm rendered as %s", html)
 	}
 }

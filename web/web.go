@@ -51,6 +51,17 @@ type Timeline struct {
 	From    time.Time             `json:"from"`
 	To      time.Time             `json:"to"`
 	Cameras map[string][]api.Span `json:"cameras"`
+	// Unreachable names, per camera, the servers holding footage no live
+	// server can give (a dead home's own archive), when the source knows.
+	Unreachable map[string][]api.Unreachable `json:"unreachable,omitempty"`
+}
+
+// ArchiveSource is implemented by a Source that knows where footage is
+// that no live server can give: a dead server's cameras' own archive. The
+// page then says, beside what live servers hold, "before 08:25:40 on
+// rec-a, unreachable".
+type ArchiveSource interface {
+	Unreachable() map[string][]api.Unreachable
 }
 
 // MaxTimelineRange bounds one /api/v1/timeline request so a careless query
@@ -94,6 +105,7 @@ type handler struct {
 //	GET  /                  the status page
 //	POST /ack               acknowledge an event (form field id), then back to /
 //	GET  /api/v1/timeline   ?from=RFC3339&to=RFC3339 (default: last 24 h) → Timeline
+//	                        &scope=site: merged with every alive peer's
 //	GET  /static/...        embedded stylesheet
 //
 // Mount it at "/" on the server's mux, inside Auth.Wrap.
@@ -152,7 +164,27 @@ func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	if spans == nil {
 		spans = map[string][]api.Span{}
 	}
-	writeJSON(w, http.StatusOK, Timeline{Server: h.o.Source.Self(), From: from.UTC(), To: to.UTC(), Cameras: spans})
+	tl := Timeline{Server: h.o.Source.Self(), From: from.UTC(), To: to.UTC(), Cameras: spans}
+	if as, ok := h.o.Source.(ArchiveSource); ok {
+		tl.Unreachable = as.Unreachable()
+	}
+	switch q.Get("scope") {
+	case "", "local":
+	case "site":
+		for id, ss := range tl.Cameras {
+			for i := range ss {
+				if len(ss[i].HeldBy) == 0 {
+					ss[i].HeldBy = []string{tl.Server}
+				}
+			}
+			tl.Cameras[id] = ss
+		}
+		h.siteTimeline(r.Context(), &tl)
+	default:
+		writeError(w, http.StatusBadRequest, "scope: local (default) or site")
+		return
+	}
+	writeJSON(w, http.StatusOK, tl)
 }
 
 func (h *handler) serveAck(w http.ResponseWriter, r *http.Request) {

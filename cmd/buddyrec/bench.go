@@ -21,28 +21,50 @@ import (
 	"github.com/buddyrec/buddyrec/recorder"
 )
 
+// benchmark is one `buddyrec bench` command.
+type benchmark struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// benchmarks lists every `buddyrec bench` command; the usage texts are made
+// from it, so they cannot miss one.
+func benchmarks() []benchmark {
+	return []benchmark{
+		{"record", benchRecord},
+		{"failover", benchFailover},
+		{"planner", benchPlanner},
+		{"live", benchLive},
+	}
+}
+
+// benchNames is "record|failover|..." for usage texts.
+func benchNames() string {
+	var names []string
+	for _, b := range benchmarks() {
+		names = append(names, b.name)
+	}
+	return strings.Join(names, "|")
+}
+
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: buddyrec bench record|failover|planner|live [flags]")
+		fmt.Fprintf(stderr, "usage: buddyrec bench %s [flags]\n", benchNames())
+		return 2
+	}
+	var run func(context.Context, []string, io.Writer, io.Writer) error
+	for _, b := range benchmarks() {
+		if b.name == args[0] {
+			run = b.run
+		}
+	}
+	if run == nil {
+		fmt.Fprintf(stderr, "buddyrec bench: unknown benchmark %q (%s)\n", args[0], benchNames())
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch args[0] {
-	case "record":
-		err = benchRecord(ctx, args[1:], stdout, stderr)
-	case "failover":
-		err = benchFailover(ctx, args[1:], stdout, stderr)
-	case "planner":
-		err = benchPlanner(ctx, args[1:], stdout, stderr)
-	case "live":
-		err = benchLive(ctx, args[1:], stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "buddyrec bench: unknown benchmark %q (record, failover, planner, live)\n", args[0])
-		return 2
-	}
-	if err != nil {
+	if err := run(ctx, args[1:], stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "buddyrec bench:", err)
 		return 1
 	}

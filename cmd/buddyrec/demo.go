@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -12,11 +13,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/webhook"
 )
@@ -44,9 +47,17 @@ func demoSpec(dir, bin string, urls []string, psim string) site.Spec {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	return runDemo(args, os.Stdin, stdout, stderr)
+}
+
+// runDemo runs the demo site. Every server it starts, the ones restarted
+// from its prompt included, is its child and ends with it; the folder it
+// created goes too, unless -keep.
+func runDemo(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "folder for configs, recordings and logs (default: a new temporary folder)")
+	keep := fs.Bool("keep", false, "keep the folder (configs, logs, recordings) when the demo ends")
 	chaos := fs.Bool("chaos", false, "kill -9 a server every so often and restart it, to watch failover and failback")
 	chaosEvery := fs.Duration("chaos-every", 40*time.Second, "with -chaos: time between a restart and the next kill")
 	clips := fs.String("clips", "testdata", "folder holding the camera clips (h264-aac.ts)")
@@ -62,12 +73,30 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "buddyrec demo:", err)
 		return 1
 	}
+	// The demo removes only a folder it created: never one that held
+	// something before it started.
+	created := false
 	if *dir == "" {
 		if *dir, err = os.MkdirTemp("", "buddyrec-demo-"); err != nil {
 			fmt.Fprintln(stderr, "buddyrec demo:", err)
 			return 1
 		}
+		created = true
+	} else if _, err := os.Stat(*dir); os.IsNotExist(err) {
+		created = true
 	}
+	defer func() {
+		switch {
+		case *keep || !created:
+			fmt.Fprintf(stdout, "kept %s (configs, logs, recordings)\n", *dir)
+		default:
+			if err := os.RemoveAll(*dir); err != nil {
+				fmt.Fprintf(stderr, "buddyrec demo: remove %s: %v\n", *dir, err)
+				return
+			}
+			fmt.Fprintf(stdout, "removed %s (run with -keep to keep configs, logs and recordings)\n", *dir)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -92,7 +121,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "buddyrec demo:", err)
 		return 1
 	}
-	psim := &http.Server{Handler: demoPSIM(s.Secret, stdout), ReadHeaderTimeout: 5 * time.Second}
+	psim := httpserver.New(demoPSIM(s.Secret, stdout), nil)
 	go psim.Serve(psimLn)
 	defer psim.Close()
 
@@ -110,20 +139,128 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "  PSIM      notices print below (signatures verified)\n")
 	fmt.Fprintf(stdout, "  files     %s (configs, logs, recordings)\n\n", *dir)
-	fmt.Fprintf(stdout, "Watch a failover: kill -9 %d   (rec-a; rec-b and rec-c adopt its cameras)\n", s.Server("rec-a").Pid())
-	restart := bin
-	if strings.Contains(bin, "go-build") {
-		restart = "go run ./cmd/buddyrec" // started with go run: its binary is temporary
-	}
-	fmt.Fprintf(stdout, "Then restart it:   %s run -config %s\n", restart, s.Server("rec-a").Config)
-	fmt.Fprintf(stdout, "Stop the demo with Ctrl-C.\n\n")
+	fmt.Fprint(stdout, demoHelp)
+	fmt.Fprintf(stdout, "Watch a failover: type  kill rec-a  (or kill -9 %d from another terminal), then  restart rec-a\n\n", s.Server("rec-a").Pid())
 
+	go demoWatch(ctx, s, stdout)
 	if *chaos {
 		go demoChaos(ctx, s, *chaosEvery, stdout)
 	}
-	<-ctx.Done()
+	quit := make(chan struct{})
+	go demoPrompt(ctx, s, stdin, stdout, quit)
+	select {
+	case <-ctx.Done():
+	case <-quit:
+	}
 	fmt.Fprintln(stdout, "\nstopping the demo site")
 	return 0
+}
+
+const demoHelp = `Type a command and press Enter:
+  kill rec-a      crash a server (kill -9): its buddies adopt its cameras
+  stop rec-a      stop a server cleanly (SIGTERM)
+  restart rec-a   start a crashed or stopped server again: its cameras fail back
+  status          which server records which camera
+  help            this list
+  quit            stop the demo (or Ctrl-C)
+`
+
+// demoPrompt reads commands from stdin until quit or its end. A demo run
+// without a terminal (stdin at EOF) just keeps running until Ctrl-C.
+func demoPrompt(ctx context.Context, s *site.Site, stdin io.Reader, out io.Writer, quit chan<- struct{}) {
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		now := time.Now().Format("15:04:05")
+		var srv *site.Server
+		if len(f) > 1 {
+			if srv = s.Server(f[1]); srv == nil {
+				fmt.Fprintf(out, "%s no server %q (rec-a, rec-b, rec-c)\n", now, f[1])
+				continue
+			}
+		}
+		switch {
+		case f[0] == "quit" || f[0] == "exit":
+			close(quit)
+			return
+		case f[0] == "help":
+			fmt.Fprint(out, demoHelp)
+		case f[0] == "status":
+			demoStatus(ctx, s, out)
+		case srv == nil:
+			fmt.Fprintf(out, "%s %q needs a server name: %s rec-a (type help)\n", now, f[0], f[0])
+		case f[0] == "kill":
+			if !srv.Running() || srv.Exited() {
+				fmt.Fprintf(out, "%s %s is not running: restart %s\n", now, srv.Name, srv.Name)
+				continue
+			}
+			pid := srv.Pid()
+			srv.Kill()
+			fmt.Fprintf(out, "%s kill -9 %s (pid %d): watch its buddies adopt its cameras; then  restart %s\n", now, srv.Name, pid, srv.Name)
+		case f[0] == "stop":
+			fmt.Fprintf(out, "%s stopping %s (SIGTERM)\n", now, srv.Name)
+			srv.Stop(10 * time.Second)
+			fmt.Fprintf(out, "%s %s stopped; restart %s to start it again\n", time.Now().Format("15:04:05"), srv.Name, srv.Name)
+		case f[0] == "restart" || f[0] == "start":
+			if srv.Running() && !srv.Exited() {
+				fmt.Fprintf(out, "%s %s is running (pid %d); kill %s first\n", now, srv.Name, srv.Pid(), srv.Name)
+				continue
+			}
+			srv.Kill() // reaps a process that died on its own or from outside
+			if err := srv.Start(); err != nil {
+				fmt.Fprintf(out, "%s restart %s: %v\n", now, srv.Name, err)
+				continue
+			}
+			fmt.Fprintf(out, "%s restarted %s (pid %d): its cameras come back once it has been up for failback_after\n", now, srv.Name, srv.Pid())
+		default:
+			fmt.Fprintf(out, "%s unknown command %q (type help)\n", now, f[0])
+		}
+	}
+}
+
+// demoWatch reports a server that died without the prompt's doing (kill
+// -9 from another terminal), so the newcomer knows how to bring it back.
+func demoWatch(ctx context.Context, s *site.Site, out io.Writer) {
+	told := map[string]int{}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, srv := range s.Servers {
+			if pid := srv.Pid(); pid != 0 && srv.Exited() && told[srv.Name] != pid {
+				told[srv.Name] = pid
+				fmt.Fprintf(out, "%s %s (pid %d) has exited; type  restart %s  to start it again\n", time.Now().Format("15:04:05"), srv.Name, pid, srv.Name)
+			}
+		}
+	}
+}
+
+// demoStatus prints who records what, from each running server's API.
+func demoStatus(ctx context.Context, s *site.Site, out io.Writer) {
+	for _, srv := range s.Servers {
+		if !srv.Running() || srv.Exited() {
+			fmt.Fprintf(out, "  %-6s down\n", srv.Name)
+			continue
+		}
+		rec, err := srv.Recording(ctx)
+		if err != nil {
+			fmt.Fprintf(out, "  %-6s pid %d, not answering yet: %v\n", srv.Name, srv.Pid(), err)
+			continue
+		}
+		ids := make([]string, 0, len(rec))
+		for id := range rec {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		fmt.Fprintf(out, "  %-6s pid %d, records %s\n", srv.Name, srv.Pid(), strings.Join(ids, " "))
+	}
 }
 
 // demoChaos kills rec-a or rec-b in turn, then restarts it after a while.

@@ -2,10 +2,16 @@
 //
 //	buddyrec run -config FILE      record this server's cameras, join its buddies
 //	buddyrec check -config FILE    report every problem in a config, or summarise it
+//	buddyrec check a.toml b.toml   ... and check the site they make together
 //	buddyrec keygen [-webhook]     print a new gossip key (or webhook secret)
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
+//	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
 //	buddyrec demo [-chaos]         a whole local site on loopback
+//	buddyrec bench record|failover|planner|live ...  benchmark figures
+//	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
+//	buddyrec demo [-chaos]         a whole local site on loopback
+//	buddyrec version               which build this is (version, commit, build time)
 //	buddyrec bench record|failover ...  benchmark figures
 package main
 
@@ -17,7 +23,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/buddyrec/buddyrec/web"
 	"io"
 	"log/slog"
 	"net"
@@ -30,22 +35,36 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/internal/buildinfo"
+	"github.com/buddyrec/buddyrec/internal/httpserver"
+	"github.com/buddyrec/buddyrec/internal/sdnotify"
 	"github.com/buddyrec/buddyrec/node"
+	"github.com/buddyrec/buddyrec/web"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: buddyrec <command> [flags]
+// usage lists every command; the bench names come from benchmarks().
+var usage = `usage: buddyrec <command> [flags]
 
 commands:
   run -config FILE           record this server's cameras and join its buddies
   check -config FILE         validate a config: every problem with file:line, or a summary
+  check FILE... | DIR        validate several servers' configs, then the site they make
   keygen [-webhook]          print a new gossip key (base64) or a webhook secret (whsec_...)
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
+  forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
+  export -config FILE -camera ID -from T [-to T] -o FILE.mp4
+                             export footage of the site (file + JSON manifest, digest checked)
   demo [-chaos]              run a whole local site: simulated cameras and three servers
+  bench ` + benchNames() + `  print benchmark figures (see README)
+  plan -config FILE -fail rec-a[,rec-b]
+                             where every camera would be recorded if those servers failed now
+  demo [-chaos] [-keep]      run a whole local site: simulated cameras and three servers
+  version                    print the version, commit, build time and Go version
   bench record|failover      print benchmark figures (see README)
 `
 
@@ -65,10 +84,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "webhook":
 		return cmdWebhook(args[1:], stdout, stderr)
+	case "forget":
+		return cmdForget(args[1:], stdout, stderr)
+	case "plan":
+		return cmdPlan(args[1:], stdout, stderr)
+	case "export":
+		return cmdExport(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, buildinfo.Read())
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -102,15 +130,6 @@ func loadConfig(fs *flag.FlagSet, args []string, stderr io.Writer) (*config.Conf
 	return cfg, 0
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	cfg, code := loadConfig(flag.NewFlagSet("check", flag.ContinueOnError), args, stderr)
-	if cfg == nil {
-		return code
-	}
-	fmt.Fprintf(stdout, "%s: OK\n%s", cfg.File, cfg.Summary())
-	return 0
-}
-
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -133,10 +152,22 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	n, err := node.New(node.Options{Config: cfg, Logger: log})
+	// Under systemd (Type=notify) the service is "started" once recording
+	// has; outside it the notifier does nothing.
+	notify := sdnotify.FromEnv()
+	n, err := node.New(node.Options{Config: cfg, Logger: log, OnReady: func(status string) {
+		log.Info("ready", "status", status)
+		if err := notify.Ready(status); err != nil {
+			log.Warn("cannot notify the service manager", "err", err)
+		}
+	}})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
+	}
+	context.AfterFunc(ctx, func() { notify.Stopping() })
+	if every := sdnotify.WatchdogInterval(); every > 0 && notify.Enabled() {
+		go watchdog(ctx, notify, every/2, n)
 	}
 	if err := n.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
@@ -184,7 +215,8 @@ func servePprof(ctx context.Context, addr string) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Profiles take as long as their ?seconds= asks: no write deadline.
+	srv := httpserver.New(httpserver.LongResponse(mux), nil)
 	go srv.Serve(ln)
 	go func() { <-ctx.Done(); srv.Close() }()
 	return nil
@@ -214,4 +246,22 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s:%s\n", args[0], hash)
 	return 0
+}
+
+// watchdog pings the service manager's watchdog (WatchdogSec=) while the
+// node answers: reading its cameras takes the node's and the recorder's
+// locks, so a deadlock there stops the pings and systemd restarts the
+// server (SIGABRT first, whose goroutine dump lands in the journal).
+func watchdog(ctx context.Context, notify *sdnotify.Notifier, every time.Duration, n *node.Node) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n.Cameras()
+		notify.WatchdogPing()
+	}
 }

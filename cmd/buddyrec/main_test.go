@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,100 @@ func TestBenchPlannerSmall(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench planner output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestCheckNeverEchoesPasswords runs `check` on the URLs installers get
+// wrong and greps its whole output for every fragment (3 bytes or more) of
+// the password.
+func TestCheckNeverEchoesPasswords(t *testing.T) {
+	const pass = "Zq9wXv7Kp"
+	urls := []string{
+		"rtsp//admin:" + pass + "@10.0.1.21/stream1",
+		"rtsp:/admin:" + pass + "@10.0.1.21/stream1",
+		"admin:" + pass + "@10.0.1.21/stream1",
+		"rtsp://admin:" + pass[:4] + "/" + pass[4:] + "@10.0.1.21/stream1",
+		"rtsp://admin:1234#" + pass + "@10.0.1.21/stream1",
+		"rtsp://admin:" + pass[:4] + " " + pass[4:] + "@10.0.1.21/stream1",
+		"rtsp://admin:" + pass + "/10.0.1.21/stream1",
+	}
+	var b strings.Builder
+	b.WriteString("name = \"rec-a\"\ndata_dir = \"/d\"\n")
+	for i, u := range urls {
+		fmt.Fprintf(&b, "[[camera]]\nname = \"c%d\"\nurl = %q\n", i, u)
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "rec.toml")
+	os.WriteFile(bad, []byte(b.String()), 0o600)
+	code, out, errOut := runCmd("check", "-config", bad)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("%d problem(s)", len(urls))) {
+		t.Errorf("check: exit %d, want 1 and %d problems:\n%s", code, len(urls), errOut)
+	}
+	for n := 3; n <= len(pass); n++ {
+		for i := 0; i+n <= len(pass); i++ {
+			if frag := pass[i : i+n]; strings.Contains(out+errOut, frag) {
+				t.Fatalf("check output shows %q of the password:\n%s%s", frag, out, errOut)
+			}
+		}
+	}
+	for i := range urls {
+		if !strings.Contains(errOut, fmt.Sprintf("rec.toml:%d: camera[%d].url", 3*i+5, i+1)) {
+			t.Errorf("no problem at rec.toml:%d for camera[%d].url:\n%s", 3*i+5, i+1, errOut)
+		}
+	}
+	t.Logf("check output:\n%s", errOut)
+
+	// A quote in the password breaks the TOML itself: the syntax error
+	// must not quote the password either.
+	os.WriteFile(bad, []byte("name = \"rec-a\"\ndata_dir = \"/d\"\n[[camera]]\nname = \"c\"\nurl = \"rtsp://admin:Zq9w\"Xv7Kp@10.0.1.21/\"\n"), 0o600)
+	code, out, errOut = runCmd("check", "-config", bad)
+	if code != 1 || !strings.Contains(errOut, "rec.toml:5") {
+		t.Errorf("check of a TOML syntax error: exit %d\n%s", code, errOut)
+	}
+	for n := 3; n <= len(pass); n++ {
+		for i := 0; i+n <= len(pass); i++ {
+			if frag := pass[i : i+n]; strings.Contains(out+errOut, frag) {
+				t.Fatalf("check output shows %q of the password:\n%s%s", frag, out, errOut)
+			}
+		}
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	code, out, _ := runCmd("version")
+	if code != 0 || !strings.HasPrefix(out, "buddyrec ") || !strings.Contains(out, "\ncommit:") || !strings.Contains(out, "\ngo:         go1.") {
+		t.Errorf("version: exit %d\n%s", code, out)
+	}
+}
+
+func TestCheckSiteCommand(t *testing.T) {
+	// A folder: every server, then the site with each failure's plan.
+	code, out, errOut := runCmd("check", "../../testdata/sites/spread-servers")
+	for _, want := range []string{"rec-a.toml: OK (server rec-a, 4 camera(s))", "rec-s.toml: OK", "gossip key sha256:", "if rec-a fails: 4 → rec-s", "site: OK, 0 warning(s)"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("check of a folder: exit %d, lacks %q\n%s%s", code, want, out, errOut)
+		}
+	}
+	// Files named one by one; a duplicated camera is a problem (exit 1)
+	// shown without its credentials.
+	dir := t.TempDir()
+	b, _ := os.ReadFile("../../testdata/sites/mirrored/rec-b.toml")
+	cam := "\n[[camera]]\nname = \"twin\"\nurl = \"rtsp://other:pw-twin@10.0.1.20/stream1\"\n"
+	bPath := filepath.Join(dir, "rec-b.toml")
+	// The copied config's relative paths must resolve from its new folder.
+	abs, _ := filepath.Abs("../../testdata/sites")
+	os.WriteFile(bPath, []byte(strings.ReplaceAll(string(b), `"../`, `"`+abs+`/`)+cam), 0o600)
+	code, out, errOut = runCmd("check", "../../testdata/sites/mirrored/rec-a.toml", bPath)
+	if code != 1 || !strings.Contains(errOut, "rec-b/twin records 10.0.1.20:554/stream1, which rec-a/lobby") || !strings.Contains(errOut, "1 problem(s) in the site") {
+		t.Errorf("check of a site with a camera twice: exit %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, "pw-twin") || strings.Contains(out+errOut, "change-me") {
+		t.Error("site check prints a camera password")
+	}
+	// A broken file stops before the site check.
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("name = \"x\"\n"), 0o600)
+	if code, _, errOut := runCmd("check", "../../testdata/sites/mirrored/rec-a.toml", bad); code != 1 || !strings.Contains(errOut, "1 of 2 config(s) have problems") {
+		t.Errorf("check with a broken file: exit %d\n%s", code, errOut)
 	}
 }

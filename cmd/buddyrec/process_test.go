@@ -662,6 +662,16 @@ func TestTakeoverNoticeSurvivesPSIMOutageAndAdopterCrash(t *testing.T) {
 		len(takeover.Cameras) != 1 || takeover.Cameras[0].ID != "rec-a/cam1" || takeover.Cameras[0].LiveURL != "rtsp://"+b.RTSP+"/rec-a/cam1" {
 		t.Errorf("takeover notice does not name the adopter, its address and the cameras: %+v", takeover)
 	}
+	// Every live URL in the notice plays (issue 12 saw a 404).
+	if ffprobe, ok := testutil.LookTool(t, "ffprobe"); ok {
+		for _, cam := range takeover.Cameras {
+			out, err := exec.Command(ffprobe, "-v", "error", "-rw_timeout", "10000000", "-rtsp_transport", "tcp",
+				"-show_entries", "stream=codec_name", "-of", "csv=p=0", cam.LiveURL).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "h264") {
+				t.Errorf("live URL %s of the takeover notice does not play: %v\n%s", cam.LiveURL, err, out)
+			}
+		}
+	}
 	if len(takeover.Aspects) != 1 || takeover.Aspects[0].Kind != "io" || takeover.Aspects[0].Name != "door-io-1" {
 		t.Errorf("takeover notice lacks rec-a's aspect: %+v", takeover.Aspects)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
-// psimTargets names the config's [[psim]] tables psim1, psim2, ... as the
+// psimTargetName names the config's [[psim]] tables psim1, psim2, ... as the
 // server does, so messages and metrics agree.
 func psimTargetName(i int) string { return fmt.Sprintf("psim%d", i+1) }
 

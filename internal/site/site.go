@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net"
 	"net/http"
 	"os"
@@ -436,4 +437,24 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// Exited tells whether the server's process has ended on its own or was
+// killed from outside (a `kill -9` typed in another terminal during the
+// demo). It does not reap the process: Kill or Stop still do, after which
+// Start may run it again.
+func (srv *Server) Exited() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.cmd == nil {
+		return false
+	}
+	var info unix.Siginfo
+	// WNOWAIT: look, leave the zombie for cmd.Wait.
+	if err := unix.Waitid(unix.P_PID, srv.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil {
+		return false
+	}
+	// Linux zeroes info when the child is still running; an exited one
+	// reports SIGCHLD.
+	return info.Signo == int32(unix.SIGCHLD)
 }

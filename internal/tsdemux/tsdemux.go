@@ -1,139 +1,163 @@
-// Package tsdemux reads the committed MPEG-TS test clips into PES packets.
-// It is for tests and benchmarks only.
+// Package tsdemux reads MPEG-TS clips (the committed test clips, camsim's
+// sources) into access units with mediacommon's MPEG-TS reader: one H.264
+// or H.265 track and at most one AAC track. camsim streams what it reads;
+// Load converts it the way the recorder converts a camera, for tests and
+// benchmarks of storage and export.
 package tsdemux
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 )
 
-// The mediacommon MPEG-TS reader needs github.com/asticode/go-astits, which
-// go.mod does not carry, so the tests read the committed clips with this
-// minimal demuxer: PAT, PMT and PES with PTS/DTS, nothing more.
-
-type StreamType byte
-
+// Video codecs of a Stream.
 const (
-	H264 StreamType = 0x1b
-	H265 StreamType = 0x24
-	AAC  StreamType = 0x0f
+	H264 = "h264"
+	H265 = "h265"
 )
 
-// PES is one reassembled PES packet of a supported stream.
-type PES struct {
-	Type     StreamType
-	PTS, DTS int64 // 90 kHz
-	Data     []byte
+// VideoAU is one video access unit, timestamps in 90 kHz units as in the
+// file, NALUs without start codes and without the access unit delimiter.
+type VideoAU struct {
+	PTS, DTS int64
+	NALUs    [][]byte
 }
 
-// Read returns the PES packets of the supported elementary streams in
-// file order.
-func Read(path string) ([]PES, error) {
+// AudioPES is the AAC access units of one PES packet; PTS (90 kHz) is the
+// time of the first, each AU holds 1024 samples.
+type AudioPES struct {
+	PTS int64
+	AUs [][]byte
+}
+
+// Stream is a demuxed clip, in file order.
+type Stream struct {
+	Codec string // H264 or H265
+	// VPS (H.265 only), SPS and PPS are the first parameter sets found in
+	// the video; Parse fails without them.
+	VPS, SPS, PPS []byte
+	Video         []VideoAU
+	Audio         []AudioPES
+	AudioConfig   *mpeg4audio.AudioSpecificConfig // nil without an AAC track
+}
+
+// Read demuxes the MPEG-TS file at path.
+func Read(path string) (*Stream, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
+		return nil, fmt.Errorf("read clip: %w", err)
+	}
+	s, err := Parse(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("parse clip %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Parse demuxes an MPEG-TS stream. The first H.264 or H.265 track is the
+// video, the first AAC track the audio; other tracks are ignored. A clip
+// the reader cannot decode cleanly is an error, not a partial result.
+func Parse(r io.Reader) (*Stream, error) {
+	rd := &mpegts.Reader{R: r}
+	if err := rd.Initialize(); err != nil {
 		return nil, err
 	}
-	pmtPID := -1
-	types := map[int]StreamType{}
-	bufs := map[int][]byte{}
-	var out []PES
-	flush := func(pid int) error {
-		buf := bufs[pid]
-		delete(bufs, pid)
-		if len(buf) == 0 {
-			return nil
+	var decodeErr error
+	rd.OnDecodeError(func(err error) {
+		if decodeErr == nil {
+			decodeErr = err
 		}
-		p, err := parsePES(buf)
-		if err != nil {
-			return fmt.Errorf("pid %d: %w", pid, err)
-		}
-		p.Type = types[pid]
-		out = append(out, p)
+	})
+	s := &Stream{}
+	onVideo := func(pts, dts int64, au [][]byte) error {
+		s.Video = append(s.Video, VideoAU{PTS: pts, DTS: dts, NALUs: au})
 		return nil
 	}
-	for off := 0; off+188 <= len(b); off += 188 {
-		pkt := b[off : off+188]
-		if pkt[0] != 0x47 {
-			return nil, fmt.Errorf("lost sync at %d", off)
-		}
-		pusi := pkt[1]&0x40 != 0
-		pid := int(pkt[1]&0x1f)<<8 | int(pkt[2])
-		afc := (pkt[3] >> 4) & 3
-		if afc&1 == 0 {
-			continue
-		}
-		pl := pkt[4:]
-		if afc&2 != 0 {
-			pl = pkt[5+int(pkt[4]):]
-		}
-		switch {
-		case pid == 0 && pusi:
-			s := pl[1+int(pl[0]):]
-			n := int(s[1]&0xf)<<8 | int(s[2])
-			for i := 8; i+4 <= 3+n-4; i += 4 {
-				if prog := int(s[i])<<8 | int(s[i+1]); prog != 0 {
-					pmtPID = int(s[i+2]&0x1f)<<8 | int(s[i+3])
-					break
-				}
+	for _, t := range rd.Tracks() {
+		switch c := t.Codec.(type) {
+		case *mpegts.CodecH264:
+			if s.Codec == "" {
+				s.Codec = H264
+				rd.OnDataH264(t, onVideo)
 			}
-		case pid == pmtPID && pusi:
-			s := pl[1+int(pl[0]):]
-			n := int(s[1]&0xf)<<8 | int(s[2])
-			i := 12 + (int(s[10]&0xf)<<8 | int(s[11]))
-			for i+5 <= 3+n-4 {
-				es := int(s[i+1]&0x1f)<<8 | int(s[i+2])
-				switch t := StreamType(s[i]); t {
-				case H264, H265, AAC:
-					types[es] = t
-				}
-				i += 5 + (int(s[i+3]&0xf)<<8 | int(s[i+4]))
+		case *mpegts.CodecH265:
+			if s.Codec == "" {
+				s.Codec = H265
+				rd.OnDataH265(t, onVideo)
 			}
-		default:
-			if _, ok := types[pid]; !ok {
-				continue
-			}
-			if pusi {
-				if err := flush(pid); err != nil {
-					return nil, err
-				}
-				bufs[pid] = append([]byte(nil), pl...)
-			} else if bufs[pid] != nil {
-				bufs[pid] = append(bufs[pid], pl...)
+		case *mpegts.CodecMPEG4Audio:
+			if s.AudioConfig == nil {
+				conf := c.Config
+				s.AudioConfig = &conf
+				rd.OnDataMPEG4Audio(t, func(pts int64, aus [][]byte) error {
+					s.Audio = append(s.Audio, AudioPES{PTS: pts, AUs: aus})
+					return nil
+				})
 			}
 		}
 	}
-	for pid := range bufs {
-		if err := flush(pid); err != nil {
+	if s.Codec == "" {
+		return nil, errors.New("no H.264 or H.265 track")
+	}
+	for {
+		err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
 			return nil, err
 		}
+		if decodeErr != nil {
+			return nil, decodeErr
+		}
 	}
-	return out, nil
+	if len(s.Video) == 0 {
+		return nil, errors.New("no video access units")
+	}
+	s.findParams()
+	if s.SPS == nil || s.PPS == nil || (s.Codec == H265 && s.VPS == nil) {
+		return nil, errors.New("video parameter sets not found")
+	}
+	return s, nil
 }
 
-func parsePES(b []byte) (PES, error) {
-	if len(b) < 9 || b[0] != 0 || b[1] != 0 || b[2] != 1 {
-		return PES{}, fmt.Errorf("bad PES start")
+// findParams sets VPS, SPS and PPS from the first ones in the video.
+func (s *Stream) findParams() {
+	first := func(have *[]byte, n []byte) {
+		if *have == nil {
+			*have = n
+		}
 	}
-	flags := b[7] >> 6
-	hl := int(b[8])
-	if len(b) < 9+hl {
-		return PES{}, fmt.Errorf("short PES header")
+	for _, v := range s.Video {
+		for _, n := range v.NALUs {
+			if len(n) == 0 {
+				continue
+			}
+			if s.Codec == H264 {
+				switch h264.NALUType(n[0] & 0x1f) {
+				case h264.NALUTypeSPS:
+					first(&s.SPS, n)
+				case h264.NALUTypePPS:
+					first(&s.PPS, n)
+				}
+				continue
+			}
+			switch h265.NALUType((n[0] >> 1) & 0x3f) {
+			case h265.NALUType_VPS_NUT:
+				first(&s.VPS, n)
+			case h265.NALUType_SPS_NUT:
+				first(&s.SPS, n)
+			case h265.NALUType_PPS_NUT:
+				first(&s.PPS, n)
+			}
+		}
 	}
-	var p PES
-	if flags&2 != 0 {
-		p.PTS = tsTimestamp(b[9:])
-		p.DTS = p.PTS
-	}
-	if flags == 3 {
-		p.DTS = tsTimestamp(b[14:])
-	}
-	p.Data = b[9+hl:]
-	if n := int(b[4])<<8 | int(b[5]); n != 0 && 6+n <= len(b) {
-		p.Data = b[9+hl : 6+n]
-	}
-	return p, nil
-}
-
-func tsTimestamp(b []byte) int64 {
-	return int64(b[0]>>1&7)<<30 | int64(b[1])<<22 | int64(b[2]>>1)<<15 | int64(b[3])<<7 | int64(b[4]>>1)
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/web"
+)
+
+// serverAPI calls the API of the server a config describes, as the
+// commands run beside it (plan, and the operations that follow) do. It
+// authenticates with what the config's holder has: the API token of
+// token_file, else the site's peer token derived from the gossip key;
+// neither is ever printed.
+type serverAPI struct {
+	base   string // http(s)://host:port
+	auth   string // Authorization header value, or ""
+	client *http.Client
+}
+
+func newServerAPI(cfg *config.Config) (*serverAPI, error) {
+	host, port, err := net.SplitHostPort(cfg.Listen.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("%s: [listen] http %q: %w", cfg.File, cfg.Listen.HTTP, err)
+	}
+	// A server bound to every address is reached on this machine.
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	a := &serverAPI{base: "http://" + net.JoinHostPort(host, port)}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.HTTP.CertFile != "" {
+		a.base = "https://" + net.JoinHostPort(host, port)
+		roots, err := config.SiteRoots(cfg.HTTP.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.File, err)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	a.client = &http.Client{Transport: tr, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	switch {
+	case cfg.HTTP.TokenFile != "":
+		b, err := os.ReadFile(cfg.HTTP.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: token_file: %w", cfg.File, err)
+		}
+		a.auth = "Bearer " + strings.TrimSpace(string(b))
+	case len(cfg.GossipKey) > 0:
+		a.auth = "Bearer " + web.PeerToken(cfg.GossipKey)
+	}
+	return a, nil
+}
+
+// getJSON GETs path into v; an error answer is reported with the server's
+// own message.
+func (a *serverAPI) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return err
+	}
+	if a.auth != "" {
+		req.Header.Set("Authorization", a.auth)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("is the server running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", a.base+path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("GET %s: %s", a.base+path, resp.Status)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w", a.base+path, err)
+	}
+	return nil
+}

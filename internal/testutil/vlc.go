@@ -1,0 +1,170 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// vlcUser is the account VLC runs under when the tests run as root: VLC
+// refuses to run as root.
+const vlcUser = "buddyrec-vlc"
+
+// VLCCamera is a third-party RTSP camera: VLC (Debian's vlc-bin and
+// vlc-plugin-base) looping a clip at rtsp://Addr/cam1. Its sessions use
+// UDP transport only. Stop and Start take the camera off and back onto the
+// network on the same address, as a camera that reboots does.
+type VLCCamera struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	clip string
+	// Addr is the RTSP host:port.
+	Addr string
+	cred *syscall.Credential
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartVLC serves clip with cvlc on a free loopback port and waits until
+// the port accepts connections. Without cvlc the test skips (fails with
+// BUDDYREC_REQUIRE_TOOLS). As root it runs VLC as the system user
+// buddyrec-vlc, creating it with useradd when it is missing.
+func StartVLC(t testing.TB, clip string) *VLCCamera {
+	t.Helper()
+	bin := NeedTool(t, "cvlc")
+	// Not t.TempDir: its parent is private to the test's user, and VLC
+	// runs as another.
+	dir, err := os.MkdirTemp("", "buddyrec-vlc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	v := &VLCCamera{t: t, bin: bin, dir: dir}
+	if err := os.Chmod(v.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A copy VLC's user can read, wherever the checkout lives.
+	b, err := os.ReadFile(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.clip = filepath.Join(v.dir, filepath.Base(clip))
+	if err := os.WriteFile(v.clip, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		v.cred = vlcCredential(t)
+		if err := os.Chown(v.dir, int(v.cred.Uid), int(v.cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Addr = l.Addr().String()
+	l.Close()
+	t.Cleanup(v.Stop)
+	v.Start()
+	return v
+}
+
+func vlcCredential(t testing.TB) *syscall.Credential {
+	t.Helper()
+	u, err := user.Lookup(vlcUser)
+	if err != nil {
+		out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", vlcUser).CombinedOutput()
+		if err != nil {
+			if u, err2 := user.Lookup(vlcUser); err2 == nil { // created meanwhile by a parallel test
+				return credOf(t, u)
+			}
+			t.Fatalf("useradd %s: %v: %s", vlcUser, err, out)
+		}
+		if u, err = user.Lookup(vlcUser); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return credOf(t, u)
+}
+
+func credOf(t testing.TB, u *user.User) *syscall.Credential {
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("user %s: uid %q gid %q", vlcUser, u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// URL is the camera's stream.
+func (v *VLCCamera) URL() string { return "rtsp://" + v.Addr + "/cam1" }
+
+// Start launches VLC and returns once its RTSP port accepts connections
+// (at most 20 s).
+func (v *VLCCamera) Start() {
+	v.t.Helper()
+	if v.cmd != nil {
+		v.t.Fatal("VLC already running")
+	}
+	cmd := exec.Command(v.bin, "-I", "dummy", "--no-video-title-show", v.clip, "--loop",
+		"--sout", fmt.Sprintf("#rtp{sdp=rtsp://%s/cam1}", v.Addr), "--sout-keep")
+	cmd.Dir = v.dir
+	cmd.Env = []string{"HOME=" + v.dir, "PATH=/usr/bin:/bin"}
+	log, err := os.OpenFile(filepath.Join(v.dir, "vlc.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: v.cred, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		v.t.Fatalf("start VLC: %v", err)
+	}
+	v.cmd, v.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(v.done)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", v.Addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-v.done:
+			b, _ := os.ReadFile(filepath.Join(v.dir, "vlc.log"))
+			v.cmd = nil
+			v.t.Fatalf("VLC exited before serving: %s", b)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			v.Stop()
+			v.t.Fatal("VLC did not open its RTSP port within 20 s")
+		}
+	}
+}
+
+// Stop kills VLC (its own process group only) and waits until it is gone
+// and its port is closed.
+func (v *VLCCamera) Stop() {
+	if v.cmd == nil {
+		return
+	}
+	syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case <-v.done:
+	case <-ctx.Done():
+		v.t.Errorf("VLC (pid %d) did not exit", v.cmd.Process.Pid)
+	}
+	v.cmd = nil
+}
