@@ -65,6 +65,16 @@ type Options struct {
 	// the segment file took (for the segment write latency metric). It is
 	// called on the camera's writer goroutine and must not block.
 	ObservePartWrite func(time.Duration)
+	// Commit, when set, makes this a store without an index: a worker
+	// process that writes segment files while another process owns
+	// index.db. Each sync round's index updates, for data already made
+	// durable, go to Commit instead of a bbolt transaction; an error
+	// keeps them for the next round. See IndexUpdate and Store.Apply.
+	Commit func([]IndexUpdate) error
+	// SkipRecovery, when set, names cameras whose files Open's recovery
+	// leaves alone: live worker processes still write them (a supervisor
+	// restarted while they recorded). RecoverCameras repairs them later.
+	SkipRecovery func(camera string) bool
 }
 
 // Alarm is a storage condition an operator should see.

@@ -45,9 +45,18 @@ func (r recoveryStats) lost() bool { return r.truncated+r.dropped+r.shortTails >
 //     are searched, since older orphans were handled by earlier Opens; a
 //     camera absent from the index (a lost index.db) is searched fully.
 func (s *Store) recover() error {
+	skip := s.opts.SkipRecovery
+	return s.recoverSome(func(camera string) bool { return skip == nil || !skip(camera) })
+}
+
+// recoverSome is recover for the cameras want accepts.
+func (s *Store) recoverSome(want func(camera string) bool) error {
 	var all []camEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return forEachCamera(tx, func(camera string, b *bolt.Bucket) error {
+			if !want(camera) {
+				return nil
+			}
 			return b.ForEach(func(k, v []byte) error {
 				e, err := decodeEntry(v)
 				if err != nil {
@@ -86,7 +95,7 @@ func (s *Store) recover() error {
 		}
 	}
 
-	s.adoptOrphans(indexed, cameras, &st)
+	s.adoptOrphans(indexed, cameras, want, &st)
 	if st.any() {
 		s.log.Info("storage recovery", "closed", st.closed, "truncated", st.truncated, "short_closed", st.shortTails,
 			"deleted", st.deleted, "dropped_entries", st.dropped, "indexed_orphans", st.adopted,
@@ -143,7 +152,7 @@ func (s *Store) repairFile(e *entry) (kept, truncated bool, err error) {
 
 // adoptOrphans indexes or removes segment files that have no index entry.
 // Problems with one folder or file are logged and alarmed; the rest goes on.
-func (s *Store) adoptOrphans(indexed, cameras map[string]bool, st *recoveryStats) {
+func (s *Store) adoptOrphans(indexed, cameras map[string]bool, want func(string) bool, st *recoveryStats) {
 	list := func(dir string, wantDir bool) []string {
 		names, err := sortedDirNames(dir, wantDir)
 		if err != nil {
@@ -157,6 +166,9 @@ func (s *Store) adoptOrphans(indexed, cameras map[string]bool, st *recoveryStats
 			dates := list(camDir, true)
 			h, herr := unescapeName(home)
 			n, nerr := unescapeName(name)
+			if herr == nil && nerr == nil && !want(cameraid.New(h, n).String()) {
+				continue
+			}
 			if herr == nil && nerr == nil && cameras[cameraid.New(h, n).String()] && len(dates) > 2 {
 				dates = dates[len(dates)-2:]
 			}

@@ -90,6 +90,9 @@ func (s *Store) enforceRetention(now time.Time, withMargin bool) (deleted int, e
 		e      entry
 	}
 	var cands []cand
+	if s.remote() {
+		return 0, nil // the index owner runs retention
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		return forEachCamera(tx, func(camera string, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {

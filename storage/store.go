@@ -52,6 +52,9 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
+	if opts.Commit != nil {
+		return openRemote(opts), nil
+	}
 	path := filepath.Join(opts.Dir, "index.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -89,6 +92,9 @@ func (s *Store) Close() error {
 		close(s.stopSync)
 	}
 	<-s.syncDone
+	if s.remote() {
+		return nil
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close storage index: %w", err)
 	}
@@ -154,7 +160,7 @@ func (s *Store) Health() map[string]Alarm {
 // Cameras lists the camera ids that have footage, sorted.
 func (s *Store) Cameras() ([]string, error) {
 	var cams []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.dbView(func(tx *bolt.Tx) error {
 		return forEachCamera(tx, func(camera string, b *bolt.Bucket) error {
 			if k, _ := b.Cursor().First(); k != nil {
 				cams = append(cams, camera)
@@ -178,7 +184,7 @@ const maxLookBack = 8
 func (s *Store) Segments(camera string, from, to time.Time) ([]Segment, error) {
 	var out []Segment
 	fromNs, toNs := from.UnixNano(), to.UnixNano()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.dbView(func(tx *bolt.Tx) error {
 		root := tx.Bucket(camerasBucket)
 		if root == nil {
 			return nil

@@ -35,7 +35,7 @@ type Usage struct {
 // walk a month of segments per load). Safe beside writers and retention.
 func (s *Store) Usage() (Usage, error) {
 	u := Usage{Cameras: map[string]CameraUsage{}}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.dbView(func(tx *bolt.Tx) error {
 		return forEachCamera(tx, func(camera string, b *bolt.Bucket) error {
 			var cu CameraUsage
 			err := b.ForEach(func(k, v []byte) error {
