@@ -26,6 +26,7 @@ type Config struct {
 	Capacity Capacity
 	Failover Failover
 	Storage  Storage
+	Recorder Recorder
 	Events   Events
 	HTTP     HTTP
 	Cameras  []Camera
@@ -81,6 +82,19 @@ type Storage struct {
 	// MinFree is either a fraction of the disk (MinFreeFraction) or bytes.
 	MinFreeFraction float64
 	MinFreeBytes    int64
+}
+
+// Recorder configures how cameras are recorded: in worker processes of
+// the same binary, so that one camera's crash, hang or runaway memory
+// costs that camera and not the server (see package worker).
+type Recorder struct {
+	// CamerasPerWorker groups cameras into worker processes of this many
+	// each; 0 records every camera in the server's own process.
+	CamerasPerWorker int
+	// WorkerMemory is the resident memory above which a worker is
+	// replaced (make before break) with an alarm; 0 picks a default that
+	// fits CamerasPerWorker.
+	WorkerMemory int64
 }
 
 // Events configures the event log.

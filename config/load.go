@@ -332,7 +332,7 @@ func typeName(v any) string {
 
 func (d *decoder) decode(raw map[string]any) *Config {
 	c := &Config{File: d.file}
-	d.unknown(raw, "", "name", "data_dir", "listen", "cluster", "capacity", "failover", "storage", "events", "http", "camera", "psim", "aspect")
+	d.unknown(raw, "", "name", "data_dir", "listen", "cluster", "capacity", "failover", "storage", "recorder", "events", "http", "camera", "psim", "aspect")
 
 	c.Name = d.str(raw, "", "name", "")
 	switch {
@@ -351,6 +351,7 @@ func (d *decoder) decode(raw map[string]any) *Config {
 	d.decodeCapacity(c, d.table(raw, "", "capacity"))
 	d.decodeFailover(c, d.table(raw, "", "failover"))
 	d.decodeStorage(c, d.table(raw, "", "storage"))
+	d.decodeRecorder(c, d.table(raw, "", "recorder"))
 	ev := d.table(raw, "", "events")
 	d.unknown(ev, "events", "retention")
 	c.Events.Retention = d.duration(ev, "events", "retention", DefaultEventsKeep)
@@ -598,6 +599,37 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 			return
 		}
 		c.Storage.MinFreeFraction, c.Storage.MinFreeBytes = frac, bytes
+	}
+}
+
+// DefaultCamerasPerWorker is [recorder] cameras_per_worker when unset.
+const DefaultCamerasPerWorker = 0
+
+func (d *decoder) decodeRecorder(c *Config, m map[string]any) {
+	const p = "recorder"
+	d.unknown(m, p, "cameras_per_worker", "worker_memory")
+	c.Recorder.CamerasPerWorker = d.integer(m, p, "cameras_per_worker", DefaultCamerasPerWorker)
+	if n := c.Recorder.CamerasPerWorker; n < 0 || n > 1000 {
+		d.errorf("recorder.cameras_per_worker", "must be between 0 (record in the server process) and 1000, not %d", n)
+	}
+	if v, ok := m["worker_memory"]; ok {
+		s, ok := v.(string)
+		var bytes int64
+		var err error
+		if ok {
+			var frac float64
+			frac, bytes, err = ParseMinFree(s)
+			if err == nil && (frac != 0 || bytes < 16<<20) {
+				err = fmt.Errorf("want a size of at least 16MiB such as \"512MiB\", not %q", s)
+			}
+		} else {
+			err = fmt.Errorf("must be a string such as \"512MiB\", not %s", typeName(v))
+		}
+		if err != nil {
+			d.errorf("recorder.worker_memory", "%v", err)
+			return
+		}
+		c.Recorder.WorkerMemory = bytes
 	}
 }
 

@@ -82,6 +82,20 @@ const (
 	// condition has no paired type (a down server that stayed up): it
 	// carries the conditions in Resolves.
 	TypeAlarmResolved Type = "alarm.resolved"
+
+	// Worker process events (issue 15): a worker that recorded some of
+	// this server's cameras exited, hung, used too much memory, or was
+	// replaced; only its cameras were affected.
+	TypeWorkerRestarted Type = "worker.restarted"
+	TypeWorkerHung      Type = "worker.hung"
+	TypeWorkerMemory    Type = "worker.memory"
+	// TypeWorkerIsolated: a shared worker kept crashing and its cameras
+	// were split into workers of their own.
+	TypeWorkerIsolated Type = "worker.isolated"
+	// TypeWorkerCrashLoop: a camera alone in its worker keeps crashing it;
+	// the alarm names the camera.
+	TypeWorkerCrashLoop Type = "worker.crash_loop"
+	TypeWorkerUpgraded  Type = "worker.upgraded"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.

@@ -59,7 +59,7 @@ type Node struct {
 	started time.Time
 
 	store   *storage.Store
-	rec     *recorder.Manager
+	rec     cameraRecorder // in-process or worker processes; see workers.go
 	events  *events.Log
 	outbox  *webhook.Outbox
 	cluster *buddy.Cluster // nil when standalone
@@ -145,7 +145,9 @@ func New(o Options) (*Node, error) {
 		n.lock.release()
 		return nil, fmt.Errorf("open event log: %w", err)
 	}
+	found, skipRecovery := n.findWorkers()
 	n.store, err = storage.Open(storage.Options{
+		SkipRecovery:    skipRecovery,
 		Dir:             c.DataDir,
 		Server:          c.Name,
 		Segment:         c.Storage.Segment,
@@ -208,10 +210,11 @@ func New(o Options) (*Node, error) {
 		return nil, fmt.Errorf("listen http %s: %w", c.Listen.HTTP, err)
 	}
 	n.httpLn = limitListener(httpLn, "http", httpMaxConns, httpMaxPerHost, n.fds, log)
-	n.rec = recorder.NewManager(recorder.ManagerOptions{
-		Sink:   storeSink{n.store},
-		Logger: log.With("part", "recorder"),
-	})
+	if n.rec, err = n.newRecorder(found); err != nil {
+		n.httpLn.Close()
+		n.closeStores()
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
 	// The views exist from New on: the API reads them before Run starts.
 	n.startViews()
 	return n, nil

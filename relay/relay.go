@@ -269,20 +269,29 @@ func (u *upstream) open(loc Location) *source {
 // pull streams the camera from a peer into ch until the peer ends it.
 func (u *upstream) pull(ctx context.Context, loc Location, ch chan<- recorder.Frame) error {
 	s := u.site
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.URL+"/api/v1/live/frames?camera="+url.QueryEscape(u.id), nil)
+	return Pull(ctx, s.o.Client, loc.URL, u.id, s.o.Authorize, ch)
+}
+
+// Pull streams camera id's frames from the Route of the recorder at base
+// (its HTTP base URL) into ch until the recorder ends the stream or ctx
+// ends. It never waits for ch: a frame that does not fit is lost (the
+// consumer resynchronises at the next keyframe), so a slow consumer never
+// holds up the recorder. authorize, when set, adds credentials.
+func Pull(ctx context.Context, client *http.Client, base, id string, authorize func(*http.Request), ch chan<- recorder.Frame) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/live/frames?camera="+url.QueryEscape(id), nil)
 	if err != nil {
 		return err
 	}
-	if s.o.Authorize != nil {
-		s.o.Authorize(req)
+	if authorize != nil {
+		authorize(req)
 	}
-	resp, err := s.o.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s", loc.Server, resp.Status)
+		return fmt.Errorf("%s answered %s", base, resp.Status)
 	}
 	dec := newDecoder(resp.Body)
 	for {
@@ -292,7 +301,7 @@ func (u *upstream) pull(ctx context.Context, loc Location, ch chan<- recorder.Fr
 		}
 		select {
 		case ch <- fr:
-		default: // the upstream loop is behind: lose the frame, not the peer
+		default: // the consumer is behind: lose the frame, not the stream
 		}
 	}
 }

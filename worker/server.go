@@ -51,6 +51,10 @@ type ServeOptions struct {
 	// Fault, when set, is called with each camera set; tests use it to
 	// crash a worker (see FaultEnv). Never set in production.
 	Fault func([]recorder.Camera)
+	// Flush, when set, makes what the recorder wrote durable and its index
+	// updates queued (storage.Store.Sync); POST /stop calls it after the
+	// cameras stopped, so the answer holds the last updates.
+	Flush func() error
 }
 
 // Hello is the worker's answer to GET /hello.
@@ -196,6 +200,11 @@ func (w *server) handler() http.Handler {
 	mux.HandleFunc("POST /stop", func(rw http.ResponseWriter, r *http.Request) {
 		after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 		w.stopOnce.Do(func() { w.o.Recorder.Close() })
+		if w.o.Flush != nil {
+			if err := w.o.Flush(); err != nil {
+				w.o.Logger.Error("final sync", "err", err)
+			}
+		}
 		b, _ := w.o.Updates.Since(after, 1<<30)
 		writeJSON(rw, b)
 		w.cancel()

@@ -76,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stderr)
+	case "worker": // hidden: started by `run` (see worker.go)
+		return cmdWorker(args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
 	case "keygen":

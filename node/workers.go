@@ -1,0 +1,104 @@
+package node
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/worker"
+)
+
+// cameraRecorder is what the node needs of its recorder: a
+// *recorder.Manager records in this process, a *worker.Pool in supervised
+// worker processes ([recorder] cameras_per_worker). Nothing else in the
+// node knows which.
+type cameraRecorder interface {
+	Set([]recorder.Camera)
+	Status() []recorder.Status
+	Subscribe(id string, buf int) (<-chan recorder.Frame, func())
+	SubscribeFromKeyframe(id string, buf int) (<-chan recorder.Frame, func())
+	Close()
+}
+
+// workersDir holds the worker processes' sockets, pid files and logs.
+func (n *Node) workersDir() string { return filepath.Join(n.cfg.DataDir, "workers") }
+
+// findWorkers looks for workers a previous supervisor left recording (it
+// crashed); their cameras stay out of storage recovery, which would
+// otherwise repair files they still write.
+func (n *Node) findWorkers() (found []worker.Found, skip func(camera string) bool) {
+	if n.cfg.Recorder.CamerasPerWorker <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	found = worker.Discover(ctx, n.workersDir())
+	if len(found) == 0 {
+		return nil, nil
+	}
+	live := map[string]bool{}
+	for _, f := range found {
+		for _, id := range f.Hello.Cameras {
+			live[id] = true
+		}
+	}
+	return found, func(camera string) bool { return live[camera] }
+}
+
+// newRecorder chooses where cameras record: in this process, or in
+// worker processes taking over found.
+func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
+	c := n.cfg
+	if c.Recorder.CamerasPerWorker <= 0 {
+		return recorder.NewManager(recorder.ManagerOptions{
+			Sink:   storeSink{n.store},
+			Logger: n.log.With("part", "recorder"),
+		}), nil
+	}
+	return worker.NewPool(worker.PoolOptions{
+		ConfigFile:  c.File,
+		Dir:         n.workersDir(),
+		PerWorker:   c.Recorder.CamerasPerWorker,
+		Store:       n.store,
+		MemoryLimit: workerMemory(c.Recorder.WorkerMemory, c.Recorder.CamerasPerWorker),
+		Found:       found,
+		Logger:      n.log.With("part", "workers"),
+		OnEvent:     n.onWorkerEvent,
+	})
+}
+
+// workerMemory is [recorder] worker_memory, or its default: a base for the
+// Go runtime and the worker's buffers plus a generous allowance per camera
+// (writer queue of 512 samples and a GOP cache at high bitrates).
+func workerMemory(set int64, perWorker int) int64 {
+	if set > 0 {
+		return set
+	}
+	return 128<<20 + int64(perWorker)*48<<20
+}
+
+// onWorkerEvent records what happened to a worker in the event log (and
+// so to the PSIM).
+func (n *Node) onWorkerEvent(e worker.Event) {
+	typ := map[worker.EventKind]events.Type{
+		worker.EventRestarted: events.TypeWorkerRestarted,
+		worker.EventHung:      events.TypeWorkerHung,
+		worker.EventMemory:    events.TypeWorkerMemory,
+		worker.EventIsolated:  events.TypeWorkerIsolated,
+		worker.EventCulprit:   events.TypeWorkerCrashLoop,
+		worker.EventUpgraded:  events.TypeWorkerUpgraded,
+	}[e.Kind]
+	sev := events.SeverityWarning
+	if e.Alarm {
+		sev = events.SeverityAlarm
+	}
+	if e.Kind == worker.EventUpgraded {
+		sev = events.SeverityInfo
+	}
+	n.appendEvent(events.Event{Server: n.cfg.Name, Type: typ, Severity: sev, Cameras: e.Cameras, Text: e.Text})
+}
+
+var _ cameraRecorder = (*recorder.Manager)(nil)
+var _ cameraRecorder = (*worker.Pool)(nil)

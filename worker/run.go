@@ -1,0 +1,127 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/storage"
+)
+
+// FaultEnv names the environment variable that tests set to make a worker
+// crash: a worker given a camera whose id is its value dies (an unrecovered
+// panic, as a fatal bug in a library would) a moment after it starts
+// recording it. Only tests set it; it is inherited from the supervisor.
+const FaultEnv = "BUDDYREC_TEST_WORKER_CRASH"
+
+// WorkerOptions configures one worker process (the hidden `buddyrec
+// worker` command).
+type WorkerOptions struct {
+	Config *config.Config
+	ID     int
+	Socket string
+	Logger *slog.Logger
+}
+
+// RunWorker records cameras the supervisor gives it over Socket until the
+// supervisor stops it (or ctx ends, or no supervisor calls for the orphan
+// timeout). It writes and syncs segment files itself; the index updates go
+// to the supervisor, the only writer of index.db.
+func RunWorker(ctx context.Context, o WorkerOptions) error {
+	c := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	q := &Queue{}
+	store, err := storage.Open(storage.Options{
+		Dir:     c.DataDir,
+		Server:  c.Name,
+		Segment: c.Storage.Segment,
+		Part:    c.Storage.Part,
+		Logger:  log.With("part", "storage"),
+		Commit: func(us []storage.IndexUpdate) error {
+			for _, u := range us {
+				b, err := json.Marshal(u)
+				if err != nil {
+					return err
+				}
+				q.Push(b)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("worker %d: %w", o.ID, err)
+	}
+	rec := recorder.NewManager(recorder.ManagerOptions{Sink: storeSink{store}, Logger: log.With("part", "recorder")})
+	var fault func([]recorder.Camera)
+	if id := os.Getenv(FaultEnv); id != "" {
+		fault = crashOn(id, log)
+	}
+	err = Serve(ctx, ServeOptions{
+		Socket:   o.Socket,
+		ID:       o.ID,
+		Version:  BinaryVersion(),
+		Recorder: rec,
+		Updates:  q,
+		Logger:   log,
+		Fault:    fault,
+		Flush:    store.Sync,
+	})
+	rec.Close()
+	if cerr := store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// crashOn returns a Fault hook that crashes the process a second after it
+// is given camera id.
+func crashOn(id string, log *slog.Logger) func([]recorder.Camera) {
+	return func(cams []recorder.Camera) {
+		for _, c := range cams {
+			if c.ID == id {
+				log.Warn("test fault: crashing this worker", "camera", id)
+				go func() {
+					time.Sleep(time.Second)
+					panic("test fault: worker crash for camera " + id)
+				}()
+			}
+		}
+	}
+}
+
+// storeSink adapts *storage.Store to recorder.Sink.
+type storeSink struct{ s *storage.Store }
+
+func (s storeSink) Begin(st storage.Stream) (recorder.SampleWriter, error) {
+	w, err := s.s.Begin(st)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// BinaryVersion identifies the running executable file: its device,
+// inode, size and modification time, read through /proc/self/exe, which
+// names the file the process runs even after an upgrade replaced the path.
+// A supervisor replaces workers of another binary (an upgrade); reading
+// it costs one stat, so a worker starts at once.
+func BinaryVersion() string {
+	fi, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		return "unknown"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Sprintf("%x-%x", fi.Size(), fi.ModTime().UnixNano())
+	}
+	return fmt.Sprintf("%x:%x-%x-%x", st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano())
+}
