@@ -173,7 +173,7 @@ func spawn(ctx context.Context, binary, configFile, dir string, id int) (*proc, 
 	}
 	p := newProc(id, socket)
 	p.cmd, p.pid = cmd, cmd.Process.Pid
-	go func() { cmd.Wait(); close(p.exited) }() //nolint:errcheck // the exit is what matters
+	go func() { cmd.Wait(); close(p.exited) }()                       //nolint:errcheck // the exit is what matters
 	os.WriteFile(pidFile(socket), []byte(strconv.Itoa(p.pid)), 0o600) //nolint:errcheck // only for a later supervisor's cleanup
 	deadline := time.Now().Add(15 * time.Second)
 	for {
