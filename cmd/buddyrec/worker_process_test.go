@@ -203,3 +203,70 @@ func TestWorkerFailureCostsOnlyItsCameras(t *testing.T) {
 		})
 	}
 }
+
+// A camera that crashes its worker (the test-only fault hook: an
+// unrecovered panic a second after the worker gets cam3) ends up alone in
+// a worker of its own, an alarm names it, and the cameras of the other
+// worker record throughout without a gap.
+func TestCrashingCameraEndsUpAlone(t *testing.T) {
+	t.Setenv(worker.FaultEnv, "rec-a/cam3")
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	from := time.Now()
+	var innocent []string // the cameras never in cam3's worker
+	eventually(t, 60*time.Second, func() string {
+		ws, err := workersOf(a.DataDir)
+		if err != nil {
+			return err.Error()
+		}
+		alone := false
+		innocent = innocent[:0]
+		for _, w := range ws {
+			if strings.Join(w.Cameras, ",") == "rec-a/cam3" {
+				alone = true
+			}
+			if len(w.Cameras) == 2 {
+				innocent = append(innocent, w.Cameras...)
+			}
+		}
+		if !alone || len(innocent) != 2 {
+			return fmt.Sprintf("cam3 not alone yet, or the other pair split: %+v", ws)
+		}
+		return eventsOf(a, "worker.crash_loop", "rec-a/cam3")()
+	})
+	eventually(t, 20*time.Second, func() string {
+		rec, err := a.Recording(context.Background())
+		if err != nil {
+			return err.Error()
+		}
+		for _, id := range []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam4"} {
+			if !rec[id] {
+				return id + " does not record"
+			}
+		}
+		return ""
+	})
+	if msg := eventsOf(a, "worker.isolated", "rec-a/cam3")(); msg != "" {
+		t.Errorf("no alarm about splitting cam3's worker: %s", msg)
+	}
+	time.Sleep(2 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	for _, id := range innocent {
+		// from its first footage on (before it, the server was starting)
+		var rec api.Recordings
+		q := url.Values{"camera": {id}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+		if err := a.GetJSON(context.Background(), "/api/v1/recordings?"+q.Encode(), &rec); err != nil || len(rec.Spans) == 0 {
+			t.Fatalf("recordings of %s: %+v %v", id, rec, err)
+		}
+		first := rec.Spans[0].Start.Add(time.Second)
+		gaps := exportGaps(t, a, id, first, to)
+		t.Logf("%s: footage from %v, gaps since %v", id, rec.Spans[0].Start, gaps)
+		if len(gaps) > 0 || to.Sub(first) < 5*time.Second {
+			t.Errorf("%s shares no worker with cam3 but has gaps %v (over %v)", id, gaps, to.Sub(first))
+		}
+	}
+}
