@@ -270,3 +270,98 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 		}
 	}
 }
+
+// The supervisor is killed -9 while its workers record: the segment files
+// keep growing during the outage, the restarted supervisor takes the same
+// worker processes over, and the index covers the outage with at most a
+// part's gap.
+func TestSupervisorCrashCostsNoFootage(t *testing.T) {
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	all4 := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
+	eventually(t, 30*time.Second, recordsExactly(a, all4...))
+	before, _ := workersOf(a.DataDir)
+	if len(before) != 2 {
+		t.Fatalf("want 2 workers, got %+v", before)
+	}
+	time.Sleep(3 * time.Second)
+	from := time.Now().Add(-2 * time.Second)
+
+	a.Kill()
+	down := time.Now()
+	time.Sleep(time.Second)
+	sizes := func() map[string]int64 {
+		out := map[string]int64{}
+		for i := 1; i <= 4; i++ {
+			for f, n := range segmentsSince(a.DataDir, "rec-a", fmt.Sprintf("cam%d", i), down.Add(-time.Minute)) {
+				out[f] = n
+			}
+		}
+		return out
+	}
+	first := sizes()
+	time.Sleep(4 * time.Second)
+	second := sizes()
+	for i := 1; i <= 4; i++ {
+		grew := false
+		for f, n := range second {
+			if strings.Contains(f, fmt.Sprintf("/cam%d/", i)) && n > first[f] {
+				grew = true
+			}
+		}
+		if !grew {
+			t.Errorf("cam%d: no segment file grew while the supervisor was down: %v then %v", i, first, second)
+		}
+	}
+
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, recordsExactly(a, all4...))
+	after, _ := workersOf(a.DataDir)
+	if fmt.Sprint(pidsOf(after)) != fmt.Sprint(pidsOf(before)) {
+		t.Errorf("the restarted supervisor should take over the same workers: before %+v, after %+v", before, after)
+	}
+	time.Sleep(3 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	for _, id := range all4 {
+		gaps := exportGaps(t, a, id, from, to)
+		t.Logf("%s: gaps %v over a supervisor outage from %v", id, gaps, down.Format("15:04:05.000"))
+		if gapTotal(gaps) > time.Second {
+			t.Errorf("%s: the index lacks %v of footage the workers recorded while the supervisor was down (want ≤ one part, 1 s): %v", id, gapTotal(gaps), gaps)
+		}
+	}
+
+	// a clean stop stops the workers too
+	a.Stop(15 * time.Second)
+	eventually(t, 10*time.Second, func() string {
+		for _, w := range after {
+			if syscall.Kill(w.PID, 0) == nil && !strings.Contains(procState(w.PID), "Z") {
+				return fmt.Sprintf("worker %d (pid %d) still runs after the supervisor stopped cleanly", w.ID, w.PID)
+			}
+		}
+		return ""
+	})
+}
+
+func procState(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+3 < len(s) {
+		return s[i+2 : i+3]
+	}
+	return ""
+}
+
+func pidsOf(ws []liveWorker) []int {
+	var out []int
+	for _, w := range ws {
+		out = append(out, w.PID)
+	}
+	sort.Ints(out)
+	return out
+}
