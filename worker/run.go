@@ -20,6 +20,12 @@ import (
 // recording it. Only tests set it; it is inherited from the supervisor.
 const FaultEnv = "BUDDYREC_TEST_WORKER_CRASH"
 
+// LeakEnv names the environment variable that tests set to make one
+// worker use too much memory: the first worker given cameras while the
+// file it names does not exist creates it and holds 256 MiB, as a leak
+// would. Only tests set it.
+const LeakEnv = "BUDDYREC_TEST_WORKER_LEAK"
+
 // WorkerOptions configures one worker process (the hidden `buddyrec
 // worker` command).
 type WorkerOptions struct {
@@ -61,9 +67,20 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		return fmt.Errorf("worker %d: %w", o.ID, err)
 	}
 	rec := recorder.NewManager(recorder.ManagerOptions{Sink: storeSink{store}, Logger: log.With("part", "recorder")})
-	var fault func([]recorder.Camera)
+	var faults []func([]recorder.Camera)
 	if id := os.Getenv(FaultEnv); id != "" {
-		fault = crashOn(id, log)
+		faults = append(faults, crashOn(id, log))
+	}
+	if marker := os.Getenv(LeakEnv); marker != "" {
+		faults = append(faults, leakOnce(marker, log))
+	}
+	var fault func([]recorder.Camera)
+	if len(faults) > 0 {
+		fault = func(cams []recorder.Camera) {
+			for _, f := range faults {
+				f(cams)
+			}
+		}
 	}
 	err = Serve(ctx, ServeOptions{
 		Socket:   o.Socket,
@@ -95,6 +112,30 @@ func crashOn(id string, log *slog.Logger) func([]recorder.Camera) {
 				}()
 			}
 		}
+	}
+}
+
+// leakOnce returns a Fault hook that, in the first worker to claim
+// marker, allocates and holds 256 MiB 3 s later.
+func leakOnce(marker string, log *slog.Logger) func([]recorder.Camera) {
+	var held [][]byte
+	return func(cams []recorder.Camera) {
+		f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil || len(cams) == 0 {
+			return
+		}
+		f.Close()
+		go func() {
+			time.Sleep(3 * time.Second)
+			log.Warn("test fault: holding 256 MiB")
+			for range 256 {
+				b := make([]byte, 1<<20)
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 1
+				}
+				held = append(held, b)
+			}
+		}()
 	}
 }
 

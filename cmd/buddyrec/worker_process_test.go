@@ -365,3 +365,44 @@ func pidsOf(ws []liveWorker) []int {
 	sort.Ints(out)
 	return out
 }
+
+// A worker that goes over the memory limit (the default for 2 cameras;
+// the test-only hook makes it hold 256 MiB, as a leak would) is replaced
+// make before break: an alarm, a new process, and no gap in the footage.
+func TestWorkerOverMemoryReplacedWithoutGap(t *testing.T) {
+	t.Setenv(worker.LeakEnv, filepath.Join(t.TempDir(), "leaked"))
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 2\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	both := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 30*time.Second, recordsExactly(a, both...))
+	first, _ := workersOf(a.DataDir)
+	if len(first) != 1 || first[0].ID != 1 {
+		t.Fatalf("want worker 1 recording both cameras, got %+v (did the leak come before recording?)", first)
+	}
+	from := time.Now()
+	eventually(t, 30*time.Second, func() string {
+		if msg := eventsOf(a, "worker.memory", "rec-a/cam1", "rec-a/cam2", "MiB")(); msg != "" {
+			return msg
+		}
+		ws, _ := workersOf(a.DataDir)
+		if len(ws) != 1 || ws[0].ID == first[0].ID || ws[0].PID == first[0].PID {
+			return fmt.Sprintf("not replaced yet: %+v (first %+v)", ws, first)
+		}
+		return ""
+	})
+	eventually(t, 10*time.Second, recordsExactly(a, both...))
+	time.Sleep(3 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	ws, _ := workersOf(a.DataDir)
+	t.Logf("worker of 2 cameras after the replacement: %+v, RSS %d MiB", ws, procRSS(ws[0].PID)>>20)
+	for _, id := range both {
+		gaps := exportGaps(t, a, id, from, to)
+		if len(gaps) > 0 {
+			t.Errorf("%s: the memory replacement should be make before break, but the export has gaps %v", id, gaps)
+		}
+	}
+}
