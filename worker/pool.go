@@ -630,14 +630,16 @@ func (p *Pool) watch(g *group, w *proc) ending {
 		}
 		g.stat = ps
 		p.mu.Unlock()
+		// a replacement needs the cameras in full: a worker taken over
+		// waits for the first Set (gen 0 holds only their ids)
 		if p.o.MemoryLimit > 0 && ps.rss > p.o.MemoryLimit {
-			if over++; over >= 3 { // not one spike: three heartbeats in a row
+			if over++; over >= 3 && gen > 0 { // not one spike: three heartbeats in a row
 				return endMemory
 			}
 		} else {
 			over = 0
 		}
-		if w.version != "" && w.version != p.version {
+		if w.version != p.version && gen > 0 {
 			return endUpgrade
 		}
 	}

@@ -406,3 +406,66 @@ func TestWorkerOverMemoryReplacedWithoutGap(t *testing.T) {
 		}
 	}
 }
+
+// An upgrade: the supervisor is killed and its binary replaced (a new
+// file, as a package upgrade leaves it). The restarted supervisor finds
+// workers of the old binary, takes them over, and replaces them one at a
+// time, make before break: new processes, an event each, and no gap
+// beyond a part.
+func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	all4 := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
+	eventually(t, 30*time.Second, recordsExactly(a, all4...))
+	before, _ := workersOf(a.DataDir)
+	if len(before) != 2 {
+		t.Fatalf("want 2 workers, got %+v", before)
+	}
+	time.Sleep(2 * time.Second)
+	from := time.Now().Add(-2 * time.Second)
+	a.Kill()
+	// the upgrade: a new file at the binary's path (byte-identical here;
+	// what makes it another build is that it is another file)
+	b, err := os.ReadFile(testBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(testBin+".new", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(testBin+".new", testBin); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	old := map[int]bool{before[0].PID: true, before[1].PID: true}
+	eventually(t, 60*time.Second, func() string {
+		ws, _ := workersOf(a.DataDir)
+		if len(ws) != 2 {
+			return fmt.Sprintf("workers %+v", ws)
+		}
+		for _, w := range ws {
+			if old[w.PID] || w.Version == before[0].Version {
+				return fmt.Sprintf("worker %d (pid %d) of the old binary still records", w.ID, w.PID)
+			}
+		}
+		return recordsExactly(a, all4...)()
+	})
+	if msg := eventsOf(a, "worker.upgraded", "make before break")(); msg != "" {
+		t.Error(msg)
+	}
+	time.Sleep(3 * time.Second)
+	to := time.Now().Add(-2 * time.Second)
+	for _, id := range all4 {
+		gaps := exportGaps(t, a, id, from, to)
+		t.Logf("%s: gaps %v", id, gaps)
+		if gapTotal(gaps) > time.Second {
+			t.Errorf("%s lost %v to the upgrade, want ≤ one part (1 s): %v", id, gapTotal(gaps), gaps)
+		}
+	}
+}
