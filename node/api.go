@@ -25,6 +25,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
+	mux.HandleFunc("GET /api/v1/workers", n.serveWorkers)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -57,7 +58,7 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 			Logger: n.log.With("part", "recorder"),
 		}), nil
 	}
-	return worker.NewPool(worker.PoolOptions{
+	pool, err := worker.NewPool(worker.PoolOptions{
 		ConfigFile:  c.File,
 		Dir:         n.workersDir(),
 		PerWorker:   c.Recorder.CamerasPerWorker,
@@ -67,6 +68,31 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		Logger:      n.log.With("part", "workers"),
 		OnEvent:     n.onWorkerEvent,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.metrics.Registry().Register(pool); err != nil {
+		n.log.Warn("worker metrics", "err", err)
+	}
+	return pool, nil
+}
+
+// workersAnswer is GET /api/v1/workers.
+type workersAnswer struct {
+	// InProcess is true when cameras record in the server's own process
+	// ([recorder] cameras_per_worker = 0).
+	InProcess bool                `json:"in_process"`
+	Workers   []worker.WorkerInfo `json:"workers"`
+}
+
+// serveWorkers reports each worker process: its cameras, restarts,
+// memory and CPU.
+func (n *Node) serveWorkers(w http.ResponseWriter, r *http.Request) {
+	ans := workersAnswer{InProcess: true, Workers: []worker.WorkerInfo{}}
+	if p, ok := n.rec.(*worker.Pool); ok {
+		ans.InProcess, ans.Workers = false, p.Workers()
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 // workerMemory is [recorder] worker_memory, or its default: a base for the

@@ -94,6 +94,9 @@ type Event struct {
 
 // WorkerInfo is one worker's figures, for the API and metrics.
 type WorkerInfo struct {
+	// Slot numbers the group of cameras; it stays when the process is
+	// replaced (ID and PID change).
+	Slot     int           `json:"slot"`
 	ID       int           `json:"id"`
 	PID      int           `json:"pid"`
 	Cameras  []string      `json:"cameras"`
@@ -131,11 +134,19 @@ type Pool struct {
 	byCam    map[string]*group
 	isolated map[string]bool // cameras that record alone after a crash loop
 	nextID   int             // next worker number
+	nextSlot int             // next group number
 	closed   bool
+}
+
+// newGroupLocked returns an empty group with the next slot number.
+func (p *Pool) newGroupLocked() *group {
+	p.nextSlot++
+	return &group{slot: p.nextSlot, kick: make(chan struct{}, 1)}
 }
 
 // group is a set of cameras that record in one worker process.
 type group struct {
+	slot int           // stable number of the group, the metrics' worker label
 	kick chan struct{} // cameras changed
 	// guarded by Pool.mu
 	cams     []recorder.Camera
@@ -192,7 +203,8 @@ func NewPool(o PoolOptions) (*Pool, error) {
 	}
 	p.mu.Lock()
 	for _, f := range o.Found {
-		g := &group{kick: make(chan struct{}, 1), proc: f.proc}
+		g := p.newGroupLocked()
+		g.proc = f.proc
 		for _, id := range f.Hello.Cameras {
 			if p.byCam[id] == nil {
 				g.cams = append(g.cams, recorder.Camera{ID: id})
@@ -265,7 +277,7 @@ func (p *Pool) Set(cams []recorder.Camera) {
 			}
 		}
 		if g == nil {
-			g = &group{kick: make(chan struct{}, 1)}
+			g = p.newGroupLocked()
 			p.groups = append(p.groups, g)
 			p.startLocked(g, nil)
 		}
@@ -322,7 +334,7 @@ func (p *Pool) Workers() []WorkerInfo {
 	defer p.mu.Unlock()
 	out := make([]WorkerInfo, 0, len(p.groups))
 	for _, g := range p.groups {
-		wi := WorkerInfo{Restarts: g.restarts, RSS: g.stat.rss, CPU: g.stat.cpu, Isolated: p.isolatedGroup(g)}
+		wi := WorkerInfo{Slot: g.slot, Restarts: g.restarts, RSS: g.stat.rss, CPU: g.stat.cpu, Isolated: p.isolatedGroup(g)}
 		if g.proc != nil {
 			wi.ID, wi.PID = g.proc.id, g.proc.pid
 		}
@@ -515,7 +527,8 @@ func (p *Pool) crashed(g *group, kind EventKind, what string, cams []string) (de
 		p.groups = slices.DeleteFunc(p.groups, func(x *group) bool { return x == g })
 		g.removed = true
 		for _, c := range g.cams {
-			ng := &group{kick: make(chan struct{}, 1), cams: []recorder.Camera{c}, gen: 1}
+			ng := p.newGroupLocked()
+			ng.cams, ng.gen = []recorder.Camera{c}, 1
 			p.groups = append(p.groups, ng)
 			p.byCam[c.ID] = ng
 			p.startLocked(ng, nil)

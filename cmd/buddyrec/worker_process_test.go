@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -252,6 +253,35 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 	})
 	if msg := eventsOf(a, "worker.isolated", "rec-a/cam3")(); msg != "" {
 		t.Errorf("no alarm about splitting cam3's worker: %s", msg)
+	}
+	// the API and the metrics show the culprit's restarts, and every
+	// worker's memory and CPU
+	var wa struct{ Workers []worker.WorkerInfo }
+	if err := a.GetJSON(context.Background(), "/api/v1/workers", &wa); err != nil {
+		t.Fatal(err)
+	}
+	slot := 0
+	for _, w := range wa.Workers {
+		if strings.Join(w.Cameras, ",") == "rec-a/cam3" {
+			slot = w.Slot
+			if w.Restarts < 3 {
+				t.Errorf("cam3's worker reports %d restarts, want ≥ 3 (the crash loop): %+v", w.Restarts, w)
+			}
+		}
+		if w.PID > 0 && w.RSS == 0 {
+			t.Errorf("worker without its memory figure: %+v", w)
+		}
+	}
+	resp, err := http.Get("http://" + a.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{fmt.Sprintf(`buddyrec_worker_restarts_total{worker="%d"}`, slot), "buddyrec_worker_resident_bytes{", "buddyrec_worker_cpu_seconds_total{"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	time.Sleep(2 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
