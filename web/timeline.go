@@ -134,7 +134,7 @@ func timelineOf(spans []api.Span, from, to time.Time, colors colorMap, view stri
 		}
 		x := xOf(lastMark.start)
 		marks = append(marks, gapMark{X: fmt.Sprintf("%.2f", x), W: fmt.Sprintf("%.2f", xOf(lastMark.end)-x), Title: title})
-		lastMark.gaps = 0
+		lastMark.gaps, lastMark.lost = 0, 0
 	}
 	var end time.Time
 	for i, s := range ss {
