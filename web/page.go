@@ -110,8 +110,8 @@ type legendItem struct{ Name, Color string }
 
 // zoomLink is one of the timeline ranges at the top of the cameras table.
 type zoomLink struct {
-	Name, Href string
-	On         bool
+	Range, Name, Href string // "1h", "1 h", "/?range=1h"
+	On                bool
 }
 
 type unknownPeer struct{ Name, Reason string }
@@ -129,10 +129,10 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	servers := src.Cluster()
 	peers := h.fetchPeers(r.Context(), servers, self, from, now)
 
-	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(zoom.Window),
+	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: zoom.Label,
 		Range: zoom.Name, FromMs: from.UnixMilli(), ToMs: now.UnixMilli()}
 	for _, z := range Zooms {
-		d.Zooms = append(d.Zooms, zoomLink{Name: fmtDur(z.Window), Href: "/?range=" + z.Name, On: z == zoom})
+		d.Zooms = append(d.Zooms, zoomLink{Range: z.Name, Name: z.Label, Href: "/?range=" + z.Name, On: z == zoom})
 	}
 	colors := assignColors(servers, self)
 

@@ -30,11 +30,13 @@ type Zoom struct {
 	Name string
 	// Window is how much history the timelines show, ending now.
 	Window time.Duration
+	// Label is how the page names it: "1 h", "7 d".
+	Label string
 }
 
 // Zooms are the windows the page offers, narrowest first: 1 h shows a
 // failover of seconds, 24 h a day's outages, 7 d a week's pattern.
-var Zooms = []Zoom{{"1h", time.Hour}, {"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}}
+var Zooms = []Zoom{{"1h", time.Hour, "1 h"}, {"24h", 24 * time.Hour, "24 h"}, {"7d", 7 * 24 * time.Hour, "7 d"}}
 
 // zoomOf is the zoom the range parameter names; an empty one is def
 // (Options.Window), which need not be one of Zooms.
@@ -45,7 +47,7 @@ func zoomOf(param string, def time.Duration) (Zoom, error) {
 				return z, nil
 			}
 		}
-		return Zoom{Name: "", Window: def}, nil
+		return Zoom{Name: "", Window: def, Label: fmtDur(def)}, nil
 	}
 	names := make([]string, len(Zooms))
 	for i, z := range Zooms {

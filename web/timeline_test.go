@@ -20,12 +20,12 @@ func TestZoomOf(t *testing.T) {
 		want  Zoom
 		err   string
 	}{
-		{"", 24 * time.Hour, Zoom{"24h", 24 * time.Hour}, ""},
-		{"", time.Hour, Zoom{"1h", time.Hour}, ""},
-		{"", 2 * time.Hour, Zoom{"", 2 * time.Hour}, ""}, // a configured window that is not a zoom
-		{"1h", 24 * time.Hour, Zoom{"1h", time.Hour}, ""},
-		{"24h", time.Hour, Zoom{"24h", 24 * time.Hour}, ""},
-		{"7d", 24 * time.Hour, Zoom{"7d", 7 * 24 * time.Hour}, ""},
+		{"", 24 * time.Hour, Zoom{"24h", 24 * time.Hour, "24 h"}, ""},
+		{"", time.Hour, Zoom{"1h", time.Hour, "1 h"}, ""},
+		{"", 2 * time.Hour, Zoom{"", 2 * time.Hour, "2 h"}, ""}, // a configured window that is not a zoom
+		{"1h", 24 * time.Hour, Zoom{"1h", time.Hour, "1 h"}, ""},
+		{"24h", time.Hour, Zoom{"24h", 24 * time.Hour, "24 h"}, ""},
+		{"7d", 24 * time.Hour, Zoom{"7d", 7 * 24 * time.Hour, "7 d"}, ""},
 		{"2h", 24 * time.Hour, Zoom{}, `range: "2h" is not a timeline range (1h, 24h, 7d)`},
 		{"1H", 24 * time.Hour, Zoom{}, `range: "1H" is not`},
 		{strings.Repeat("x", 100), 24 * time.Hour, Zoom{}, `range: "xxxxxxxxxxxxxxxxxxxx…" is not`},
@@ -218,7 +218,7 @@ func TestPageZoom(t *testing.T) {
 		{"", 24 * time.Hour, "24h", "last 24 h"},
 		{"?range=1h", time.Hour, "1h", "last 1 h"},
 		{"?range=24h", 24 * time.Hour, "24h", "last 24 h"},
-		{"?range=7d", 7 * 24 * time.Hour, "7d", "last 168 h"},
+		{"?range=7d", 7 * 24 * time.Hour, "7d", "last 7 d"},
 	} {
 		resp, body := get(t, srv.Client(), srv.URL+"/"+c.query)
 		if resp.StatusCode != 200 {
