@@ -174,6 +174,24 @@ func TestBrowserStatusPage(t *testing.T) {
 	x, y := sp.Left+sp.Width/2, g.Top+g.Height/2
 	expect := time.UnixMilli(g.FromMs + int64((x-g.Left)/g.Width*float64(g.ToMs-g.FromMs)))
 	pixel := time.Duration(float64(time.Duration(g.ToMs-g.FromMs)*time.Millisecond) / g.Width)
+	// hovering first shows the time a click would open
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(chromedp.MouseMoved, x, y)); err != nil {
+		t.Fatal(err)
+	}
+	type hoverState struct {
+		Shown, Want string
+		Hidden      bool
+	}
+	hv, err := chromedp.Run(ctx, chromedp.Evaluate[hoverState](fmt.Sprintf(`(() => { const h = document.getElementById("tl-hover");
+		return {shown: h ? h.textContent : "", hidden: !h || h.hidden, want: new Date(%d).toLocaleTimeString()}; })()`, expect.UnixMilli())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hv.Hidden || hv.Shown == "" {
+		t.Errorf("hovering the timeline shows no time: %+v", hv)
+	} else {
+		t.Logf("hover shows %q (the click's expected time is %q)", hv.Shown, hv.Want)
+	}
 	if err := chromedp.Do(ctx, chromedp.MouseClickXY(x, y)); err != nil {
 		t.Fatal(err)
 	}
