@@ -27,6 +27,9 @@ type Store struct {
 	mu      sync.Mutex
 	health  map[string]Alarm
 	diskLow bool // retention could not reach the free-space floor
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close: ends Run
 }
 
 // Open opens (or creates) the store in opts.Dir and runs crash recovery,
@@ -57,6 +60,7 @@ func Open(opts Options) (*Store, error) {
 		db:         db,
 		createFile: createSegmentFile,
 		health:     make(map[string]Alarm),
+		done:       make(chan struct{}),
 	}
 	if err := s.recover(); err != nil {
 		db.Close()
@@ -65,9 +69,11 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the index. Writers must be closed first; a Writer still
-// open leaves its segment open, which the next Open recovers.
+// Close ends Run and closes the index; it is idempotent. Writers must be
+// closed first; a Writer still open leaves its segment open, which the
+// next Open recovers.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close storage index: %w", err)
 	}
