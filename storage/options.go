@@ -2,6 +2,7 @@ package storage
 
 import (
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -75,6 +76,10 @@ type Options struct {
 	// leaves alone: live worker processes still write them (a supervisor
 	// restarted while they recorded). RecoverCameras repairs them later.
 	SkipRecovery func(camera string) bool
+
+	// openIndexFile opens index.db in place of os.OpenFile (tests break
+	// the file under bbolt through it).
+	openIndexFile func(string, int, os.FileMode) (*os.File, error)
 }
 
 // Alarm is a storage condition an operator should see.
