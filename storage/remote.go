@@ -84,17 +84,9 @@ func (s *Store) dbView(fn func(*bolt.Tx) error) error {
 
 // openRemote returns a store without an index (Options.Commit set).
 func openRemote(opts Options) *Store {
-	s := &Store{
-		opts:      opts,
-		log:       opts.Logger,
-		fsys:      opts.FS,
-		health:    make(map[string]Alarm),
-		spaceKick: make(chan struct{}, 1),
-		stopSync:  make(chan struct{}),
-		syncDone:  make(chan struct{}),
-	}
+	s := newStore(opts)
 	commit := opts.Commit
-	s.sync = &syncer{fsys: opts.FS, commit: func(us []indexUpdate) error { return commit(toWire(us)) }, remove: s.removeFile, alarm: s.alarm, log: s.log}
+	s.sync.commit = func(us []indexUpdate) error { return commit(toWire(us)) }
 	go s.runSyncer(opts.SyncInterval, s.stopSync, s.syncDone)
 	return s
 }

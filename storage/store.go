@@ -68,10 +68,22 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
+	s := newStore(opts)
+	s.db = db
+	s.sync.commit = s.commitUpdates
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open storage %s: recovery: %w", opts.Dir, err)
+	}
+	go s.runSyncer(opts.SyncInterval, s.stopSync, s.syncDone)
+	return s, nil
+}
+
+// newStore is a Store of opts without its index.
+func newStore(opts Options) *Store {
 	s := &Store{
 		opts:      opts,
 		log:       opts.Logger,
-		db:        db,
 		fsys:      opts.FS,
 		health:    make(map[string]Alarm),
 		spaceKick: make(chan struct{}, 1),
@@ -79,13 +91,8 @@ func Open(opts Options) (*Store, error) {
 		syncDone:  make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	s.sync = &syncer{fsys: opts.FS, commit: s.commitUpdates, remove: s.removeFile, alarm: s.alarm, log: s.log}
-	if err := s.recover(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open storage %s: recovery: %w", opts.Dir, err)
-	}
-	go s.runSyncer(opts.SyncInterval, s.stopSync, s.syncDone)
-	return s, nil
+	s.sync = &syncer{fsys: opts.FS, remove: s.removeFile, alarm: s.alarm, log: s.log}
+	return s
 }
 
 // Close ends Run, makes what the Writers wrote durable, indexes it and
