@@ -602,8 +602,13 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 	}
 }
 
-// DefaultCamerasPerWorker is [recorder] cameras_per_worker when unset.
-const DefaultCamerasPerWorker = 0
+// DefaultCamerasPerWorker is [recorder] cameras_per_worker when unset;
+// DefaultCamerasPerWorkerOn is the grouping `bench record` measures and
+// the README recommends when isolation is turned on.
+const (
+	DefaultCamerasPerWorker   = 0
+	DefaultCamerasPerWorkerOn = 8
+)
 
 func (d *decoder) decodeRecorder(c *Config, m map[string]any) {
 	const p = "recorder"

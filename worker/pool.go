@@ -129,6 +129,10 @@ type Pool struct {
 	wg      sync.WaitGroup
 	upgrade sync.Mutex // one make-before-break replacement at a time
 
+	commitMu   sync.Mutex // guards pending and committing (see commit)
+	pending    []commitReq
+	committing bool
+
 	mu       sync.Mutex
 	groups   []*group
 	byCam    map[string]*group
@@ -817,9 +821,56 @@ func (p *Pool) apply(w *proc, b Batch) bool {
 		}
 		us = append(us, u)
 	}
-	if err := p.o.Store.Apply(us); err != nil {
+	if err := p.commit(us); err != nil {
 		p.log.Error("apply worker index updates", "worker", w.id, "err", err)
 		return false
 	}
 	return true
+}
+
+// commitWindow is how long the first of concurrent batches waits for the
+// other workers' rounds to join its transaction.
+const commitWindow = 50 * time.Millisecond
+
+// commitReq is one worker's batch waiting for the group commit.
+type commitReq struct {
+	us   []storage.IndexUpdate
+	done chan error
+}
+
+// commit applies us to the store in a group commit: the workers' sync
+// rounds arrive at about the same time each part, and one bbolt
+// transaction (one fsync) for all of them costs what the in-process
+// recorder's one round costs, instead of one per worker.
+func (p *Pool) commit(us []storage.IndexUpdate) error {
+	req := commitReq{us: us, done: make(chan error, 1)}
+	p.commitMu.Lock()
+	p.pending = append(p.pending, req)
+	if p.committing {
+		p.commitMu.Unlock()
+		return <-req.done
+	}
+	p.committing = true
+	p.commitMu.Unlock()
+	time.Sleep(commitWindow)
+	for {
+		p.commitMu.Lock()
+		batch := p.pending
+		p.pending = nil
+		if len(batch) == 0 {
+			p.committing = false
+			p.commitMu.Unlock()
+			break
+		}
+		p.commitMu.Unlock()
+		var all []storage.IndexUpdate
+		for _, r := range batch {
+			all = append(all, r.us...)
+		}
+		err := p.o.Store.Apply(all)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+	return <-req.done
 }

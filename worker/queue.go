@@ -25,10 +25,22 @@ type Queue struct {
 	wake  chan struct{}
 }
 
-// Push queues one update (a JSON value the supervisor's Apply understands).
-func (q *Queue) Push(u json.RawMessage) {
+// Push queues updates (JSON values the supervisor's Apply understands),
+// all at once: a request sees the whole of one sync round, so the
+// supervisor commits it in one transaction.
+func (q *Queue) Push(us ...json.RawMessage) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for _, u := range us {
+		q.pushLocked(u)
+	}
+	if q.wake != nil && len(us) > 0 {
+		close(q.wake)
+		q.wake = nil
+	}
+}
+
+func (q *Queue) pushLocked(u json.RawMessage) {
 	max := q.Max
 	if max <= 0 {
 		max = 100_000
@@ -44,10 +56,6 @@ func (q *Queue) Push(u json.RawMessage) {
 		q.lost = true
 	}
 	q.items = append(q.items, u)
-	if q.wake != nil {
-		close(q.wake)
-		q.wake = nil
-	}
 }
 
 // Batch is what the supervisor gets for one request.

@@ -53,13 +53,15 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		Part:    c.Storage.Part,
 		Logger:  log.With("part", "storage"),
 		Commit: func(us []storage.IndexUpdate) error {
+			raw := make([]json.RawMessage, 0, len(us))
 			for _, u := range us {
 				b, err := json.Marshal(u)
 				if err != nil {
 					return err
 				}
-				q.Push(b)
+				raw = append(raw, b)
 			}
+			q.Push(raw...)
 			return nil
 		},
 	})

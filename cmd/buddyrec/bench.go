@@ -17,6 +17,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/recorder"
 )
@@ -126,54 +127,148 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("bench record", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("cameras", 50, "simulated cameras (~2 Mbit/s H.264 + AAC each)")
-	dur := fs.Duration("duration", 60*time.Second, "how long to record")
+	dur := fs.Duration("duration", 60*time.Second, "how long to record (each run)")
 	clips := fs.String("clips", "testdata", "folder with the camera clips")
 	codec := fs.String("codec", "h264", "h264 or h265")
 	keep := fs.Bool("keep", false, "keep the recordings folder")
+	isolation := fs.String("isolation", "both", "off (cameras in the server process), on (in worker processes) or both, side by side")
+	perWorker := fs.Int("cameras-per-worker", config.DefaultCamerasPerWorkerOn, "[recorder] cameras_per_worker of the isolated run")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var modes []int // cameras_per_worker of each run
+	switch *isolation {
+	case "off":
+		modes = []int{0}
+	case "on":
+		modes = []int{*perWorker}
+	case "both":
+		modes = []int{0, *perWorker}
+	default:
+		return fmt.Errorf("-isolation: %q is not off, on or both", *isolation)
+	}
+	if *perWorker < 1 {
+		return fmt.Errorf("-cameras-per-worker: want at least 1")
 	}
 	env, err := newBenchEnv(ctx, *n, *clips, *codec, *keep)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	dir, cams, bin := env.dir, env.cams, env.bin
-	spec := site.ServerSpec{Name: "bench", Cameras: env.cameras()}
-	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{spec}, Segment: "60s", Part: "1s", Insecure: true})
+	idle, err := idleRSS(ctx, env.dir, env.bin)
 	if err != nil {
 		return err
+	}
+	var results []recordResult
+	for _, per := range modes {
+		fmt.Fprintf(stdout, "recording %d cameras for %s into %s (%s) ...\n", *n, *dur, env.dir, isolationName(per))
+		r, err := recordRun(ctx, env, *n, per, *dur)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	for _, r := range results {
+		camMin := float64(*n) * r.elapsed.Minutes()
+		fmt.Fprintf(stdout, "\n%s:\n", isolationName(r.perWorker))
+		fmt.Fprintf(stdout, "cameras            %d (%d recording at the end), %s measured, %d process(es)\n", *n, r.recording, r.elapsed.Round(time.Second), r.procs)
+		fmt.Fprintf(stdout, "CPU                %.3f CPU-s per camera-minute (%.1f CPU-s total, %.0f%% of one core), all processes\n", r.cpu.Seconds()/camMin, r.cpu.Seconds(), 100*r.cpu.Seconds()/r.elapsed.Seconds())
+		fmt.Fprintf(stdout, "memory             %.2f MB resident per camera all in (%.1f MB proportional set size summed over the processes, the shared binary counted once; %.1f MB idle server with no camera; RSS summed %.1f MB)\n",
+			float64(r.pss)/1e6/float64(*n), float64(r.pss)/1e6, float64(idle)/1e6, float64(r.rss)/1e6)
+		fmt.Fprintf(stdout, "written            %.1f MB per camera-minute (%.0f MB in all, index included)\n", float64(r.bytes)/1e6/camMin, float64(r.bytes)/1e6)
+		fmt.Fprintf(stdout, "video frames sent  %d during the measurement; frames received in all %d, dropped %d\n", r.sent, r.received, r.dropped)
+	}
+	if len(results) == 2 {
+		off, on := results[0], results[1]
+		fmt.Fprintf(stdout, "\nisolation costs    %+.0f%% CPU, %+.2f MB resident per camera (%d cameras per worker)\n",
+			100*(on.cpu.Seconds()/on.elapsed.Seconds()/(off.cpu.Seconds()/off.elapsed.Seconds())-1),
+			(float64(on.pss)-float64(off.pss))/1e6/float64(*n), on.perWorker)
+	}
+	return nil
+}
+
+func isolationName(perWorker int) string {
+	if perWorker == 0 {
+		return "isolation off: every camera in the server process"
+	}
+	return fmt.Sprintf("isolation on: %d cameras per worker process", perWorker)
+}
+
+// recordResult is one bench record run.
+type recordResult struct {
+	perWorker         int
+	elapsed           time.Duration
+	cpu               time.Duration // supervisor + workers
+	rss, pss          uint64        // supervisor + workers, at the end
+	procs             int
+	bytes             int64
+	sent              int
+	received, dropped uint64
+	recording         int
+}
+
+// recordRun records the env's cameras with one server for dur and
+// measures it, its workers included.
+func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Duration) (recordResult, error) {
+	r := recordResult{perWorker: perWorker}
+	spec := site.ServerSpec{Name: "bench", Cameras: env.cameras()}
+	if perWorker > 0 {
+		spec.Extra = fmt.Sprintf("[recorder]\ncameras_per_worker = %d\n", perWorker)
+	}
+	s, err := site.New(site.Spec{Dir: filepath.Join(env.dir, fmt.Sprintf("run-%d", perWorker)), Bin: env.bin, Servers: []site.ServerSpec{spec}, Segment: "60s", Part: "1s", Insecure: true})
+	if err != nil {
+		return r, err
 	}
 	srv := s.Servers[0]
 	// Standalone: no gossip, no buddies.
 	if err := stripCluster(srv.Config); err != nil {
-		return err
+		return r, err
 	}
-	idle, err := idleRSS(ctx, dir, bin)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "recording %d cameras for %s into %s ...\n", *n, *dur, dir)
 	if err := srv.Start(); err != nil {
-		return err
+		return r, err
 	}
 	defer srv.Kill()
-	if err := waitRecording(ctx, srv, *n, 30*time.Second); err != nil {
-		return err
+	if err := waitRecording(ctx, srv, n, 60*time.Second); err != nil {
+		return r, err
 	}
-	cpu0 := procCPU(srv.Pid())
-	sent0 := totalSent(cams, *n)
+	pids := func() []int {
+		out := []int{srv.Pid()}
+		files, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.pid"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && procRSS(pid) > 0 {
+				out = append(out, pid)
+			}
+		}
+		return out
+	}
+	cpuOf := func(ps []int) (t time.Duration) {
+		for _, p := range ps {
+			t += procCPU(p)
+		}
+		return t
+	}
+	before := pids()
+	cpu0 := cpuOf(before)
+	sent0 := totalSent(env.cams, n)
 	start := time.Now()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(*dur):
+		return r, ctx.Err()
+	case <-time.After(dur):
 	}
-	elapsed := time.Since(start)
-	cpu := procCPU(srv.Pid()) - cpu0
-	sent := totalSent(cams, *n) - sent0
-	rss := procRSS(srv.Pid())
-	var received, dropped uint64
+	r.elapsed = time.Since(start)
+	after := pids()
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		return r, fmt.Errorf("the worker processes changed during the measurement (%v, then %v): see %s", before, after, srv.Log)
+	}
+	r.cpu = cpuOf(after) - cpu0
+	r.sent = totalSent(env.cams, n) - sent0
+	for _, p := range after {
+		r.rss += procRSS(p)
+		r.pss += procPSS(p)
+	}
+	r.procs = len(after)
 	var resp struct {
 		Cameras []struct {
 			FramesReceived uint64 `json:"frames_received"`
@@ -182,26 +277,18 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		} `json:"cameras"`
 	}
 	if err := srv.GetJSON(ctx, "/api/v1/cameras", &resp); err != nil {
-		return err
+		return r, err
 	}
-	recording := 0
 	for _, c := range resp.Cameras {
-		received += c.FramesReceived
-		dropped += c.FramesDropped
+		r.received += c.FramesReceived
+		r.dropped += c.FramesDropped
 		if c.State == recorder.StateRecording {
-			recording++
+			r.recording++
 		}
 	}
 	srv.Stop(30 * time.Second)
-	bytes := dirBytes(srv.DataDir)
-	camMin := float64(*n) * elapsed.Minutes()
-	fmt.Fprintf(stdout, "cameras            %d (%d recording at the end), %s measured\n", *n, recording, elapsed.Round(time.Second))
-	fmt.Fprintf(stdout, "CPU                %.3f CPU-s per camera-minute (%.1f CPU-s total, %.0f%% of one core)\n", cpu.Seconds()/camMin, cpu.Seconds(), 100*cpu.Seconds()/elapsed.Seconds())
-	fmt.Fprintf(stdout, "memory             %.2f MB resident per camera above the idle server (%.1f MB total, %.1f MB idle with no camera; %.2f MB per camera all in)\n",
-		(float64(rss)-float64(idle))/1e6/float64(*n), float64(rss)/1e6, float64(idle)/1e6, float64(rss)/1e6/float64(*n))
-	fmt.Fprintf(stdout, "written            %.1f MB per camera-minute (%.0f MB in all, index included)\n", float64(bytes)/1e6/camMin, float64(bytes)/1e6)
-	fmt.Fprintf(stdout, "video frames sent  %d during the measurement; frames received in all %d, dropped %d\n", sent, received, dropped)
-	return nil
+	r.bytes = dirBytes(srv.DataDir)
+	return r, nil
 }
 
 // idleRSS measures the resident memory of a server with no cameras, so
@@ -302,6 +389,24 @@ func procRSS(pid int) uint64 {
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// procPSS reads a process's proportional set size in bytes: its resident
+// pages, each shared page divided among the processes sharing it, so that
+// a sum over processes counts the binary's pages once.
+func procPSS(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Pss:") {
 			f := strings.Fields(l)
 			kb, _ := strconv.ParseUint(f[1], 10, 64)
 			return kb * 1024
