@@ -607,7 +607,7 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 // the README recommends when isolation is turned on.
 const (
 	DefaultCamerasPerWorker   = 0
-	DefaultCamerasPerWorkerOn = 8
+	DefaultCamerasPerWorkerOn = 25
 )
 
 func (d *decoder) decodeRecorder(c *Config, m map[string]any) {

@@ -173,6 +173,9 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "\n%s:\n", isolationName(r.perWorker))
 		fmt.Fprintf(stdout, "cameras            %d (%d recording at the end), %s measured, %d process(es)\n", *n, r.recording, r.elapsed.Round(time.Second), r.procs)
 		fmt.Fprintf(stdout, "CPU                %.3f CPU-s per camera-minute (%.1f CPU-s total, %.0f%% of one core), all processes\n", r.cpu.Seconds()/camMin, r.cpu.Seconds(), 100*r.cpu.Seconds()/r.elapsed.Seconds())
+		if r.procs > 1 {
+			fmt.Fprintf(stdout, "                   of which the supervisor %.1f CPU-s, the %d workers %.1f CPU-s\n", r.supervisorCPU.Seconds(), r.procs-1, (r.cpu - r.supervisorCPU).Seconds())
+		}
 		fmt.Fprintf(stdout, "memory             %.2f MB resident per camera all in (%.1f MB proportional set size summed over the processes, the shared binary counted once; %.1f MB idle server with no camera; RSS summed %.1f MB)\n",
 			float64(r.pss)/1e6/float64(*n), float64(r.pss)/1e6, float64(idle)/1e6, float64(r.rss)/1e6)
 		fmt.Fprintf(stdout, "written            %.1f MB per camera-minute (%.0f MB in all, index included)\n", float64(r.bytes)/1e6/camMin, float64(r.bytes)/1e6)
@@ -199,7 +202,8 @@ type recordResult struct {
 	perWorker         int
 	elapsed           time.Duration
 	cpu               time.Duration // supervisor + workers
-	rss, pss          uint64        // supervisor + workers, at the end
+	supervisorCPU     time.Duration
+	rss, pss          uint64 // supervisor + workers, at the end
 	procs             int
 	bytes             int64
 	sent              int
@@ -250,6 +254,7 @@ func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Du
 	}
 	before := pids()
 	cpu0 := cpuOf(before)
+	sup0 := procCPU(srv.Pid())
 	sent0 := totalSent(env.cams, n)
 	start := time.Now()
 	select {
@@ -263,6 +268,7 @@ func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Du
 		return r, fmt.Errorf("the worker processes changed during the measurement (%v, then %v): see %s", before, after, srv.Log)
 	}
 	r.cpu = cpuOf(after) - cpu0
+	r.supervisorCPU = procCPU(srv.Pid()) - sup0
 	r.sent = totalSent(env.cams, n) - sent0
 	for _, p := range after {
 		r.rss += procRSS(p)
