@@ -13,12 +13,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/relay"
+	"github.com/buddyrec/buddyrec/storage"
 	"github.com/buddyrec/buddyrec/worker"
 )
 
@@ -497,5 +501,99 @@ func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 		if gapTotal(gaps) > time.Second {
 			t.Errorf("%s lost %v to the upgrade, want ≤ one part (1 s): %v", id, gapTotal(gaps), gaps)
 		}
+	}
+}
+
+// Live frames of cameras recorded in workers come from the worker over its
+// socket: a viewer of each of two cameras (in different workers) gets
+// frames from a keyframe on; killing one worker interrupts only its
+// camera's stream, which resumes from the replacement (a new stream: the
+// camera's session started again), while the other's goes on as the same
+// stream.
+func TestLiveFromWorkersSurvivesAWorkerCrash(t *testing.T) {
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 1\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1", "rec-a/cam2"))
+	ws, _ := workersOf(a.DataDir)
+	if len(ws) != 2 {
+		t.Fatalf("want a worker per camera, got %+v", ws)
+	}
+	type watch struct {
+		mu      sync.Mutex
+		count   int
+		first   bool // the first frame was a keyframe
+		streams map[*storage.Stream]bool
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	views := map[string]*watch{}
+	for _, id := range []string{"rec-a/cam1", "rec-a/cam2"} {
+		v := &watch{streams: map[*storage.Stream]bool{}}
+		views[id] = v
+		frames := make(chan recorder.Frame, 512)
+		go func() {
+			// one request for the whole test: the supervisor keeps it open
+			// across the worker's replacement
+			relay.Pull(ctx, http.DefaultClient, "http://"+a.HTTP, id, nil, frames)
+			close(frames)
+		}()
+		go func() {
+			for f := range frames {
+				v.mu.Lock()
+				if v.count == 0 {
+					v.first = f.Startable()
+				}
+				v.count++
+				v.streams[f.Stream] = true
+				v.mu.Unlock()
+			}
+		}()
+	}
+	counts := func() map[string]int {
+		out := map[string]int{}
+		for id, v := range views {
+			v.mu.Lock()
+			out[id] = v.count
+			v.mu.Unlock()
+		}
+		return out
+	}
+	time.Sleep(3 * time.Second)
+	for id, v := range views {
+		v.mu.Lock()
+		if v.count < 25 || !v.first || len(v.streams) != 1 {
+			t.Errorf("%s: %d frames in 3 s, first a keyframe: %v, %d streams", id, v.count, v.first, len(v.streams))
+		}
+		v.mu.Unlock()
+	}
+	victim := ws[0]
+	syscall.Kill(victim.PID, syscall.SIGKILL)
+	eventually(t, 20*time.Second, func() string {
+		now, _ := workersOf(a.DataDir)
+		if len(now) == 2 && now[0].PID != victim.PID && now[1].PID != victim.PID {
+			return ""
+		}
+		return fmt.Sprintf("not replaced: %+v", now)
+	})
+	time.Sleep(3 * time.Second)
+	before := counts()
+	time.Sleep(2 * time.Second)
+	after := counts()
+	for id, v := range views {
+		v.mu.Lock()
+		t.Logf("%s: %d frames, %d streams", id, v.count, len(v.streams))
+		switch {
+		case after[id]-before[id] < 25:
+			t.Errorf("%s: %d frames in the last 2 s: the viewer did not resume", id, after[id]-before[id])
+		case id == victim.Cameras[0] && len(v.streams) != 2:
+			t.Errorf("%s: its worker was replaced, so its stream should have started again once (got %d streams): is it fed from the worker?", id, len(v.streams))
+		case id != victim.Cameras[0] && len(v.streams) != 1:
+			t.Errorf("%s records in another worker, but its stream was interrupted (%d streams)", id, len(v.streams))
+		}
+		v.mu.Unlock()
 	}
 }
