@@ -67,6 +67,8 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		Found:       found,
 		Logger:      n.log.With("part", "workers"),
 		OnEvent:     n.onWorkerEvent,
+		// a worker's storage alarms are this server's
+		OnStorageAlarm: n.onStorageAlarm,
 	})
 	if err != nil {
 		return nil, err

@@ -50,6 +50,10 @@ type PoolOptions struct {
 	// worker is named in an alarm.
 	CrashLoop   int
 	CrashWindow time.Duration
+	// OnStorageAlarm receives the storage alarms a worker's store raised
+	// (a full disk, a failed write), as the supervisor's own store would
+	// raise them. It must not block.
+	OnStorageAlarm func(storage.Alarm)
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 	// OnEvent receives what an operator should see (restarts, alarms). It
@@ -196,6 +200,9 @@ func NewPool(o PoolOptions) (*Pool, error) {
 	}
 	if o.OnEvent == nil {
 		o.OnEvent = func(Event) {}
+	}
+	if o.OnStorageAlarm == nil {
+		o.OnStorageAlarm = func(storage.Alarm) {}
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("worker pool: %w", err)
@@ -734,7 +741,7 @@ func (p *Pool) stop(g *group, w *proc, idx *indexer, recover bool) {
 	after := idx.end()
 	b, err := w.stop(context.Background(), after)
 	if err == nil {
-		p.apply(w, b)
+		p.apply(w, b, &idx.alarmed)
 	}
 	select {
 	case <-w.exited:
@@ -767,6 +774,8 @@ type indexer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	after  uint64 // the last update applied; read after done
+	// alarmed is the sequence of the last storage alarm raised
+	alarmed uint64
 }
 
 // end stops the indexer and returns the sequence of the last update it
@@ -795,8 +804,13 @@ func (p *Pool) index(w *proc, after uint64) *indexer {
 				}
 				continue
 			}
-			if p.apply(w, b) {
+			if p.apply(w, b, &ix.alarmed) {
 				ix.after = b.Next
+				continue
+			}
+			select { // the index refused them (a full disk): again soon
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
 			}
 		}
 	}()
@@ -804,8 +818,9 @@ func (p *Pool) index(w *proc, after uint64) *indexer {
 }
 
 // apply commits a batch of w's updates; false when the index refused
-// them (they are asked for again).
-func (p *Pool) apply(w *proc, b Batch) bool {
+// them (they are asked for again). It raises the batch's storage alarms
+// numbered after *alarmed, and advances it.
+func (p *Pool) apply(w *proc, b Batch, alarmed *uint64) bool {
 	if b.Lost {
 		p.log.Error("a worker dropped index updates while no supervisor listened; its files stay the truth and are indexed when it is replaced", "worker", w.id)
 	}
@@ -813,17 +828,33 @@ func (p *Pool) apply(w *proc, b Batch) bool {
 		return true
 	}
 	us := make([]storage.IndexUpdate, 0, len(b.Updates))
-	for _, raw := range b.Updates {
-		var u storage.IndexUpdate
+	var alarms []storage.Alarm
+	first := b.Next - uint64(len(b.Updates)) + 1 // sequence of b.Updates[0]
+	for i, raw := range b.Updates {
+		var u queued
 		if err := json.Unmarshal(raw, &u); err != nil {
 			p.log.Error("undecodable index update from worker", "worker", w.id, "err", err)
 			continue
 		}
-		us = append(us, u)
+		if u.Alarm != nil {
+			// raised at once, and once: a full disk may be exactly
+			// what makes the commit below fail and the batch come again
+			if seq := first + uint64(i); seq > *alarmed {
+				alarms = append(alarms, *u.Alarm)
+				*alarmed = seq
+			}
+			continue
+		}
+		us = append(us, u.IndexUpdate)
 	}
-	if err := p.commit(us); err != nil {
-		p.log.Error("apply worker index updates", "worker", w.id, "err", err)
-		return false
+	for _, a := range alarms {
+		p.o.OnStorageAlarm(a)
+	}
+	if len(us) > 0 {
+		if err := p.commit(us); err != nil {
+			p.log.Error("apply worker index updates", "worker", w.id, "err", err)
+			return false
+		}
 	}
 	return true
 }

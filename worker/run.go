@@ -52,6 +52,12 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		Segment: c.Storage.Segment,
 		Part:    c.Storage.Part,
 		Logger:  log.With("part", "storage"),
+		// the supervisor raises them as its own (event log, PSIM)
+		OnAlarm: func(a storage.Alarm) {
+			if b, err := json.Marshal(queued{Alarm: &a}); err == nil {
+				q.Push(b)
+			}
+		},
 		Commit: func(us []storage.IndexUpdate) error {
 			raw := make([]json.RawMessage, 0, len(us))
 			for _, u := range us {
@@ -99,6 +105,13 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		err = cerr
 	}
 	return err
+}
+
+// queued is one entry of a worker's queue: an index update, or a storage
+// alarm the worker's store raised (a full disk, a failed write).
+type queued struct {
+	storage.IndexUpdate
+	Alarm *storage.Alarm `json:"alarm,omitempty"`
 }
 
 // crashOn returns a Fault hook that crashes the process a second after it

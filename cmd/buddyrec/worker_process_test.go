@@ -20,6 +20,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/storage"
@@ -596,4 +597,45 @@ func TestLiveFromWorkersSurvivesAWorkerCrash(t *testing.T) {
 		}
 		v.mu.Unlock()
 	}
+}
+
+// A storage alarm raised inside a worker (here a full disk: the data
+// folder is a small tmpfs that something else fills) reaches the
+// supervisor's event log like its own, naming the camera.
+func TestWorkerStorageAlarmReachesTheEventLog(t *testing.T) {
+	dir := testutil.Tmpfs(t, "64m")
+	c := startCameras(t, 1, nil)
+	s, err := site.New(site.Spec{Dir: dir, Bin: testBin, Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 1), Extra: "[recorder]\ncameras_per_worker = 1\n"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Server("rec-a")
+	t.Cleanup(s.StopAll)
+	if err := s.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	killWorkersAfter(t, a)
+	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1"))
+	// fill the disk to the last byte
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	for _, n := range []int{64 << 10, 4 << 10, 512} {
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				break
+			}
+		}
+	}
+	f.Close()
+	eventually(t, 20*time.Second, eventsOf(a, "disk.full", "rec-a/cam1"))
 }
