@@ -41,11 +41,28 @@
 // # Make before break
 //
 // A camera the plan moves away from this server (failback, a claim lost to
-// a higher-priority claimant) keeps recording here until its new owner's
-// record lists it in Recording, or until the handoff timeout (default
-// 20 s) passes: [Actions.Releasing] names these pairs. A camera the plan
-// gives nobody (displaced by a critical camera when capacity is short)
-// has no new owner to wait for and stops at once.
+// a higher-priority claimant, a drain) keeps recording here until its new
+// owner's durable footage overlaps this server's, or until the handoff
+// timeout (default 20 s) passes: [Actions.Releasing] names these pairs.
+// One rule decides it for every move ([handedOver]):
+//
+//   - Each server publishes, per camera it records, the time of the first
+//     durable (indexed) frame of the pipeline's current run
+//     (Record.Durable, from Inputs.Footage). A pipeline that exists but
+//     has not yet connected, met a keyframe and written its first part
+//     publishes nothing for the camera: a pipeline is not footage.
+//   - The old recorder stops only once the end of its own durable footage
+//     (Inputs.Footage[id].To) is at least HandoffOverlap (default 0.5 s,
+//     for clock differences between servers) past the new owner's first
+//     durable frame. The footage recorded twice is what export and the
+//     timeline de-duplicate at a keyframe; what the old recorder writes
+//     while it stops only lengthens the overlap.
+//   - A camera whose pipeline here records nothing (offline, connecting)
+//     has nothing to overlap: it stops as soon as the new owner's footage
+//     is durable.
+//
+// A camera the plan gives nobody (displaced by a critical camera when
+// capacity is short) has no new owner to wait for and stops at once.
 //
 // # One announcer per event
 //

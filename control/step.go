@@ -87,7 +87,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		(&raiser{prev: prev, st: &st, in: in, self: self, act: &act, quiet: true}).servers()
 		act.Cameras = sortedKeys(prev.Recording)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Stable: stable}
+			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable}
 		}
 		return st, act
 	}
@@ -99,7 +99,8 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 
 	// Make before break: a camera that leaves this server keeps recording
-	// here until its new owner records it, or until the handoff deadline.
+	// here until its new owner's durable footage overlaps this server's
+	// (handedOver), or until the handoff deadline.
 	// A camera the plan gives nobody (displaced by a critical one, or its
 	// owner not alive) has no new owner to wait for.
 	st.Releasing = map[string]time.Time{}
@@ -109,7 +110,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 			continue
 		}
 		owner := st.Plan.Owner[id]
-		if owner == "" || !st.Alive[owner] || slices.Contains(st.Records[owner].Recording, id) {
+		if owner == "" || !st.Alive[owner] || handedOver(in, st.Records[owner], id) {
 			continue
 		}
 		deadline, ok := prev.Releasing[id]
@@ -134,7 +135,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 	act.Cameras = sortedKeys(st.Recording)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Stable: stable}
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable}
 	}
 
 	r := raiser{prev: prev, st: &st, in: in, self: self, act: &act}
@@ -167,7 +168,7 @@ func trustedRecords(prev State, alive map[string]bool, in map[string]Record, sel
 			stale[name] = rec.Version
 		}
 		if _, ok := stale[name]; ok {
-			rec.Claims, rec.Recording, rec.Stable = nil, nil, false
+			rec.Claims, rec.Recording, rec.Durable, rec.Stable = nil, nil, nil, false
 		}
 		out[name] = rec
 	}

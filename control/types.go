@@ -35,6 +35,11 @@ const (
 	// keeps recording here until its new owner reports recording it, or
 	// this long has passed.
 	DefaultHandoffTimeout = 20 * time.Second
+	// DefaultHandoffOverlap is the footage recorded twice on a handover
+	// beyond the bare minimum: it absorbs the difference between two
+	// servers' clocks (NTP keeps them milliseconds apart), which compare
+	// as the old recorder's last written time and the new one's first.
+	DefaultHandoffOverlap = 500 * time.Millisecond
 	// DefaultAdoptionReport bounds how long a takeover notice waits for
 	// every adopted camera to record; after it the notice names the
 	// cameras that record, and the others get notices as they start.
@@ -73,6 +78,10 @@ type Inputs struct {
 	// DeclaredDeadAt is when this server last learnt that peers had
 	// declared it dead while it ran (it refuted the death); zero if never.
 	DeclaredDeadAt time.Time
+	// Footage is, per camera this server has a pipeline for, the durable
+	// (indexed) footage of the pipeline's current run: what
+	// make-before-break compares (see handover.go).
+	Footage map[string]Footage
 }
 
 // Config is the part of this server's configuration the rules read.
@@ -90,8 +99,12 @@ type Config struct {
 	// HandoffTimeout, AdoptionReport and ServerUpHoldDown default to
 	// DefaultHandoffTimeout, DefaultAdoptionReport and
 	// max(FailbackAfter, MinServerUpHoldDown) when zero.
-	HandoffTimeout   time.Duration
-	AdoptionReport   time.Duration
+	HandoffTimeout time.Duration
+	AdoptionReport time.Duration
+	// HandoffOverlap is how far this server's durable footage must reach
+	// past the new owner's first durable frame before it stops a camera
+	// it hands over (DefaultHandoffOverlap when zero).
+	HandoffOverlap   time.Duration
 	ServerUpHoldDown time.Duration
 }
 
@@ -142,9 +155,12 @@ type Record struct {
 	Aspects  []Aspect
 	// Claims are the camera ids the server's plan gives it.
 	Claims []string
-	// Recording are the camera ids with a pipeline on the server: what
-	// make-before-break waits for.
+	// Recording are the camera ids with a pipeline on the server.
 	Recording []string
+	// Durable maps the cameras the server records to the time of the
+	// first durable frame of its current run: what make-before-break
+	// waits for (see handover.go).
+	Durable map[string]time.Time
 	// Stable: up for failback_after, its cameras may come home.
 	Stable bool
 	// Timing is "keepalive/failover_after": it must agree across the site.
@@ -252,7 +268,10 @@ type Actions struct {
 type Publish struct {
 	Claims    []string
 	Recording []string
-	Stable    bool
+	// Durable is Record.Durable: the first durable frame of each camera
+	// recorded here whose current run has written footage.
+	Durable map[string]time.Time
+	Stable  bool
 }
 
 // Event is an entry for the event log.
