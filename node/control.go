@@ -82,6 +82,7 @@ func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
 	r := publicRecord(n.cfg, n.started)
 	r.Claims = p.Claims
 	r.Recording = p.Recording
+	r.Durable = p.Durable
 	r.Stable = p.Stable
 	r.Load = n.load(now)
 	return r
@@ -166,9 +167,11 @@ func (n *Node) gather(now time.Time) control.Inputs {
 			}
 		}
 	}
-	for _, s := range n.rec.Status() {
+	statuses := n.rec.Status()
+	for _, s := range statuses {
 		in.Pipelines = append(in.Pipelines, control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error})
 	}
+	in.Footage = n.runFootage(statuses)
 	return in
 }
 

@@ -98,6 +98,7 @@ type Node struct {
 	decoded  map[string]decodedRecord
 	secrets  map[string]decodedSecrets // buddies' secrets as last decoded, by home
 	members  []buddy.Member            // membership as last gathered
+	runs     map[string]runStart       // first durable frame of each pipeline run, by camera
 	gathered map[string]recordBody     // records as last gathered
 
 	mu   sync.Mutex

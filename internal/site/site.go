@@ -458,3 +458,7 @@ func (srv *Server) Exited() bool {
 	// reports SIGCHLD.
 	return info.Signo == int32(unix.SIGCHLD)
 }
+
+// Credentials are the user and password the helpers authenticate with
+// ("" without Spec.User).
+func (srv *Server) Credentials() (user, pass string) { return srv.user, srv.pass }
