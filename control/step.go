@@ -55,6 +55,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 	st.lastRound = now
 	stable := now.Sub(st.healthySince) >= in.Config.FailbackAfter
+	st.maintenanceStart(prev, in)
 
 	st.Alive = map[string]bool{self: true}
 	for _, m := range in.Members {
@@ -69,6 +70,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	// itself stable from the step after it published it, so that every
 	// server picks the same announcer.
 	me.Claims, me.Recording, me.Stable = sortedKeys(st.Assigned), sortedKeys(prev.Recording), stable && prev.publishedStable
+	me.Reclaim = st.reclaiming(now)
 	st.publishedStable = stable
 	st.Records[self] = me
 
@@ -87,7 +89,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		(&raiser{prev: prev, st: &st, in: in, self: self, act: &act, quiet: true}).servers()
 		act.Cameras = sortedKeys(prev.Recording)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable}
+			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim}
 		}
 		return st, act
 	}
@@ -135,11 +137,12 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 	act.Cameras = sortedKeys(st.Recording)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable}
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim}
 	}
 
 	r := raiser{prev: prev, st: &st, in: in, self: self, act: &act}
 	r.servers()
+	r.maintenance()
 	r.takeovers()
 	r.released()
 	r.capacity()
@@ -195,7 +198,8 @@ func plannerServer(r Record, alive bool) failover.Server {
 		Capacity:  r.Capacity,
 		Buddies:   r.Buddies,
 		Mode:      r.Mode,
-		Failback:  r.Failback,
+		Failback:  r.Failback || r.Reclaim,
+		Draining:  r.Maintenance,
 		Cameras:   r.Cameras,
 		Recording: r.Claims,
 	}

@@ -137,6 +137,9 @@ type Member struct {
 	Up bool
 	// Since is when this server saw the state begin; zero when unknown.
 	Since time.Time
+	// Left: the member announced that it leaves (a clean stop), rather
+	// than falling silent. It is not up either way.
+	Left bool
 }
 
 // Record is a server's replicated record as the rules read it: its public
@@ -165,6 +168,12 @@ type Record struct {
 	Stable bool
 	// Timing is "keepalive/failover_after": it must agree across the site.
 	Timing string
+	// Maintenance: the server is draining (see drain.go): the planner
+	// hands its cameras to others and gives it none.
+	Maintenance bool
+	// Reclaim: the server left maintenance and takes its cameras back as
+	// if Failback were set, until they record here again.
+	Reclaim bool
 }
 
 // Aspect is a non-camera thing that fails over with its server (an I/O
@@ -203,6 +212,9 @@ type State struct {
 	Recording map[string]bool
 	// Unplaced maps the cameras nobody can record to the planner's reason.
 	Unplaced map[string]string
+	// Drain is where this server's maintenance stands; nil when it is not
+	// in maintenance.
+	Drain *DrainStatus
 
 	healthySince time.Time // since when this server counts as healthy
 	// publishedStable is the Stable this server last published.
@@ -219,6 +231,8 @@ type State struct {
 	missing         string              // adopted cameras lacking credentials, joined
 	missingSince    time.Time
 	missingTold     bool
+	draining        bool      // Config.Self.Maintenance as of the last step
+	reclaimUntil    time.Time // after an undrain: publish Reclaim until then
 }
 
 // takeover is one adoption (or failback) waiting to be reported.
@@ -272,6 +286,9 @@ type Publish struct {
 	// recorded here whose current run has written footage.
 	Durable map[string]time.Time
 	Stable  bool
+	// Reclaim is Record.Reclaim: this server left maintenance and takes
+	// its cameras back.
+	Reclaim bool
 }
 
 // Event is an entry for the event log.
@@ -300,6 +317,10 @@ type Notice struct {
 	// Serving: the cameras are recorded by this server now; the notice
 	// carries its address and each camera's live URL.
 	Serving bool
+	// Moved maps cameras to the server that records them now, for a
+	// notice naming cameras recorded elsewhere (server.maintenance): the
+	// notice carries that server's address per camera.
+	Moved map[string]string
 }
 
 // Log is a line for the operational log (warnings about this server).
@@ -325,6 +346,16 @@ const (
 	TypeConfigMismatch    = "config.mismatch"
 	TypeNoCredentials     = "failover.no_credentials"
 	TypeAlarmResolved     = "alarm.resolved"
+	// TypeServerMaintenance: a server entered maintenance (event) and,
+	// once its cameras are handed over, where each is recorded now
+	// (event and notice).
+	TypeServerMaintenance = "server.maintenance"
+	// TypeServerMaintenanceEnded: a server left maintenance; its cameras
+	// come back (failback.completed names them once they record).
+	TypeServerMaintenanceEnded = "server.maintenance_ended"
+	// TypeServerStopped: a server stopped cleanly (it left the cluster):
+	// no alarm, unlike server.down.
+	TypeServerStopped = "server.stopped"
 )
 
 // Severities.
