@@ -150,3 +150,7 @@ func movedText(moved map[string]string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Reclaiming reports whether this server, having left maintenance, is
+// still taking its cameras back.
+func (s State) Reclaiming() bool { return !s.reclaimUntil.IsZero() }

@@ -104,6 +104,9 @@ type Node struct {
 	mu   sync.Mutex
 	seen controlView // written by the control loop; read by the API under mu
 
+	maintMu sync.Mutex
+	maint   maintenance // drain state; persisted in data_dir (maintenance.go)
+
 	// Lifecycle: Run sets runCancel and runDone; Close ends Run.
 	runMu     sync.Mutex
 	runCancel context.CancelFunc
@@ -140,6 +143,13 @@ func New(o Options) (*Node, error) {
 	// their locks and fail with a timeout that names neither.
 	if n.lock, err = lockDataDir(c.DataDir); err != nil {
 		return nil, err
+	}
+	if n.maint, err = loadMaintenance(c.DataDir); err != nil {
+		n.lock.release()
+		return nil, err
+	}
+	if n.maint.On {
+		log.Warn("this server is in maintenance (drained) since "+n.maint.Since.Format(time.RFC3339)+": its cameras stay with its buddies until `buddyrec undrain`", "by", n.maint.By)
 	}
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
 	if err != nil {
