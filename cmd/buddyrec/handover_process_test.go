@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +17,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/webhook"
 )
 
 // Tests of planned moves between live servers (failback, drain, undrain,
@@ -142,4 +147,135 @@ func TestFailbackLeavesNoGap(t *testing.T) {
 	cov.Stop(t, "failback")
 	time.Sleep(3 * time.Second) // the home's footage after the move is durable
 	checkNoGap(t, "failback", a, from, time.Now().Add(-1500*time.Millisecond), ids...)
+}
+
+// startPSIMSite starts a site whose servers send notices to a recording,
+// signature-checking PSIM.
+func startPSIMSite(t *testing.T, spec site.Spec) (*site.Site, *psimRecorder) {
+	t.Helper()
+	psim := &psimRecorder{up: true}
+	srv := httptest.NewServer(psim)
+	t.Cleanup(srv.Close)
+	spec.PSIMURL = srv.URL + "/hooks"
+	spec.Dir = t.TempDir()
+	spec.Bin = testBin
+	s, err := site.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psim.mu.Lock()
+	psim.secret = s.Secret
+	psim.mu.Unlock()
+	t.Cleanup(func() {
+		s.StopAll()
+		if t.Failed() {
+			for _, srv := range s.Servers {
+				b, _ := os.ReadFile(srv.Log)
+				lines := strings.Split(string(b), "\n")
+				t.Logf("--- last lines of %s:\n%s", srv.Name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+		}
+	})
+	if err := s.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return s, psim
+}
+
+// inMaintenance is a condition: srv's cluster view shows name in
+// maintenance (or not), alive.
+func inMaintenance(srv *site.Server, name string, want bool) func() string {
+	return func() string {
+		servers, err := srv.Cluster(context.Background())
+		if err != nil {
+			return err.Error()
+		}
+		for _, s := range servers {
+			if s.Name == name {
+				if s.Maintenance == want && s.State == "alive" {
+					return ""
+				}
+				return fmt.Sprintf("%s sees %s %s with maintenance=%v, want alive, maintenance=%v", srv.Name, name, s.State, s.Maintenance, want)
+			}
+		}
+		return fmt.Sprintf("%s does not know %s", srv.Name, name)
+	}
+}
+
+// TestDrainAndUndrainLeaveNoGap: `buddyrec drain` hands a live server's
+// cameras to its buddy make-before-break: every server's page shows it in
+// maintenance, the PSIM gets a signed server.maintenance notice naming the
+// buddy's address for each camera, the drain survives a restart of the
+// drained server, and `buddyrec undrain` brings the cameras back the same
+// way. At every poll some server records each camera, and the export
+// across the drain, the restart and the undrain has no gap.
+func TestDrainAndUndrainLeaveNoGap(t *testing.T) {
+	c := startCameras(t, 2, nil)
+	s, psim := startPSIMSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	ids := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	time.Sleep(4 * time.Second) // a is stable
+	from := time.Now()
+	cov := watchCoverage(s.Servers, ids...)
+
+	code, out, errOut := runCmd("drain", "-config", a.Config)
+	if code != 0 {
+		t.Fatalf("buddyrec drain: exit %d\n%s\n%s", code, out, errOut)
+	}
+	t.Logf("buddyrec drain:\n%s", out)
+	for _, id := range ids {
+		if !regexp.MustCompile(regexp.QuoteMeta(id) + `\s+rec-b`).MatchString(out) {
+			t.Errorf("drain output does not say %s went to rec-b:\n%s", id, out)
+		}
+	}
+	eventually(t, 10*time.Second, all(recordsExactly(b, ids...), recordsExactly(a), inMaintenance(a, "rec-a", true), inMaintenance(b, "rec-a", true)))
+	eventually(t, 10*time.Second, func() string {
+		n, ok := psim.find(func() []webhook.Notice { return psim.got }, "server.maintenance", "rec-a")
+		if !ok {
+			return "no server.maintenance notice"
+		}
+		if len(n.Cameras) != 2 {
+			return fmt.Sprintf("server.maintenance names %+v, want both cameras", n.Cameras)
+		}
+		for _, cam := range n.Cameras {
+			if cam.Server != "rec-b" || cam.Address == nil || cam.Address.HTTP != "http://"+b.HTTP || cam.LiveURL != "rtsp://"+b.RTSP+"/"+cam.ID {
+				return fmt.Sprintf("server.maintenance camera %+v, want rec-b at http://%s, live rtsp://%s/%s", cam, b.HTTP, b.RTSP, cam.ID)
+			}
+		}
+		return ""
+	})
+	if n, ok := psim.find(func() []webhook.Notice { return psim.got }, "server.down", "rec-a"); ok {
+		t.Errorf("a drain raised server.down: %+v", n)
+	}
+
+	// The drain survives a restart: the drained server comes back and
+	// leaves the cameras where they are.
+	if _, err := os.Stat(filepath.Join(a.DataDir, "maintenance.json")); err != nil {
+		t.Errorf("drain not persisted: %v", err)
+	}
+	a.Stop(30 * time.Second)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, all(inMaintenance(b, "rec-a", true), inMaintenance(a, "rec-a", true)))
+	time.Sleep(5 * time.Second) // past settling and failback_after
+	if msg := all(recordsExactly(a), recordsExactly(b, ids...))(); msg != "" {
+		t.Errorf("after restarting the drained server: %s", msg)
+	}
+
+	code, out, errOut = runCmd("undrain", "-config", a.Config)
+	if code != 0 {
+		t.Fatalf("buddyrec undrain: exit %d\n%s\n%s", code, out, errOut)
+	}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), recordsExactly(b), inMaintenance(b, "rec-a", false)))
+	cov.Stop(t, "drain, restart, undrain")
+	time.Sleep(3 * time.Second)
+	checkNoGap(t, "drain, restart, undrain", a, from, time.Now().Add(-1500*time.Millisecond), ids...)
+	if _, ok := psim.find(func() []webhook.Notice { return psim.got }, "server.maintenance_ended", "rec-a"); !ok {
+		t.Errorf("no server.maintenance_ended notice after the undrain")
+	}
 }

@@ -7,6 +7,7 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
+//	buddyrec drain|undrain -config FILE  maintenance: hand the cameras over, take them back
 //	buddyrec demo [-chaos]         a whole local site on loopback
 //	buddyrec bench record|failover|planner|live ...  benchmark figures
 //	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
@@ -57,6 +58,9 @@ commands:
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
   forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
+  drain -config FILE         maintenance: the running server hands its cameras to its buddies
+                             (make-before-break), takes none, and stays so across restarts
+  undrain -config FILE       end maintenance: the cameras come back the same way
   export -config FILE -camera ID -from T [-to T] -o FILE.mp4
                              export footage of the site (file + JSON manifest, digest checked)
   demo [-chaos]              run a whole local site: simulated cameras and three servers
@@ -86,6 +90,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdWebhook(args[1:], stdout, stderr)
 	case "forget":
 		return cmdForget(args[1:], stdout, stderr)
+	case "drain":
+		return cmdDrain("drain", true)(args[1:], stdout, stderr)
+	case "undrain":
+		return cmdDrain("undrain", false)(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
 	case "export":
