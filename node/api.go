@@ -30,6 +30,7 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("POST /api/v1/drain", csrf.Handler(n.serveDrain(true)))
 	mux.Handle("POST /api/v1/undrain", csrf.Handler(n.serveDrain(false)))
 	mux.HandleFunc("GET /api/v1/drain", n.serveMaintenance)
+	mux.Handle("POST /api/v1/restart", csrf.Handler(http.HandlerFunc(n.serveRestart)))
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,

@@ -87,6 +87,9 @@ func saveMaintenance(dir string, m maintenance) error {
 // picks, make-before-break, or takes them back the same way. The state
 // is persisted before it takes effect. by names who asked, for the log.
 func (n *Node) SetMaintenance(on bool, by string) error {
+	if n.cfg.Listen.Gossip == "" {
+		return errStandalone
+	}
 	n.maintMu.Lock()
 	defer n.maintMu.Unlock()
 	m := n.maint
@@ -176,15 +179,14 @@ func (n *Node) drainSeenSince(t time.Time) bool {
 // maintenance and answers 202 with the state; GET /api/v1/drain polls it.
 func (n *Node) serveDrain(on bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if n.cluster == nil {
-			writeError(w, http.StatusConflict, "this server is standalone (no listen.gossip): it has no buddies to hand its cameras to")
-			return
-		}
 		by := web.Identity(r.Context())
 		if by == "" {
 			by = web.IdentityOpen
 		}
-		if err := n.SetMaintenance(on, by); err != nil {
+		if err := n.SetMaintenance(on, by); errors.Is(err, errStandalone) {
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		} else if err != nil {
 			n.log.Error("set maintenance", "err", err)
 			writeError(w, http.StatusInternalServerError, "could not persist the maintenance state in data_dir")
 			return
@@ -239,4 +241,33 @@ func reachableVia(listen, gossip string) string {
 		}
 	}
 	return listen
+}
+
+var errStandalone = errors.New("this server is standalone (no listen.gossip): it has no buddies to hand its cameras to")
+
+// Restart drains this server, then restarts its process, through the
+// Options.Restart the command gave; web.ErrNoRestart without one.
+func (n *Node) Restart(by string) error {
+	if n.restart == nil {
+		return web.ErrNoRestart
+	}
+	n.log.Warn("restart asked", "by", by)
+	return n.restart(by)
+}
+
+// serveRestart answers POST /api/v1/restart: 202, then the drain and the
+// restart happen; the server answers again once it is back.
+func (n *Node) serveRestart(w http.ResponseWriter, r *http.Request) {
+	by := web.Identity(r.Context())
+	if by == "" {
+		by = web.IdentityOpen
+	}
+	if err := n.Restart(by); errors.Is(err, web.ErrNoRestart) {
+		writeError(w, http.StatusNotImplemented, err.Error())
+		return
+	} else if err != nil {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "restarting: handing cameras over first"})
 }

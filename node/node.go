@@ -50,6 +50,10 @@ type Options struct {
 	// offline), bounded by readyWait. The service manager's readiness
 	// notification hangs on it.
 	OnReady func(status string)
+	// Restart, when set, drains and restarts the process (the command's
+	// clean stop followed by a re-exec): the page's Restart button and
+	// POST /api/v1/restart call it. It returns at once.
+	Restart func(by string) error
 }
 
 // Node is one running buddyrec server.
@@ -83,6 +87,7 @@ type Node struct {
 	lock *dataDirLock
 
 	onReady        func(status string)
+	restart        func(by string) error
 	reconcileEvery time.Duration
 	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu            cpuSampler
@@ -123,7 +128,7 @@ func New(o Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady}
+	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady, restart: o.Restart}
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}

@@ -45,6 +45,8 @@ type pageData struct {
 	Problems []string
 	// Unrecorded counts the site's cameras nobody can record now.
 	Unrecorded int
+	// Ops is this server's maintenance and restart, when it offers them.
+	Ops *opsData
 }
 
 type serverRow struct {
@@ -117,7 +119,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	servers := src.Cluster()
 	peers := h.fetchPeers(r.Context(), servers, self, from, now)
 
-	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(h.o.Window)}
+	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(h.o.Window), Ops: opsOf(src)}
 	colors := assignColors(servers, self)
 
 	// Servers, with the figures each gave in its own answer (exact and
@@ -323,6 +325,9 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	switch s.State {
 	case buddy.StateAlive:
 		row.State, row.Class = "alive", "alive"
+		if s.Maintenance {
+			row.State, row.Class = "maintenance", "maintenance"
+		}
 	case buddy.StateSuspect:
 		row.State, row.Class = "SUSPECT", "suspect"
 	case buddy.StateLeft:

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -277,5 +279,86 @@ func TestDrainAndUndrainLeaveNoGap(t *testing.T) {
 	checkNoGap(t, "drain, restart, undrain", a, from, time.Now().Add(-1500*time.Millisecond), ids...)
 	if _, ok := psim.find(func() []webhook.Notice { return psim.got }, "server.maintenance_ended", "rec-a"); !ok {
 		t.Errorf("no server.maintenance_ended notice after the undrain")
+	}
+}
+
+// events lists the types of srv's last events about server.
+func eventTypes(srv *site.Server, limit int) []string {
+	var ev struct {
+		Events []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"events"`
+	}
+	srv.GetJSON(context.Background(), fmt.Sprintf("/api/v1/events?limit=%d", limit), &ev)
+	var out []string
+	for _, e := range ev.Events {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+// TestSIGTERMDrainsThenLeaves: SIGTERM hands the cameras to the buddy
+// first (make-before-break), then the server leaves the cluster: the buddy
+// sees it "left", logs server.stopped and raises no server.down, and the
+// PSIM hears no server.down. When it is started again its cameras come
+// back. At every poll some server records each camera, and the export
+// across the stop and the return has no gap. A second SIGTERM cuts the
+// drain short.
+func TestSIGTERMDrainsThenLeaves(t *testing.T) {
+	c := startCameras(t, 2, nil)
+	s, psim := startPSIMSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s", DrainTimeout: "60s"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	ids := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	time.Sleep(4 * time.Second)
+	from := time.Now()
+	cov := watchCoverage(s.Servers, ids...)
+	a.Stop(70 * time.Second) // SIGTERM, and wait for the exit
+	if msg := recordsExactly(b, ids...)(); msg != "" {
+		t.Errorf("when rec-a has stopped: %s", msg)
+	}
+	eventually(t, 10*time.Second, sees(b, "rec-a", "left"))
+	eventually(t, 10*time.Second, func() string {
+		if types := eventTypes(b, 20); !slices.Contains(types, "server.stopped") {
+			return fmt.Sprintf("rec-b logged no server.stopped: %v", types)
+		}
+		return ""
+	})
+	if types := eventTypes(b, 20); slices.Contains(types, "server.down") {
+		t.Errorf("rec-b raised server.down for a clean stop: %v", types)
+	}
+	logText, _ := os.ReadFile(a.Log)
+	if !strings.Contains(string(logText), "stopping: cameras handed over") {
+		t.Errorf("rec-a's log does not say the cameras were handed over before the stop")
+	}
+
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, all(recordsExactly(a, ids...), recordsExactly(b)))
+	cov.Stop(t, "SIGTERM and restart")
+	time.Sleep(3 * time.Second)
+	checkNoGap(t, "SIGTERM and restart", a, from, time.Now().Add(-1500*time.Millisecond), ids...)
+	if n, ok := psim.find(func() []webhook.Notice { return psim.got }, "server.down", "rec-a"); ok {
+		t.Errorf("the PSIM heard server.down for a clean stop: %+v", n)
+	}
+
+	// A second SIGTERM stops at once, although drain_timeout is 60 s and
+	// the buddy has not recorded anything yet.
+	time.Sleep(4 * time.Second)
+	a.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	a.Stop(20 * time.Second)
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("rec-a took %v to stop after the second SIGTERM", took)
+	}
+	logText, _ = os.ReadFile(a.Log)
+	if !strings.Contains(string(logText), "second signal: stopping at once") {
+		t.Errorf("rec-a's log does not show the second SIGTERM cutting the drain short")
 	}
 }

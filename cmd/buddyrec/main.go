@@ -30,9 +30,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
@@ -152,18 +150,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", cfg.Name)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Under systemd (Type=notify) the service is "started" once recording
+	// has; outside it the notifier does nothing.
+	notify := sdnotify.FromEnv()
+	// SIGTERM and SIGINT drain first, then stop (stop.go).
+	stops := newStopper(log, notify, cfg.Cluster.DrainTimeout)
+	defer stops.close()
+	ctx := stops.ctx
 	if *pprofAddr != "" {
 		if err := servePprof(ctx, *pprofAddr); err != nil {
 			log.Error("cannot serve profiles", "err", err)
 			return 1
 		}
 	}
-	// Under systemd (Type=notify) the service is "started" once recording
-	// has; outside it the notifier does nothing.
-	notify := sdnotify.FromEnv()
-	n, err := node.New(node.Options{Config: cfg, Logger: log, OnReady: func(status string) {
+	n, err := node.New(node.Options{Config: cfg, Logger: log, Restart: stops.Restart, OnReady: func(status string) {
 		log.Info("ready", "status", status)
 		if err := notify.Ready(status); err != nil {
 			log.Warn("cannot notify the service manager", "err", err)
@@ -173,12 +173,19 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	context.AfterFunc(ctx, func() { notify.Stopping() })
+	go stops.run(n)
 	if every := sdnotify.WatchdogInterval(); every > 0 && notify.Enabled() {
 		go watchdog(ctx, notify, every/2, n)
 	}
 	if err := n.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
+		return 1
+	}
+	if stops.again.Load() {
+		stops.close()
+		log.Info("restarting")
+		err := reExec()
+		log.Error("cannot restart; exiting for the service manager to start it again", "err", err)
 		return 1
 	}
 	return 0
