@@ -25,6 +25,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
+	mux.HandleFunc("POST /api/v1/reload", n.serveReload)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,
@@ -101,7 +102,7 @@ func (n *Node) Cameras() api.Cameras {
 		cams = append(cams, ci)
 	}
 	aspects := []api.AspectInfo{}
-	for _, a := range n.cfg.Aspects {
+	for _, a := range n.config().Aspects {
 		aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
 	}
 	for _, home := range sortedKeys(records) {

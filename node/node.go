@@ -82,6 +82,14 @@ type Node struct {
 	fds  *connlimit.Budget
 	lock *dataDirLock
 
+	// running is the config in force, reloads hand a new one to the
+	// control loop, reloadMu runs reloads one at a time (reload.go). cfg
+	// above is the config the server started with: a reload never changes
+	// the keys that need a restart, so they may be read there.
+	running  atomic.Pointer[runningConfig]
+	reloads  chan reloadRequest
+	reloadMu sync.Mutex
+
 	onReady        func(status string)
 	reconcileEvery time.Duration
 	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
@@ -120,6 +128,7 @@ func New(o Options) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady}
+	n.initReload(c)
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}
@@ -323,7 +332,8 @@ func (n *Node) Run(ctx context.Context) error {
 	go n.outbox.Run(ctx)
 
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
-	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name)})
+	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name),
+		Resolves: []string{conditionReloadFailed}}) // it started from a config without problems
 
 	if n.onReady != nil {
 		go n.awaitReady(ctx, n.onReady)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -93,4 +94,39 @@ func (a *serverAPI) getJSON(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("GET %s: %w", a.base+path, err)
 	}
 	return nil
+}
+
+// post POSTs body as JSON (nil: an empty body) to path and returns the
+// answer's status and body, whatever the status: callers that define
+// error answers (a refused reload's problems) read them. err is only for
+// a request that got no answer.
+func (a *serverAPI) post(ctx context.Context, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.auth != "" {
+		req.Header.Set("Authorization", a.auth)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("is the server running? %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("POST %s: %w", a.base+path, err)
+	}
+	return resp.StatusCode, b, nil
 }

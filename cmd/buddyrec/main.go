@@ -7,6 +7,7 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
+//	buddyrec reload -config FILE   re-read the config in the running server (as SIGHUP)
 //	buddyrec demo [-chaos]         a whole local site on loopback
 //	buddyrec bench record|failover|planner|live ...  benchmark figures
 //	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
@@ -57,6 +58,7 @@ commands:
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
   forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
+  reload -config FILE        make the running server re-read its config (as SIGHUP does)
   export -config FILE -camera ID -from T [-to T] -o FILE.mp4
                              export footage of the site (file + JSON manifest, digest checked)
   demo [-chaos]              run a whole local site: simulated cameras and three servers
@@ -86,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdWebhook(args[1:], stdout, stderr)
 	case "forget":
 		return cmdForget(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
 	case "export":
@@ -146,6 +150,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", cfg.Name)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup, stopHUP := notifyReloads()
+	defer stopHUP()
 	if *pprofAddr != "" {
 		if err := servePprof(ctx, *pprofAddr); err != nil {
 			log.Error("cannot serve profiles", "err", err)
@@ -169,6 +175,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if every := sdnotify.WatchdogInterval(); every > 0 && notify.Enabled() {
 		go watchdog(ctx, notify, every/2, n)
 	}
+	go serveReloads(ctx, hup, n, notify, log)
 	if err := n.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return 1
