@@ -62,17 +62,17 @@ type secretCamera struct {
 
 func publicRecord(c *config.Config, started time.Time) recordBody {
 	r := recordBody{
-		Name:       c.Name,
-		HTTP:       c.Listen.HTTP,
-		RTSP:       c.Listen.RTSP,
-		Gossip:     c.Listen.Gossip,
-		Capacity:   api.Capacity{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
-		Buddies:    c.Failover.Buddies,
-		Mode:       c.Failover.Cameras,
-		Failback:   c.Cluster.Failback,
-		Cameras:    []publicCamera{},
-		StartedAt:  started.UTC(),
-		Timing:     c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
+		Name:      c.Name,
+		HTTP:      c.Listen.HTTP,
+		RTSP:      c.Listen.RTSP,
+		Gossip:    c.Listen.Gossip,
+		Capacity:  api.Capacity{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
+		Buddies:   c.Failover.Buddies,
+		Mode:      c.Failover.Cameras,
+		Failback:  c.Cluster.Failback,
+		Cameras:   []publicCamera{},
+		StartedAt: started.UTC(),
+		Timing:    c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
 	}
 	for _, cam := range c.Cameras {
 		r.Cameras = append(r.Cameras, publicCamera{Name: cam.Name, Critical: cam.Critical, BitrateMbps: cam.BitrateMbps})
