@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,13 +21,24 @@ type Store struct {
 	log  *slog.Logger
 	db   *bolt.DB
 
-	// createFile opens new segment files; tests replace it to inject
-	// write failures.
-	createFile func(path string) (segmentFile, error)
+	fsys FS
+	sync *syncer
+
+	// spaceKick asks the syncer goroutine to free space at once (a write
+	// met a full disk); cutGen, when it changes, asks every Writer to
+	// close its segment at the next keyframe so that retention can delete
+	// it.
+	spaceKick   chan struct{}
+	cutGen      atomic.Uint64
+	retentionMu sync.Mutex // one retention pass at a time
+
+	stopSync chan struct{}
+	syncDone chan struct{}
 
 	mu      sync.Mutex
 	health  map[string]Alarm
-	diskLow bool // retention could not reach the free-space floor
+	diskLow bool      // retention could not reach the free-space floor
+	lastCut time.Time // when Writers were last asked to cut for retention
 }
 
 // Open opens (or creates) the store in opts.Dir and runs crash recovery,
@@ -48,30 +60,58 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open storage %s: %w", path, err)
 	}
-	// Batch merges the part updates of many cameras into one commit (two
-	// fsyncs); a short delay keeps a lone writer's wait small.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{
-		opts:       opts,
-		log:        opts.Logger,
-		db:         db,
-		createFile: createSegmentFile,
-		health:     make(map[string]Alarm),
+		opts:      opts,
+		log:       opts.Logger,
+		db:        db,
+		fsys:      opts.FS,
+		health:    make(map[string]Alarm),
+		spaceKick: make(chan struct{}, 1),
+		stopSync:  make(chan struct{}),
+		syncDone:  make(chan struct{}),
 	}
+	s.sync = &syncer{fsys: opts.FS, commit: s.commitUpdates, remove: s.removeFile, alarm: s.alarm, log: s.log}
 	if err := s.recover(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open storage %s: recovery: %w", opts.Dir, err)
 	}
+	go s.runSyncer(opts.SyncInterval, s.stopSync, s.syncDone)
 	return s, nil
 }
 
-// Close closes the index. Writers must be closed first; a Writer still
-// open leaves its segment open, which the next Open recovers.
+// Close makes what the Writers wrote durable, indexes it and closes the
+// index. Writers must be closed first; a Writer still open leaves its
+// segment open, which the next Open recovers.
 func (s *Store) Close() error {
+	select {
+	case <-s.stopSync:
+	default:
+		close(s.stopSync)
+	}
+	<-s.syncDone
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close storage index: %w", err)
 	}
 	return nil
+}
+
+// commitUpdates applies one round of index changes in one transaction.
+func (s *Store) commitUpdates(us []indexUpdate) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for i := range us {
+			u := &us[i]
+			if u.delete {
+				if err := deleteEntry(tx, u.camera, u.e.Start); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := putEntry(tx, u.camera, &u.e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Dir is the data directory.
@@ -233,7 +273,14 @@ func (s *Store) deleteSegment(camera string, e *entry) error {
 	marked.Deleting = true
 	marked.Open = false
 	if err := s.db.Update(func(tx *bolt.Tx) error { return putEntry(tx, camera, &marked) }); err != nil {
-		return fmt.Errorf("mark %s deleting: %w", e.File, err)
+		if !isDiskFull(err) {
+			return fmt.Errorf("mark %s deleting: %w", e.File, err)
+		}
+		// A full disk may refuse the index the page it needs to mark the
+		// entry; the space must be freed anyway. Until the entry is
+		// deleted it names a missing file, which readers skip and
+		// recovery drops.
+		s.log.Warn("index full, deleting segment before marking it", "file", e.File)
 	}
 	if err := s.removeFile(e.File); err != nil {
 		return err
