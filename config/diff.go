@@ -256,3 +256,7 @@ func shown(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// KeyLine is the line where key (e.g. "http.users_file") is set in config
+// source src, or of its closest enclosing table; 0 when neither is.
+func KeyLine(src []byte, key string) int { return indexLines(string(src)).lookup(key) }

@@ -174,12 +174,8 @@ func New(o Options) (*Node, error) {
 		n.events.Close()
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
-	targets := make([]webhook.Target, 0, len(c.PSIM))
-	for i, p := range c.PSIM {
-		targets = append(targets, webhook.Target{Name: fmt.Sprintf("psim%d", i+1), URL: p.URL, Secret: p.Secret, Events: p.Events})
-	}
 	n.outbox, err = webhook.Open(filepath.Join(c.DataDir, "outbox.db"), webhook.Options{
-		Targets: targets,
+		Targets: psimTargets(c),
 		Client:  webhook.Client(roots),
 		Logger:  log.With("part", "webhook"),
 		OnAlarm: func(kind events.Type, target, text string) {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/web"
+	"github.com/buddyrec/buddyrec/webhook"
 )
 
 // Reload re-reads the config file a server runs from and applies what
@@ -87,6 +89,16 @@ func (n *Node) initReload(c *config.Config) {
 	n.reloads = make(chan reloadRequest)
 }
 
+// psimTargets are the webhook targets of c's [[psim]] tables, named by
+// position ("psim1", ...): a target's queue is kept under its name.
+func psimTargets(c *config.Config) []webhook.Target {
+	targets := make([]webhook.Target, 0, len(c.PSIM))
+	for i, p := range c.PSIM {
+		targets = append(targets, webhook.Target{Name: fmt.Sprintf("psim%d", i+1), URL: p.URL, Secret: p.Secret, Events: p.Events})
+	}
+	return targets
+}
+
 // configHash fingerprints a config file's bytes so that technicians see
 // when two servers run different revisions of a site's configuration.
 func configHash(src []byte) string {
@@ -117,7 +129,14 @@ func (n *Node) Reload(ctx context.Context) (ReloadResult, error) {
 		return n.refuse(cur, ps)
 	}
 	d := config.Compare(cur.cfg, next)
-	if ps := d.NeedsRestart(); len(ps) > 0 {
+	ps := d.NeedsRestart()
+	// What only the running server checks: the users file it will read.
+	if f := next.HTTP.UsersFile; f != "" {
+		if _, err := web.ReadUsersFile(f); err != nil {
+			ps = append(ps, config.Problem{File: path, Line: config.KeyLine(src, "http.users_file"), Key: "http.users_file", Msg: err.Error()})
+		}
+	}
+	if len(ps) > 0 {
 		return n.refuse(cur, ps)
 	}
 	rc := &runningConfig{cfg: next, hash: configHash(src)}
@@ -128,6 +147,14 @@ func (n *Node) Reload(ctx context.Context) (ReloadResult, error) {
 		if err := n.cluster.SetSecrets(mustJSON(secretRecord(next))); err != nil {
 			n.log.Warn("publish inventory secrets", "err", err)
 		}
+	}
+	if f := next.HTTP.UsersFile; f != "" {
+		if err := n.auth.SetUsersFile(f); err != nil {
+			n.log.Warn("apply the users file", "err", err)
+		}
+	}
+	if err := n.outbox.SetTargets(psimTargets(next)); err != nil {
+		n.log.Warn("apply the new PSIM targets", "err", err)
 	}
 	if err := n.handToLoop(ctx, rc); err != nil {
 		return ReloadResult{}, err
