@@ -264,7 +264,7 @@ func (n *Node) Run(ctx context.Context) error {
 			Insecure:      c.Cluster.Insecure,
 			Keepalive:     c.Cluster.Keepalive,
 			FailoverAfter: c.Cluster.FailoverAfter,
-			Buddies:       c.Failover.Buddies,
+			Buddies:       n.config().Failover.Buddies, // a reload before Run may have changed them
 			StateDir:      c.DataDir,
 			Logger:        n.log.With("part", "buddy"),
 			OnKeyMismatch: n.keyMismatch,
@@ -278,7 +278,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.closeStores()
 			return fmt.Errorf("start cluster: %w", err)
 		}
-		if err := n.cluster.SetSecrets(mustJSON(secretRecord(c))); err != nil {
+		if err := n.cluster.SetSecrets(mustJSON(secretRecord(n.config()))); err != nil {
 			n.log.Warn("publish inventory secrets", "err", err)
 		}
 	}

@@ -109,7 +109,8 @@ func configHash(src []byte) string {
 // Reload re-reads the config file and applies it, or refuses it whole;
 // see the invariants above. Reloads run one at a time. It returns
 // ErrReloadRefused (with the problems in the result) for a refused config,
-// and ctx's error if ctx ends first (the reload may still complete).
+// and ctx's error if ctx ends before the control loop took the config
+// (then nothing changed).
 func (n *Node) Reload(ctx context.Context) (ReloadResult, error) {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
@@ -140,22 +141,6 @@ func (n *Node) Reload(ctx context.Context) (ReloadResult, error) {
 		return n.refuse(cur, ps)
 	}
 	rc := &runningConfig{cfg: next, hash: configHash(src)}
-	// The secrets first: a buddy must hold an added camera's credentials
-	// by the time the record naming it arrives.
-	if n.cluster != nil {
-		n.cluster.SetBuddies(next.Failover.Buddies)
-		if err := n.cluster.SetSecrets(mustJSON(secretRecord(next))); err != nil {
-			n.log.Warn("publish inventory secrets", "err", err)
-		}
-	}
-	if f := next.HTTP.UsersFile; f != "" {
-		if err := n.auth.SetUsersFile(f); err != nil {
-			n.log.Warn("apply the users file", "err", err)
-		}
-	}
-	if err := n.outbox.SetTargets(psimTargets(next)); err != nil {
-		n.log.Warn("apply the new PSIM targets", "err", err)
-	}
 	if err := n.handToLoop(ctx, rc); err != nil {
 		return ReloadResult{}, err
 	}
@@ -178,11 +163,19 @@ func (n *Node) Reload(ctx context.Context) (ReloadResult, error) {
 func (n *Node) handToLoop(ctx context.Context, rc *runningConfig) error {
 	n.runMu.Lock()
 	done := n.runDone
-	n.runMu.Unlock()
+	if n.closed && done == nil {
+		n.runMu.Unlock()
+		return ErrClosed
+	}
 	if done == nil {
-		n.running.Store(rc) // not running yet: Run starts with it
+		// Run has not started (and waits for runMu): it starts the
+		// cluster from the config in force.
+		n.running.Store(rc)
+		n.applyServices(rc.cfg)
+		n.runMu.Unlock()
 		return nil
 	}
+	n.runMu.Unlock()
 	req := reloadRequest{rc: rc, done: make(chan struct{})}
 	select {
 	case n.reloads <- req:
@@ -191,22 +184,45 @@ func (n *Node) handToLoop(ctx context.Context, rc *runningConfig) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// Handed over, it will be applied: wait for that round (one round,
+	// with pipelines stopping) whatever ctx says, so the outcome is logged.
 	select {
 	case <-req.done:
-		return nil
-	case <-done:
-		return nil // the loop swapped it, then the server stopped
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-done: // the loop swapped it, then the server stopped
 	}
+	return nil
 }
 
-// applyReload is the control loop's half of a reload: swap the config
-// and run a round with it at once.
+// applyReload is the control loop's half of a reload (on its goroutine,
+// after Run started the cluster): apply what the loop does not decide,
+// swap the config and run a round with it at once.
 func (n *Node) applyReload(req reloadRequest, reconcile func()) {
+	next := req.rc.cfg
+	n.applyServices(next)
+	// The secrets before the record: a buddy must hold an added camera's
+	// credentials by the time the record naming it arrives.
+	if n.cluster != nil {
+		n.cluster.SetBuddies(next.Failover.Buddies)
+		if err := n.cluster.SetSecrets(mustJSON(secretRecord(next))); err != nil {
+			n.log.Warn("publish inventory secrets", "err", err)
+		}
+	}
 	n.running.Store(req.rc)
 	reconcile()
 	close(req.done)
+}
+
+// applyServices gives the users file and the PSIM targets of c to the
+// services that read them.
+func (n *Node) applyServices(c *config.Config) {
+	if c.HTTP.UsersFile != "" {
+		if err := n.auth.SetUsersFile(c.HTTP.UsersFile); err != nil {
+			n.log.Warn("apply the users file", "err", err)
+		}
+	}
+	if err := n.outbox.SetTargets(psimTargets(c)); err != nil {
+		n.log.Warn("apply the PSIM targets", "err", err)
+	}
 }
 
 // refuse reports a refused config: every problem to the log, one alarm
