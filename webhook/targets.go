@@ -53,15 +53,18 @@ func (ob *Outbox) startLocked(t *target) {
 // disk until a target of that name returns. Invalid targets are reported
 // through OnAlarm, as at Open.
 func (ob *Outbox) SetTargets(ts []Target) error {
+	ob.setMu.Lock()
+	defer ob.setMu.Unlock()
 	targets, valid, invalid := buildTargets(ts)
 	ob.mu.Lock()
-	defer ob.mu.Unlock()
-	if ob.closed {
-		return ErrClosed
-	}
 	old := map[string]*target{}
 	for _, t := range ob.valid {
 		old[t.t.Name] = t
+	}
+	closed := ob.closed
+	ob.mu.Unlock()
+	if closed {
+		return ErrClosed
 	}
 	var started []*target
 	for i, t := range valid {
@@ -73,7 +76,10 @@ func (ob *Outbox) SetTargets(ts []Target) error {
 		}
 		started = append(started, t)
 	}
+	// A target is in valid only once its bucket exists (Enqueue writes to
+	// it). Outside ob.mu: the file's reopen hook takes ob.mu.
 	if len(started) > 0 {
+		ob.reopen()
 		err := ob.db.Update(func(tx *bolt.Tx) error {
 			for _, t := range started {
 				if _, err := tx.CreateBucketIfNotExists(t.bucket); err != nil {
@@ -85,6 +91,11 @@ func (ob *Outbox) SetTargets(ts []Target) error {
 		if err != nil {
 			return fmt.Errorf("set webhook targets: %w", err)
 		}
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.closed {
+		return ErrClosed
 	}
 	for _, t := range old {
 		if t.stop != nil {
