@@ -98,9 +98,6 @@ const DefaultRetention = 10 * 24 * time.Hour
 // (never existed, malformed, or already pruned).
 var ErrNotFound = errors.New("event not found")
 
-// ErrClosed is returned by operations on a closed Log.
-var ErrClosed = errors.New("event log closed")
-
 var (
 	bucketEvents = []byte("events")
 	// bucketOpen maps an alarm condition to the keys of its unresolved
@@ -177,8 +174,9 @@ type Log struct {
 	// pending holds events accepted while the file could not take them,
 	// in key order; they are written as soon as it can.
 	pending []Event
-	memSeq  uint32 // sequence of in-memory keys (above any on-disk one)
-	failing bool   // one log line per failure streak
+	memSeq  uint32        // sequence of in-memory keys (above any on-disk one)
+	failing bool          // one log line per failure streak
+	done    chan struct{} // closed by Close: ends Run
 }
 
 type subscriber struct {
@@ -216,6 +214,7 @@ func Open(path string, o Options) (*Log, error) {
 		log:       o.Logger,
 		now:       o.Now,
 		subs:      make(map[*subscriber]struct{}),
+		done:      make(chan struct{}),
 	}
 	l.ensureReserve()
 	return l, nil
@@ -407,7 +406,8 @@ func isDiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// Close closes the file and ends every subscription.
+// Close ends Run and every subscription and closes the file. It is
+// idempotent.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -415,6 +415,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	close(l.done)
 	for s := range l.subs {
 		close(s.ch)
 		delete(l.subs, s)
@@ -850,14 +851,20 @@ func (l *Log) Prune(now time.Time) (int, error) {
 	return n, nil
 }
 
-// Run prunes at once and then every PruneInterval until ctx ends. A failed
-// prune is logged and retried at the next tick; it never stops the log.
+// Run prunes at once and then every PruneInterval until ctx ends (it
+// returns ctx.Err()) or the Log is closed (it returns nil). A failed prune is
+// logged and retried at the next tick; it never stops the log.
 func (l *Log) Run(ctx context.Context) error {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
 	m := time.NewTicker(time.Second)
 	defer m.Stop()
 	for {
+		select {
+		case <-l.done:
+			return nil
+		default:
+		}
 		n, err := l.Prune(l.now())
 		if err != nil {
 			l.log.Error("prune events", "err", err)
@@ -869,6 +876,8 @@ func (l *Log) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-l.done:
+				return nil
 			case <-m.C:
 				l.Maintain()
 			case <-t.C:

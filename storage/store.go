@@ -41,6 +41,9 @@ type Store struct {
 	health  map[string]Alarm
 	diskLow bool      // retention could not reach the free-space floor
 	lastCut time.Time // when Writers were last asked to cut for retention
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close: ends Run
 }
 
 // Open opens (or creates) the store in opts.Dir and runs crash recovery,
@@ -71,6 +74,7 @@ func Open(opts Options) (*Store, error) {
 		spaceKick: make(chan struct{}, 1),
 		stopSync:  make(chan struct{}),
 		syncDone:  make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	s.sync = &syncer{fsys: opts.FS, commit: s.commitUpdates, remove: s.removeFile, alarm: s.alarm, log: s.log}
 	if err := s.recover(); err != nil {
@@ -81,10 +85,11 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close makes what the Writers wrote durable, indexes it and closes the
-// index. Writers must be closed first; a Writer still open leaves its
-// segment open, which the next Open recovers.
+// Close ends Run, makes what the Writers wrote durable, indexes it and
+// closes the index; it is idempotent. Writers must be closed first; a
+// Writer still open leaves its segment open, which the next Open recovers.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
 	select {
 	case <-s.stopSync:
 	default:
