@@ -23,6 +23,23 @@ import (
 // mode, capacity, failback), the PSIM targets and the users file apply
 // at once.
 
+// needsRestart classifies every key the loader knows (see keys): true
+// for a key that applies only when the server starts. Camera, PSIM and
+// aspect keys all reload. users_file reloads, except that adding or
+// removing it needs a restart.
+var needsRestart = map[string]bool{
+	"name": true, "data_dir": true,
+	"listen.gossip": true, "listen.http": true, "listen.rtsp": true,
+	"cluster.join": true, "cluster.key_file": true, "cluster.insecure": true, "cluster.keepalive": true,
+	"cluster.failover_after": true, "cluster.forget_after": true,
+	"cluster.failback": false, "cluster.failback_after": false,
+	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": true,
+	"failover.buddies": false, "failover.cameras": false,
+	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true,
+	"events.retention": true,
+	"http.users_file":  false, "http.token_file": true, "http.cert_file": true, "http.key_file": true, "http.ca_file": true,
+}
+
 // Change is one difference between two configurations of one server.
 type Change struct {
 	// Key is the TOML key, e.g. "listen.http" or "camera.lobby.url".
@@ -105,57 +122,57 @@ func Compare(old, new *Config) Diff {
 	}
 	// Values shown in messages are never secret: names, addresses,
 	// durations, paths.
-	value := func(key string, restart bool, a, b any) {
+	value := func(key string, a, b any) {
 		if fmt.Sprint(a) != fmt.Sprint(b) {
-			add(key, restart, fmt.Sprintf("changed from %s to %s", shown(a), shown(b)))
+			add(key, needsRestart[key], fmt.Sprintf("changed from %s to %s", shown(a), shown(b)))
 		}
 	}
 
-	value("name", true, old.Name, new.Name)
-	value("data_dir", true, old.DataDir, new.DataDir)
-	value("listen.gossip", true, old.Listen.Gossip, new.Listen.Gossip)
-	value("listen.http", true, old.Listen.HTTP, new.Listen.HTTP)
-	value("listen.rtsp", true, old.Listen.RTSP, new.Listen.RTSP)
+	value("name", old.Name, new.Name)
+	value("data_dir", old.DataDir, new.DataDir)
+	value("listen.gossip", old.Listen.Gossip, new.Listen.Gossip)
+	value("listen.http", old.Listen.HTTP, new.Listen.HTTP)
+	value("listen.rtsp", old.Listen.RTSP, new.Listen.RTSP)
 
-	value("cluster.join", true, old.Cluster.Join, new.Cluster.Join)
-	value("cluster.key_file", true, old.Cluster.KeyFile, new.Cluster.KeyFile)
+	value("cluster.join", old.Cluster.Join, new.Cluster.Join)
+	value("cluster.key_file", old.Cluster.KeyFile, new.Cluster.KeyFile)
 	if old.Cluster.KeyFile == new.Cluster.KeyFile && !bytes.Equal(old.GossipKey, new.GossipKey) {
-		add("cluster.key_file", true, "the gossip key in "+new.Cluster.KeyFile+" changed")
+		add("cluster.key_file", needsRestart["cluster.key_file"], "the gossip key in "+new.Cluster.KeyFile+" changed")
 	}
-	value("cluster.insecure", true, old.Cluster.Insecure, new.Cluster.Insecure)
-	value("cluster.keepalive", true, old.Cluster.Keepalive, new.Cluster.Keepalive)
-	value("cluster.failover_after", true, old.Cluster.FailoverAfter, new.Cluster.FailoverAfter)
-	value("cluster.forget_after", true, old.Cluster.ForgetAfter, new.Cluster.ForgetAfter)
-	value("cluster.failback", false, old.Cluster.Failback, new.Cluster.Failback)
-	value("cluster.failback_after", false, old.Cluster.FailbackAfter, new.Cluster.FailbackAfter)
+	value("cluster.insecure", old.Cluster.Insecure, new.Cluster.Insecure)
+	value("cluster.keepalive", old.Cluster.Keepalive, new.Cluster.Keepalive)
+	value("cluster.failover_after", old.Cluster.FailoverAfter, new.Cluster.FailoverAfter)
+	value("cluster.forget_after", old.Cluster.ForgetAfter, new.Cluster.ForgetAfter)
+	value("cluster.failback", old.Cluster.Failback, new.Cluster.Failback)
+	value("cluster.failback_after", old.Cluster.FailbackAfter, new.Cluster.FailbackAfter)
 
-	value("capacity.cameras", false, old.Capacity.Cameras, new.Capacity.Cameras)
-	value("capacity.bitrate_mbps", false, old.Capacity.BitrateMbps, new.Capacity.BitrateMbps)
-	value("capacity.viewers", true, old.Capacity.Viewers, new.Capacity.Viewers)
+	value("capacity.cameras", old.Capacity.Cameras, new.Capacity.Cameras)
+	value("capacity.bitrate_mbps", old.Capacity.BitrateMbps, new.Capacity.BitrateMbps)
+	value("capacity.viewers", old.Capacity.Viewers, new.Capacity.Viewers)
 
-	value("failover.buddies", false, old.Failover.Buddies, new.Failover.Buddies)
-	value("failover.cameras", false, old.Failover.Cameras, new.Failover.Cameras)
+	value("failover.buddies", old.Failover.Buddies, new.Failover.Buddies)
+	value("failover.cameras", old.Failover.Cameras, new.Failover.Cameras)
 
-	value("storage.segment", true, old.Storage.Segment, new.Storage.Segment)
-	value("storage.part", true, old.Storage.Part, new.Storage.Part)
-	value("storage.retention", true, old.Storage.Retention, new.Storage.Retention)
+	value("storage.segment", old.Storage.Segment, new.Storage.Segment)
+	value("storage.part", old.Storage.Part, new.Storage.Part)
+	value("storage.retention", old.Storage.Retention, new.Storage.Retention)
 	if old.Storage.MinFreeFraction != new.Storage.MinFreeFraction || old.Storage.MinFreeBytes != new.Storage.MinFreeBytes {
-		add("storage.min_free", true, "changed")
+		add("storage.min_free", needsRestart["storage.min_free"], "changed")
 	}
-	value("events.retention", true, old.Events.Retention, new.Events.Retention)
+	value("events.retention", old.Events.Retention, new.Events.Retention)
 
 	// users_file's content reloads; whether there is one at all decides
 	// whether the page asks for a login, which the listener was checked
 	// against at start.
 	if (old.HTTP.UsersFile == "") != (new.HTTP.UsersFile == "") {
-		value("http.users_file", true, old.HTTP.UsersFile, new.HTTP.UsersFile)
+		add("http.users_file", true, fmt.Sprintf("changed from %s to %s", shown(old.HTTP.UsersFile), shown(new.HTTP.UsersFile)))
 	} else {
-		value("http.users_file", false, old.HTTP.UsersFile, new.HTTP.UsersFile)
+		value("http.users_file", old.HTTP.UsersFile, new.HTTP.UsersFile)
 	}
-	value("http.token_file", true, old.HTTP.TokenFile, new.HTTP.TokenFile)
-	value("http.cert_file", true, old.HTTP.CertFile, new.HTTP.CertFile)
-	value("http.key_file", true, old.HTTP.KeyFile, new.HTTP.KeyFile)
-	value("http.ca_file", true, old.HTTP.CAFile, new.HTTP.CAFile)
+	value("http.token_file", old.HTTP.TokenFile, new.HTTP.TokenFile)
+	value("http.cert_file", old.HTTP.CertFile, new.HTTP.CertFile)
+	value("http.key_file", old.HTTP.KeyFile, new.HTTP.KeyFile)
+	value("http.ca_file", old.HTTP.CAFile, new.HTTP.CAFile)
 
 	d.compareCameras(old.Cameras, new.Cameras, src)
 	if !slices.EqualFunc(old.PSIM, new.PSIM, samePSIM) {

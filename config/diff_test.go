@@ -198,3 +198,33 @@ func TestCompare(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryKeyClassifiedForReload: every key the loader knows is either
+// applied by a reload or named as needing a restart, so a key added later
+// cannot be silently ignored by a reload.
+func TestEveryKeyClassifiedForReload(t *testing.T) {
+	want := map[string]bool{}
+	for table, names := range keys {
+		switch table {
+		case "camera", "psim", "aspect": // compared as whole tables: they all reload
+			continue
+		}
+		for _, k := range names {
+			if _, isTable := keys[k]; table == "" && isTable {
+				continue
+			}
+			if table != "" {
+				k = table + "." + k
+			}
+			want[k] = true
+			if _, ok := needsRestart[k]; !ok {
+				t.Errorf("key %s is not classified in needsRestart", k)
+			}
+		}
+	}
+	for k := range needsRestart {
+		if !want[k] {
+			t.Errorf("needsRestart names %s, which the loader does not know", k)
+		}
+	}
+}
