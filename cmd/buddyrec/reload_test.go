@@ -205,14 +205,17 @@ func inventoryOf(t *testing.T, srv *site.Server, name string) api.ServerInfo {
 // that changes a key needing a restart, are refused whole: the server
 // keeps recording what it recorded, the log and a config.reload_failed
 // alarm name the problem with file:line and never the camera password,
-// and systemd hears RELOADING=1 then READY=1. `buddyrec reload` with a
-// fixed config applies it and resolves the alarm.
+// and systemd hears RELOADING=1 then READY=1. `buddyrec reload` (which
+// authenticates with the config's gossip key) with a fixed config applies
+// it and resolves the alarm.
 func TestReloadRefusedKeepsRunning(t *testing.T) {
 	conn := notifySocket(t)
 	c := startCameras(t, 2, nil)
 	const password = "hunter2-reload"
 	withPassword := strings.Replace(c.URL(1), "rtsp://", "rtsp://admin:"+password+"@", 1)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+	// With users, so that `buddyrec reload` must authenticate (with the
+	// peer token of the config's gossip key).
+	s := startSite(t, site.Spec{User: "tech", Password: "tech-password-1", Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: []site.Camera{{Name: "cam1", URL: withPassword}}},
 	}})
 	a := s.Server("rec-a")
