@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/web"
@@ -57,21 +58,8 @@ type reloadRequest struct {
 // alarm: one at a time is open, the latest refused reload's.
 const conditionReloadFailed = string(events.TypeConfigReloadFailed)
 
-// ReloadResult is what a reload did; POST /api/v1/reload answers it.
-type ReloadResult struct {
-	// Applied is false when the new config was refused; Problems says why.
-	Applied  bool     `json:"applied"`
-	Problems []string `json:"problems,omitempty"`
-	// Summary names what changed ("" when nothing did).
-	Summary    string   `json:"summary,omitempty"`
-	Added      []string `json:"cameras_added,omitempty"`
-	Removed    []string `json:"cameras_removed,omitempty"`
-	Restarted  []string `json:"cameras_restarted,omitempty"`
-	ConfigHash string   `json:"config_hash"`
-}
-
 // ErrReloadRefused is returned by Reload for a config that was refused;
-// the ReloadResult lists the problems.
+// the result lists the problems.
 var ErrReloadRefused = errors.New("config reload refused")
 
 // config is the configuration in force. The control loop changes it only
@@ -111,7 +99,7 @@ func configHash(src []byte) string {
 // ErrReloadRefused (with the problems in the result) for a refused config,
 // and ctx's error if ctx ends before the control loop took the config
 // (then nothing changed).
-func (n *Node) Reload(ctx context.Context) (ReloadResult, error) {
+func (n *Node) Reload(ctx context.Context) (api.Reload, error) {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
 	cur := n.running.Load()
@@ -142,9 +130,9 @@ func (n *Node) Reload(ctx context.Context) (ReloadResult, error) {
 	}
 	rc := &runningConfig{cfg: next, hash: configHash(src)}
 	if err := n.handToLoop(ctx, rc); err != nil {
-		return ReloadResult{}, err
+		return api.Reload{}, err
 	}
-	res := ReloadResult{Applied: true, Summary: d.Summary(), Added: d.Added, Removed: d.Removed, Restarted: d.Restarted, ConfigHash: rc.hash}
+	res := api.Reload{Applied: true, Summary: d.Summary(), Added: d.Added, Removed: d.Removed, Restarted: d.Restarted, ConfigHash: rc.hash}
 	text := "config reloaded from " + path + ": "
 	if res.Summary == "" {
 		text += "nothing changed"
@@ -228,8 +216,8 @@ func (n *Node) applyServices(c *config.Config) {
 // refuse reports a refused config: every problem to the log, one alarm
 // naming them all (superseding the previous refusal's), and the running
 // config untouched.
-func (n *Node) refuse(cur *runningConfig, ps config.Problems) (ReloadResult, error) {
-	res := ReloadResult{Applied: false, ConfigHash: cur.hash}
+func (n *Node) refuse(cur *runningConfig, ps config.Problems) (api.Reload, error) {
+	res := api.Reload{Applied: false, ConfigHash: cur.hash}
 	for _, p := range ps {
 		res.Problems = append(res.Problems, p.String())
 		n.log.Error("config reload refused", "problem", p.String())

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/webhook"
 )
@@ -95,7 +96,7 @@ func TestReloadAppliesPSIMAndUsers(t *testing.T) {
 	write(path, base+fmt.Sprintf("[[psim]]\nurl = %q\nsecret_file = \"psim.secret\"\n[[camera]]\nname = \"gone\"\nurl = \"rtsp://127.0.0.1:1/x\"\n", psim.URL))
 	write(users, "bob:"+hash("bob-password")+"\n")
 	code, body := call(http.MethodPost, "/api/v1/reload", "alice", "alice-password")
-	var res ReloadResult
+	var res api.Reload
 	if err := json.Unmarshal(body, &res); code != http.StatusOK || err != nil || !res.Applied || len(res.Added) != 1 || res.Added[0] != "gone" {
 		t.Fatalf("reload: %d %s", code, body)
 	}
@@ -126,7 +127,7 @@ func TestReloadAppliesPSIMAndUsers(t *testing.T) {
 	// A broken file: 422 with file:line, the running config stays.
 	write(path, base+"[[camera]]\nname = \"gone\"\nurl = 42\n")
 	code, body = call(http.MethodPost, "/api/v1/reload", "bob", "bob-password")
-	res = ReloadResult{}
+	res = api.Reload{}
 	json.Unmarshal(body, &res)
 	if code != http.StatusUnprocessableEntity || res.Applied || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], path+":9") {
 		t.Errorf("broken reload: %d %s, want 422 naming %s:9", code, body, path)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/internal/sdnotify"
 	"github.com/buddyrec/buddyrec/node"
 )
@@ -84,7 +85,7 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "buddyrec reload: %s (%s): %v\n", cfg.Name, a.base, err)
 		return 1
 	}
-	var res node.ReloadResult
+	var res api.Reload
 	if status != http.StatusOK && status != http.StatusUnprocessableEntity || json.Unmarshal(body, &res) != nil {
 		var e struct {
 			Error string `json:"error"`
