@@ -83,6 +83,12 @@ const (
 	// condition has no paired type (a down server that stayed up): it
 	// carries the conditions in Resolves.
 	TypeAlarmResolved Type = "alarm.resolved"
+	// TypeConfigReloaded: a reload applied the config file (info); it
+	// resolves the last config.reload_failed.
+	TypeConfigReloaded Type = "config.reloaded"
+	// TypeConfigReloadFailed: a reload was refused and the running config
+	// stays in force; the text lists the problems.
+	TypeConfigReloadFailed Type = "config.reload_failed"
 
 	// Worker process events (issue 15): a worker that recorded some of
 	// this server's cameras exited, hung, used too much memory, or was
