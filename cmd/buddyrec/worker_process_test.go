@@ -95,21 +95,12 @@ func killWorkersAfter(t *testing.T, srv *site.Server) {
 	})
 }
 
-// exportGaps is the X-Buddyrec-Gaps of an export of camera over
-// [from, to) from srv: what the footage lacks.
-func exportGaps(t *testing.T, srv *site.Server, camera string, from, to time.Time) []api.Gap {
+// gapsOf is exportGaps (the X-Buddyrec-Gaps of an export of camera over
+// [from, to) from srv) decoded.
+func gapsOf(t *testing.T, srv *site.Server, camera string, from, to time.Time) []api.Gap {
 	t.Helper()
-	q := url.Values{"camera": {camera}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
-	resp, err := http.Get("http://" + srv.HTTP + "/api/v1/export?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("export %s: %s", camera, resp.Status)
-	}
 	var gaps []api.Gap
-	if h := resp.Header.Get("X-Buddyrec-Gaps"); h != "" {
+	if h := exportGaps(t, srv, camera, from, to); h != "" {
 		if err := json.Unmarshal([]byte(h), &gaps); err != nil {
 			t.Fatalf("X-Buddyrec-Gaps %q: %v", h, err)
 		}
@@ -197,7 +188,7 @@ func TestWorkerFailureCostsOnlyItsCameras(t *testing.T) {
 				hit[id] = true
 			}
 			for _, id := range all6 {
-				gaps := exportGaps(t, a, id, from, to)
+				gaps := gapsOf(t, a, id, from, to)
 				t.Logf("%s: gaps %v (total %v)", id, gaps, gapTotal(gaps))
 				switch {
 				case !hit[id] && len(gaps) > 0:
@@ -298,7 +289,7 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 			t.Fatalf("recordings of %s: %+v %v", id, rec, err)
 		}
 		first := rec.Spans[0].Start.Add(time.Second)
-		gaps := exportGaps(t, a, id, first, to)
+		gaps := gapsOf(t, a, id, first, to)
 		t.Logf("%s: footage from %v, gaps since %v", id, rec.Spans[0].Start, gaps)
 		if len(gaps) > 0 || to.Sub(first) < 5*time.Second {
 			t.Errorf("%s shares no worker with cam3 but has gaps %v (over %v)", id, gaps, to.Sub(first))
@@ -364,7 +355,7 @@ func TestSupervisorCrashCostsNoFootage(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
 	for _, id := range all4 {
-		gaps := exportGaps(t, a, id, from, to)
+		gaps := gapsOf(t, a, id, from, to)
 		t.Logf("%s: gaps %v over a supervisor outage from %v", id, gaps, down.Format("15:04:05.000"))
 		if gapTotal(gaps) > time.Second {
 			t.Errorf("%s: the index lacks %v of footage the workers recorded while the supervisor was down (want ≤ one part, 1 s): %v", id, gapTotal(gaps), gaps)
@@ -435,7 +426,7 @@ func TestWorkerOverMemoryReplacedWithoutGap(t *testing.T) {
 	ws, _ := workersOf(a.DataDir)
 	t.Logf("worker of 2 cameras after the replacement: %+v, RSS %d MiB", ws, procRSS(ws[0].PID)>>20)
 	for _, id := range both {
-		gaps := exportGaps(t, a, id, from, to)
+		gaps := gapsOf(t, a, id, from, to)
 		if len(gaps) > 0 {
 			t.Errorf("%s: the memory replacement should be make before break, but the export has gaps %v", id, gaps)
 		}
@@ -497,7 +488,7 @@ func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
 	for _, id := range all4 {
-		gaps := exportGaps(t, a, id, from, to)
+		gaps := gapsOf(t, a, id, from, to)
 		t.Logf("%s: gaps %v", id, gaps)
 		if gapTotal(gaps) > time.Second {
 			t.Errorf("%s lost %v to the upgrade, want ≤ one part (1 s): %v", id, gapTotal(gaps), gaps)
