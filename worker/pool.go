@@ -163,7 +163,8 @@ type group struct {
 	status   map[string]recorder.Status
 	restarts int
 	crashes  []time.Time
-	culprit  bool // the crash-loop alarm was raised
+	culprit  bool      // the crash-loop alarm was raised
+	lastMem  time.Time // the last replacement over the memory limit
 	stat     procStat
 	removed  bool
 }
@@ -599,6 +600,9 @@ func (p *Pool) start(g *group) *proc {
 func (p *Pool) watch(g *group, w *proc) ending {
 	var sent uint64
 	lastOK := time.Now()
+	p.mu.Lock()
+	lastMem := g.lastMem
+	p.mu.Unlock()
 	over := 0
 	tick := time.NewTicker(p.o.Heartbeat)
 	defer tick.Stop()
@@ -657,7 +661,10 @@ func (p *Pool) watch(g *group, w *proc) ending {
 		// a replacement needs the cameras in full: a worker taken over
 		// waits for the first Set (gen 0 holds only their ids)
 		if p.o.MemoryLimit > 0 && ps.rss > p.o.MemoryLimit {
-			if over++; over >= 3 && gen > 0 { // not one spike: three heartbeats in a row
+			// not one spike: three heartbeats in a row; and at most one
+			// replacement per crash window, so that a limit below what
+			// the cameras need does not replace the worker every second
+			if over++; over >= 3 && gen > 0 && time.Since(lastMem) > p.o.CrashWindow {
 				return endMemory
 			}
 		} else {
@@ -701,6 +708,9 @@ func (p *Pool) replace(g *group, w *proc, idx *indexer, why ending) (*proc, uint
 	p.mu.Lock()
 	ps := g.stat
 	g.proc = nw
+	if why == endMemory {
+		g.lastMem = time.Now()
+	}
 	p.mu.Unlock()
 	p.stop(g, w, idx, false)
 	ids := make([]string, len(cams))
