@@ -87,7 +87,10 @@ func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
 	r.ConfigHash = rc.hash
 	r.Claims = p.Claims
 	r.Recording = p.Recording
+	r.Durable = p.Durable
 	r.Stable = p.Stable
+	r.Maintenance = n.maintenanceState().draining()
+	r.Reclaim = p.Reclaim
 	r.Load = n.load(now)
 	return r
 }
@@ -147,6 +150,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		Records:     map[string]control.Record{},
 		Credentials: map[string]bool{},
 	}
+	in.Config.Self.Maintenance = n.maintenanceState().draining()
 	for _, c := range cfg.Cameras {
 		in.Credentials[c.ID(self)] = true
 	}
@@ -156,7 +160,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		n.members = view.Members
 		in.DeclaredDeadAt = n.cluster.DeclaredDeadAt()
 		for _, m := range view.Members {
-			in.Members = append(in.Members, control.Member{Name: m.Name, Up: m.State.Up(), Since: m.Since})
+			in.Members = append(in.Members, control.Member{Name: m.Name, Up: m.State.Up(), Since: m.Since, Left: m.State == buddy.StateLeft})
 		}
 		for name, rec := range view.Records {
 			if name == self || len(rec.Body) == 0 {
@@ -173,9 +177,11 @@ func (n *Node) gather(now time.Time) control.Inputs {
 			}
 		}
 	}
-	for _, s := range n.rec.Status() {
+	statuses := n.rec.Status()
+	for _, s := range statuses {
 		in.Pipelines = append(in.Pipelines, control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error})
 	}
+	in.Footage = n.runFootage(statuses)
 	return in
 }
 
@@ -309,6 +315,8 @@ func (n *Node) notice(c control.Notice) webhook.Notice {
 	if c.Serving {
 		nt = n.takeoverNotice(c.Type, c.FailedServer, c.Cameras)
 		nt.Text = c.Text
+	} else if c.Moved != nil {
+		nt.Cameras = n.movedCameras(c.Cameras, c.Moved)
 	} else {
 		for _, id := range c.Cameras {
 			nt.Cameras = append(nt.Cameras, webhook.Camera{ID: id})

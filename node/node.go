@@ -42,6 +42,10 @@ type Options struct {
 	// offline), bounded by readyWait. The service manager's readiness
 	// notification hangs on it.
 	OnReady func(status string)
+	// Restart, when set, drains and restarts the process (the command's
+	// clean stop followed by a re-exec): the page's Restart button and
+	// POST /api/v1/restart call it. It returns at once.
+	Restart func(by string) error
 }
 
 // Node is one running buddyrec server.
@@ -83,6 +87,7 @@ type Node struct {
 	reloadMu sync.Mutex
 
 	onReady        func(status string)
+	restart        func(by string) error
 	reconcileEvery time.Duration
 	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu            cpuSampler
@@ -98,10 +103,14 @@ type Node struct {
 	decoded  map[string]decodedRecord
 	secrets  map[string]decodedSecrets // buddies' secrets as last decoded, by home
 	members  []buddy.Member            // membership as last gathered
+	runs     map[string]runStart       // first durable frame of each pipeline run, by camera
 	gathered map[string]recordBody     // records as last gathered
 
 	mu   sync.Mutex
 	seen controlView // written by the control loop; read by the API under mu
+
+	maintMu sync.Mutex
+	maint   maintenance // drain state; persisted in data_dir (maintenance.go)
 
 	// Lifecycle: Run sets runCancel and runDone; Close ends Run.
 	runMu     sync.Mutex
@@ -119,7 +128,7 @@ func New(o Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady}
+	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady, restart: o.Restart}
 	n.initReload(c)
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
@@ -140,6 +149,13 @@ func New(o Options) (*Node, error) {
 	// their locks and fail with a timeout that names neither.
 	if n.lock, err = lockDataDir(c.DataDir); err != nil {
 		return nil, err
+	}
+	if n.maint, err = loadMaintenance(c.DataDir); err != nil {
+		n.lock.release()
+		return nil, err
+	}
+	if n.maint.On {
+		log.Warn("this server is in maintenance (drained) since "+n.maint.Since.Format(time.RFC3339)+": its cameras stay with its buddies until `buddyrec undrain`", "by", n.maint.By)
 	}
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
 	if err != nil {

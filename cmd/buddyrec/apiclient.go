@@ -130,3 +130,28 @@ func (a *serverAPI) post(ctx context.Context, path string, body any) (int, []byt
 	}
 	return resp.StatusCode, b, nil
 }
+
+// postJSON POSTs body (JSON, may be nil) to path and decodes the answer
+// into v; an error answer is reported with the server's own message.
+func (a *serverAPI) postJSON(ctx context.Context, path string, body, v any) error {
+	status, b, err := a.post(ctx, path, body)
+	if err != nil {
+		return err
+	}
+	if status/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%d %s: %s", status, http.StatusText(status), e.Error)
+		}
+		return fmt.Errorf("POST %s: %d %s", a.base+path, status, http.StatusText(status))
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("POST %s: %w", a.base+path, err)
+	}
+	return nil
+}
