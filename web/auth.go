@@ -88,7 +88,7 @@ type Auth struct {
 	// users (user → bcrypt hash) and dummyHash change under mu when the
 	// users file is reloaded (SetUsersFile); read them with userSet.
 	users     map[string][]byte
-	token     [32]byte          // sha256 of the API token
+	token     [32]byte // sha256 of the API token
 	hasToken  bool
 	peer      string // the peer token itself (sent by us)
 	peerSum   [32]byte

@@ -102,11 +102,11 @@ type TargetStats struct {
 // dropped), so that after the receiver is fixed and buddyrec restarts they
 // are delivered, or given up once older than GiveUpAfter.
 type Outbox struct {
-	db      *boltfile.File // reopened after a failure (see reopen)
-	path    string
-	o       Options
-	log     *slog.Logger
-	client  *http.Client
+	db     *boltfile.File // reopened after a failure (see reopen)
+	path   string
+	o      Options
+	log    *slog.Logger
+	client *http.Client
 	// targets and valid change under mu (SetTargets); a target's own
 	// fields never change once built.
 	targets []*target // configuration order, invalid ones included

@@ -131,8 +131,9 @@ func (a *serverAPI) post(ctx context.Context, path string, body any) (int, []byt
 	return resp.StatusCode, b, nil
 }
 
-// postJSON POSTs body (JSON, may be nil) to path and decodes the answer
-// into v; an error answer is reported with the server's own message.
+// postJSON POSTs body (JSON, may be nil) to path and decodes a 2xx answer
+// into v (nil: ignored); an error answer is reported with the server's own
+// message.
 func (a *serverAPI) postJSON(ctx context.Context, path string, body, v any) error {
 	status, b, err := a.post(ctx, path, body)
 	if err != nil {

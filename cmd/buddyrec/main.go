@@ -58,10 +58,10 @@ commands:
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
   forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
-  reload -config FILE        make the running server re-read its config (as SIGHUP does)
   drain -config FILE         maintenance: the running server hands its cameras to its buddies
                              (make-before-break), takes none, and stays so across restarts
   undrain -config FILE       end maintenance: the cameras come back the same way
+  reload -config FILE        make the running server re-read its config (as SIGHUP does)
   export -config FILE -camera ID -from T [-to T] -o FILE.mp4
                              export footage of the site (file + JSON manifest, digest checked)
   plan -config FILE -fail rec-a[,rec-b]
@@ -90,12 +90,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdWebhook(args[1:], stdout, stderr)
 	case "forget":
 		return cmdForget(args[1:], stdout, stderr)
-	case "reload":
-		return cmdReload(args[1:], stdout, stderr)
 	case "drain":
 		return cmdDrain("drain", true)(args[1:], stdout, stderr)
 	case "undrain":
 		return cmdDrain("undrain", false)(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
 	case "export":
@@ -161,6 +161,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	stops := newStopper(log, notify, cfg.Cluster.DrainTimeout)
 	defer stops.close()
 	ctx := stops.ctx
+	// SIGHUP re-reads the config (reload.go).
 	hup, stopHUP := notifyReloads()
 	defer stopHUP()
 	if *pprofAddr != "" {
