@@ -105,9 +105,13 @@ func New(o Options) *Server {
 	return s
 }
 
-// Close disconnects every viewer and waits for the hubs.
+// Close disconnects every viewer and waits for the hubs. It is idempotent.
 func (s *Server) Close() {
+	// Under mu: join checks ctx under mu before it adds a hub to wg, so no
+	// hub is added once Wait may have begun.
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 
