@@ -15,6 +15,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/internal/testutil"
+	"github.com/buddyrec/buddyrec/web"
 )
 
 // timelineGeom is where a camera's timeline is on the status page, and the
@@ -114,6 +115,14 @@ func TestBrowserStatusPage(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, all(recordsExactly(a, "rec-a/cam1"), recordsExactly(b, "rec-b/cam2"), sees(b, "rec-a", "alive")))
 	time.Sleep(12 * time.Second) // rec-a's footage since the failback reaches its index
+
+	var tl web.Timeline
+	if err := b.GetJSON(context.Background(), "/api/v1/timeline?scope=site", &tl); err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range tl.Cameras["rec-a/cam1"] {
+		t.Logf("rec-a/cam1 footage: %s – %s by %s", sp.Start.Format("15:04:05.000"), sp.End.Format("15:04:05.000"), sp.RecordedBy)
+	}
 
 	// rec-b's page: rec-a/cam1 is the peer's camera, rec-b/cam2 its own
 	base := "http://" + b.HTTP
