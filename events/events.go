@@ -78,6 +78,28 @@ const (
 	// condition has no paired type (a down server that stayed up): it
 	// carries the conditions in Resolves.
 	TypeAlarmResolved Type = "alarm.resolved"
+
+	// What peers say in gossip, and their clocks.
+
+	// TypeGossipForgedRecord: a record or secrets signed by another key
+	// than the one pinned for their server (a member speaking for
+	// another, or a replaced server: `buddyrec forget`).
+	TypeGossipForgedRecord Type = "gossip.forged_record"
+	// TypeGossipBadRecord: a record refused for what it says (unsigned,
+	// version out of range, a body naming another server).
+	TypeGossipBadRecord Type = "gossip.bad_record"
+	// TypeGossipPinForgotten: the node key pinned for a server was
+	// cleared (`buddyrec forget`), so a replaced server is taken again.
+	TypeGossipPinForgotten Type = "gossip.pin_forgotten"
+	// TypeServerNameConflict: another server uses this server's name.
+	TypeServerNameConflict Type = "server.name_conflict"
+	// TypeServerForgotten: a server gone longer than forget_after was
+	// forgotten.
+	TypeServerForgotten Type = "server.forgotten"
+	// TypeClockSkew: a peer's clock is off from this server's; TypeClockOK
+	// clears it.
+	TypeClockSkew Type = "clock.skew"
+	TypeClockOK   Type = "clock.ok"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/recorder"
@@ -162,7 +163,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 			in.Records[name] = d.rules
 			n.gathered[name] = d.body
 			for cam := range n.homeSecrets(name) {
-				in.Credentials[name+"/"+cam] = true
+				in.Credentials[camera.New(name, cam).String()] = true
 			}
 		}
 	}
@@ -244,19 +245,22 @@ func (n *Node) pipelineCameras(ids []string) []recorder.Camera {
 	}
 	secrets := map[string]map[string]secretCamera{}
 	var out []recorder.Camera
-	for _, id := range ids {
-		home := homeOf(id)
-		if home == self {
-			if c, ok := own[id]; ok {
+	for _, raw := range ids {
+		id, err := camera.Parse(raw)
+		if err != nil {
+			continue
+		}
+		if id.Home == self {
+			if c, ok := own[raw]; ok {
 				out = append(out, c)
 			}
 			continue
 		}
-		if _, ok := secrets[home]; !ok {
-			secrets[home] = n.homeSecrets(home)
+		if _, ok := secrets[id.Home]; !ok {
+			secrets[id.Home] = n.homeSecrets(id.Home)
 		}
-		if sc, ok := secrets[home][nameOf(id)]; ok {
-			out = append(out, recorder.Camera{ID: id, Home: home, URL: sc.URL, Transport: sc.Transport})
+		if sc, ok := secrets[id.Home][id.Name]; ok {
+			out = append(out, recorder.Camera{ID: raw, Home: id.Home, URL: sc.URL, Transport: sc.Transport})
 		}
 	}
 	return out
