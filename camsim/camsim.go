@@ -39,6 +39,14 @@ type Fault struct {
 	// User and Pass, when User is non-empty, make the camera require these
 	// credentials (basic or digest).
 	User, Pass string
+	// JumpEvery steps the camera's clock (the RTP timestamps of every
+	// track) by JumpBy this often, counted from PLAY: a negative JumpBy
+	// steps back, like a camera whose NTP sync keeps resetting it.
+	JumpEvery time.Duration
+	JumpBy    time.Duration
+	// Duplicates sends each of the first Duplicates video frames after a
+	// jump twice, like cameras that replay their buffer after a clock step.
+	Duplicates int
 }
 
 // Options configures a Server.

@@ -67,6 +67,13 @@ func (s *Server) feed(ctx context.Context, ss *session, conn *gortsplib.ServerCo
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	frames := 0
+	// clock jumps: shift90 and shiftAudio are added to every timestamp
+	var shift90, shiftAudio int64
+	jumps, dups := 0, 0
+	audioRate := int64(0)
+	if len(ss.desc.Medias) > 1 {
+		audioRate = int64(ss.desc.Medias[1].Formats[0].ClockRate())
+	}
 
 	for loop := int64(0); ; loop++ {
 		events := c.events
@@ -96,6 +103,13 @@ func (s *Server) feed(ctx context.Context, ss *session, conn *gortsplib.ServerCo
 				<-ctx.Done()
 				return
 			}
+			if fault.JumpEvery > 0 && elapsed >= time.Duration(jumps+1)*fault.JumpEvery {
+				jumps++
+				shift90 += int64(fault.JumpBy) * 90000 / int64(time.Second)
+				shiftAudio += int64(fault.JumpBy/time.Millisecond) * audioRate / 1000
+				dups = fault.Duplicates
+				s.log.Info("camsim: clock jump", "camera", ss.cam.num, "by", fault.JumpBy)
+			}
 
 			if !ev.video {
 				a := c.audio[ev.idx]
@@ -103,7 +117,7 @@ func (s *Server) feed(ctx context.Context, ss *session, conn *gortsplib.ServerCo
 				if err != nil {
 					continue
 				}
-				ts := aBase + uint32(loop*c.loopAudio+a.pts)
+				ts := aBase + uint32(loop*c.loopAudio+a.pts+shiftAudio)
 				for _, p := range pkts {
 					p.Timestamp = ts
 					if err := ss.stream.WritePacketRTP(ss.desc.Medias[1], p); err != nil {
@@ -114,7 +128,7 @@ func (s *Server) feed(ctx context.Context, ss *session, conn *gortsplib.ServerCo
 			}
 
 			v := c.video[ev.idx]
-			ts := vBase + uint32(loop*c.loop90+v.pts)
+			ts := vBase + uint32(loop*c.loop90+v.pts+shift90)
 			au := v.au
 			if fault.Garbage && frames%10 == 5 {
 				// An undecodable payload (aggregation packet with bogus
@@ -131,10 +145,22 @@ func (s *Server) feed(ctx context.Context, ss *session, conn *gortsplib.ServerCo
 			if err != nil {
 				continue
 			}
-			for _, p := range pkts {
-				p.Timestamp = ts
-				if err := ss.stream.WritePacketRTP(vMedia, p); err != nil {
-					return
+			copies := 1
+			if dups > 0 {
+				dups--
+				copies = 2
+			}
+			for i := range copies {
+				if i > 0 { // a duplicate: same frame and timestamp, new sequence numbers
+					if pkts, err = vEnc.Encode(au); err != nil {
+						break
+					}
+				}
+				for _, p := range pkts {
+					p.Timestamp = ts
+					if err := ss.stream.WritePacketRTP(vMedia, p); err != nil {
+						return
+					}
 				}
 			}
 			frames++

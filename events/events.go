@@ -13,11 +13,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
+	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/internal/boltfile"
 )
 
 // Severity says how much attention an event needs. The values are the
@@ -152,11 +157,27 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests pass a fake clock.
 	Now func() time.Time
+	// Reserve is the size of the file kept beside the log whose space is
+	// given back when the disk is full, so that alarms are still written;
+	// 0 means DefaultReserve, negative none.
+	Reserve int64
+
+	// openFile, when set, opens the bolt file (tests inject failures).
+	openFile func(string, int, os.FileMode) (*os.File, error)
 }
+
+// DefaultReserve holds some thousands of events.
+const DefaultReserve = 1 << 20
+
+// maxPending bounds the events held in memory while the file cannot take
+// them.
+const maxPending = 10000
 
 // Log is the event log. It is safe for concurrent use.
 type Log struct {
-	db        *bolt.DB
+	db   *boltfile.File // reopened by Maintain after a failure
+	opts Options
+
 	path      string
 	retention time.Duration
 	interval  time.Duration
@@ -166,7 +187,12 @@ type Log struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	closed bool
-	done   chan struct{} // closed by Close: ends Run
+	// pending holds events accepted while the file could not take them,
+	// in key order; they are written as soon as it can.
+	pending []Event
+	memSeq  uint32        // sequence of in-memory keys (above any on-disk one)
+	failing bool          // one log line per failure streak
+	done    chan struct{} // closed by Close: ends Run
 }
 
 type subscriber struct {
@@ -188,23 +214,16 @@ func Open(path string, o Options) (*Log, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("open event log %s: %w", path, err)
+	if o.Reserve == 0 {
+		o.Reserve = DefaultReserve
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bucketOpen)
-		return err
-	})
+	db, err := openDB(path, o)
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("init event log %s: %w", path, err)
+		return nil, err
 	}
-	return &Log{
+	l := &Log{
 		db:        db,
+		opts:      o,
 		path:      path,
 		retention: o.Retention,
 		interval:  o.PruneInterval,
@@ -212,7 +231,195 @@ func Open(path string, o Options) (*Log, error) {
 		now:       o.Now,
 		subs:      make(map[*subscriber]struct{}),
 		done:      make(chan struct{}),
-	}, nil
+	}
+	l.ensureReserve()
+	return l, nil
+}
+
+func openDB(path string, o Options) (*boltfile.File, error) {
+	db, err := boltfile.Open(path, boltfile.Options{
+		Bolt: bolt.Options{OpenFile: o.openFile},
+		Init: func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucketIfNotExists(bucketOpen)
+			return err
+		},
+		// The callers' own errors, such as ErrNotFound, are not the file's.
+		Own: func(err error) bool {
+			var own errOwn
+			return errors.As(err, &own) || errors.Is(err, ErrNotFound)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event log: %w", err)
+	}
+	return db, nil
+}
+
+// update and view run a transaction on the current file; a failure marks
+// the file for reopening (a remount, a revoked mapping), except the
+// callers' own errors such as ErrNotFound.
+func (l *Log) update(fn func(*bolt.Tx) error) error { return l.db.Update(fn) }
+func (l *Log) view(fn func(*bolt.Tx) error) error   { return l.db.View(fn) }
+
+// errOwn wraps errors a transaction function returns on purpose, so they
+// do not count as a broken file.
+type errOwn struct{ error }
+
+func (e errOwn) Unwrap() error { return e.error }
+
+// reservePath is the file whose space the log gives back on a full disk.
+func (l *Log) reservePath() string { return l.path + ".reserve" }
+
+// ensureReserve creates the reserve file if it is missing and the disk
+// has room (written and synced, so the blocks really are allocated).
+func (l *Log) ensureReserve() {
+	if l.opts.Reserve < 0 {
+		return
+	}
+	p := l.reservePath()
+	if fi, err := os.Stat(p); err == nil && fi.Size() >= l.opts.Reserve {
+		return
+	}
+	err := func() error {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(make([]byte, l.opts.Reserve))
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}()
+	if err != nil {
+		os.Remove(p)
+		l.log.Debug("event log reserve not made", "err", err)
+	}
+}
+
+// releaseReserve gives the reserve's space back; false if there was none.
+func (l *Log) releaseReserve() bool {
+	if l.opts.Reserve < 0 {
+		return false
+	}
+	if err := os.Remove(l.reservePath()); err != nil {
+		return false
+	}
+	l.log.Warn("disk full: event log released its reserve to keep writing alarms", "path", l.reservePath())
+	return true
+}
+
+// Maintain reopens the file after a failure, writes the events held in
+// memory and restores the reserve. Run calls it every second; it is
+// exported for tests and for callers that do not use Run.
+func (l *Log) Maintain() {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return
+	}
+	if reopened, err := l.db.Reopen(); err != nil {
+		l.log.Debug("event log still unavailable", "err", err)
+		return
+	} else if reopened {
+		l.log.Info("event log reopened after a failure", "path", l.path)
+	}
+	if l.flushPending() == nil {
+		l.ensureReserve()
+	}
+}
+
+// flushPending writes the events held in memory, in one transaction.
+func (l *Log) flushPending() error {
+	l.mu.Lock()
+	batch := append([]Event(nil), l.pending...)
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	write := func() error {
+		return l.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketEvents)
+			for _, e := range batch {
+				k, _ := parseID(e.ID)
+				v, err := json.Marshal(e)
+				if err != nil {
+					return errOwn{err}
+				}
+				if err := b.Put(k, v); err != nil {
+					return err
+				}
+				if err := applyConditions(tx, b, k, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	err := write()
+	if err != nil && isDiskFull(err) && l.releaseReserve() {
+		err = write()
+	}
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	// Acks given meanwhile changed events still pending: keep those.
+	n := 0
+	for i := range batch {
+		if i < len(l.pending) && l.pending[i].Acked != batch[i].Acked {
+			break
+		}
+		n++
+	}
+	l.pending = l.pending[n:]
+	if len(l.pending) == 0 {
+		l.pending = nil
+	}
+	wasFailing := l.failing
+	l.failing = false
+	l.mu.Unlock()
+	if wasFailing {
+		l.log.Info("event log writes again; events held in memory are on disk", "count", n)
+	}
+	return nil
+}
+
+// hold keeps e in memory until the file takes it.
+func (l *Log) hold(e Event, cause error) Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.memSeq++
+	e.ID = hex.EncodeToString(makeKey(e.Time, 1<<31|l.memSeq))
+	if len(l.pending) >= maxPending {
+		// Keep alarms: drop the oldest event that is not one.
+		drop := 0
+		for i, p := range l.pending {
+			if p.Severity != SeverityAlarm {
+				drop = i
+				break
+			}
+		}
+		l.pending = append(l.pending[:drop], l.pending[drop+1:]...)
+	}
+	l.pending = append(l.pending, e)
+	sort.Slice(l.pending, func(i, j int) bool { return l.pending[i].ID < l.pending[j].ID })
+	if !l.failing {
+		l.failing = true
+		l.log.Error("event log cannot write; events are kept in memory and written when it can", "path", l.path, "err", cause)
+	}
+	return e
+}
+
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // Close ends Run and every subscription and closes the file. It is
@@ -230,8 +437,15 @@ func (l *Log) Close() error {
 		delete(l.subs, s)
 	}
 	l.mu.Unlock()
+	ferr := l.flushPending()
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("close event log %s: %w", l.path, err)
+	}
+	if ferr != nil {
+		l.mu.Lock()
+		n := len(l.pending)
+		l.mu.Unlock()
+		return fmt.Errorf("close event log %s: %d events could not be written: %w", l.path, n, ferr)
 	}
 	return nil
 }
@@ -262,7 +476,11 @@ func parseID(id string) ([]byte, bool) {
 
 func timeKey(t time.Time) []byte { return makeKey(t, 0) }
 
-// Append stores e and returns it with ID and Time filled in. A zero Time
+// Append stores e and returns it with ID and Time filled in. When the
+// file cannot take it (a full disk even after the reserve was given back,
+// a file system remounted read-only) the event is held in memory, listed
+// and published all the same, and written by Maintain once the file can
+// take it: an alarm is never lost to the disk it reports on. A zero Time
 // becomes now; an empty Severity becomes "info". Text is scrubbed of
 // credentials in URLs even though callers are expected to pass redacted text.
 func (l *Log) Append(e Event) (Event, error) {
@@ -289,53 +507,77 @@ func (l *Log) Append(e Event) (Event, error) {
 	if e.Time.UnixNano() < 0 {
 		return Event{}, fmt.Errorf("append event %s: time %s before 1970", e.Type, e.Time)
 	}
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEvents)
-		// The sequence is the position after the last event of the same
-		// nanosecond, so IDs stay unique and ordered across restarts.
-		last := makeKey(e.Time, ^uint32(0))
-		var seq uint32
-		c := b.Cursor()
-		k, _ := c.Seek(last)
-		switch {
-		case k == nil:
-			k, _ = c.Last()
-		case bytes.Equal(k, last):
-			return errors.New("too many events in one nanosecond")
-		default:
-			k, _ = c.Prev()
-		}
-		if k != nil && bytes.Equal(k[:8], last[:8]) {
-			seq = binary.BigEndian.Uint32(k[8:]) + 1
-		}
-		key := makeKey(e.Time, seq)
-		e.ID = hex.EncodeToString(key)
-		v, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(key, v); err != nil {
-			return err
-		}
-		open := tx.Bucket(bucketOpen)
-		for _, cond := range e.Resolves {
-			if err := resolve(b, open, cond, e); err != nil {
+	l.mu.Lock()
+	behind := len(l.pending) > 0
+	l.mu.Unlock()
+	if behind {
+		l.flushPending() //nolint:errcheck // held events stay held
+	}
+	put := func() error {
+		return l.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketEvents)
+			// The sequence is the position after the last event of the same
+			// nanosecond, so IDs stay unique and ordered across restarts.
+			last := makeKey(e.Time, ^uint32(0))
+			var seq uint32
+			c := b.Cursor()
+			k, _ := c.Seek(last)
+			switch {
+			case k == nil:
+				k, _ = c.Last()
+			case bytes.Equal(k, last):
+				return errOwn{errors.New("too many events in one nanosecond")}
+			default:
+				k, _ = c.Prev()
+			}
+			if k != nil && bytes.Equal(k[:8], last[:8]) {
+				seq = binary.BigEndian.Uint32(k[8:]) + 1
+			}
+			key := makeKey(e.Time, seq)
+			e.ID = hex.EncodeToString(key)
+			v, err := json.Marshal(e)
+			if err != nil {
+				return errOwn{err}
+			}
+			if err := b.Put(key, v); err != nil {
 				return err
 			}
-		}
-		if e.Condition != "" {
-			return addOpen(open, e.Condition, key)
-		}
-		return nil
-	})
-	if err != nil {
+			return applyConditions(tx, b, key, e)
+		})
+	}
+	err := put()
+	if err != nil && isDiskFull(err) && l.releaseReserve() {
+		err = put()
+	}
+	var own errOwn
+	if err != nil && errors.As(err, &own) {
 		return Event{}, fmt.Errorf("append event %s: %w", e.Type, err)
+	}
+	if err != nil {
+		// The disk is full or the file broken: the event is not lost, it
+		// waits in memory (and is listed) until Maintain writes it.
+		e = l.hold(e, err)
 	}
 	l.publish(e)
 	return e, nil
 }
 
 // resolve marks the unresolved alarms of cond resolved by e.
+// applyConditions files the event written at key under its alarm
+// condition and resolves the open alarms it clears.
+func applyConditions(tx *bolt.Tx, b *bolt.Bucket, key []byte, e Event) error {
+	open := tx.Bucket(bucketOpen)
+	for _, cond := range e.Resolves {
+		if err := resolve(b, open, cond, e); err != nil {
+			return err
+		}
+	}
+	if e.Condition != "" {
+		return addOpen(open, e.Condition, key)
+	}
+	return nil
+}
+
 func resolve(b, open *bolt.Bucket, cond string, e Event) error {
 	raw := open.Get([]byte(cond))
 	if raw == nil {
@@ -387,13 +629,19 @@ func (l *Log) Get(id string) (Event, error) {
 	if !ok {
 		return Event{}, ErrNotFound
 	}
+	if e, ok := l.pendingEvent(id); ok {
+		return e, nil
+	}
 	var e Event
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketEvents).Get(k)
 		if v == nil {
 			return ErrNotFound
 		}
-		return json.Unmarshal(v, &e)
+		if err := json.Unmarshal(v, &e); err != nil {
+			return errOwn{err}
+		}
+		return nil
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -426,7 +674,7 @@ func (l *Log) List(since time.Time, before string, limit int) ([]Event, string, 
 	}
 	var out []Event
 	var next string
-	err := l.db.View(func(tx *bolt.Tx) error {
+	err := l.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		var k, v []byte
 		if start == nil {
@@ -451,16 +699,60 @@ func (l *Log) List(since time.Time, before string, limit int) ([]Event, string, 
 			}
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode event %x: %w", k, err)
+				return errOwn{fmt.Errorf("decode event %x: %w", k, err)}
 			}
 			out = append(out, e)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("list events: %w", err)
+		// An unreadable file still lists what is held in memory.
+		l.log.Warn("list events", "err", err)
+		out, next = nil, ""
+		if held := l.pendingSnapshot(); len(held) == 0 {
+			return nil, "", fmt.Errorf("list events: %w", err)
+		}
+	}
+	// Merge the events held in memory (newest first, same bounds).
+	held := l.pendingSnapshot()
+	if len(held) == 0 {
+		return out, next, nil
+	}
+	for _, e := range held {
+		if before != "" && e.ID >= before {
+			continue
+		}
+		if sinceKey != nil && e.ID < hex.EncodeToString(sinceKey) {
+			continue
+		}
+		if next != "" && e.ID < next {
+			continue // beyond this page; the next one lists it
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
 	}
 	return out, next, nil
+}
+
+func (l *Log) pendingSnapshot() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Event(nil), l.pending...)
+}
+
+func (l *Log) pendingEvent(id string) (Event, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.pending {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return Event{}, false
 }
 
 // Ack marks the event acknowledged by by. Acknowledging twice keeps the
@@ -470,7 +762,18 @@ func (l *Log) Ack(id, by string) error {
 	if !ok {
 		return ErrNotFound
 	}
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	l.mu.Lock()
+	for i := range l.pending {
+		if e := &l.pending[i]; e.ID == id {
+			if !e.Acked {
+				e.Acked, e.AckedAt, e.AckedBy = true, l.now().UTC(), by
+			}
+			l.mu.Unlock()
+			return nil
+		}
+	}
+	l.mu.Unlock()
+	err := l.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEvents)
 		v := b.Get(k)
 		if v == nil {
@@ -478,7 +781,7 @@ func (l *Log) Ack(id, by string) error {
 		}
 		var e Event
 		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("decode: %w", err)
+			return errOwn{fmt.Errorf("decode: %w", err)}
 		}
 		if e.Acked {
 			return nil
@@ -486,7 +789,7 @@ func (l *Log) Ack(id, by string) error {
 		e.Acked, e.AckedAt, e.AckedBy = true, l.now().UTC(), by
 		nv, err := json.Marshal(e)
 		if err != nil {
-			return err
+			return errOwn{err}
 		}
 		return b.Put(k, nv)
 	})
@@ -504,7 +807,7 @@ func (l *Log) Ack(id, by string) error {
 func (l *Log) Prune(now time.Time) (int, error) {
 	cutoff := timeKey(now.Add(-l.retention))
 	n := 0
-	err := l.db.Update(func(tx *bolt.Tx) error {
+	err := l.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		for k, _ := c.First(); k != nil && bytes.Compare(k, cutoff) < 0; k, _ = c.Next() {
 			if err := c.Delete(); err != nil {
@@ -570,6 +873,8 @@ func (l *Log) Prune(now time.Time) (int, error) {
 func (l *Log) Run(ctx context.Context) error {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
+	m := time.NewTicker(time.Second)
+	defer m.Stop()
 	for {
 		select {
 		case <-l.done:
@@ -582,12 +887,18 @@ func (l *Log) Run(ctx context.Context) error {
 		} else if n > 0 {
 			l.log.Info("pruned events", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-l.done:
-			return nil
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-l.done:
+				return nil
+			case <-m.C:
+				l.Maintain()
+			case <-t.C:
+				break wait
+			}
 		}
 	}
 }

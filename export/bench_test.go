@@ -48,6 +48,9 @@ func BenchmarkExport(b *testing.B) {
 	if err := w.Close(); err != nil {
 		b.Fatal(err)
 	}
+	if err := st.Sync(); err != nil {
+		b.Fatal(err)
+	}
 	b.Logf("wrote %v of footage in %v", length, time.Since(written).Round(time.Millisecond))
 	srv := serve(b, NewHandler(Options{Store: st, Self: "rec-a"}))
 	url := exportURL(srv.URL, RouteExport, testEpoch, testEpoch.Add(length))

@@ -138,6 +138,10 @@ func record(t testing.TB, st *storage.Store, tracks []storage.Track, samples []s
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Closed segments reach the index at the syncer's next round.
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func serve(t testing.TB, h http.Handler) *httptest.Server {

@@ -23,9 +23,12 @@ type videoRemuxer struct {
 	vps, sps, pps []byte
 	width, height int
 	gotIDR        bool
-	dts264        *h264.DTSExtractor
-	dts265        *h265.DTSExtractor
-	buf           [][]byte // reused filtered AU
+	// freshAtIDR makes the next IDR start a fresh DTS extractor (after a
+	// timestamp discontinuity, where the new segment begins).
+	freshAtIDR bool
+	dts264     *h264.DTSExtractor
+	dts265     *h265.DTSExtractor
+	buf        [][]byte // reused filtered AU
 	// junk counts in-band parameter sets that did not parse.
 	junk uint64
 }
@@ -156,13 +159,15 @@ func (v *videoRemuxer) remux(au [][]byte, pts int64) (payload []byte, dts int64,
 		v.buf = out
 	}
 	if v.h265 {
-		if v.dts265 == nil || idr && !v.gotIDR {
+		if v.dts265 == nil || idr && (!v.gotIDR || v.freshAtIDR) {
+			v.freshAtIDR = false
 			v.dts265 = &h265.DTSExtractor{}
 			v.dts265.Initialize()
 		}
 		dts, err = v.dts265.Extract(out, pts)
 	} else {
-		if v.dts264 == nil || idr && !v.gotIDR {
+		if v.dts264 == nil || idr && (!v.gotIDR || v.freshAtIDR) {
+			v.freshAtIDR = false
 			v.dts264 = &h264.DTSExtractor{}
 			v.dts264.Initialize()
 		}

@@ -372,10 +372,16 @@ type session struct {
 	needSync   bool
 	video      *videoRemuxer
 	audioTrack int
+	// vtime and atime map the camera's timestamps onto the server clock;
+	// cutPending asks for a new segment at the next keyframe after a
+	// discontinuity.
+	vtime, atime *timeline
+	cutPending   bool
 }
 
 func (p *Pipeline) newSession(desc *description.Session, cancel context.CancelCauseFunc) (*session, error) {
-	s := &session{p: p, cancel: cancel, queue: make(chan item, p.opts.QueueSize), needBegin: true, audioTrack: -1}
+	s := &session{p: p, cancel: cancel, queue: make(chan item, p.opts.QueueSize), needBegin: true, audioTrack: -1,
+		vtime: newTimeline(90000)}
 	var h264f *format.H264
 	var h265f *format.H265
 	if m := desc.FindFormat(&h264f); m != nil {
@@ -395,6 +401,7 @@ func (p *Pipeline) newSession(desc *description.Session, cancel context.CancelCa
 	var aac *format.MPEG4Audio
 	if m := desc.FindFormat(&aac); m != nil && aac.Config != nil && m != s.videoMedia {
 		s.audioMedia, s.audioFormat = m, aac
+		s.atime = newTimeline(int64(aac.ClockRate()))
 		s.medias = append(s.medias, m)
 		s.codecName += "+AAC"
 	}
@@ -477,6 +484,20 @@ func (s *session) register(c *gortsplib.Client) {
 func (s *session) onVideo(au [][]byte, pts int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	pts, dup, jump, cut := s.vtime.place(pts, now)
+	if dup {
+		return // a duplicated frame: same timestamp again
+	}
+	if jump {
+		if cut {
+			s.p.log.Warn("camera clock jumped: timestamps follow the server clock, new segment at the next keyframe")
+			s.cutPending = true
+			s.video.freshAtIDR = true
+		} else {
+			s.p.log.Debug("camera clock jumped again: timestamps remapped within the segment")
+		}
+	}
 	payload, dts, off, sync, resized, err := s.video.remux(au, pts)
 	if resized {
 		s.needBegin = true
@@ -487,7 +508,11 @@ func (s *session) onVideo(au [][]byte, pts int64) {
 		}
 		return
 	}
-	smp := storage.Sample{Track: 0, DTS: dts, PTSOffset: off, Sync: sync, Payload: payload, Arrival: time.Now()}
+	smp := storage.Sample{Track: 0, DTS: dts, PTSOffset: off, Sync: sync, Payload: payload, Arrival: now}
+	if sync && s.cutPending {
+		s.cutPending = false
+		s.needBegin = true
+	}
 	var begin *storage.Stream
 	if s.needBegin {
 		if !sync {
@@ -532,7 +557,11 @@ func (s *session) onAudio(aus [][]byte, pts int64) {
 	}
 	now := time.Now()
 	for i, au := range aus {
-		smp := storage.Sample{Track: s.audioTrack, DTS: pts + int64(i)*1024, Sync: true, Payload: au, Arrival: now}
+		dts, dup, _, _ := s.atime.place(pts+int64(i)*1024, now)
+		if dup {
+			continue
+		}
+		smp := storage.Sample{Track: s.audioTrack, DTS: dts, Sync: true, Payload: au, Arrival: now}
 		if s.enqueue(item{sample: smp}) {
 			s.p.hub.publish(Frame{Stream: s.stream, Sample: smp})
 		}
@@ -573,6 +602,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			}
 		}
 	}()
+	writeFailing := false // log one line per failure streak, not per frame
 	handle := func(it item) bool {
 		if it.stream != nil {
 			if w != nil {
@@ -592,9 +622,17 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			return true
 		}
 		if err := w.Write(it.sample); err != nil {
-			s.cancel(fail(ReasonWriteError, fmt.Errorf("storage: write: %w", err)))
-			return false
+			// A write error (a full disk, an I/O error) is storage's to
+			// handle: it alarms, frees space and starts a new file at the
+			// next keyframe. Ending the session would only add an offline
+			// alarm and a reconnect backoff to the footage lost.
+			if !writeFailing {
+				s.p.log.Warn("storage write failed, recording goes on at the next keyframe", "err", err)
+			}
+			writeFailing = true
+			return true
 		}
+		writeFailing = false
 		if it.sample.Track == 0 && it.sample.Sync {
 			s.p.lastKeyframe.Store(time.Now().UnixNano())
 			s.p.mu.Lock()

@@ -84,7 +84,8 @@ const (
 	ReasonClosed Reason = "closed"
 	// ReasonDecode: the camera sent video the depacketizer cannot read.
 	ReasonDecode Reason = "decode"
-	// ReasonWriteError: storage refused a stream or a sample.
+	// ReasonWriteError: storage refused to begin a stream (a sample that
+	// fails to write does not end the session: storage recovers by itself).
 	ReasonWriteError Reason = "write_error"
 	// ReasonConfig: the camera's URL or transport is invalid.
 	ReasonConfig Reason = "config"

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ type fakeSink struct {
 	mu      sync.Mutex
 	streams map[string][]*fakeWriter
 	panicOn string // camera id whose writes panic
+	failing bool   // writes fail with ENOSPC (and are not kept)
 }
 
 type fakeWriter struct {
@@ -50,6 +53,9 @@ func (w *fakeWriter) Write(s storage.Sample) error {
 	if w.closed {
 		return fmt.Errorf("write after close")
 	}
+	if w.sink.failing {
+		return &os.PathError{Op: "write", Path: "segment", Err: syscall.ENOSPC}
+	}
 	w.samples = append(w.samples, s)
 	return nil
 }
@@ -70,6 +76,18 @@ func (f *fakeSink) writers(id string) []fakeWriter {
 		c := *w
 		c.samples = append([]storage.Sample(nil), w.samples...)
 		out = append(out, c)
+	}
+	return out
+}
+
+func (f *fakeSink) videoSamplesLocked(id string) []storage.Sample {
+	var out []storage.Sample
+	for _, w := range f.streams[id] {
+		for _, s := range w.samples {
+			if s.Track == 0 {
+				out = append(out, s)
+			}
+		}
 	}
 	return out
 }
@@ -369,6 +387,37 @@ func TestPanicInSinkRestartsOnlyThatCamera(t *testing.T) {
 	}
 	if gap := checkVideo(t, sink.videoSamples("a/fine")); gap > 1500*time.Millisecond {
 		t.Errorf("other camera has a %s gap", gap)
+	}
+}
+
+// TestWriteErrorKeepsSession: writes failing with ENOSPC for two seconds
+// must not end the camera's RTSP session (no reconnect, no offline
+// state); recording goes on when writes succeed again.
+func TestWriteErrorKeepsSession(t *testing.T) {
+	srv := startCams(t, 1, "h264", nil)
+	sink := newFakeSink()
+	m := newTestManager(t, sink)
+	m.Set([]Camera{{ID: "a/full", URL: srv.URL(1)}})
+	waitFor(t, 10*time.Second, "recording", func() bool { return status(m, "a/full").State == StateRecording })
+	sink.mu.Lock()
+	sink.failing = true
+	sink.mu.Unlock()
+	time.Sleep(2 * time.Second)
+	sink.mu.Lock()
+	sink.failing = false
+	before := len(sink.videoSamplesLocked("a/full"))
+	sink.mu.Unlock()
+	waitFor(t, 10*time.Second, "samples after the disk came back", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return len(sink.videoSamplesLocked("a/full")) > before+25
+	})
+	st := status(m, "a/full")
+	if st.Reconnects != 0 || st.State != StateRecording {
+		t.Errorf("a write error disturbed the session: %+v", st)
+	}
+	if n := len(sink.writers("a/full")); n != 1 {
+		t.Errorf("%d streams, want the one session", n)
 	}
 }
 

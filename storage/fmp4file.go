@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -19,23 +18,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
-
-// segmentFile is the part of *os.File a segment needs; tests substitute a
-// failing one to exercise disk-full handling.
-type segmentFile interface {
-	io.Writer
-	io.WriterAt
-	Truncate(size int64) error
-	Close() error
-}
-
-// createSegmentFile creates path exclusively, making its folders.
-func createSegmentFile(path string) (segmentFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-}
 
 // isDiskFull reports whether err means the file system ran out of space.
 func isDiskFull(err error) bool {

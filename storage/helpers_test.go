@@ -177,6 +177,9 @@ func writeAll(t testing.TB, w *Writer, samples []Sample) {
 
 func allSegments(t testing.TB, st *Store, camera string) []Segment {
 	t.Helper()
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	segs, err := st.Segments(camera, time.Unix(0, 0), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
@@ -209,6 +212,9 @@ func segmentFiles(t testing.TB, dir string) []string {
 // and every file on disk is indexed and closed.
 func checkConsistent(t testing.TB, st *Store, dir string) []Segment {
 	t.Helper()
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	cams, err := st.Cameras()
 	if err != nil {
 		t.Fatal(err)

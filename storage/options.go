@@ -1,12 +1,8 @@
-// Package storage owns the recorded footage of one server: fMP4 segment
-// files on disk, the bbolt index that says which file holds which time range
-// of which camera, crash recovery that makes disk and index agree again after
-// a kill -9, retention, and the range queries that export and the timeline
-// use.
 package storage
 
 import (
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -58,10 +54,22 @@ type Options struct {
 	// OnAlarm is called synchronously (keep it fast) whenever an alarm is
 	// raised; nil ignores alarms, Health still reports them.
 	OnAlarm func(Alarm)
+	// SyncInterval is how often written footage is made durable (one
+	// fdatasync per file written since the last round, then one index
+	// commit for all cameras); default Part. A power cut loses at most
+	// one part plus this.
+	SyncInterval time.Duration
+	// FS is the file layer segment files are written through; nil means
+	// the operating system's. Tests inject faults through it.
+	FS FS
 	// ObservePartWrite, when set, receives how long each fragment write to
 	// the segment file took (for the segment write latency metric). It is
 	// called on the camera's writer goroutine and must not block.
 	ObservePartWrite func(time.Duration)
+
+	// openIndexFile opens index.db in place of os.OpenFile (tests break
+	// the file under bbolt through it).
+	openIndexFile func(string, int, os.FileMode) (*os.File, error)
 }
 
 // Alarm is a storage condition an operator should see.
@@ -86,6 +94,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.Part > o.Segment {
 		o.Part = o.Segment
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = o.Part
+	}
+	if o.FS == nil {
+		o.FS = OSFS{}
 	}
 	if o.RetentionInterval <= 0 {
 		o.RetentionInterval = DefaultRetentionInterval

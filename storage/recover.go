@@ -20,17 +20,18 @@ type camEntry struct {
 // recoveryStats counts what recovery repaired.
 type recoveryStats struct {
 	closed, truncated, deleted, dropped, adopted, removed int
+	shortTails                                            int // closed segments that held less than indexed
 }
 
 func (r recoveryStats) any() bool {
-	return r.closed+r.truncated+r.deleted+r.dropped+r.adopted+r.removed > 0
+	return r.closed+r.truncated+r.deleted+r.dropped+r.adopted+r.removed+r.shortTails > 0
 }
 
 // lost reports whether recovery cut footage: a torn tail truncated, or an
 // entry dropped because its file was gone. Closing open segments, indexing
 // orphans and removing files without a complete fragment lose nothing that
 // was ever readable.
-func (r recoveryStats) lost() bool { return r.truncated+r.dropped > 0 }
+func (r recoveryStats) lost() bool { return r.truncated+r.dropped+r.shortTails > 0 }
 
 // recover makes disk and index agree after a crash:
 //   - entries marked deleting: the file is removed and the entry deleted;
@@ -66,9 +67,20 @@ func (s *Store) recover() error {
 	var st recoveryStats
 	indexed := make(map[string]bool, len(all))
 	cameras := make(map[string]bool)
-	for _, ce := range all {
+	// The newest closed segments of each camera get their tail checked:
+	// their last data may have been in the page cache at a power cut.
+	recent := make(map[int]bool)
+	perCamera := map[string]int{}
+	for i := len(all) - 1; i >= 0; i-- {
+		ce := all[i]
+		if !ce.e.Open && !ce.e.Deleting && perCamera[ce.camera] < tailChecked {
+			perCamera[ce.camera]++
+			recent[i] = true
+		}
+	}
+	for i, ce := range all {
 		cameras[ce.camera] = true
-		if err := s.recoverEntry(ce, indexed, &st); err != nil {
+		if err := s.recoverEntry(ce, recent[i], indexed, &st); err != nil {
 			// one broken file must not keep the server from recording
 			s.alarm(Alarm{Kind: AlarmWriteError, Camera: ce.camera, Err: "recovery: " + err.Error()})
 		}
@@ -76,12 +88,12 @@ func (s *Store) recover() error {
 
 	s.adoptOrphans(indexed, cameras, &st)
 	if st.any() {
-		s.log.Info("storage recovery", "closed", st.closed, "truncated", st.truncated,
+		s.log.Info("storage recovery", "closed", st.closed, "truncated", st.truncated, "short_closed", st.shortTails,
 			"deleted", st.deleted, "dropped_entries", st.dropped, "indexed_orphans", st.adopted,
 			"removed_files", st.removed)
 		s.alarm(Alarm{Kind: AlarmRecovery, Lost: st.lost(), Err: fmt.Sprintf(
-			"closed %d open segments (%d truncated), indexed %d orphan files, removed %d empty files, dropped %d entries without file, finished %d deletions",
-			st.closed, st.truncated, st.adopted, st.removed, st.dropped, st.deleted)})
+			"closed %d open segments (%d truncated), repaired %d closed segments shorter than indexed, indexed %d orphan files, removed %d empty files, dropped %d entries without file, finished %d deletions",
+			st.closed, st.truncated, st.shortTails, st.adopted, st.removed, st.dropped, st.deleted)})
 	}
 	return nil
 }
@@ -113,6 +125,11 @@ func (s *Store) repairFile(e *entry) (kept, truncated bool, err error) {
 	}
 	if err := patchMvhdDuration(f, res.mvhdOff, res.duration); err != nil {
 		return false, false, fmt.Errorf("patch duration of %s: %w", e.File, err)
+	}
+	// The repaired file must be durable before the entry that describes
+	// it is committed.
+	if err := f.Sync(); err != nil {
+		return false, false, fmt.Errorf("sync %s: %w", e.File, err)
 	}
 	if err := f.Close(); err != nil {
 		return false, false, fmt.Errorf("close %s: %w", e.File, err)
@@ -215,7 +232,7 @@ func fileExists(p string) bool {
 }
 
 // recoverEntry repairs one index entry; see recover.
-func (s *Store) recoverEntry(ce camEntry, indexed map[string]bool, st *recoveryStats) error {
+func (s *Store) recoverEntry(ce camEntry, checkTail bool, indexed map[string]bool, st *recoveryStats) error {
 	e := ce.e
 	if e.File == "" || !filepath.IsLocal(e.File) {
 		e.Deleting = true
@@ -244,7 +261,18 @@ func (s *Store) recoverEntry(ce camEntry, indexed map[string]bool, st *recoveryS
 	}
 	indexed[filepath.ToSlash(e.File)] = true
 	if !e.Open {
-		return nil
+		if !checkTail {
+			return nil
+		}
+		end, err := fragmentsEnd(abs)
+		if err != nil {
+			return fmt.Errorf("check tail of %s: %w", e.File, err)
+		}
+		if end >= e.Bytes {
+			return nil
+		}
+		s.log.Warn("closed segment shorter than indexed, repairing", "file", e.File, "indexed_bytes", e.Bytes, "complete_bytes", end)
+		st.shortTails++
 	}
 	kept, truncated, err := s.repairFile(&e)
 	if err != nil {
@@ -263,6 +291,48 @@ func (s *Store) recoverEntry(ce camEntry, indexed map[string]bool, st *recoveryS
 	if err := s.db.Update(func(tx *bolt.Tx) error { return putEntry(tx, ce.camera, &e) }); err != nil {
 		return fmt.Errorf("close entry %s: %w", e.File, err)
 	}
-	st.closed++
+	if ce.e.Open {
+		st.closed++
+	}
 	return nil
+}
+
+// tailChecked is how many of each camera's newest closed segments recovery
+// checks for a tail shorter than the index says.
+const tailChecked = 2
+
+// fragmentsEnd walks the box headers of a segment file (reading only the
+// headers, not the media) and returns the offset where the last complete
+// top-level box ends: less than the indexed size means a torn or zeroed
+// tail.
+func fragmentsEnd(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	var hdr [16]byte
+	pos := int64(0)
+	for pos < size {
+		n, _ := f.ReadAt(hdr[:], pos)
+		bsize, typ, _, ok := boxHeader(hdr[:n])
+		if !ok || pos+int64(bsize) > size || !knownTopBox(typ) {
+			break
+		}
+		pos += int64(bsize)
+	}
+	return pos, nil
+}
+
+func knownTopBox(typ string) bool {
+	switch typ {
+	case "ftyp", "moov", "moof", "mdat", "free", "styp", "sidx", "prft":
+		return true
+	}
+	return false
 }

@@ -33,6 +33,10 @@ func crashWriter(t *testing.T, st *Store, w *Writer, samples []Sample) (segFile 
 		t.Fatal("no open segment")
 	}
 	segFile = filepath.Join(st.opts.Dir, w.seg.e.File)
+	// the sync round that ran before the crash indexed what was written
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	w.seg.f.Close()
 	if err := st.Close(); err != nil {
 		t.Fatal(err)

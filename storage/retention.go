@@ -28,6 +28,63 @@ func statFS(dir string) (free, total uint64, err error) {
 // cannot be reached a disk_low alarm is raised (once, until free space is
 // back above the floor).
 func (s *Store) EnforceRetention(now time.Time) (deleted int, err error) {
+	return s.enforceRetention(now, false)
+}
+
+// spaceMargin is how much free space beyond the floor retention makes
+// when a write met a full disk, so that the next write does not meet it
+// again at once.
+func spaceMargin(total uint64) uint64 { return max(total/100, 1<<20) }
+
+// cutPause is the least time between two requests that every Writer cut
+// its segment so retention can delete it.
+const cutPause = 5 * time.Second
+
+// floor is the free-space floor in bytes on a file system of total bytes.
+func (s *Store) floor(total uint64) uint64 {
+	floor := uint64(max(s.opts.MinFreeBytes, 0))
+	if f := uint64(s.opts.MinFreeFraction * float64(total)); f > floor {
+		floor = f
+	}
+	return floor
+}
+
+// requestSpace asks the syncer goroutine to free space now.
+func (s *Store) requestSpace() {
+	select {
+	case s.spaceKick <- struct{}{}:
+	default:
+	}
+}
+
+// checkSpace runs retention when free space fell below the floor: a
+// statfs each round is cheap, and waiting for the next retention pass lets
+// a busy server fill the disk.
+func (s *Store) checkSpace() {
+	if s.opts.MinFreeBytes <= 0 && s.opts.MinFreeFraction <= 0 {
+		return
+	}
+	free, total, err := s.opts.StatFS(s.opts.Dir)
+	if err != nil || free >= s.floor(total) {
+		return
+	}
+	s.freeSpace(false)
+}
+
+// freeSpace runs retention; after a full-disk error it frees the margin
+// beyond the floor too.
+func (s *Store) freeSpace(full bool) {
+	n, err := s.enforceRetention(time.Now(), full)
+	if err != nil {
+		s.log.Error("retention failed", "err", err)
+	} else if n > 0 {
+		s.log.Info("retention freed space", "deleted", n, "after_disk_full", full)
+	}
+}
+
+func (s *Store) enforceRetention(now time.Time, withMargin bool) (deleted int, err error) {
+	s.retentionMu.Lock()
+	defer s.retentionMu.Unlock()
 	type cand struct {
 		camera string
 		e      entry
@@ -52,15 +109,15 @@ func (s *Store) EnforceRetention(now time.Time) (deleted int, err error) {
 	sort.Slice(cands, func(i, j int) bool { return cands[i].e.Start < cands[j].e.Start })
 
 	var need uint64 // bytes to free to reach the floor
-	spaceChecked := s.opts.MinFreeBytes > 0 || s.opts.MinFreeFraction > 0
+	spaceChecked := s.opts.MinFreeBytes > 0 || s.opts.MinFreeFraction > 0 || withMargin
 	if spaceChecked {
 		free, total, err := s.opts.StatFS(s.opts.Dir)
 		if err != nil {
 			return 0, fmt.Errorf("retention: %w", err)
 		}
-		floor := uint64(max(s.opts.MinFreeBytes, 0))
-		if f := uint64(s.opts.MinFreeFraction * float64(total)); f > floor {
-			floor = f
+		floor := s.floor(total)
+		if withMargin {
+			floor += spaceMargin(total)
 		}
 		if free < floor {
 			need = floor - free
@@ -92,7 +149,17 @@ func (s *Store) EnforceRetention(now time.Time) (deleted int, err error) {
 	s.mu.Lock()
 	wasLow := s.diskLow
 	s.diskLow = need > 0
+	cut := need > 0 && now.Sub(s.lastCut) >= cutPause
+	if cut {
+		s.lastCut = now
+	}
 	s.mu.Unlock()
+	if cut {
+		// What is left is open segments: have every Writer close its
+		// segment at the next keyframe, so the next pass can delete the
+		// oldest footage instead of the disk staying full.
+		s.cutGen.Add(1)
+	}
 	if need > 0 && !wasLow { // once per episode, not every interval
 		s.alarm(Alarm{Kind: AlarmDiskLow, Time: now, Err: fmt.Sprintf(
 			"free space below the floor in %s and no closed segment left to delete (%d bytes short)", s.opts.Dir, need)})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,9 @@ func recordAt(t *testing.T, st *Store, c *clip, camera string, start time.Time) 
 	}
 	writeAll(t, w, c.stream(start, 1, false))
 	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Sync(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -170,4 +174,45 @@ func TestRunStopsWithContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not stop")
 	}
+}
+
+// TestDiskFullFreesSpaceAtOnce: a write that meets ENOSPC makes retention
+// run at once (no retention pass is due: Run is not even running, and
+// the sync interval is an hour), deleting the oldest footage down to the
+// floor plus a margin.
+func TestDiskFullFreesSpaceAtOnce(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := t.TempDir()
+	budget := int64(1 << 62)
+	var bmu sync.Mutex
+	st := openTestStore(t, dir, func(o *Options) {
+		o.SyncInterval = time.Hour
+		o.MinFreeBytes = 1 << 20
+		o.StatFS = func(string) (uint64, uint64, error) { return 0, 100 << 20, nil }
+		o.FS = budgetFS{budget: &budget, mu: &bmu}
+	})
+	recordAt(t, st, c, "rec-a/old", testEpoch)
+	before := len(allSegments(t, st, "rec-a/old"))
+	bmu.Lock()
+	budget = 0
+	bmu.Unlock()
+	w, _ := st.Begin(Stream{Camera: "rec-a/new", Home: "rec-a", Tracks: c.tracks(false)})
+	var full bool
+	for _, s := range c.stream(testEpoch.Add(time.Hour), 1, false) {
+		if err := w.Write(s); isDiskFull(err) {
+			full = true
+			break
+		}
+	}
+	if !full {
+		t.Fatal("no write met the full disk")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(allSegments(t, st, "rec-a/old")) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("ENOSPC did not free space within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.Close()
 }

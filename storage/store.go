@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/internal/boltfile"
 )
 
 // Store is the recording storage of one server. Its methods are safe for
@@ -18,15 +21,26 @@ import (
 type Store struct {
 	opts Options
 	log  *slog.Logger
-	db   *bolt.DB
+	db   *boltfile.File // reopened by the syncer after a failure
 
-	// createFile opens new segment files; tests replace it to inject
-	// write failures.
-	createFile func(path string) (segmentFile, error)
+	fsys FS
+	sync *syncer
+
+	// spaceKick asks the syncer goroutine to free space at once (a write
+	// met a full disk); cutGen, when it changes, asks every Writer to
+	// close its segment at the next keyframe so that retention can delete
+	// it.
+	spaceKick   chan struct{}
+	cutGen      atomic.Uint64
+	retentionMu sync.Mutex // one retention pass at a time
+
+	stopSync chan struct{}
+	syncDone chan struct{}
 
 	mu      sync.Mutex
 	health  map[string]Alarm
-	diskLow bool // retention could not reach the free-space floor
+	diskLow bool      // retention could not reach the free-space floor
+	lastCut time.Time // when Writers were last asked to cut for retention
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: ends Run
@@ -44,40 +58,76 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	path := filepath.Join(opts.Dir, "index.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := boltfile.Open(path, boltfile.Options{Bolt: bolt.Options{OpenFile: opts.openIndexFile}})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, boltfile.ErrLocked) {
 			return nil, fmt.Errorf("open storage %s: %w", path, errLocked)
 		}
-		return nil, fmt.Errorf("open storage %s: %w", path, err)
+		return nil, fmt.Errorf("open storage: %w", err)
 	}
-	// Batch merges the part updates of many cameras into one commit (two
-	// fsyncs); a short delay keeps a lone writer's wait small.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{
-		opts:       opts,
-		log:        opts.Logger,
-		db:         db,
-		createFile: createSegmentFile,
-		health:     make(map[string]Alarm),
-		done:       make(chan struct{}),
+		opts:      opts,
+		log:       opts.Logger,
+		db:        db,
+		fsys:      opts.FS,
+		health:    make(map[string]Alarm),
+		spaceKick: make(chan struct{}, 1),
+		stopSync:  make(chan struct{}),
+		syncDone:  make(chan struct{}),
+		done:      make(chan struct{}),
 	}
+	s.sync = &syncer{fsys: opts.FS, commit: s.commitUpdates, remove: s.removeFile, alarm: s.alarm, log: s.log}
 	if err := s.recover(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open storage %s: recovery: %w", opts.Dir, err)
 	}
+	go s.runSyncer(opts.SyncInterval, s.stopSync, s.syncDone)
 	return s, nil
 }
 
-// Close ends Run and closes the index; it is idempotent. Writers must be
-// closed first; a Writer still open leaves its segment open, which the
-// next Open recovers.
+// Close ends Run, makes what the Writers wrote durable, indexes it and
+// closes the index; it is idempotent. Writers must be closed first; a
+// Writer still open leaves its segment open, which the next Open recovers.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.done) })
+	select {
+	case <-s.stopSync:
+	default:
+		close(s.stopSync)
+	}
+	<-s.syncDone
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close storage index: %w", err)
 	}
 	return nil
+}
+
+// commitUpdates applies one round of index changes in one transaction.
+// After a failed transaction it first reopens index.db: a file system
+// that went bad and came back (a remount) leaves bbolt's mapping dead
+// until then. The segments of failed rounds were kept queued by the
+// syncer, so the reopened index gets every durable part.
+func (s *Store) commitUpdates(us []indexUpdate) error {
+	if reopened, err := s.db.Reopen(); err != nil {
+		return fmt.Errorf("reopen index: %w", err)
+	} else if reopened {
+		s.log.Info("storage index reopened after a failure", "path", s.db.Path())
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for i := range us {
+			u := &us[i]
+			if u.delete {
+				if err := deleteEntry(tx, u.camera, u.e.Start); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := putEntry(tx, u.camera, &u.e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Dir is the data directory.
@@ -239,7 +289,14 @@ func (s *Store) deleteSegment(camera string, e *entry) error {
 	marked.Deleting = true
 	marked.Open = false
 	if err := s.db.Update(func(tx *bolt.Tx) error { return putEntry(tx, camera, &marked) }); err != nil {
-		return fmt.Errorf("mark %s deleting: %w", e.File, err)
+		if !isDiskFull(err) {
+			return fmt.Errorf("mark %s deleting: %w", e.File, err)
+		}
+		// A full disk may refuse the index the page it needs to mark the
+		// entry; the space must be freed anyway. Until the entry is
+		// deleted it names a missing file, which readers skip and
+		// recovery drops.
+		s.log.Warn("index full, deleting segment before marking it", "file", e.File)
 	}
 	if err := s.removeFile(e.File); err != nil {
 		return err

@@ -26,6 +26,10 @@ func TestUsage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Closed segments reach the index at the syncer's next round.
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	u, err := st.Usage()
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	bolt "go.etcd.io/bbolt"
 
 	cameraid "github.com/buddyrec/buddyrec/camera"
 )
@@ -54,7 +53,8 @@ type trackState struct {
 
 // openSegment is the file a Writer currently appends to.
 type openSegment struct {
-	f            segmentFile
+	sf           *syncedFile
+	f            File
 	e            entry
 	startArrival time.Time
 	size         int64 // bytes durably handed to the kernel
@@ -77,7 +77,8 @@ type Writer struct {
 	segTicks  int64 // Segment in driving-track ticks
 
 	seg    *openSegment
-	failed bool // the last write failed; the next success raises "recovered"
+	failed bool   // the last write failed; the next success raises "recovered"
+	cutGen uint64 // Store.cutGen when the segment began
 	closed bool
 
 	buf   []byte      // fragment header bytes, reused
@@ -173,7 +174,7 @@ func (w *Writer) Write(smp Sample) error {
 			}
 			return err
 		}
-		if canStart && smp.DTS-t.segStart >= w.segTicks {
+		if canStart && smp.DTS > t.segStart && (smp.DTS-t.segStart >= w.segTicks || w.st.cutGen.Load() != w.cutGen) {
 			err := w.closeSegmentAt(smp.DTS)
 			return errors.Join(err, w.startSegment(smp))
 		}
@@ -234,14 +235,15 @@ func (w *Writer) startSegment(smp Sample) error {
 		return w.fail(fmt.Errorf("marshal init for %s: %w", w.stream.Camera, err))
 	}
 
-	var f segmentFile
+	var f File
+	var dirs []string
 	var rel string
 	for range 1000 { // two segments may start in the same millisecond
 		rel, err = segmentRelPath(w.stream.Camera, st.opts.Server, start)
 		if err != nil {
 			return fmt.Errorf("start segment: %w", err)
 		}
-		f, err = st.createFile(filepath.Join(st.opts.Dir, rel))
+		f, dirs, err = createIn(st.fsys, st.opts.Dir, rel)
 		if !errors.Is(err, os.ErrExist) {
 			break
 		}
@@ -256,6 +258,7 @@ func (w *Writer) startSegment(smp Sample) error {
 		return w.fail(fmt.Errorf("write init %s: %w", rel, err))
 	}
 	seg := &openSegment{
+		sf:           &syncedFile{f: f, camera: w.stream.Camera, dirs: dirs},
 		f:            f,
 		startArrival: smp.Arrival,
 		size:         int64(len(initBytes)),
@@ -271,12 +274,9 @@ func (w *Writer) startSegment(smp Sample) error {
 			Open:       true,
 		},
 	}
-	if err := st.updateEntry(w.stream.Camera, &seg.e); err != nil {
-		f.Close()
-		os.Remove(filepath.Join(st.opts.Dir, rel))
-		return w.fail(fmt.Errorf("index new segment %s: %w", rel, err))
-	}
+	st.sync.note(seg.sf, seg.e)
 	w.seg = seg
+	w.cutGen = st.cutGen.Load()
 
 	driveNs := ticksToDuration(smp.DTS, w.tracks[w.drive].ts)
 	for i := range w.tracks {
@@ -358,18 +358,10 @@ func (w *Writer) finalize() error {
 	if err := patchMvhdDuration(seg.f, seg.mvhdOff, dur); err != nil {
 		errs = append(errs, fmt.Errorf("patch duration of %s: %w", seg.e.File, err))
 	}
-	if err := seg.f.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close segment %s: %w", seg.e.File, err))
-	}
 	seg.e.Open = false
-	if seg.e.End == seg.e.Start {
-		// nothing but the init segment: no footage to keep
-		if err := w.st.deleteSegment(w.stream.Camera, &seg.e); err != nil {
-			errs = append(errs, err)
-		}
-	} else if err := w.st.updateEntry(w.stream.Camera, &seg.e); err != nil {
-		errs = append(errs, fmt.Errorf("close index entry %s: %w", seg.e.File, err))
-	}
+	// The syncer syncs, closes and indexes it closed; nothing but the
+	// init segment means no footage to keep.
+	w.st.sync.finish(seg.sf, seg.e, seg.e.End == seg.e.Start)
 	if len(errs) > 0 {
 		return w.fail(errors.Join(errs...))
 	}
@@ -383,6 +375,9 @@ func (w *Writer) flushPart() error {
 	seg := w.seg
 	if seg == nil {
 		return nil
+	}
+	if seg.sf.failed.Load() {
+		return w.abortSegment(fmt.Errorf("sync segment %s failed: its footage since the last sync may be lost", seg.e.File))
 	}
 	w.parts = w.parts[:0]
 	for i := range w.tracks {
@@ -418,11 +413,7 @@ func (w *Writer) flushPart() error {
 	d := &w.tracks[w.drive]
 	seg.e.End = seg.e.Start + int64(ticksToDuration(d.written, d.ts))
 	seg.e.Bytes = seg.size
-	if err := w.st.updateEntry(w.stream.Camera, &seg.e); err != nil {
-		// the file holds the footage; the next successful update or
-		// recovery claims it
-		return fmt.Errorf("index update %s: %w", seg.e.File, err)
-	}
+	w.st.sync.note(seg.sf, seg.e)
 	if w.failed {
 		w.failed = false
 		w.st.alarm(Alarm{Kind: AlarmRecovered, Camera: w.stream.Camera})
@@ -448,15 +439,8 @@ func (w *Writer) abortSegment(cause error) error {
 		errs = append(errs, fmt.Errorf("truncate %s: %w", seg.e.File, err))
 	}
 	patchMvhdDuration(seg.f, seg.mvhdOff, time.Duration(seg.e.End-seg.e.Start)) //nolint:errcheck // best effort; recovery rescans
-	seg.f.Close()
 	seg.e.Open = false
-	if seg.e.End == seg.e.Start {
-		if err := w.st.deleteSegment(w.stream.Camera, &seg.e); err != nil {
-			errs = append(errs, err)
-		}
-	} else if err := w.st.updateEntry(w.stream.Camera, &seg.e); err != nil {
-		errs = append(errs, err)
-	}
+	w.st.sync.finish(seg.sf, seg.e, seg.e.End == seg.e.Start)
 	return errors.Join(errs...)
 }
 
@@ -468,6 +452,7 @@ func (w *Writer) fail(err error) error {
 	kind := AlarmWriteError
 	if isDiskFull(err) {
 		kind = AlarmDiskFull
+		w.st.requestSpace() // free space now, not at the next retention pass
 	}
 	if !w.failed { // one alarm per failure streak, not one per sample
 		w.st.alarm(Alarm{Kind: kind, Camera: w.stream.Camera, Err: err.Error()})
@@ -485,13 +470,4 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	return w.closeSegment()
-}
-
-// updateEntry stores e in the index. Concurrent writers share commits
-// through bolt's Batch, so many cameras do not cost one fsync each.
-func (s *Store) updateEntry(camera string, e *entry) error {
-	cp := *e
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		return putEntry(tx, camera, &cp)
-	})
 }

@@ -280,9 +280,26 @@ func TestClockJumpAndDiscontinuity(t *testing.T) {
 	}
 }
 
+// budgetFS is the OS file layer whose files fail every write once the
+// shared budget is spent.
+type budgetFS struct {
+	OSFS
+	budget *int64
+	mu     *sync.Mutex
+}
+
+func (fs budgetFS) Create(path string) (File, error) {
+	f, err := fs.OSFS.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return failingFile{File: f, path: path, budget: fs.budget, mu: fs.mu}, nil
+}
+
 // failingFile fails every write once the shared budget is spent.
 type failingFile struct {
-	*os.File
+	File
+	path   string
 	budget *int64
 	mu     *sync.Mutex
 }
@@ -291,7 +308,7 @@ func (f failingFile) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if *f.budget < int64(len(p)) {
-		return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+		return 0, &os.PathError{Op: "write", Path: f.path, Err: syscall.ENOSPC}
 	}
 	*f.budget -= int64(len(p))
 	return f.File.Write(p)
@@ -302,19 +319,13 @@ func TestWriteErrorAlarmAndRecovery(t *testing.T) {
 	dir := t.TempDir()
 	var mu sync.Mutex
 	var alarms []Alarm
+	budget := int64(1 << 62)
+	var bmu sync.Mutex
 	st := openTestStore(t, dir, func(o *Options) {
 		o.Segment = time.Minute
 		o.OnAlarm = func(a Alarm) { mu.Lock(); alarms = append(alarms, a); mu.Unlock() }
+		o.FS = budgetFS{budget: &budget, mu: &bmu}
 	})
-	budget := int64(1 << 62)
-	var bmu sync.Mutex
-	st.createFile = func(p string) (segmentFile, error) {
-		f, err := createSegmentFile(p)
-		if err != nil {
-			return nil, err
-		}
-		return failingFile{File: f.(*os.File), budget: &budget, mu: &bmu}, nil
-	}
 	w, _ := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
 	samples := c.stream(testEpoch, 3, true)
 	var errs int

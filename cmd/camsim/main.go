@@ -3,6 +3,7 @@
 //
 //	camsim -listen 127.0.0.1:8554 -cameras 4 -codec h264
 //	camsim -cameras 3 -fault-cameras 2,3 -drop-after 5s
+//	camsim -cameras 1 -jump-every 8s -jump-by -20s          # a clock that steps back
 package main
 
 import (
@@ -41,13 +42,17 @@ func run(args []string) error {
 	user := fs.String("user", "", "require this user name")
 	pass := fs.String("pass", "", "require this password")
 	faultCams := fs.String("fault-cameras", "", "comma-separated camera numbers the fault flags apply to (default all)")
+	jumpEvery := fs.Duration("jump-every", 0, "step the camera clock by -jump-by this often")
+	jumpBy := fs.Duration("jump-by", 0, "clock step for -jump-every (negative steps back)")
+	dups := fs.Int("duplicates", 0, "after each clock jump, send this many video frames twice")
 	udp := fs.Bool("udp", false, "also offer UDP transport on RTSP port+1 and +2")
 	verbose := fs.Bool("v", false, "log connection events")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 
-	fault := camsim.Fault{DropAfter: *dropAfter, StallAfter: *stallAfter, Garbage: *garbage, User: *user, Pass: *pass}
+	fault := camsim.Fault{DropAfter: *dropAfter, StallAfter: *stallAfter, Garbage: *garbage, User: *user, Pass: *pass,
+		JumpEvery: *jumpEvery, JumpBy: *jumpBy, Duplicates: *dups}
 	faults := map[int]camsim.Fault{}
 	if fault != (camsim.Fault{}) {
 		nums, err := parseCameras(*faultCams, *cameras)

@@ -4,6 +4,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,4 +89,32 @@ func Screenshot(t testing.TB, chromium, url, name string) string {
 	}
 	t.Logf("screenshot: %s", shot)
 	return shot
+}
+
+// Tmpfs mounts a tmpfs of the given size (e.g. "40m") on a fresh temporary
+// folder and unmounts it when the test ends: a small disk that really
+// fills up. It needs root; without it the test skips, unless
+// BUDDYREC_REQUIRE_TOOLS is set, in which case it fails.
+func Tmpfs(t testing.TB, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	fail := func(why string) {
+		if os.Getenv("BUDDYREC_REQUIRE_TOOLS") != "" {
+			t.Fatalf("a tmpfs is required (BUDDYREC_REQUIRE_TOOLS is set): %s", why)
+		}
+		t.Skipf("needs a tmpfs mount: %s", why)
+	}
+	if os.Geteuid() != 0 {
+		fail("not root")
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		fail(fmt.Sprintf("mount: %v %s", err, bytes.TrimSpace(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
 }

@@ -1,0 +1,70 @@
+// Package storage owns the recorded footage of one server: fMP4 segment
+// files on disk, the bbolt index that says which file holds which time range
+// of which camera, crash recovery that makes disk and index agree again, the
+// retention that keeps the disk from filling, and the range queries that
+// export and the timeline use.
+//
+// # The files are the truth
+//
+// A segment file is an init segment (ftyp+moov) followed by fragments
+// (moof+mdat), one per part (Options.Part, 1 s by default). The index is
+// derived from the files and can be rebuilt from them: recovery at Open
+// indexes files it does not know and shortens entries to what their files
+// hold.
+//
+// # Durability
+//
+// The index never claims footage that is not on stable storage:
+//
+//   - A Writer writes each finished part to its file and only notes the new
+//     extent; it never waits for the disk.
+//   - Once per sync interval (Options.SyncInterval, default one part) the
+//     store's syncer fdatasyncs every file written since the last round
+//     (up to 16 at a time, for all cameras), fsyncs every folder that
+//     gained a segment file or a date folder, and only then commits the
+//     index entries covering that data, all cameras in one bbolt
+//     transaction (whose own commit is fsynced). A closed segment is
+//     indexed closed only after its last sync.
+//   - A file whose sync fails is never claimed beyond what its previous
+//     round made durable; its Writer abandons it and starts a new file at
+//     the next keyframe.
+//   - Recovery repairs files before their entries and syncs the repair
+//     before committing: open entries are rescanned and closed at the last
+//     complete fragment, and the newest closed segments of each camera
+//     have their box headers walked, so a tail shorter than indexed (lost
+//     by a file system that did not keep unsynced data) is cut and the
+//     entry shortened.
+//
+// What a crash loses, per camera: a kill -9 of the process loses at most
+// the part being buffered (≤ 1 part): what was written to the file is in
+// the page cache and recovery indexes it. A power cut or kernel crash
+// loses at most one part plus one sync interval (≤ 2 s at the defaults):
+// the buffered part and whatever was written since the last round.
+//
+// # Deletion
+//
+// A segment is deleted by marking its entry deleting, removing the file,
+// then deleting the entry; recovery finishes a deletion a crash
+// interrupted. Only closed segments are deleted, oldest first across all
+// cameras, when older than Retention or while free space is below the
+// floor (MinFreeFraction, MinFreeBytes).
+//
+// # A full disk keeps recording
+//
+// Free space is checked every sync round, not only every retention pass.
+// A write that meets ENOSPC/EDQUOT frees space at once (retention down to
+// the floor plus a margin of 1 % of the disk, at least 1 MiB) and the
+// Writer goes on from the next keyframe in a new file; it never ends the
+// camera's session. When only open segments are left to delete, every
+// Writer is asked to cut its segment at its next keyframe (at most once
+// per 5 s), so the oldest footage becomes deletable. When the index
+// itself cannot grow to mark a segment deleting, the file is removed
+// anyway: space comes first, and recovery drops entries without files.
+//
+// # Writers and the index
+//
+// Writers only write files and hand index updates (camera, entry) to the
+// syncer; only the syncer and recovery write the index. This is the split
+// a worker process needs: it writes and syncs files and sends the updates
+// to the process that owns index.db.
+package storage
