@@ -5,10 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"runtime"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
@@ -385,12 +386,11 @@ func (n *Node) notify(nt webhook.Notice) {
 	}
 }
 
+// sortedKeys is m's keys in order; never nil, so that an empty one is a
+// JSON list, not null.
 func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
+	out := slices.AppendSeq(make([]string, 0, len(m)), maps.Keys(m))
+	slices.Sort(out)
 	return out
 }
 
