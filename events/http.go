@@ -57,7 +57,7 @@ func (l *Log) serveList(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("since"); s != "" {
 		t, err := api.ParseTime("since", s)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			api.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		since = t
@@ -66,7 +66,7 @@ func (l *Log) serveList(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, "limit: want a positive integer")
+			api.WriteError(w, http.StatusBadRequest, "limit: want a positive integer")
 			return
 		}
 		limit = min(n, MaxPageSize)
@@ -74,20 +74,20 @@ func (l *Log) serveList(w http.ResponseWriter, r *http.Request) {
 	before := q.Get("before")
 	if before != "" {
 		if _, ok := parseID(before); !ok {
-			writeError(w, http.StatusBadRequest, "before: not an event id")
+			api.WriteError(w, http.StatusBadRequest, "before: not an event id")
 			return
 		}
 	}
 	evs, next, err := l.List(since, before, limit)
 	if err != nil {
 		l.log.Error("list events", "err", err)
-		writeError(w, http.StatusInternalServerError, "event log unavailable")
+		api.WriteError(w, http.StatusInternalServerError, "event log unavailable")
 		return
 	}
 	if evs == nil {
 		evs = []Event{}
 	}
-	writeJSON(w, http.StatusOK, listResponse{Events: evs, Next: next})
+	api.WriteJSON(w, http.StatusOK, listResponse{Events: evs, Next: next})
 }
 
 func (l *Log) serveAck(w http.ResponseWriter, r *http.Request, o HandlerOptions) {
@@ -95,12 +95,12 @@ func (l *Log) serveAck(w http.ResponseWriter, r *http.Request, o HandlerOptions)
 	var req ackRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		api.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			writeError(w, http.StatusBadRequest, `body: want {"by":"name"}`)
+			api.WriteError(w, http.StatusBadRequest, `body: want {"by":"name"}`)
 			return
 		}
 	}
@@ -110,27 +110,17 @@ func (l *Log) serveAck(w http.ResponseWriter, r *http.Request, o HandlerOptions)
 	}
 	if err := l.Ack(id, by); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			writeError(w, http.StatusNotFound, "id: no such event")
+			api.WriteError(w, http.StatusNotFound, "id: no such event")
 			return
 		}
 		l.log.Error("ack event", "id", id, "err", err)
-		writeError(w, http.StatusInternalServerError, "event log unavailable")
+		api.WriteError(w, http.StatusInternalServerError, "event log unavailable")
 		return
 	}
 	e, err := l.Get(id)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "id: no such event")
+		api.WriteError(w, http.StatusNotFound, "id: no such event")
 		return
 	}
-	writeJSON(w, http.StatusOK, e)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	api.WriteJSON(w, http.StatusOK, e)
 }

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
@@ -59,7 +58,7 @@ func (n *Node) Handler() http.Handler {
 	}
 	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, Client: n.peerClient, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	return n.auth.Wrap(mux)
 }
@@ -72,7 +71,7 @@ func (n *Node) peerScheme() string {
 }
 
 func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, n.Cameras())
+	api.WriteJSON(w, http.StatusOK, n.Cameras())
 }
 
 // Cameras is what this server records now, own and adopted, and the
@@ -124,23 +123,23 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *expo
 	q := r.URL.Query()
 	cam := q.Get("camera")
 	if _, err := camera.Parse(cam); err != nil {
-		writeError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
+		api.WriteError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
 		return
 	}
 	from, to, err := api.ParseRange(q, time.Now(), 24*time.Hour)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		api.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if to.Sub(from) > web.MaxTimelineRange {
 		// every live server lists its segments of the range
-		writeError(w, http.StatusBadRequest, "from: range longer than 31 days; ask in parts")
+		api.WriteError(w, http.StatusBadRequest, "from: range longer than 31 days; ask in parts")
 		return
 	}
 	held, failed, err := exp.Footage(r.Context(), cam, from, to)
 	if err != nil {
 		n.log.Error("recordings: read index", "camera", cam, "err", err)
-		writeError(w, http.StatusInternalServerError, "read index failed")
+		api.WriteError(w, http.StatusInternalServerError, "read index failed")
 		return
 	}
 	spans, gaps := export.Spans(held, from, to)
@@ -149,7 +148,7 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *expo
 	for _, f := range failed {
 		out.Unreachable = append(out.Unreachable, api.Unreachable{Server: f.Server, Reason: "no answer: " + f.Err})
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 // Unreachable lists, per camera id, the servers holding footage of it that
@@ -184,7 +183,7 @@ func (n *Node) Unreachable() map[string][]api.Unreachable {
 }
 
 func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.Cluster{Self: n.cfg.Name, Servers: n.ClusterView()})
+	api.WriteJSON(w, http.StatusOK, api.Cluster{Self: n.cfg.Name, Servers: n.ClusterView()})
 }
 
 // ClusterView is the site as this server sees it, sorted by name.
@@ -248,19 +247,6 @@ func inventory(home string, rec recordBody, plan failover.Plan, unplaced map[str
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
 }
 
 // peers lists the other alive servers' HTTP addresses, for requests that

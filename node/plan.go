@@ -29,11 +29,11 @@ func (n *Node) servePlan(w http.ResponseWriter, r *http.Request) {
 	p, err := n.PlanIf(fail)
 	switch {
 	case err == errNoView:
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		api.WriteError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
-		writeError(w, http.StatusBadRequest, err.Error())
+		api.WriteError(w, http.StatusBadRequest, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, p)
+		api.WriteJSON(w, http.StatusOK, p)
 	}
 }
 

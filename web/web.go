@@ -11,7 +11,6 @@ package web
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -149,17 +148,17 @@ func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, to, err := api.ParseRange(q, h.now(), 24*time.Hour)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		api.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if to.Sub(from) > MaxTimelineRange {
-		writeError(w, http.StatusBadRequest, "from: range longer than 31 days; ask /api/v1/recordings per camera")
+		api.WriteError(w, http.StatusBadRequest, "from: range longer than 31 days; ask /api/v1/recordings per camera")
 		return
 	}
 	spans, err := h.o.Source.Timeline(from, to)
 	if err != nil {
 		h.log.Error("timeline", "err", err)
-		writeError(w, http.StatusInternalServerError, "read index failed")
+		api.WriteError(w, http.StatusInternalServerError, "read index failed")
 		return
 	}
 	if spans == nil {
@@ -182,10 +181,10 @@ func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 		}
 		h.siteTimeline(r.Context(), &tl)
 	default:
-		writeError(w, http.StatusBadRequest, "scope: local (default) or site")
+		api.WriteError(w, http.StatusBadRequest, "scope: local (default) or site")
 		return
 	}
-	writeJSON(w, http.StatusOK, tl)
+	api.WriteJSON(w, http.StatusOK, tl)
 }
 
 func (h *handler) serveAck(w http.ResponseWriter, r *http.Request) {
@@ -239,15 +238,4 @@ func (h *handler) ack(ctx context.Context, server, id, by string) error {
 		}
 	}
 	return fmt.Errorf("no server %s in the site", server)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
 }
