@@ -210,17 +210,6 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 		return
 	}
 	n.rec.Set(n.pipelineCameras(act.Cameras))
-	if n.cluster != nil {
-		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.cfg.Capacity.Cameras,
-			CapacityMbps: n.cfg.Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
-		if meta != n.lastMeta {
-			if err := n.cluster.SetMeta(meta); err != nil {
-				n.log.Warn("publish heartbeat metadata", "err", err)
-			} else {
-				n.lastMeta = meta
-			}
-		}
-	}
 	for _, e := range act.Events {
 		switch e.Type {
 		case control.TypeFailoverStarted:
