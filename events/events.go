@@ -562,7 +562,6 @@ func (l *Log) Append(e Event) (Event, error) {
 	return e, nil
 }
 
-// resolve marks the unresolved alarms of cond resolved by e.
 // applyConditions files the event written at key under its alarm
 // condition and resolves the open alarms it clears.
 func applyConditions(tx *bolt.Tx, b *bolt.Bucket, key []byte, e Event) error {
@@ -578,6 +577,7 @@ func applyConditions(tx *bolt.Tx, b *bolt.Bucket, key []byte, e Event) error {
 	return nil
 }
 
+// resolve marks the unresolved alarms of cond resolved by e.
 func resolve(b, open *bolt.Bucket, cond string, e Event) error {
 	raw := open.Get([]byte(cond))
 	if raw == nil {
