@@ -191,19 +191,19 @@ func parseRange(r *http.Request) (rangeQuery, error) {
 func (h *handler) serveSegments(w http.ResponseWriter, r *http.Request) {
 	rq, err := parseRange(r)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	segs, err := h.o.Store.Segments(rq.camera, rq.from, rq.to)
 	if err != nil {
 		h.log.Error("list segments", "camera", rq.camera, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "read index")
+		writeError(w, http.StatusInternalServerError, "read index")
 		return
 	}
 	if segs == nil {
 		segs = []storage.Segment{}
 	}
-	api.WriteJSON(w, http.StatusOK, segs)
+	writeJSON(w, http.StatusOK, segs)
 }
 
 // serveFile serves one segment file, with Range support.
@@ -212,14 +212,14 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 	camera := q.Get("camera")
 	ns, err := strconv.ParseInt(q.Get("start"), 10, 64)
 	if camera == "" || err != nil {
-		api.WriteError(w, http.StatusBadRequest, "camera and start (unix nanoseconds) are required")
+		writeError(w, http.StatusBadRequest, "camera and start (unix nanoseconds) are required")
 		return
 	}
 	start := time.Unix(0, ns)
 	segs, err := h.o.Store.Segments(camera, start, start.Add(time.Nanosecond))
 	if err != nil {
 		h.log.Error("find segment", "camera", camera, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "read index")
+		writeError(w, http.StatusInternalServerError, "read index")
 		return
 	}
 	for _, seg := range segs {
@@ -228,36 +228,36 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 		}
 		f, err := os.Open(h.o.Store.SegmentPath(seg))
 		if err != nil {
-			api.WriteError(w, http.StatusNotFound, "segment file is gone")
+			writeError(w, http.StatusNotFound, "segment file is gone")
 			return
 		}
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			api.WriteError(w, http.StatusInternalServerError, "stat segment")
+			writeError(w, http.StatusInternalServerError, "stat segment")
 			return
 		}
 		w.Header().Set("Content-Type", "video/mp4")
 		http.ServeContent(w, r, "", fi.ModTime(), f)
 		return
 	}
-	api.WriteError(w, http.StatusNotFound, "no such segment")
+	writeError(w, http.StatusNotFound, "no such segment")
 }
 
 // servePlan answers what an export of the range would contain.
 func (h *handler) servePlan(w http.ResponseWriter, r *http.Request) {
 	rq, err := parseRange(r)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	p, _, err := h.plan(r.Context(), rq)
 	if err != nil {
 		h.log.Error("plan export", "camera", rq.camera, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "plan export: read index")
+		writeError(w, http.StatusInternalServerError, "plan export: read index")
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, p)
 }
 
 // planned is a piece whose init segment was read and whose start keyframe
@@ -482,18 +482,18 @@ func (h *handler) fetchSegments(ctx context.Context, p Peer, rq rangeQuery) ([]s
 func (h *handler) serveExport(w http.ResponseWriter, r *http.Request) {
 	rq, err := parseRange(r)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx := r.Context()
 	plan, pieces, err := h.plan(ctx, rq)
 	if err != nil {
 		h.log.Error("plan export", "camera", rq.camera, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "plan export: read index")
+		writeError(w, http.StatusInternalServerError, "plan export: read index")
 		return
 	}
 	if len(pieces) == 0 {
-		api.WriteJSON(w, http.StatusNotFound, map[string]any{"error": "no footage in range", "gaps": plan.Gaps})
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "no footage in range", "gaps": plan.Gaps})
 		return
 	}
 	gaps, _ := json.Marshal(plan.Gaps)
@@ -538,3 +538,10 @@ func fileName(rq rangeQuery) string {
 	}, rq.camera)
 	return fmt.Sprintf("%s_%s.mp4", cam, rq.from.UTC().Format("20060102T150405Z"))
 }
+
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

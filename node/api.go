@@ -24,6 +24,13 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
+	// Operations a browser could be tricked into: refused cross-origin.
+	csrf := http.NewCrossOriginProtection()
+	mux.Handle("POST /api/v1/drain", csrf.Handler(n.serveDrain(true)))
+	mux.Handle("POST /api/v1/undrain", csrf.Handler(n.serveDrain(false)))
+	mux.HandleFunc("GET /api/v1/drain", n.serveMaintenance)
+	mux.Handle("POST /api/v1/restart", csrf.Handler(http.HandlerFunc(n.serveRestart)))
+	mux.HandleFunc("POST /api/v1/reload", n.serveReload)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,
@@ -58,7 +65,7 @@ func (n *Node) Handler() http.Handler {
 	}
 	mux.Handle("/", web.NewHandler(web.Options{Source: n, Auth: n.auth, Client: n.peerClient, PeerScheme: n.peerScheme(), Logger: n.log.With("part", "web")}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	return n.auth.Wrap(mux)
 }
@@ -71,7 +78,7 @@ func (n *Node) peerScheme() string {
 }
 
 func (n *Node) serveCameras(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, n.Cameras())
+	writeJSON(w, http.StatusOK, n.Cameras())
 }
 
 // Cameras is what this server records now, own and adopted, and the
@@ -100,7 +107,7 @@ func (n *Node) Cameras() api.Cameras {
 		cams = append(cams, ci)
 	}
 	aspects := []api.AspectInfo{}
-	for _, a := range n.cfg.Aspects {
+	for _, a := range n.config().Aspects {
 		aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
 	}
 	for _, home := range sortedKeys(records) {
@@ -123,23 +130,23 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *expo
 	q := r.URL.Query()
 	cam := q.Get("camera")
 	if _, err := camera.Parse(cam); err != nil {
-		api.WriteError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
+		writeError(w, http.StatusBadRequest, "camera: required, as home/name (e.g. rec-a/lobby)")
 		return
 	}
 	from, to, err := api.ParseRange(q, time.Now(), 24*time.Hour)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if to.Sub(from) > web.MaxTimelineRange {
 		// every live server lists its segments of the range
-		api.WriteError(w, http.StatusBadRequest, "from: range longer than 31 days; ask in parts")
+		writeError(w, http.StatusBadRequest, "from: range longer than 31 days; ask in parts")
 		return
 	}
 	held, failed, err := exp.Footage(r.Context(), cam, from, to)
 	if err != nil {
 		n.log.Error("recordings: read index", "camera", cam, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "read index failed")
+		writeError(w, http.StatusInternalServerError, "read index failed")
 		return
 	}
 	spans, gaps := export.Spans(held, from, to)
@@ -148,7 +155,7 @@ func (n *Node) serveRecordings(w http.ResponseWriter, r *http.Request, exp *expo
 	for _, f := range failed {
 		out.Unreachable = append(out.Unreachable, api.Unreachable{Server: f.Server, Reason: "no answer: " + f.Err})
 	}
-	api.WriteJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Unreachable lists, per camera id, the servers holding footage of it that
@@ -183,7 +190,7 @@ func (n *Node) Unreachable() map[string][]api.Unreachable {
 }
 
 func (n *Node) serveCluster(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, api.Cluster{Self: n.cfg.Name, Servers: n.ClusterView()})
+	writeJSON(w, http.StatusOK, api.Cluster{Self: n.cfg.Name, Servers: n.ClusterView()})
 }
 
 // ClusterView is the site as this server sees it, sorted by name.
@@ -218,7 +225,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		}
 		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
 			Cameras: len(st.Plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
-			Stable: st.Records[name].Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
+			Stable: st.Records[name].Stable, ConfigHash: rec.ConfigHash, Load: rec.Load, Maintenance: rec.Maintenance && state.Up()}
 		if !state.Up() {
 			si.Cameras = 0
 		}
@@ -262,3 +269,10 @@ func (n *Node) peers() []export.Peer {
 	}
 	return out
 }
+
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

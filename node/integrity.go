@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/events"
 )
@@ -87,11 +86,11 @@ type ForgetResult struct {
 func (n *Node) serveForget(w http.ResponseWriter, r *http.Request) {
 	var req ForgetRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Server == "" {
-		api.WriteError(w, http.StatusBadRequest, `body: want {"server": "NAME"}`)
+		writeError(w, http.StatusBadRequest, `body: want {"server": "NAME"}`)
 		return
 	}
 	if n.cluster == nil {
-		api.WriteError(w, http.StatusConflict, "this server is standalone (no listen.gossip): it pins no keys")
+		writeError(w, http.StatusConflict, "this server is standalone (no listen.gossip): it pins no keys")
 		return
 	}
 	had, err := n.cluster.Forget(req.Server)
@@ -100,10 +99,10 @@ func (n *Node) serveForget(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, buddy.ErrForgetSelf) {
 			code = http.StatusBadRequest
 		}
-		api.WriteError(w, code, err.Error())
+		writeError(w, code, err.Error())
 		return
 	}
 	n.appendEvent(events.Event{Server: n.cfg.Name, Type: events.TypeGossipPinForgotten, Severity: events.SeverityWarning,
 		Text: fmt.Sprintf("node key pinned for %s forgotten (had pin: %v); its next record pins its key anew", req.Server, had)})
-	api.WriteJSON(w, http.StatusOK, ForgetResult{Server: req.Server, HadPin: had})
+	writeJSON(w, http.StatusOK, ForgetResult{Server: req.Server, HadPin: had})
 }

@@ -29,11 +29,11 @@ func (n *Node) servePlan(w http.ResponseWriter, r *http.Request) {
 	p, err := n.PlanIf(fail)
 	switch {
 	case err == errNoView:
-		api.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
-		api.WriteError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 	default:
-		api.WriteJSON(w, http.StatusOK, p)
+		writeJSON(w, http.StatusOK, p)
 	}
 }
 

@@ -104,6 +104,8 @@ type handler struct {
 //
 //	GET  /                  the status page; ?range=1h|24h|7d zooms its timelines
 //	POST /ack               acknowledge an event (form fields id, server, range), then back to /
+//	POST /drain, /undrain   put this server in maintenance or take it out (Operator)
+//	POST /restart           drain, then restart this server's process (Operator)
 //	GET  /api/v1/timeline   ?from=RFC3339&to=RFC3339 (default: last 24 h) → Timeline
 //	                        &scope=site: merged with every alive peer's
 //	GET  /static/...        embedded stylesheet and script
@@ -139,6 +141,9 @@ func NewHandler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.servePage)
 	mux.Handle("POST /ack", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.serveAck)))
+	for _, op := range []string{"drain", "undrain", "restart"} {
+		mux.Handle("POST /"+op, http.NewCrossOriginProtection().Handler(h.serveOp(op)))
+	}
 	mux.HandleFunc("GET /api/v1/timeline", h.serveTimeline)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	return mux
@@ -148,17 +153,17 @@ func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, to, err := api.ParseRange(q, h.now(), 24*time.Hour)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if to.Sub(from) > MaxTimelineRange {
-		api.WriteError(w, http.StatusBadRequest, "from: range longer than 31 days; ask /api/v1/recordings per camera")
+		writeError(w, http.StatusBadRequest, "from: range longer than 31 days; ask /api/v1/recordings per camera")
 		return
 	}
 	spans, err := h.o.Source.Timeline(from, to)
 	if err != nil {
 		h.log.Error("timeline", "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "read index failed")
+		writeError(w, http.StatusInternalServerError, "read index failed")
 		return
 	}
 	if spans == nil {
@@ -181,10 +186,10 @@ func (h *handler) serveTimeline(w http.ResponseWriter, r *http.Request) {
 		}
 		h.siteTimeline(r.Context(), &tl)
 	default:
-		api.WriteError(w, http.StatusBadRequest, "scope: local (default) or site")
+		writeError(w, http.StatusBadRequest, "scope: local (default) or site")
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, tl)
+	writeJSON(w, http.StatusOK, tl)
 }
 
 func (h *handler) serveAck(w http.ResponseWriter, r *http.Request) {
@@ -239,3 +244,10 @@ func (h *handler) ack(ctx context.Context, server, id, by string) error {
 	}
 	return fmt.Errorf("no server %s in the site", server)
 }
+
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)
