@@ -32,7 +32,9 @@ var needsRestart = map[string]bool{
 	"listen.gossip": true, "listen.http": true, "listen.rtsp": true,
 	"cluster.join": true, "cluster.key_file": true, "cluster.insecure": true, "cluster.keepalive": true,
 	"cluster.failover_after": true, "cluster.forget_after": true,
-	"cluster.failback": false, "cluster.failback_after": false,
+	// drain_timeout: the stop path takes it when the server starts.
+	"cluster.drain_timeout": true,
+	"cluster.failback":      false, "cluster.failback_after": false,
 	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": true,
 	"failover.buddies": false, "failover.cameras": false,
 	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true,
@@ -145,6 +147,7 @@ func Compare(old, new *Config) Diff {
 	value("cluster.forget_after", old.Cluster.ForgetAfter, new.Cluster.ForgetAfter)
 	value("cluster.failback", old.Cluster.Failback, new.Cluster.Failback)
 	value("cluster.failback_after", old.Cluster.FailbackAfter, new.Cluster.FailbackAfter)
+	value("cluster.drain_timeout", old.Cluster.DrainTimeout, new.Cluster.DrainTimeout)
 
 	value("capacity.cameras", old.Capacity.Cameras, new.Capacity.Cameras)
 	value("capacity.bitrate_mbps", old.Capacity.BitrateMbps, new.Capacity.BitrateMbps)
