@@ -31,10 +31,8 @@ var needsRestart = map[string]bool{
 	"name": true, "data_dir": true,
 	"listen.gossip": true, "listen.http": true, "listen.rtsp": true,
 	"cluster.join": true, "cluster.key_file": true, "cluster.insecure": true, "cluster.keepalive": true,
-	"cluster.failover_after": true, "cluster.forget_after": true,
-	// drain_timeout: the stop path takes it when the server starts.
-	"cluster.drain_timeout": true,
-	"cluster.failback":      false, "cluster.failback_after": false,
+	"cluster.failover_after": true, "cluster.forget_after": true, "cluster.drain_timeout": true,
+	"cluster.failback": false, "cluster.failback_after": false,
 	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": true,
 	"failover.buddies": false, "failover.cameras": false,
 	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true,
