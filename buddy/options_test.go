@@ -1,7 +1,6 @@
 package buddy
 
 import (
-	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +79,7 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 func TestMetaLimit(t *testing.T) {
-	full := nodeMeta{NodeKey: base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	full := nodeMeta{NodeKey: strings.Repeat("A", 43) + "="} // base64 of a 32-byte key
 	b, err := encodeMeta(full)
 	if err != nil {
 		t.Fatalf("realistic meta rejected: %v", err)
