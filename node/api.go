@@ -92,7 +92,7 @@ func (n *Node) Cameras() api.Cameras {
 	critical := map[string]bool{}
 	for home, r := range records {
 		for _, c := range r.Cameras {
-			critical[home+"/"+c.Name] = c.Critical
+			critical[camera.New(home, c.Name).String()] = c.Critical
 		}
 	}
 	cams := []api.CameraInfo{}
@@ -182,7 +182,7 @@ func (n *Node) Unreachable() map[string][]api.Unreachable {
 			u.Before = &t
 		}
 		for _, c := range cv.records[home].Cameras {
-			id := home + "/" + c.Name
+			id := camera.New(home, c.Name).String()
 			out[id] = append(out[id], u)
 		}
 	}
