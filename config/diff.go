@@ -146,6 +146,7 @@ func Compare(old, new *Config) Diff {
 	value("cluster.drain_timeout", old.Cluster.DrainTimeout, new.Cluster.DrainTimeout)
 	value("cluster.failback", old.Cluster.Failback, new.Cluster.Failback)
 	value("cluster.failback_after", old.Cluster.FailbackAfter, new.Cluster.FailbackAfter)
+	value("cluster.drain_timeout", old.Cluster.DrainTimeout, new.Cluster.DrainTimeout)
 
 	value("capacity.cameras", old.Capacity.Cameras, new.Capacity.Cameras)
 	value("capacity.bitrate_mbps", old.Capacity.BitrateMbps, new.Capacity.BitrateMbps)
