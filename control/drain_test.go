@@ -198,3 +198,15 @@ func TestCleanStopIsNoAlarm(t *testing.T) {
 		t.Fatalf("a crash raised %d server.down notices, want 1", len(ns))
 	}
 }
+
+// TestStopDrainWording: a drain for a stop says so.
+func TestStopDrainWording(t *testing.T) {
+	w := drainWorld(t, 0, true)
+	w.setMaintenance("a", true)
+	w.stopping["a"] = true
+	acts := w.run(10 * time.Second)["a"]
+	evs := eventsOf(acts, TypeServerMaintenance)
+	if len(evs) != 2 || !strings.Contains(evs[0].Text, "a is stopping") || !strings.Contains(evs[1].Text, "a stopping: 2 camera(s) handed over") {
+		t.Fatalf("events %+v", evs)
+	}
+}

@@ -82,6 +82,9 @@ type Inputs struct {
 	// (indexed) footage of the pipeline's current run: what
 	// make-before-break compares (see handover.go).
 	Footage map[string]Footage
+	// Stopping: this server drains because it is stopping (a clean stop
+	// or a restart), not for maintenance; only the wording differs.
+	Stopping bool
 }
 
 // Config is the part of this server's configuration the rules read.
