@@ -83,6 +83,12 @@ const (
 	// condition has no paired type (a down server that stayed up): it
 	// carries the conditions in Resolves.
 	TypeAlarmResolved Type = "alarm.resolved"
+	// TypeConfigReloaded: a reload applied the config file (info); it
+	// resolves the last config.reload_failed.
+	TypeConfigReloaded Type = "config.reloaded"
+	// TypeConfigReloadFailed: a reload was refused and the running config
+	// stays in force; the text lists the problems.
+	TypeConfigReloadFailed Type = "config.reload_failed"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.
