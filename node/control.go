@@ -43,6 +43,9 @@ func (n *Node) controlLoop(ctx context.Context) {
 			return
 		case <-changed:
 		case <-tick.C:
+		case req := <-n.reloads:
+			n.applyReload(req, func() { n.reconcile(time.Now()) })
+			continue
 		}
 		n.reconcile(time.Now())
 	}
@@ -79,7 +82,9 @@ func (n *Node) decodePeerRecord(name string, rec buddy.Record) (decodedRecord, e
 // selfRecord is this server's record as of now, with what the last step
 // published.
 func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
-	r := publicRecord(n.cfg, n.started)
+	rc := n.running.Load()
+	r := publicRecord(rc.cfg, n.started)
+	r.ConfigHash = rc.hash
 	r.Claims = p.Claims
 	r.Recording = p.Recording
 	r.Durable = p.Durable
@@ -107,11 +112,12 @@ func (n *Node) load(now time.Time) api.Load {
 func (n *Node) measureLoad(now time.Time) api.Load {
 	used, total := diskUsage(n.cfg.DataDir)
 	// Rounded so that the replicated record changes only when a technician
-	// would see a difference.
+	// would see a difference (and it is measured only every loadEvery):
+	// memory to the nearest MiB, so a peer's page shows what ps does.
 	const mib, gib = 1 << 20, 1 << 30
 	return api.Load{
 		CPU:         math.Round(n.cpu.sample(now, runtime.NumCPU())*100) / 100,
-		MemoryBytes: residentBytes() / (16 * mib) * (16 * mib),
+		MemoryBytes: (residentBytes() + mib/2) / mib * mib,
 		DiskUsed:    used / gib * gib,
 		DiskTotal:   total / gib * gib,
 		Viewers:     n.viewers(),
@@ -132,20 +138,21 @@ func (n *Node) reconcile(now time.Time) {
 // credentials this server holds.
 func (n *Node) gather(now time.Time) control.Inputs {
 	self := n.cfg.Name
+	cfg := n.config()
 	in := control.Inputs{
 		Now:       now,
 		Clustered: n.cluster != nil,
 		Config: control.Config{
-			Self:          publicRecord(n.cfg, n.started).rulesRecord(0),
-			FailoverAfter: n.cfg.Cluster.FailoverAfter,
-			FailbackAfter: n.cfg.Cluster.FailbackAfter,
+			Self:          publicRecord(cfg, n.started).rulesRecord(0),
+			FailoverAfter: cfg.Cluster.FailoverAfter,
+			FailbackAfter: cfg.Cluster.FailbackAfter,
 		},
 		Records:     map[string]control.Record{},
 		Credentials: map[string]bool{},
 	}
 	m := n.maintenanceState()
 	in.Config.Self.Maintenance, in.Stopping = m.draining(), m.stopping
-	for _, c := range n.cfg.Cameras {
+	for _, c := range cfg.Cameras {
 		in.Credentials[c.ID(self)] = true
 	}
 	n.gathered = map[string]recordBody{}
@@ -203,7 +210,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 			n.log.Warn("publish record", "err", err)
 		}
 	} else {
-		body = n.selfRecord(now, control.Publish{Stable: st.Stable(now, n.cfg.Cluster.FailbackAfter)})
+		body = n.selfRecord(now, control.Publish{Stable: st.Stable(now, n.config().Cluster.FailbackAfter)})
 	}
 	records := n.gathered
 	records[n.cfg.Name] = body
@@ -215,8 +222,8 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 	}
 	n.rec.Set(n.pipelineCameras(act.Cameras))
 	if n.cluster != nil {
-		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.cfg.Capacity.Cameras,
-			CapacityMbps: n.cfg.Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
+		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.config().Capacity.Cameras,
+			CapacityMbps: n.config().Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
 		if meta != n.lastMeta {
 			if err := n.cluster.SetMeta(meta); err != nil {
 				n.log.Warn("publish heartbeat metadata", "err", err)
@@ -245,7 +252,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 func (n *Node) pipelineCameras(ids []string) []recorder.Camera {
 	self := n.cfg.Name
 	own := map[string]recorder.Camera{}
-	for _, c := range n.cfg.Cameras {
+	for _, c := range n.config().Cameras {
 		id := c.ID(self)
 		own[id] = recorder.Camera{ID: id, Home: self, URL: c.URL, Transport: c.Transport}
 	}

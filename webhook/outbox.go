@@ -14,10 +14,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/internal/boltfile"
 
 	"github.com/buddyrec/buddyrec/events"
 )
@@ -70,6 +73,10 @@ type Options struct {
 	// Now is the clock that ages entries for GiveUpAfter; nil = time.Now.
 	// Signature timestamps always use the real clock.
 	Now func() time.Time
+
+	// openFile opens outbox.db in place of os.OpenFile (tests break the
+	// file under bbolt through it).
+	openFile func(string, int, os.FileMode) (*os.File, error)
 }
 
 // TargetStats describe one target for metrics and the status page.
@@ -95,13 +102,20 @@ type TargetStats struct {
 // dropped), so that after the receiver is fixed and buddyrec restarts they
 // are delivered, or given up once older than GiveUpAfter.
 type Outbox struct {
-	db      *bolt.DB
-	path    string
-	o       Options
-	log     *slog.Logger
-	client  *http.Client
+	db     *boltfile.File // reopened after a failure (see reopen)
+	path   string
+	o      Options
+	log    *slog.Logger
+	client *http.Client
+	// targets and valid change under mu (SetTargets); a target's own
+	// fields never change once built.
 	targets []*target // configuration order, invalid ones included
 	valid   []*target
+	runCtx  context.Context // Run's, for senders SetTargets starts
+	senders sync.WaitGroup  // Run's senders
+	// setMu runs SetTargets one at a time; it is never held by anything
+	// else.
+	setMu sync.Mutex
 
 	ctx    context.Context // ended by Close
 	cancel context.CancelFunc
@@ -118,6 +132,7 @@ type target struct {
 	safeURL string
 	bucket  []byte
 	wake    chan struct{}
+	stop    context.CancelFunc // ends its sender (SetTargets); set under Outbox.mu
 
 	mu        sync.Mutex
 	invalid   bool
@@ -169,37 +184,30 @@ func Open(path string, o Options) (*Outbox, error) {
 	}
 
 	ob := &Outbox{path: path, o: o, log: o.Logger, client: client}
-	seen := map[string]bool{}
 	var alarms []*target
-	for _, t := range o.Targets {
-		tg := &target{t: t, safeURL: SafeURL(t.URL), bucket: bucketName(t.Name), wake: make(chan struct{}, 1)}
-		err := t.Validate()
-		if err == nil && seen[t.Name] {
-			err = fmt.Errorf("webhook target %s: duplicate name", t.Name)
-		}
-		if err != nil {
-			tg.invalid, tg.disabled, tg.lastErr = true, true, err.Error()
-			alarms = append(alarms, tg)
-		} else {
-			tg.key, _ = ParseSecret(t.Secret)
-			ob.valid = append(ob.valid, tg)
-		}
-		seen[t.Name] = true
-		ob.targets = append(ob.targets, tg)
-	}
+	ob.targets, ob.valid, alarms = buildTargets(o.Targets)
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("open webhook outbox %s: %w", path, err)
-	}
 	configured := map[string]bool{}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, t := range ob.valid {
-			configured[string(t.bucket)] = true
+	for _, t := range ob.valid {
+		configured[string(t.bucket)] = true
+	}
+	db, err := boltfile.Open(path, boltfile.Options{Bolt: bolt.Options{OpenFile: o.openFile}, Init: func(tx *bolt.Tx) error {
+		// Never called with ob.mu held: nothing holds it across a
+		// transaction (SetTargets creates buckets before taking it).
+		ob.mu.Lock()
+		valid := ob.valid
+		ob.mu.Unlock()
+		for _, t := range valid {
 			if _, err := tx.CreateBucketIfNotExists(t.bucket); err != nil {
 				return fmt.Errorf("bucket for %s: %w", t.t.Name, err)
 			}
 		}
+		return nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("webhook outbox: %w", err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if !configured[string(name)] {
 				if n := b.Stats().KeyN; n > 0 {
@@ -212,7 +220,7 @@ func Open(path string, o Options) (*Outbox, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("init webhook outbox %s: %w", path, err)
+		return nil, fmt.Errorf("read webhook outbox %s: %w", path, err)
 	}
 	ob.db = db
 	ob.ctx, ob.cancel = context.WithCancel(context.Background())
@@ -261,40 +269,49 @@ func (ob *Outbox) Enqueue(n Notice) error {
 	if err != nil {
 		return fmt.Errorf("enqueue notice %s: %w", n.ID, err)
 	}
-	var to []*target
-	for _, t := range ob.valid {
-		if t.t.Wants(n.Type) {
-			to = append(to, t)
-		}
-	}
-	if len(to) == 0 {
-		return nil
-	}
 	v, err := json.Marshal(record{ID: n.ID, Type: n.Type, Enqueued: ob.o.Now().UnixNano(), Body: body})
 	if err != nil {
 		return fmt.Errorf("enqueue notice %s: %w", n.ID, err)
 	}
 	ob.mu.Lock()
 	closed := ob.closed
+	var to []*target
+	for _, t := range ob.valid {
+		if t.t.Wants(n.Type) {
+			to = append(to, t)
+		}
+	}
 	ob.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
-	err = ob.db.Update(func(tx *bolt.Tx) error {
-		for _, t := range to {
-			b := tx.Bucket(t.bucket)
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			var k [8]byte
-			binary.BigEndian.PutUint64(k[:], seq)
-			if err := b.Put(k[:], v); err != nil {
-				return err
-			}
-		}
+	if len(to) == 0 {
 		return nil
-	})
+	}
+	put := func() error {
+		return ob.db.Update(func(tx *bolt.Tx) error {
+			for _, t := range to {
+				b := tx.Bucket(t.bucket)
+				seq, err := b.NextSequence()
+				if err != nil {
+					return err
+				}
+				var k [8]byte
+				binary.BigEndian.PutUint64(k[:], seq)
+				if err := b.Put(k[:], v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	ob.reopen()
+	// A failure on a file gone bad is retried once on the reopened file:
+	// the notice is not lost to a remount.
+	if err = put(); err != nil && ob.db.Broken() {
+		ob.reopen()
+		err = put()
+	}
 	if err != nil {
 		return fmt.Errorf("enqueue notice %s: %w", n.ID, err)
 	}
@@ -324,19 +341,13 @@ func (ob *Outbox) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ob.ctx, cancel)
 	defer stop()
-	var wg sync.WaitGroup
+	ob.runCtx = ctx
 	for _, t := range ob.valid {
-		wg.Add(1)
-		ob.wg.Add(1)
-		go func() {
-			defer ob.wg.Done()
-			defer wg.Done()
-			ob.sendLoop(ctx, t)
-		}()
+		ob.startLocked(t)
 	}
 	ob.mu.Unlock()
 	<-ctx.Done()
-	wg.Wait()
+	ob.senders.Wait()
 	ob.mu.Lock()
 	ob.running = false
 	ob.mu.Unlock()
@@ -366,17 +377,20 @@ func (ob *Outbox) Close() error {
 
 // Stats returns one entry per configured target, in configuration order.
 func (ob *Outbox) Stats() []TargetStats {
+	ob.mu.Lock()
+	targets, valid := ob.targets, ob.valid
+	ob.mu.Unlock()
 	pending := map[*target]int{}
 	_ = ob.db.View(func(tx *bolt.Tx) error {
-		for _, t := range ob.valid {
+		for _, t := range valid {
 			if b := tx.Bucket(t.bucket); b != nil {
 				pending[t] = b.Stats().KeyN
 			}
 		}
 		return nil
 	})
-	out := make([]TargetStats, 0, len(ob.targets))
-	for _, t := range ob.targets {
+	out := make([]TargetStats, 0, len(targets))
+	for _, t := range targets {
 		t.mu.Lock()
 		out = append(out, TargetStats{
 			Name:      t.t.Name,
@@ -400,7 +414,20 @@ func (ob *Outbox) alarm(kind events.Type, target, text string) {
 }
 
 // head returns the oldest entry of t.
+// reopen reopens outbox.db if a transaction failed since it was opened:
+// a file system that went bad and came back leaves bbolt's mapping dead
+// until then. Enqueue and every send attempt call it, so notices flow
+// again without a restart.
+func (ob *Outbox) reopen() {
+	if reopened, err := ob.db.Reopen(); err != nil {
+		ob.o.Logger.Debug("webhook outbox still unavailable", "err", err)
+	} else if reopened {
+		ob.o.Logger.Info("webhook outbox reopened after a failure", "path", ob.db.Path())
+	}
+}
+
 func (ob *Outbox) head(t *target) (key []byte, rec record, ok bool, err error) {
+	ob.reopen()
 	err = ob.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(t.bucket)
 		if b == nil {

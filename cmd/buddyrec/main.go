@@ -7,13 +7,15 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
+//	buddyrec reload -config FILE   re-read the config in the running server (as SIGHUP)
+//	buddyrec export -config FILE -camera ID -from T -o F.mp4   export footage of the site
 //	buddyrec drain|undrain -config FILE  maintenance: hand the cameras over, take them back
-//	buddyrec demo [-chaos]         a whole local site on loopback
-//	buddyrec bench record|failover|planner|live ...  benchmark figures
 //	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
-//	buddyrec demo [-chaos]         a whole local site on loopback
+//	buddyrec demo [-chaos] [-keep] a whole local site on loopback
+//	buddyrec bench record|failover|planner|live ...  benchmark figures
 //	buddyrec version               which build this is (version, commit, build time)
-//	buddyrec bench record|failover ...  benchmark figures
+//
+// `buddyrec` without a command prints the usage, which lists them all.
 package main
 
 import (
@@ -59,15 +61,15 @@ commands:
   drain -config FILE         maintenance: the running server hands its cameras to its buddies
                              (make-before-break), takes none, and stays so across restarts
   undrain -config FILE       end maintenance: the cameras come back the same way
+  reload -config FILE        make the running server re-read its config (as SIGHUP does)
   export -config FILE -camera ID -from T [-to T] -o FILE.mp4
                              export footage of the site (file + JSON manifest, digest checked)
-  demo [-chaos]              run a whole local site: simulated cameras and three servers
-  bench ` + benchNames() + `  print benchmark figures (see README)
   plan -config FILE -fail rec-a[,rec-b]
                              where every camera would be recorded if those servers failed now
   demo [-chaos] [-keep]      run a whole local site: simulated cameras and three servers
+  bench ` + benchNames() + `
+                             print benchmark figures (see README)
   version                    print the version, commit, build time and Go version
-  bench record|failover      print benchmark figures (see README)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -92,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDrain("drain", true)(args[1:], stdout, stderr)
 	case "undrain":
 		return cmdDrain("undrain", false)(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
 	case "export":
@@ -154,9 +158,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// has; outside it the notifier does nothing.
 	notify := sdnotify.FromEnv()
 	// SIGTERM and SIGINT drain first, then stop (stop.go).
-	stops := newStopper(log, notify, cfg.Cluster.DrainTimeout)
+	stops := newStopper(log, notify)
 	defer stops.close()
 	ctx := stops.ctx
+	// SIGHUP re-reads the config (reload.go).
+	hup, stopHUP := notifyReloads()
+	defer stopHUP()
 	if *pprofAddr != "" {
 		if err := servePprof(ctx, *pprofAddr); err != nil {
 			log.Error("cannot serve profiles", "err", err)
@@ -177,6 +184,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if every := sdnotify.WatchdogInterval(); every > 0 && notify.Enabled() {
 		go watchdog(ctx, notify, every/2, n)
 	}
+	go serveReloads(ctx, hup, n, notify, log)
 	if err := n.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return 1
