@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
@@ -407,4 +410,54 @@ func TestRestartFromTheAPI(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second)
 	checkNoGap(t, "restart", a, from, time.Now().Add(-1500*time.Millisecond), ids...)
+}
+
+// TestDrainFromThePageInChromium: a technician drains a server from its
+// status page in a real Chromium (the browser's own Origin and
+// Sec-Fetch-Site headers pass the cross-origin protection), the buddy's
+// page shows it as "maintenance" and records its cameras, and Undrain on
+// the page brings them back. The screenshot is kept as an artefact.
+func TestDrainFromThePageInChromium(t *testing.T) {
+	ctx := testutil.Browser(t, 90*time.Second)
+	chromium := testutil.NeedTool(t, "chromium")
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	ids := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	time.Sleep(4 * time.Second)
+
+	click := func(button string) {
+		t.Helper()
+		if err := chromedp.Do(ctx,
+			chromedp.Navigate("http://"+a.HTTP+"/"),
+			chromedp.WaitVisible(button),
+			chromedp.Click(button),
+			chromedp.WaitReady(`section#ops`),
+		); err != nil {
+			t.Fatalf("click %s on rec-a's page: %v", button, err)
+		}
+	}
+	click(`form[action="/drain"] button`)
+	eventually(t, 15*time.Second, all(recordsExactly(b, ids...), recordsExactly(a), inMaintenance(b, "rec-a", true)))
+	dom := string(testutil.Chromium(t, chromium, "--dump-dom", "http://"+b.HTTP+"/"))
+	if !strings.Contains(dom, `data-server="rec-a" data-state="maintenance"`) {
+		t.Errorf("rec-b's page does not show rec-a in maintenance")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTP+"/")); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := chromedp.Run(ctx, chromedp.Text(`section#ops`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ops, "maintenance") || !strings.Contains(ops, "2 cameras handed over") {
+		t.Errorf("rec-a's page says %q, want maintenance with 2 cameras handed over", ops)
+	}
+	testutil.Screenshot(t, chromium, "http://"+a.HTTP+"/", "status-page-maintenance.png")
+	click(`form[action="/undrain"] button`)
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), recordsExactly(b), inMaintenance(b, "rec-a", false)))
 }
