@@ -245,6 +245,9 @@ type takeover struct {
 	started time.Time
 	told    bool // reported once, or the report time passed: report each camera as it starts
 	noticed bool // a notice went out (it carried the aspects)
+	// planned: the home is alive and in maintenance; its own
+	// server.maintenance notice tells the PSIM where the cameras went.
+	planned bool
 }
 
 // episode is one down-then-up episode of a peer: one server.down notice at
