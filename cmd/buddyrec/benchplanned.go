@@ -74,9 +74,14 @@ func benchPlanned(ctx context.Context, stdout io.Writer, ra, rb *site.Server, n,
 			time.Sleep(3 * time.Second) // the new recorder's footage after the move is durable
 			runWorst := 0.0
 			for i := 1; i <= n; i++ {
-				lost, err := framesLost(ctx, rb, fmt.Sprintf("rec-a/cam%d", i), start.Add(-2*time.Second), end.Add(time.Second))
+				id := fmt.Sprintf("rec-a/cam%d", i)
+				lost, gaps, err := framesLost(ctx, rb, id, start.Add(-2*time.Second), end.Add(time.Second))
 				if err != nil {
 					return fmt.Errorf("run %d: %w", run, err)
+				}
+				for _, g := range gaps {
+					fmt.Fprintf(stdout, "  %s: hole of %v from %+.2fs to %+.2fs after the %s\n", id, g.End.Sub(g.Start).Round(time.Millisecond),
+						g.Start.Sub(start).Seconds(), g.End.Sub(start).Seconds(), move.path)
 				}
 				*move.lost = append(*move.lost, lost)
 				runWorst = max(runWorst, lost)
@@ -110,17 +115,17 @@ func countRecording(ctx context.Context, srv *site.Server, home string) int {
 
 // framesLost is how many frames of camera the site's footage misses over
 // [from, to): the holes of the export plan srv gives, in frames.
-func framesLost(ctx context.Context, srv *site.Server, camera string, from, to time.Time) (float64, error) {
+func framesLost(ctx context.Context, srv *site.Server, camera string, from, to time.Time) (float64, []export.Gap, error) {
 	q := url.Values{"camera": {camera}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
 	var plan export.Plan
 	if err := srv.GetJSON(ctx, "/api/v1/export/plan?"+q.Encode(), &plan); err != nil {
-		return 0, fmt.Errorf("export plan of %s: %w", camera, err)
+		return 0, nil, fmt.Errorf("export plan of %s: %w", camera, err)
 	}
 	var hole time.Duration
 	for _, g := range plan.Gaps {
 		hole += g.End.Sub(g.Start)
 	}
-	return float64((hole + benchFrame/2) / benchFrame), nil
+	return float64((hole + benchFrame/2) / benchFrame), plan.Gaps, nil
 }
 
 func sum(xs []float64) float64 {
