@@ -89,7 +89,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		(&raiser{prev: prev, st: &st, in: in, self: self, act: &act, quiet: true}).servers()
 		act.Cameras = sortedKeys(prev.Recording)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim}
+			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim}
 		}
 		return st, act
 	}
@@ -137,7 +137,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 	act.Cameras = sortedKeys(st.Recording)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim}
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim}
 	}
 
 	r := raiser{prev: prev, st: &st, in: in, self: self, act: &act}

@@ -152,7 +152,8 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		Records:     map[string]control.Record{},
 		Credentials: map[string]bool{},
 	}
-	in.Config.Self.Maintenance = n.maintenanceState().draining()
+	m := n.maintenanceState()
+	in.Config.Self.Maintenance, in.Stopping = m.draining(), m.stopping
 	for _, c := range cfg.Cameras {
 		in.Credentials[c.ID(self)] = true
 	}

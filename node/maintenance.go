@@ -125,7 +125,7 @@ func (n *Node) DrainForStop(ctx context.Context) api.Maintenance {
 	n.maintMu.Lock()
 	n.maint.stopping = true
 	n.maintMu.Unlock()
-	n.log.Info("stopping: handing cameras to buddies first (make-before-break)", "drain_timeout", n.cfg.Cluster.DrainTimeout)
+	n.log.Info("stopping: handing cameras to buddies first (make-before-break)", "drain_timeout", n.DrainTimeout())
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	started := time.Now()
@@ -249,3 +249,7 @@ func (n *Node) serveRestart(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "restarting: handing cameras over first"})
 }
+
+// DrainTimeout bounds the drain of a clean stop: [cluster] drain_timeout
+// of the config in force.
+func (n *Node) DrainTimeout() time.Duration { return n.config().Cluster.DrainTimeout }

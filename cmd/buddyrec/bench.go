@@ -331,6 +331,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	clips := fs.String("clips", "testdata", "folder with the camera clips")
 	keepalive := fs.String("keepalive", "", "[cluster] keepalive (default: the product default)")
 	failoverAfter := fs.String("failover-after", "", "[cluster] failover_after (default: the product default)")
+	planned := fs.Bool("planned", false, "drain (and undrain) rec-a instead of kill -9: frames lost per camera and time until every camera records on the buddy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -351,6 +352,9 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer s.StopAll()
 	ra, rb := s.Server("rec-a"), s.Server("rec-b")
+	if *planned {
+		return benchPlanned(ctx, stdout, ra, rb, *n, *runs)
+	}
 	var detect, adopt, total []float64
 	for run := 1; run <= *runs; run++ {
 		if err := waitRecording(ctx, ra, *n, 60*time.Second); err != nil {
