@@ -550,11 +550,17 @@ func (d *decoder) decodeCapacity(c *Config, m map[string]any) {
 
 func (d *decoder) decodeFailover(c *Config, m map[string]any) {
 	const p = "failover"
-	d.unknown(m, p, "buddies", "cameras")
+	d.unknown(m, p, "buddies", "cameras", "standby")
 	c.Failover.Buddies = d.strings(m, p, "buddies")
 	c.Failover.Cameras = d.str(m, p, "cameras", "all")
 	if c.Failover.Cameras != "all" && c.Failover.Cameras != "critical" {
 		d.errorf("failover.cameras", "must be \"all\" or \"critical\", not %q", c.Failover.Cameras)
+	}
+	c.Failover.Standby = d.str(m, p, "standby", StandbyCold)
+	switch c.Failover.Standby {
+	case StandbyCold, StandbyHot, StandbyMirror:
+	default:
+		d.errorf("failover.standby", "must be \"cold\", \"hot\" or \"mirror\", not %q", c.Failover.Standby)
 	}
 	seen := map[string]bool{}
 	for _, b := range c.Failover.Buddies {

@@ -73,6 +73,9 @@ type Inputs struct {
 	// DeclaredDeadAt is when this server last learnt that peers had
 	// declared it dead while it ran (it refuted the death); zero if never.
 	DeclaredDeadAt time.Time
+	// Standbys are the statuses of this server's standby sessions (hot
+	// and mirror; see standby.go), apart from Pipelines.
+	Standbys []Pipeline
 }
 
 // Config is the part of this server's configuration the rules read.
@@ -149,6 +152,11 @@ type Record struct {
 	Stable bool
 	// Timing is "keepalive/failover_after": it must agree across the site.
 	Timing string
+	// Standby is the standby mode the server asks for its critical
+	// cameras: StandbyHot, StandbyMirror, or "" / StandbyCold.
+	Standby string
+	// Standbys are the camera ids the server holds a standby session for.
+	Standbys []string
 }
 
 // Aspect is a non-camera thing that fails over with its server (an I/O
@@ -203,6 +211,9 @@ type State struct {
 	missing         string              // adopted cameras lacking credentials, joined
 	missingSince    time.Time
 	missingTold     bool
+	// Standby are the standby sessions this server holds, by camera id.
+	Standby     map[string]Standby
+	unavailable map[string]bool // standby cameras with a standby.unavailable alarm open
 }
 
 // takeover is one adoption (or failback) waiting to be reported.
@@ -243,6 +254,9 @@ type Actions struct {
 	// Settling is true while this server changes nothing after a start or
 	// a hang: Cameras is then what it recorded before.
 	Settling bool
+	// Standby are the standby sessions to hold now (none of Cameras),
+	// sorted by camera id.
+	Standby []Standby
 	Events   []Event
 	Notices  []Notice
 	Logs     []Log
@@ -253,6 +267,7 @@ type Publish struct {
 	Claims    []string
 	Recording []string
 	Stable    bool
+	Standbys  []string
 }
 
 // Event is an entry for the event log.
