@@ -257,9 +257,9 @@ type Actions struct {
 	// Standby are the standby sessions to hold now (none of Cameras),
 	// sorted by camera id.
 	Standby []Standby
-	Events   []Event
-	Notices  []Notice
-	Logs     []Log
+	Events  []Event
+	Notices []Notice
+	Logs    []Log
 }
 
 // Publish is what changes in this server's record each step.
