@@ -55,11 +55,11 @@ type Pipeline struct {
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
 	p := &Pipeline{
-		cam:   cam,
-		opts:  opts,
-		log:   opts.Logger.With("camera", cam.ID),
-		hub:   h,
-		done:  make(chan struct{}),
+		cam:     cam,
+		opts:    opts,
+		log:     opts.Logger.With("camera", cam.ID),
+		hub:     h,
+		done:    make(chan struct{}),
 		state:   StateConnecting,
 		since:   time.Now(),
 		standby: cam.Standby,
