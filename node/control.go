@@ -83,6 +83,7 @@ func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
 	r.Claims = p.Claims
 	r.Recording = p.Recording
 	r.Stable = p.Stable
+	r.Standbys = p.Standbys
 	r.Load = n.load(now)
 	return r
 }
@@ -167,7 +168,12 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		}
 	}
 	for _, s := range n.rec.Status() {
-		in.Pipelines = append(in.Pipelines, control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error})
+		p := control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error}
+		if s.Standby != recorder.StandbyNone {
+			in.Standbys = append(in.Standbys, p)
+		} else {
+			in.Pipelines = append(in.Pipelines, p)
+		}
 	}
 	return in
 }
@@ -206,7 +212,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 	if act.Settling {
 		return
 	}
-	n.rec.Set(n.pipelineCameras(act.Cameras))
+	n.rec.Set(append(n.pipelineCameras(act.Cameras), n.standbyCameras(act.Standby)...))
 	if n.cluster != nil {
 		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.cfg.Capacity.Cameras,
 			CapacityMbps: n.cfg.Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}

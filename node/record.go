@@ -36,6 +36,8 @@ type recordBody struct {
 	StartedAt  time.Time      `json:"started_at"`
 	ConfigHash string         `json:"config_hash"`
 	Timing     string         `json:"timing"` // keepalive/failover_after: must agree across the site
+	Standby    string         `json:"standby,omitempty"`  // [failover] standby for my critical cameras
+	Standbys   []string       `json:"standbys,omitempty"` // camera ids I hold a standby session for
 	Load       api.Load       `json:"load"`
 }
 
@@ -77,6 +79,7 @@ func publicRecord(c *config.Config, started time.Time) recordBody {
 		StartedAt:  started.UTC(),
 		ConfigHash: configHash(c),
 		Timing:     c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
+		Standby:    c.Failover.Standby,
 	}
 	for _, cam := range c.Cameras {
 		r.Cameras = append(r.Cameras, publicCamera{Name: cam.Name, Critical: cam.Critical, BitrateMbps: cam.BitrateMbps})
@@ -128,6 +131,8 @@ func (r recordBody) rulesRecord(version uint64) control.Record {
 		Recording: r.Recording,
 		Stable:    r.Stable,
 		Timing:    r.Timing,
+		Standby:   r.Standby,
+		Standbys:  r.Standbys,
 	}
 	for _, c := range r.Cameras {
 		s.Cameras = append(s.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})

@@ -57,6 +57,7 @@ type serverRow struct {
 	Recordings                    string // buddyrec's own segments and index
 	Color                         string
 	IfFails                       string // "6 → rec-b, 1 not recorded"; "" when unknown
+	Standby                       string // "standby for 2 cameras of rec-a (hot)"; "" for none
 }
 
 // FailurePreviewer is a Source that can also preview each server's
@@ -143,6 +144,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			s.Load = *c.Load
 		}
 		row := serverRowOf(s, self, colors)
+		row.Standby = own[s.Name].StandbySummary()
 		row.IfFails = ifFails[s.Name]
 		d.Servers = append(d.Servers, row)
 	}
