@@ -41,4 +41,9 @@ func Write(t testing.TB, root string, st *storage.Store, camera string, start ti
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Closed segments reach the index at the syncer's next round: make
+	// the footage visible to what the test does next.
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 }
