@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/export"
+	"github.com/buddyrec/buddyrec/internal/site"
+)
+
+// standbyHolds is a condition: srv holds exactly the standby sessions ids
+// in mode, each working (its camera delivers keyframes).
+func standbyHolds(srv *site.Server, mode string, ids ...string) func() string {
+	return func() string {
+		var resp api.Cameras
+		if err := srv.GetJSON(context.Background(), "/api/v1/cameras", &resp); err != nil {
+			return err.Error()
+		}
+		var got []string
+		for _, s := range resp.Standby {
+			if s.Standby != mode || s.State != "recording" {
+				return fmt.Sprintf("%s: standby %s is %s %s (%s)", srv.Name, s.ID, s.Standby, s.State, s.Error)
+			}
+			got = append(got, s.ID)
+		}
+		sort.Strings(got)
+		sort.Strings(ids)
+		if strings.Join(got, ",") != strings.Join(ids, ",") {
+			return fmt.Sprintf("%s holds standby %v, want %v", srv.Name, got, ids)
+		}
+		return ""
+	}
+}
+
+// exportGaps exports cam over [from, to) from srv and returns the gaps the
+// export reports in X-Buddyrec-Gaps; the body is read whole (the file is
+// what a user gets) and dropped.
+func exportGaps(t *testing.T, srv *site.Server, cam string, from, to time.Time) []api.Gap {
+	t.Helper()
+	q := url.Values{"camera": {cam}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	resp, err := http.Get("http://" + srv.HTTP + "/api/v1/export?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, _ := io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export %s from %s: %s", cam, srv.Name, resp.Status)
+	}
+	var gaps []api.Gap
+	if err := json.Unmarshal([]byte(resp.Header.Get(export.GapsHeader)), &gaps); err != nil {
+		t.Fatalf("export %s: %s header %q: %v", cam, export.GapsHeader, resp.Header.Get(export.GapsHeader), err)
+	}
+	if n == 0 {
+		t.Errorf("export %s from %s is empty", cam, srv.Name)
+	}
+	return gaps
+}
+
+func gapTotal(gaps []api.Gap) time.Duration {
+	var d time.Duration
+	for _, g := range gaps {
+		d += g.End.Sub(g.Start)
+	}
+	return d
+}
+
+// killAndDetect kills srv with SIGKILL and returns how long its buddy took
+// to see it dead.
+func killAndDetect(t *testing.T, srv, buddySrv *site.Server) time.Duration {
+	t.Helper()
+	killed := time.Now()
+	srv.Kill()
+	eventually(t, 15*time.Second, sees(buddySrv, srv.Name, buddy.StateDead))
+	return time.Since(killed)
+}
+
+// TestHotStandbyFailoverWithoutGap: a home with 4 cameras, 2 critical with
+// standby = "hot", is killed with SIGKILL and comes back: over the outage
+// and the failback the critical cameras' exports report no gap, while the
+// others lose no more than detection + 1 GOP + 1 part. The buddy holds the
+// standby sessions before, adopts all four, and holds the standby again
+// after the failback.
+func TestHotStandbyFailoverWithoutGap(t *testing.T) { standbyFailover(t, "hot") }
+
+// TestMirrorStandbyFailoverWithoutGap: the same with standby = "mirror",
+// and then the home is killed again, its data_dir deleted and the home
+// restarted empty: the critical cameras' footage from before that crash
+// is exported, without a gap, from the buddy's mirror, and from the home
+// (site-wide) too.
+func TestMirrorStandbyFailoverWithoutGap(t *testing.T) { standbyFailover(t, "mirror") }
+
+func standbyFailover(t *testing.T, mode string) {
+	const gop, part = time.Second, time.Second // the camsim clip's GOP; site.Spec's default part
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 4, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: mode},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	all4 := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
+	critical := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 30*time.Second, all(recordsExactly(a, all4...), recordsExactly(b), standbyHolds(b, mode, critical...)))
+	// The ring fills (window + 2 GOPs), and the home has footage before the kill.
+	time.Sleep(6 * time.Second)
+	from := time.Now().Add(-3 * time.Second)
+
+	detect := killAndDetect(t, a, b)
+	eventually(t, 15*time.Second, all(recordsExactly(b, all4...), standbyHolds(b, mode)))
+	time.Sleep(4 * time.Second)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 40*time.Second, all(recordsExactly(a, all4...), recordsExactly(b), standbyHolds(b, mode, critical...)))
+	time.Sleep(4 * time.Second)
+	to := time.Now().Add(-1500 * time.Millisecond)
+
+	bound := detect + gop + part
+	for _, id := range all4 {
+		gaps := exportGaps(t, a, id, from, to)
+		t.Logf("%s: gaps %v (total %v; detection %v)", id, gaps, gapTotal(gaps), detect.Round(time.Millisecond))
+		if id == "rec-a/cam1" || id == "rec-a/cam2" {
+			if len(gaps) != 0 {
+				t.Errorf("%s (critical, %s standby): export reports gaps %v over the outage and failback, want none", id, mode, gaps)
+			}
+		} else if d := gapTotal(gaps); d > bound {
+			t.Errorf("%s (cold): lost %v, want at most detection + 1 GOP + 1 part = %v", id, d, bound)
+		}
+	}
+	if mode != "mirror" {
+		return
+	}
+
+	// The home's disk is lost: kill it, delete its data_dir, restart it
+	// empty. The footage from before is on the buddy's mirror.
+	crash := time.Now()
+	killAndDetect(t, a, b)
+	if err := os.RemoveAll(a.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, recordsExactly(b, all4...))
+	before := crash.Add(-1500 * time.Millisecond)
+	for _, id := range critical {
+		if gaps := exportGaps(t, b, id, from, before); len(gaps) != 0 {
+			t.Errorf("%s: export from the buddy (home dead, disk gone) reports gaps %v, want the mirror whole", id, gaps)
+		}
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 40*time.Second, all(recordsExactly(a, all4...), recordsExactly(b), standbyHolds(b, mode, critical...)))
+	for _, id := range critical {
+		if gaps := exportGaps(t, a, id, from, before); len(gaps) != 0 {
+			t.Errorf("%s: export from the emptied home reports gaps %v, want the buddy's mirror whole", id, gaps)
+		}
+	}
+}
+
+// TestStandbyRefusedByCamera: a critical camera that serves one session
+// only refuses the buddy's hot standby: the buddy raises
+// standby.unavailable with the camera's answer, and the home records the
+// camera without a gap all along. When the home dies the buddy takes the
+// camera over cold (the session is free then).
+func TestStandbyRefusedByCamera(t *testing.T) {
+	c := startCameras(t, 2, map[int]camsim.Fault{1: {MaxSessions: 1}})
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: "hot"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	eventually(t, 30*time.Second, all(recordsExactly(a, "rec-a/cam1", "rec-a/cam2"), standbyHolds(b, "hot", "rec-a/cam2")))
+	from := time.Now()
+	eventually(t, 20*time.Second, func() string {
+		var ev struct {
+			Events []struct {
+				Type      string   `json:"type"`
+				Cameras   []string `json:"cameras"`
+				Condition string   `json:"condition"`
+				Text      string   `json:"text"`
+			} `json:"events"`
+		}
+		if err := b.GetJSON(context.Background(), "/api/v1/events?limit=50", &ev); err != nil {
+			return err.Error()
+		}
+		for _, e := range ev.Events {
+			if e.Type == "standby.unavailable" {
+				if len(e.Cameras) != 1 || e.Cameras[0] != "rec-a/cam1" || e.Condition != "standby/rec-a/cam1" || !strings.Contains(e.Text, "453") {
+					return fmt.Sprintf("standby.unavailable event %+v", e)
+				}
+				return ""
+			}
+		}
+		return "rec-b raised no standby.unavailable"
+	})
+	var resp api.Cameras
+	if err := b.GetJSON(context.Background(), "/api/v1/cameras", &resp); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range resp.Standby {
+		if sb.ID == "rec-a/cam1" && (sb.State != "offline" || !strings.Contains(sb.Error, "453")) {
+			t.Errorf("refused standby shows %s %q", sb.State, sb.Error)
+		}
+	}
+	time.Sleep(5 * time.Second) // the standby retries meanwhile
+	to := time.Now().Add(-1500 * time.Millisecond)
+	if gaps := exportGaps(t, a, "rec-a/cam1", from, to); len(gaps) != 0 {
+		t.Errorf("the home's recording of the one-session camera has gaps %v while the buddy's standby was refused", gaps)
+	}
+	cams, err := a.Cameras(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ci := range cams {
+		if ci.ID == "rec-a/cam1" && ci.Reconnects != 0 {
+			t.Errorf("the home's session of rec-a/cam1 reconnected %d times", ci.Reconnects)
+		}
+	}
+
+	killAndDetect(t, a, b)
+	eventually(t, 15*time.Second, recordsExactly(b, "rec-a/cam1", "rec-a/cam2"))
+}
