@@ -137,15 +137,33 @@ func planInput(records map[string]Record, alive map[string]bool, reserved map[st
 
 // standbys decides the standby sessions this server holds after the plan
 // of this step: the placement's sessions on it, except cameras it records
-// (adopted, or still handed over) and cameras it has no credentials for.
+// (adopted, or still handed over), cameras it has no credentials for, and
+// cameras their home does not record now (Record.Live). The last rule
+// keeps the home's session first: a camera with a stream limit serves
+// the home before any standby, and when the home loses the camera (a
+// camera reboot, a refusal) the standby closes, so the home reconnects
+// into a free slot; the standby comes back once the home records.
 func (st *State) standbys(self string, in Inputs) []Standby {
 	st.Standby = map[string]Standby{}
 	for id, s := range StandbyPlacement(st.Records, st.Alive) {
-		if s.Server == self && !st.Recording[id] && in.Credentials[id] {
+		if s.Server == self && !st.Recording[id] && in.Credentials[id] && slices.Contains(st.Records[s.Home].Live, id) {
 			st.Standby[id] = s
 		}
 	}
 	return standbyList(st.Standby)
+}
+
+// live are the ids of the pipelines that record now, sorted (Pipelines
+// come sorted from node; sorting again keeps Step independent of that).
+func live(pipes []Pipeline) []string {
+	var out []string
+	for _, p := range pipes {
+		if p.State == PipelineRecording {
+			out = append(out, p.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func standbyList(m map[string]Standby) []Standby {

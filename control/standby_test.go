@@ -228,3 +228,28 @@ func TestStandbyUnavailable(t *testing.T) {
 		t.Errorf("alarm again: %+v", got)
 	}
 }
+
+// TestStandbyOnlyWhileTheHomeRecords: the buddy opens the standby session
+// only once the home records the camera, and closes it while the home's
+// pipeline is offline, so a camera with a stream limit always serves the
+// home first; it comes back when the home records again.
+func TestStandbyOnlyWhileTheHomeRecords(t *testing.T) {
+	w := newWorld(t,
+		withStandby(rec("a", []string{"b"}, 0, "cam1*"), StandbyHot, 0, 0),
+		rec("b", nil, 0))
+	w.failure["a/cam1"] = FailureOther
+	w.run(3 * time.Second)
+	if got := StandbyIDs(w.servers["b"].act.Standby); len(got) != 0 {
+		t.Fatalf("b holds standby %v while the home does not record the camera", got)
+	}
+	delete(w.failure, "a/cam1")
+	w.run(time.Second)
+	if got := StandbyIDs(w.servers["b"].act.Standby); !reflect.DeepEqual(got, []string{"a/cam1"}) {
+		t.Fatalf("b holds standby %v once the home records, want a/cam1", got)
+	}
+	w.failure["a/cam1"] = FailureOther
+	w.run(time.Second)
+	if got := StandbyIDs(w.servers["b"].act.Standby); len(got) != 0 {
+		t.Errorf("b keeps standby %v while the home's pipeline is offline", got)
+	}
+}

@@ -89,7 +89,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		act.Cameras = sortedKeys(prev.Recording)
 		act.Standby = standbyList(prev.Standby)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Stable: stable, Standbys: StandbyIDs(act.Standby)}
+			act.Publish = &Publish{Recording: act.Cameras, Stable: stable, Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
 		}
 		return st, act
 	}
@@ -137,7 +137,8 @@ func Step(prev State, in Inputs) (State, Actions) {
 	act.Cameras = sortedKeys(st.Recording)
 	act.Standby = st.standbys(self, in)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Stable: stable, Standbys: StandbyIDs(act.Standby)}
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Stable: stable, Standbys: StandbyIDs(act.Standby),
+			Live: live(in.Pipelines)}
 	}
 
 	r := raiser{prev: prev, st: &st, in: in, self: self, act: &act}
@@ -171,7 +172,7 @@ func trustedRecords(prev State, alive map[string]bool, in map[string]Record, sel
 			stale[name] = rec.Version
 		}
 		if _, ok := stale[name]; ok {
-			rec.Claims, rec.Recording, rec.Stable = nil, nil, false
+			rec.Claims, rec.Recording, rec.Stable, rec.Live = nil, nil, false, nil
 		}
 		out[name] = rec
 	}

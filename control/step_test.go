@@ -116,7 +116,7 @@ func (w *world) step(name string) Actions {
 	s.st, s.act = st, act
 	if act.Publish != nil {
 		r := w.pub[name]
-		r.Claims, r.Recording, r.Stable, r.Standbys = act.Publish.Claims, act.Publish.Recording, act.Publish.Stable, act.Publish.Standbys
+		r.Claims, r.Recording, r.Stable, r.Standbys, r.Live = act.Publish.Claims, act.Publish.Recording, act.Publish.Stable, act.Publish.Standbys, act.Publish.Live
 		if !reflect.DeepEqual(r, w.pub[name]) {
 			w.version[name]++
 		}

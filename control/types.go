@@ -157,6 +157,10 @@ type Record struct {
 	Standby string
 	// Standbys are the camera ids the server holds a standby session for.
 	Standbys []string
+	// Live are the camera ids the server's pipelines record now (keyframes
+	// reach storage). A buddy opens a standby session only for a camera
+	// its home records, so the home's own session always comes first.
+	Live []string
 }
 
 // Aspect is a non-camera thing that fails over with its server (an I/O
@@ -268,6 +272,7 @@ type Publish struct {
 	Recording []string
 	Stable    bool
 	Standbys  []string
+	Live      []string
 }
 
 // Event is an entry for the event log.

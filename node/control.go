@@ -84,6 +84,7 @@ func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
 	r.Recording = p.Recording
 	r.Stable = p.Stable
 	r.Standbys = p.Standbys
+	r.Live = p.Live
 	r.Load = n.load(now)
 	return r
 }

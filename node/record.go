@@ -38,6 +38,7 @@ type recordBody struct {
 	Timing     string         `json:"timing"` // keepalive/failover_after: must agree across the site
 	Standby    string         `json:"standby,omitempty"`  // [failover] standby for my critical cameras
 	Standbys   []string       `json:"standbys,omitempty"` // camera ids I hold a standby session for
+	Live       []string       `json:"live,omitempty"`     // camera ids my pipelines record now (keyframes reach storage)
 	Load       api.Load       `json:"load"`
 }
 
@@ -133,6 +134,7 @@ func (r recordBody) rulesRecord(version uint64) control.Record {
 		Timing:    r.Timing,
 		Standby:   r.Standby,
 		Standbys:  r.Standbys,
+		Live:      r.Live,
 	}
 	for _, c := range r.Cameras {
 		s.Cameras = append(s.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})

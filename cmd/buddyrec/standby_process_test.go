@@ -124,8 +124,10 @@ func standbyFailover(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	eventually(t, 40*time.Second, all(recordsExactly(a, all4...), recordsExactly(b), standbyHolds(b, mode, critical...)))
-	time.Sleep(4 * time.Second)
-	to := time.Now().Add(-1500 * time.Millisecond)
+	// The home's newest footage is indexed a part and a sync interval
+	// after it was recorded: the range ends before that.
+	time.Sleep(5 * time.Second)
+	to := time.Now().Add(-3 * time.Second)
 
 	bound := detect + gop + part
 	for _, id := range all4 {
@@ -214,7 +216,7 @@ func TestStandbyRefusedByCamera(t *testing.T) {
 		}
 	}
 	time.Sleep(5 * time.Second) // the standby retries meanwhile
-	to := time.Now().Add(-1500 * time.Millisecond)
+	to := time.Now().Add(-3 * time.Second)
 	if gaps := exportGaps(t, a, "rec-a/cam1", from, to); len(gaps) != 0 {
 		t.Errorf("the home's recording of the one-session camera has gaps %v while the buddy's standby was refused", gaps)
 	}
