@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/buddyrec/buddyrec/failover"
 )
@@ -24,6 +25,14 @@ const (
 	// longer needed); it resolves standby.unavailable.
 	TypeStandbyAvailable = "standby.available"
 )
+
+// StandbyYieldAfter is how long a session this server already has (it
+// recorded the camera, or held its standby) goes on as a standby while
+// the home does not record the camera: the home's connect and first
+// keyframe after a failback, during which a mirror keeps its copy whole.
+// Longer, the session closes, so that a camera with a stream limit can
+// serve the home.
+const StandbyYieldAfter = 5 * time.Second
 
 // ConditionStandby is the condition of a standby.unavailable alarm.
 func ConditionStandby(id string) string { return "standby/" + id }
@@ -142,13 +151,32 @@ func planInput(records map[string]Record, alive map[string]bool, reserved map[st
 // keeps the home's session first: a camera with a stream limit serves
 // the home before any standby, and when the home loses the camera (a
 // camera reboot, a refusal) the standby closes, so the home reconnects
-// into a free slot; the standby comes back once the home records.
-func (st *State) standbys(self string, in Inputs) []Standby {
+// into a free slot; the standby comes back once the home records. A
+// session this server already has waits StandbyYieldAfter for the home
+// before it closes (a failback hands the camera back before the home's
+// first keyframe).
+func (st *State) standbys(prev State, self string, in Inputs) []Standby {
 	st.Standby = map[string]Standby{}
+	st.homeWait = map[string]time.Time{}
 	for id, s := range StandbyPlacement(st.Records, st.Alive) {
-		if s.Server == self && !st.Recording[id] && in.Credentials[id] && slices.Contains(st.Records[s.Home].Live, id) {
-			st.Standby[id] = s
+		if s.Server != self || st.Recording[id] || !in.Credentials[id] {
+			continue
 		}
+		if !slices.Contains(st.Records[s.Home].Live, id) {
+			_, held := prev.Standby[id]
+			if !held && !prev.Recording[id] {
+				continue
+			}
+			since, ok := prev.homeWait[id]
+			if !ok {
+				since = in.Now
+			}
+			if in.Now.Sub(since) >= StandbyYieldAfter {
+				continue
+			}
+			st.homeWait[id] = since
+		}
+		st.Standby[id] = s
 	}
 	return standbyList(st.Standby)
 }

@@ -230,9 +230,10 @@ func TestStandbyUnavailable(t *testing.T) {
 }
 
 // TestStandbyOnlyWhileTheHomeRecords: the buddy opens the standby session
-// only once the home records the camera, and closes it while the home's
-// pipeline is offline, so a camera with a stream limit always serves the
-// home first; it comes back when the home records again.
+// only once the home records the camera, and closes it once the home's
+// pipeline has been offline for StandbyYieldAfter, so a camera with a
+// stream limit serves the home first; it comes back when the home
+// records again.
 func TestStandbyOnlyWhileTheHomeRecords(t *testing.T) {
 	w := newWorld(t,
 		withStandby(rec("a", []string{"b"}, 0, "cam1*"), StandbyHot, 0, 0),
@@ -249,7 +250,11 @@ func TestStandbyOnlyWhileTheHomeRecords(t *testing.T) {
 	}
 	w.failure["a/cam1"] = FailureOther
 	w.run(time.Second)
+	if got := StandbyIDs(w.servers["b"].act.Standby); !reflect.DeepEqual(got, []string{"a/cam1"}) {
+		t.Fatalf("b closed standby %v before StandbyYieldAfter", got)
+	}
+	w.run(StandbyYieldAfter)
 	if got := StandbyIDs(w.servers["b"].act.Standby); len(got) != 0 {
-		t.Errorf("b keeps standby %v while the home's pipeline is offline", got)
+		t.Errorf("b keeps standby %v while the home's pipeline is offline for longer than StandbyYieldAfter", got)
 	}
 }

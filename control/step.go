@@ -135,7 +135,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		}
 	}
 	act.Cameras = sortedKeys(st.Recording)
-	act.Standby = st.standbys(self, in)
+	act.Standby = st.standbys(prev, self, in)
 	if in.Clustered {
 		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Stable: stable, Standbys: StandbyIDs(act.Standby),
 			Live: live(in.Pipelines)}

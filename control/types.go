@@ -217,7 +217,8 @@ type State struct {
 	missingTold     bool
 	// Standby are the standby sessions this server holds, by camera id.
 	Standby     map[string]Standby
-	unavailable map[string]bool // standby cameras with a standby.unavailable alarm open
+	unavailable map[string]bool      // standby cameras with a standby.unavailable alarm open
+	homeWait    map[string]time.Time // standby sessions kept while the home does not record: since when
 }
 
 // takeover is one adoption (or failback) waiting to be reported.
