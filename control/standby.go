@@ -154,7 +154,7 @@ func planInput(records map[string]Record, alive map[string]bool, reserved map[st
 // into a free slot; the standby comes back once the home records. A
 // session this server already has waits StandbyYieldAfter for the home
 // before it closes (a failback hands the camera back before the home's
-// first keyframe).
+// first keyframe); one that was recording goes on recording meanwhile.
 func (st *State) standbys(prev State, self string, in Inputs) []Standby {
 	st.Standby = map[string]Standby{}
 	st.homeWait = map[string]time.Time{}
@@ -175,6 +175,12 @@ func (st *State) standbys(prev State, self string, in Inputs) []Standby {
 				continue
 			}
 			st.homeWait[id] = since
+			if prev.Recording[id] || prev.Standby[id].Mode == StandbyMirror {
+				// Handed back before the home records: a hot standby
+				// goes on writing, as a mirror, until the home records,
+				// so the failback leaves no hole either.
+				s.Mode = StandbyMirror
+			}
 		}
 		st.Standby[id] = s
 	}

@@ -2,6 +2,7 @@ package control
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +257,37 @@ func TestStandbyOnlyWhileTheHomeRecords(t *testing.T) {
 	w.run(StandbyYieldAfter)
 	if got := StandbyIDs(w.servers["b"].act.Standby); len(got) != 0 {
 		t.Errorf("b keeps standby %v while the home's pipeline is offline for longer than StandbyYieldAfter", got)
+	}
+}
+
+// TestHotStandbyWritesUntilTheHomeRecords: a camera handed back to its
+// home before the home records it goes on being written by the buddy (as
+// a mirror) until the home records, then is held hot.
+func TestHotStandbyWritesUntilTheHomeRecords(t *testing.T) {
+	w := newWorld(t,
+		withStandby(rec("a", []string{"b"}, 0, "cam1*"), StandbyHot, 0, 0),
+		rec("b", nil, 0))
+	w.run(3 * time.Second)
+	w.crash("a")
+	w.run(2 * time.Second)
+	if got := w.recording("b"); !reflect.DeepEqual(got, []string{"a/cam1"}) {
+		t.Fatalf("b records %v", got)
+	}
+	w.restart("a")
+	w.failure["a/cam1"] = FailureOther // the home's pipeline has not recorded yet
+	var modes []string
+	for end := w.now.Add(testFailoverAfter + testFailbackAfter + 6*time.Second); w.now.Before(end); {
+		w.round()
+		if sb := w.servers["b"].act.Standby; len(sb) == 1 && !slices.Contains(w.recording("b"), "a/cam1") {
+			if len(modes) == 0 || modes[len(modes)-1] != sb[0].Mode {
+				modes = append(modes, sb[0].Mode)
+			}
+		}
+		if slices.Contains(w.recording("a"), "a/cam1") && !slices.Contains(w.recording("b"), "a/cam1") {
+			delete(w.failure, "a/cam1") // the home records from here on
+		}
+	}
+	if !reflect.DeepEqual(modes, []string{StandbyMirror, StandbyHot}) {
+		t.Errorf("after the hand-back b's standby was %v, want mirror (writing) until the home records, then hot", modes)
 	}
 }
