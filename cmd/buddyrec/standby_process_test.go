@@ -90,7 +90,7 @@ func killAndDetect(t *testing.T, srv, buddySrv *site.Server) time.Duration {
 // TestHotStandbyFailoverWithoutGap: a home with 4 cameras, 2 critical with
 // standby = "hot", is killed with SIGKILL and comes back: over the outage
 // and the failback the critical cameras' exports report no gap, while the
-// others lose no more than detection + 1 GOP + 1 part. The buddy holds the
+// others lose no more to the failover than detection + 1 GOP + 1 part. The buddy holds the
 // standby sessions before, adopts all four, and holds the standby again
 // after the failback.
 func TestHotStandbyFailoverWithoutGap(t *testing.T) { standbyFailover(t, "hot") }
@@ -120,6 +120,7 @@ func standbyFailover(t *testing.T, mode string) {
 	detect := killAndDetect(t, a, b)
 	eventually(t, 15*time.Second, all(recordsExactly(b, all4...), standbyHolds(b, mode)))
 	time.Sleep(4 * time.Second)
+	restarted := time.Now()
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +138,18 @@ func standbyFailover(t *testing.T, mode string) {
 			if len(gaps) != 0 {
 				t.Errorf("%s (critical, %s standby): export reports gaps %v over the outage and failback, want none", id, mode, gaps)
 			}
-		} else if d := gapTotal(gaps); d > bound {
-			t.Errorf("%s (cold): lost %v, want at most detection + 1 GOP + 1 part = %v", id, d, bound)
+			continue
+		}
+		// A cold camera loses the failover's hole; what the failback may
+		// lose is make-before-break's to prevent, tested with it.
+		var failover []api.Gap
+		for _, g := range gaps {
+			if g.Start.Before(restarted) {
+				failover = append(failover, g)
+			}
+		}
+		if d := gapTotal(failover); d > bound {
+			t.Errorf("%s (cold): the failover lost %v, want at most detection + 1 GOP + 1 part = %v", id, d, bound)
 		}
 	}
 	if mode != "mirror" {
