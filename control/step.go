@@ -55,6 +55,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 	st.lastRound = now
 	stable := now.Sub(st.healthySince) >= in.Config.FailbackAfter
+	st.maintenanceStart(prev, in)
 
 	st.Alive = map[string]bool{self: true}
 	for _, m := range in.Members {
@@ -70,6 +71,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	// server picks the same announcer.
 	me.Claims, me.Recording, me.Stable = sortedKeys(st.Assigned), sortedKeys(prev.Recording), stable && prev.publishedStable
 	me.Standbys = sortedKeys(prev.Standby)
+	me.Reclaim = st.reclaiming(now)
 	st.publishedStable = stable
 	st.Records[self] = me
 
@@ -89,7 +91,8 @@ func Step(prev State, in Inputs) (State, Actions) {
 		act.Cameras = sortedKeys(prev.Recording)
 		act.Standby = standbyList(prev.Standby)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Stable: stable, Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
+			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim,
+				Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
 		}
 		return st, act
 	}
@@ -101,7 +104,8 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 
 	// Make before break: a camera that leaves this server keeps recording
-	// here until its new owner records it, or until the handoff deadline.
+	// here until its new owner's durable footage overlaps this server's
+	// (handedOver), or until the handoff deadline.
 	// A camera the plan gives nobody (displaced by a critical one, or its
 	// owner not alive) has no new owner to wait for.
 	st.Releasing = map[string]time.Time{}
@@ -111,7 +115,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 			continue
 		}
 		owner := st.Plan.Owner[id]
-		if owner == "" || !st.Alive[owner] || slices.Contains(st.Records[owner].Recording, id) {
+		if owner == "" || !st.Alive[owner] || handedOver(in, st.Records[owner], id) {
 			continue
 		}
 		deadline, ok := prev.Releasing[id]
@@ -137,12 +141,13 @@ func Step(prev State, in Inputs) (State, Actions) {
 	act.Cameras = sortedKeys(st.Recording)
 	act.Standby = st.standbys(prev, self, in)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Stable: stable, Standbys: StandbyIDs(act.Standby),
-			Live: live(in.Pipelines)}
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim,
+			Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
 	}
 
 	r := raiser{prev: prev, st: &st, in: in, self: self, act: &act}
 	r.servers()
+	r.maintenance()
 	r.takeovers()
 	r.released()
 	r.capacity()
@@ -172,7 +177,7 @@ func trustedRecords(prev State, alive map[string]bool, in map[string]Record, sel
 			stale[name] = rec.Version
 		}
 		if _, ok := stale[name]; ok {
-			rec.Claims, rec.Recording, rec.Stable, rec.Live = nil, nil, false, nil
+			rec.Claims, rec.Recording, rec.Durable, rec.Stable, rec.Live = nil, nil, nil, false, nil
 		}
 		out[name] = rec
 	}
@@ -198,7 +203,8 @@ func plannerServer(r Record, alive bool) failover.Server {
 		Capacity:  r.Capacity,
 		Buddies:   r.Buddies,
 		Mode:      r.Mode,
-		Failback:  r.Failback,
+		Failback:  r.Failback || r.Reclaim,
+		Draining:  r.Maintenance,
 		Cameras:   r.Cameras,
 		Recording: r.Claims,
 	}

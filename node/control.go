@@ -82,7 +82,10 @@ func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
 	r := publicRecord(n.cfg, n.started)
 	r.Claims = p.Claims
 	r.Recording = p.Recording
+	r.Durable = p.Durable
 	r.Stable = p.Stable
+	r.Maintenance = n.maintenanceState().draining()
+	r.Reclaim = p.Reclaim
 	r.Standbys = p.Standbys
 	r.Live = p.Live
 	r.Load = n.load(now)
@@ -106,11 +109,12 @@ func (n *Node) load(now time.Time) api.Load {
 func (n *Node) measureLoad(now time.Time) api.Load {
 	used, total := diskUsage(n.cfg.DataDir)
 	// Rounded so that the replicated record changes only when a technician
-	// would see a difference.
+	// would see a difference (and it is measured only every loadEvery):
+	// memory to the nearest MiB, so a peer's page shows what ps does.
 	const mib, gib = 1 << 20, 1 << 30
 	return api.Load{
 		CPU:         math.Round(n.cpu.sample(now, runtime.NumCPU())*100) / 100,
-		MemoryBytes: residentBytes() / (16 * mib) * (16 * mib),
+		MemoryBytes: (residentBytes() + mib/2) / mib * mib,
 		DiskUsed:    used / gib * gib,
 		DiskTotal:   total / gib * gib,
 		Viewers:     n.viewers(),
@@ -142,6 +146,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		Records:     map[string]control.Record{},
 		Credentials: map[string]bool{},
 	}
+	in.Config.Self.Maintenance = n.maintenanceState().draining()
 	for _, c := range n.cfg.Cameras {
 		in.Credentials[c.ID(self)] = true
 	}
@@ -151,7 +156,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		n.members = view.Members
 		in.DeclaredDeadAt = n.cluster.DeclaredDeadAt()
 		for _, m := range view.Members {
-			in.Members = append(in.Members, control.Member{Name: m.Name, Up: m.State.Up(), Since: m.Since})
+			in.Members = append(in.Members, control.Member{Name: m.Name, Up: m.State.Up(), Since: m.Since, Left: m.State == buddy.StateLeft})
 		}
 		for name, rec := range view.Records {
 			if name == self || len(rec.Body) == 0 {
@@ -168,7 +173,8 @@ func (n *Node) gather(now time.Time) control.Inputs {
 			}
 		}
 	}
-	for _, s := range n.rec.Status() {
+	statuses := n.rec.Status()
+	for _, s := range statuses {
 		p := control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error}
 		if s.Standby != recorder.StandbyNone {
 			in.Standbys = append(in.Standbys, p)
@@ -176,6 +182,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 			in.Pipelines = append(in.Pipelines, p)
 		}
 	}
+	in.Footage = n.runFootage(statuses)
 	return in
 }
 
@@ -309,6 +316,8 @@ func (n *Node) notice(c control.Notice) webhook.Notice {
 	if c.Serving {
 		nt = n.takeoverNotice(c.Type, c.FailedServer, c.Cameras)
 		nt.Text = c.Text
+	} else if c.Moved != nil {
+		nt.Cameras = n.movedCameras(c.Cameras, c.Moved)
 	} else {
 		for _, id := range c.Cameras {
 			nt.Cameras = append(nt.Cameras, webhook.Camera{ID: id})

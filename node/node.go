@@ -1,11 +1,3 @@
-// Package node runs one buddyrec server: it wires the config to storage, the
-// camera recorders, the buddy cluster, the planner, the event log, the
-// webhook outbox and the HTTP API, and runs the control loop that turns the
-// planner's answer into pipelines started and stopped.
-//
-// Data flows one way: camera → recorder → storage; membership → planner →
-// recorder. Nothing on the recording path waits for the control loop, the
-// HTTP server, a webhook or gossip.
 package node
 
 import (
@@ -50,6 +42,10 @@ type Options struct {
 	// offline), bounded by readyWait. The service manager's readiness
 	// notification hangs on it.
 	OnReady func(status string)
+	// Restart, when set, drains and restarts the process (the command's
+	// clean stop followed by a re-exec): the page's Restart button and
+	// POST /api/v1/restart call it. It returns at once.
+	Restart func(by string) error
 }
 
 // Node is one running buddyrec server.
@@ -83,6 +79,7 @@ type Node struct {
 	lock *dataDirLock
 
 	onReady        func(status string)
+	restart        func(by string) error
 	reconcileEvery time.Duration
 	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu            cpuSampler
@@ -98,10 +95,14 @@ type Node struct {
 	decoded  map[string]decodedRecord
 	secrets  map[string]decodedSecrets // buddies' secrets as last decoded, by home
 	members  []buddy.Member            // membership as last gathered
+	runs     map[string]runStart       // first durable frame of each pipeline run, by camera
 	gathered map[string]recordBody     // records as last gathered
 
 	mu   sync.Mutex
 	seen controlView // written by the control loop; read by the API under mu
+
+	maintMu sync.Mutex
+	maint   maintenance // drain state; persisted in data_dir (maintenance.go)
 
 	// Lifecycle: Run sets runCancel and runDone; Close ends Run.
 	runMu     sync.Mutex
@@ -119,7 +120,7 @@ func New(o Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady}
+	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady, restart: o.Restart}
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}
@@ -139,6 +140,13 @@ func New(o Options) (*Node, error) {
 	// their locks and fail with a timeout that names neither.
 	if n.lock, err = lockDataDir(c.DataDir); err != nil {
 		return nil, err
+	}
+	if n.maint, err = loadMaintenance(c.DataDir); err != nil {
+		n.lock.release()
+		return nil, err
+	}
+	if n.maint.On {
+		log.Warn("this server is in maintenance (drained) since "+n.maint.Since.Format(time.RFC3339)+": its cameras stay with its buddies until `buddyrec undrain`", "by", n.maint.By)
 	}
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
 	if err != nil {
@@ -368,6 +376,7 @@ func (n *Node) Close() error {
 	if done == nil {
 		n.httpLn.Close()
 		n.closeViews()
+		n.rec.Close()
 		n.closeStores()
 		return nil
 	}

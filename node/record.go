@@ -20,26 +20,32 @@ import (
 // what it records now. Every server plans from these, so they hold exactly
 // what the planner needs.
 type recordBody struct {
-	Name       string         `json:"name"`
-	HTTP       string         `json:"http,omitempty"`
-	RTSP       string         `json:"rtsp,omitempty"`
-	Gossip     string         `json:"gossip,omitempty"`
-	Capacity   api.Capacity   `json:"capacity"`
-	Buddies    []string       `json:"buddies,omitempty"`
-	Mode       string         `json:"mode"`
-	Failback   bool           `json:"failback"`
-	Cameras    []publicCamera `json:"cameras"`
-	Aspects    []aspectRef    `json:"aspects,omitempty"`
-	Claims     []string       `json:"claims,omitempty"`    // camera ids my plan assigns to me
-	Recording  []string       `json:"recording,omitempty"` // camera ids with a pipeline running here
-	Stable     bool           `json:"stable"`              // up for failback_after: my cameras may come home
-	StartedAt  time.Time      `json:"started_at"`
-	ConfigHash string         `json:"config_hash"`
-	Timing     string         `json:"timing"` // keepalive/failover_after: must agree across the site
-	Standby    string         `json:"standby,omitempty"`  // [failover] standby for my critical cameras
-	Standbys   []string       `json:"standbys,omitempty"` // camera ids I hold a standby session for
-	Live       []string       `json:"live,omitempty"`     // camera ids my pipelines record now (keyframes reach storage)
-	Load       api.Load       `json:"load"`
+	Name      string         `json:"name"`
+	HTTP      string         `json:"http,omitempty"`
+	RTSP      string         `json:"rtsp,omitempty"`
+	Gossip    string         `json:"gossip,omitempty"`
+	Capacity  api.Capacity   `json:"capacity"`
+	Buddies   []string       `json:"buddies,omitempty"`
+	Mode      string         `json:"mode"`
+	Failback  bool           `json:"failback"`
+	Cameras   []publicCamera `json:"cameras"`
+	Aspects   []aspectRef    `json:"aspects,omitempty"`
+	Claims    []string       `json:"claims,omitempty"`    // camera ids my plan assigns to me
+	Recording []string       `json:"recording,omitempty"` // camera ids with a pipeline running here
+	// Durable maps camera ids recorded here to the first durable frame of
+	// their pipeline's current run: what make-before-break waits for.
+	Durable map[string]time.Time `json:"durable,omitempty"`
+	// Maintenance: draining; Reclaim: taking its cameras back after it.
+	Maintenance bool      `json:"maintenance,omitempty"`
+	Reclaim     bool      `json:"reclaim,omitempty"`
+	Stable      bool      `json:"stable"` // up for failback_after: my cameras may come home
+	StartedAt   time.Time `json:"started_at"`
+	ConfigHash  string    `json:"config_hash"`
+	Timing      string    `json:"timing"`             // keepalive/failover_after: must agree across the site
+	Standby     string    `json:"standby,omitempty"`  // [failover] standby for my critical cameras
+	Standbys    []string  `json:"standbys,omitempty"` // camera ids I hold a standby session for
+	Live        []string  `json:"live,omitempty"`     // camera ids my pipelines record now (keyframes reach storage)
+	Load        api.Load  `json:"load"`
 }
 
 type publicCamera struct {
@@ -122,19 +128,22 @@ func decodeRecord(body []byte) (recordBody, error) {
 // rulesRecord turns a replicated record into what the control rules read.
 func (r recordBody) rulesRecord(version uint64) control.Record {
 	s := control.Record{
-		Name:      r.Name,
-		Version:   version,
-		Capacity:  failover.Capacity{Cameras: r.Capacity.Cameras, BitrateMbps: r.Capacity.BitrateMbps},
-		Buddies:   r.Buddies,
-		Mode:      r.Mode,
-		Failback:  r.Failback,
-		Claims:    r.Claims,
-		Recording: r.Recording,
-		Stable:    r.Stable,
-		Timing:    r.Timing,
-		Standby:   r.Standby,
-		Standbys:  r.Standbys,
-		Live:      r.Live,
+		Name:        r.Name,
+		Version:     version,
+		Capacity:    failover.Capacity{Cameras: r.Capacity.Cameras, BitrateMbps: r.Capacity.BitrateMbps},
+		Buddies:     r.Buddies,
+		Mode:        r.Mode,
+		Failback:    r.Failback,
+		Claims:      r.Claims,
+		Recording:   r.Recording,
+		Durable:     r.Durable,
+		Stable:      r.Stable,
+		Maintenance: r.Maintenance,
+		Reclaim:     r.Reclaim,
+		Timing:      r.Timing,
+		Standby:     r.Standby,
+		Standbys:    r.Standbys,
+		Live:        r.Live,
 	}
 	for _, c := range r.Cameras {
 		s.Cameras = append(s.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})

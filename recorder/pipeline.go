@@ -51,6 +51,7 @@ type Pipeline struct {
 	standby     Standby
 	heldBytes   int64
 	heldSpan    time.Duration
+	started     time.Time // when Manager.Set started the pipeline
 }
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
@@ -64,6 +65,7 @@ func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
 		since:   time.Now(),
 		standby: cam.Standby,
 	}
+	p.started = p.since
 	return p
 }
 
@@ -103,6 +105,7 @@ func (p *Pipeline) Status() Status {
 		Home:           p.cam.Home,
 		State:          p.state,
 		Since:          p.since,
+		Started:        p.started,
 		Reason:         p.reason,
 		Error:          p.lastErr,
 		FramesReceived: p.framesReceived.Load(),

@@ -94,3 +94,49 @@ func (a *serverAPI) getJSON(ctx context.Context, path string, v any) error {
 	}
 	return nil
 }
+
+// postJSON POSTs body (JSON, may be nil) to path and decodes the answer
+// into v; an error answer is reported with the server's own message.
+func (a *serverAPI) postJSON(ctx context.Context, path string, body, v any) error {
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a.auth != "" {
+		req.Header.Set("Authorization", a.auth)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("is the server running? %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", a.base+path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("POST %s: %s", a.base+path, resp.Status)
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("POST %s: %w", a.base+path, err)
+	}
+	return nil
+}

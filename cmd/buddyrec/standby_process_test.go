@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -44,27 +41,13 @@ func standbyHolds(srv *site.Server, mode string, ids ...string) func() string {
 	}
 }
 
-// exportGaps exports cam over [from, to) from srv and returns the gaps the
-// export reports in X-Buddyrec-Gaps; the body is read whole (the file is
-// what a user gets) and dropped.
-func exportGaps(t *testing.T, srv *site.Server, cam string, from, to time.Time) []api.Gap {
+// gapList is the gaps exportGaps reports (X-Buddyrec-Gaps), decoded.
+func gapList(t *testing.T, srv *site.Server, cam string, from, to time.Time) []api.Gap {
 	t.Helper()
-	q := url.Values{"camera": {cam}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
-	resp, err := http.Get("http://" + srv.HTTP + "/api/v1/export?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	n, _ := io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("export %s from %s: %s", cam, srv.Name, resp.Status)
-	}
 	var gaps []api.Gap
-	if err := json.Unmarshal([]byte(resp.Header.Get(export.GapsHeader)), &gaps); err != nil {
-		t.Fatalf("export %s: %s header %q: %v", cam, export.GapsHeader, resp.Header.Get(export.GapsHeader), err)
-	}
-	if n == 0 {
-		t.Errorf("export %s from %s is empty", cam, srv.Name)
+	h := exportGaps(t, srv, cam, from, to)
+	if err := json.Unmarshal([]byte(h), &gaps); err != nil {
+		t.Fatalf("export %s: %s header %q: %v", cam, export.GapsHeader, h, err)
 	}
 	return gaps
 }
@@ -132,7 +115,7 @@ func standbyFailover(t *testing.T, mode string) {
 
 	bound := detect + gop + part
 	for _, id := range all4 {
-		gaps := exportGaps(t, a, id, from, to)
+		gaps := gapList(t, a, id, from, to)
 		t.Logf("%s: gaps %v (total %v; detection %v)", id, gaps, gapTotal(gaps), detect.Round(time.Millisecond))
 		if id == "rec-a/cam1" || id == "rec-a/cam2" {
 			if len(gaps) != 0 {
@@ -166,7 +149,7 @@ func standbyFailover(t *testing.T, mode string) {
 	eventually(t, 15*time.Second, recordsExactly(b, all4...))
 	before := crash.Add(-1500 * time.Millisecond)
 	for _, id := range critical {
-		if gaps := exportGaps(t, b, id, from, before); len(gaps) != 0 {
+		if gaps := gapList(t, b, id, from, before); len(gaps) != 0 {
 			t.Errorf("%s: export from the buddy (home dead, disk gone) reports gaps %v, want the mirror whole", id, gaps)
 		}
 	}
@@ -180,7 +163,7 @@ func standbyFailover(t *testing.T, mode string) {
 	}
 	eventually(t, 40*time.Second, all(recordsExactly(a, all4...), recordsExactly(b), standbyHolds(b, mode, critical...)))
 	for _, id := range critical {
-		if gaps := exportGaps(t, a, id, from, before); len(gaps) != 0 {
+		if gaps := gapList(t, a, id, from, before); len(gaps) != 0 {
 			t.Errorf("%s: export from the emptied home reports gaps %v, want the buddy's mirror whole", id, gaps)
 		}
 	}
@@ -244,7 +227,7 @@ func TestStandbyRefusedByCamera(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second) // the standby retries meanwhile
 	to := time.Now().Add(-3 * time.Second)
-	if gaps := exportGaps(t, a, "rec-a/cam1", from, to); len(gaps) != 0 {
+	if gaps := gapList(t, a, "rec-a/cam1", from, to); len(gaps) != 0 {
 		t.Errorf("the home's recording of the one-session camera has gaps %v while the buddy's standby was refused", gaps)
 	}
 	cams, err := a.Cameras(context.Background())
