@@ -150,16 +150,25 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		time.Sleep(3 * time.Second) // the newest footage is indexed a part and a sync later
 		var runLost []float64
+		worst, worstGaps := "", []api.Gap(nil)
 		for i := 1; i <= *n; i++ {
-			l, err := lostAround(ctx, ra, fmt.Sprintf("rec-a/cam%d", i), killed)
+			id := fmt.Sprintf("rec-a/cam%d", i)
+			gaps, err := lostAround(ctx, ra, id, killed)
 			if err != nil {
 				return fmt.Errorf("run %d: %w", run, err)
+			}
+			l := gapSum(gaps)
+			if l > 0 && (worst == "" || l > gapSum(worstGaps)) {
+				worst, worstGaps = id, gaps
 			}
 			runLost = append(runLost, l.Seconds())
 		}
 		lost = append(lost, runLost...)
 		fmt.Fprintf(stdout, "run %d: detected after %.2fs, all %d cameras recorded by rec-b after %.2fs (takeover − detection %.2fs); footage lost per camera median %.2fs max %.2fs\n",
 			run, d, *n, t, t-d, median(runLost), maxOf(runLost))
+		for _, g := range worstGaps {
+			fmt.Fprintf(stdout, "  %s: no footage from kill %+.2fs to %+.2fs\n", worst, g.Start.Sub(killed).Seconds(), g.End.Sub(killed).Seconds())
+		}
 	}
 	fmt.Fprintf(stdout, "\nfailover of %d cameras, standby %q, over %d runs (kill -9 to every camera recorded by the buddy):\n", *n, *standby, *runs)
 	fmt.Fprintf(stdout, "  takeover   median %.2fs  max %.2fs\n", median(takeover), maxOf(takeover))
@@ -168,20 +177,24 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-// lostAround is how much of camera's footage around a kill at killed no
+// lostAround is the footage of camera around a kill at killed that no
 // live server holds, per the site-wide recordings API (the index).
-func lostAround(ctx context.Context, srv *site.Server, camera string, killed time.Time) (time.Duration, error) {
+func lostAround(ctx context.Context, srv *site.Server, camera string, killed time.Time) ([]api.Gap, error) {
 	q := url.Values{"camera": {camera}, "from": {killed.Add(-4 * time.Second).UTC().Format(time.RFC3339Nano)},
 		"to": {killed.Add(8 * time.Second).UTC().Format(time.RFC3339Nano)}}
 	var rec api.Recordings
 	if err := srv.GetJSON(ctx, "/api/v1/recordings?"+q.Encode(), &rec); err != nil {
-		return 0, fmt.Errorf("recordings of %s: %w", camera, err)
+		return nil, fmt.Errorf("recordings of %s: %w", camera, err)
 	}
+	return rec.Gaps, nil
+}
+
+func gapSum(gaps []api.Gap) time.Duration {
 	var d time.Duration
-	for _, g := range rec.Gaps {
+	for _, g := range gaps {
 		d += g.End.Sub(g.Start)
 	}
-	return d, nil
+	return d
 }
 
 // reportStandbyMemory prints what the hot standby sessions hold: the
