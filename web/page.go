@@ -227,6 +227,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		row := rows[id]
 		row.Spans, row.Gaps, row.Covered = timelineOf(spans[id], from, now, colors, row.View)
+		row.Spans = homeOnTop(row.Spans, camera.HomeOf(id))
 		row.Disk, row.Oldest, row.FootageTitle = footageOf(id, own)
 		d.Cameras = append(d.Cameras, *row)
 	}

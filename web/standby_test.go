@@ -1,6 +1,7 @@
 package web
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,5 +26,23 @@ func TestPageShowsStandbySessions(t *testing.T) {
 	}
 	if row := rowOf(t, html, "data-server", "rec-a"); strings.Contains(row, "standby for") {
 		t.Errorf("rec-a row shows standby sessions it does not hold: %s", row)
+	}
+}
+
+// TestTimelineDrawsTheHomeOnTop: where a mirror and the home both hold a
+// camera's footage, the home's rectangles are drawn after (over) the
+// mirror's, which shows where the home has nothing.
+func TestTimelineDrawsTheHomeOnTop(t *testing.T) {
+	mirror := spanRect{X: "0", W: "1000", By: "rec-b"}
+	home1, home2 := spanRect{X: "0", W: "400", By: "rec-a"}, spanRect{X: "600", W: "400", By: "rec-a"}
+	got := homeOnTop([]spanRect{home1, mirror, home2}, "rec-a")
+	want := []spanRect{mirror, home1, home2}
+	if !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
+	}
+	// An adopter's span between two of the home's keeps its place.
+	adopted := spanRect{X: "400", W: "200", By: "rec-b"}
+	if got := homeOnTop([]spanRect{home1, adopted, home2}, "rec-a"); !slices.Equal(got, []spanRect{home1, adopted, home2}) {
+		t.Errorf("order %v, want the start order", got)
 	}
 }
