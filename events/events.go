@@ -89,6 +89,12 @@ const (
 	// TypeStandbyAvailable: the standby session works again, or is no
 	// longer held; it resolves standby.unavailable.
 	TypeStandbyAvailable Type = "standby.available"
+	// TypeConfigReloaded: a reload applied the config file (info); it
+	// resolves the last config.reload_failed.
+	TypeConfigReloaded Type = "config.reloaded"
+	// TypeConfigReloadFailed: a reload was refused and the running config
+	// stays in force; the text lists the problems.
+	TypeConfigReloadFailed Type = "config.reload_failed"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.

@@ -32,6 +32,7 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("POST /api/v1/undrain", csrf.Handler(n.serveDrain(false)))
 	mux.HandleFunc("GET /api/v1/drain", n.serveMaintenance)
 	mux.Handle("POST /api/v1/restart", csrf.Handler(http.HandlerFunc(n.serveRestart)))
+	mux.HandleFunc("POST /api/v1/reload", n.serveReload)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,
@@ -112,7 +113,7 @@ func (n *Node) Cameras() api.Cameras {
 		cams = append(cams, ci)
 	}
 	aspects := []api.AspectInfo{}
-	for _, a := range n.cfg.Aspects {
+	for _, a := range n.config().Aspects {
 		aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
 	}
 	for _, home := range sortedKeys(records) {

@@ -43,6 +43,9 @@ func (n *Node) controlLoop(ctx context.Context) {
 			return
 		case <-changed:
 		case <-tick.C:
+		case req := <-n.reloads:
+			n.applyReload(req, func() { n.reconcile(time.Now()) })
+			continue
 		}
 		n.reconcile(time.Now())
 	}
@@ -79,7 +82,9 @@ func (n *Node) decodePeerRecord(name string, rec buddy.Record) (decodedRecord, e
 // selfRecord is this server's record as of now, with what the last step
 // published.
 func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
-	r := publicRecord(n.cfg, n.started)
+	rc := n.running.Load()
+	r := publicRecord(rc.cfg, n.started)
+	r.ConfigHash = rc.hash
 	r.Claims = p.Claims
 	r.Recording = p.Recording
 	r.Durable = p.Durable
@@ -135,19 +140,20 @@ func (n *Node) reconcile(now time.Time) {
 // credentials this server holds.
 func (n *Node) gather(now time.Time) control.Inputs {
 	self := n.cfg.Name
+	cfg := n.config()
 	in := control.Inputs{
 		Now:       now,
 		Clustered: n.cluster != nil,
 		Config: control.Config{
-			Self:          publicRecord(n.cfg, n.started).rulesRecord(0),
-			FailoverAfter: n.cfg.Cluster.FailoverAfter,
-			FailbackAfter: n.cfg.Cluster.FailbackAfter,
+			Self:          publicRecord(cfg, n.started).rulesRecord(0),
+			FailoverAfter: cfg.Cluster.FailoverAfter,
+			FailbackAfter: cfg.Cluster.FailbackAfter,
 		},
 		Records:     map[string]control.Record{},
 		Credentials: map[string]bool{},
 	}
 	in.Config.Self.Maintenance = n.maintenanceState().draining()
-	for _, c := range n.cfg.Cameras {
+	for _, c := range cfg.Cameras {
 		in.Credentials[c.ID(self)] = true
 	}
 	n.gathered = map[string]recordBody{}
@@ -210,7 +216,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 			n.log.Warn("publish record", "err", err)
 		}
 	} else {
-		body = n.selfRecord(now, control.Publish{Stable: st.Stable(now, n.cfg.Cluster.FailbackAfter)})
+		body = n.selfRecord(now, control.Publish{Stable: st.Stable(now, n.config().Cluster.FailbackAfter)})
 	}
 	records := n.gathered
 	records[n.cfg.Name] = body
@@ -222,8 +228,8 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 	}
 	n.rec.Set(append(n.pipelineCameras(act.Cameras), n.standbyCameras(act.Standby)...))
 	if n.cluster != nil {
-		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.cfg.Capacity.Cameras,
-			CapacityMbps: n.cfg.Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
+		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.config().Capacity.Cameras,
+			CapacityMbps: n.config().Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
 		if meta != n.lastMeta {
 			if err := n.cluster.SetMeta(meta); err != nil {
 				n.log.Warn("publish heartbeat metadata", "err", err)
@@ -252,7 +258,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 func (n *Node) pipelineCameras(ids []string) []recorder.Camera {
 	self := n.cfg.Name
 	own := map[string]recorder.Camera{}
-	for _, c := range n.cfg.Cameras {
+	for _, c := range n.config().Cameras {
 		id := c.ID(self)
 		own[id] = recorder.Camera{ID: id, Home: self, URL: c.URL, Transport: c.Transport}
 	}

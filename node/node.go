@@ -78,6 +78,14 @@ type Node struct {
 	fds  *connlimit.Budget
 	lock *dataDirLock
 
+	// running is the config in force, reloads hand a new one to the
+	// control loop, reloadMu runs reloads one at a time (reload.go). cfg
+	// above is the config the server started with: a reload never changes
+	// the keys that need a restart, so they may be read there.
+	running  atomic.Pointer[runningConfig]
+	reloads  chan reloadRequest
+	reloadMu sync.Mutex
+
 	onReady        func(status string)
 	restart        func(by string) error
 	reconcileEvery time.Duration
@@ -121,6 +129,7 @@ func New(o Options) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady, restart: o.Restart}
+	n.initReload(c)
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}
@@ -173,12 +182,8 @@ func New(o Options) (*Node, error) {
 		n.events.Close()
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
-	targets := make([]webhook.Target, 0, len(c.PSIM))
-	for i, p := range c.PSIM {
-		targets = append(targets, webhook.Target{Name: fmt.Sprintf("psim%d", i+1), URL: p.URL, Secret: p.Secret, Events: p.Events})
-	}
 	n.outbox, err = webhook.Open(filepath.Join(c.DataDir, "outbox.db"), webhook.Options{
-		Targets: targets,
+		Targets: psimTargets(c),
 		Client:  webhook.Client(roots),
 		Logger:  log.With("part", "webhook"),
 		OnAlarm: func(kind events.Type, target, text string) {
@@ -268,7 +273,7 @@ func (n *Node) Run(ctx context.Context) error {
 			Insecure:      c.Cluster.Insecure,
 			Keepalive:     c.Cluster.Keepalive,
 			FailoverAfter: c.Cluster.FailoverAfter,
-			Buddies:       c.Failover.Buddies,
+			Buddies:       n.config().Failover.Buddies, // a reload before Run may have changed them
 			StateDir:      c.DataDir,
 			Logger:        n.log.With("part", "buddy"),
 			OnKeyMismatch: n.keyMismatch,
@@ -282,7 +287,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.closeStores()
 			return fmt.Errorf("start cluster: %w", err)
 		}
-		if err := n.cluster.SetSecrets(mustJSON(secretRecord(c))); err != nil {
+		if err := n.cluster.SetSecrets(mustJSON(secretRecord(n.config()))); err != nil {
 			n.log.Warn("publish inventory secrets", "err", err)
 		}
 	}
@@ -332,7 +337,8 @@ func (n *Node) Run(ctx context.Context) error {
 	go n.outbox.Run(ctx)
 
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
-	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name)})
+	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name),
+		Resolves: []string{conditionReloadFailed}}) // it started from a config without problems
 
 	if n.onReady != nil {
 		go n.awaitReady(ctx, n.onReady)

@@ -1,11 +1,8 @@
 package node
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
@@ -74,19 +71,18 @@ type secretCamera struct {
 
 func publicRecord(c *config.Config, started time.Time) recordBody {
 	r := recordBody{
-		Name:       c.Name,
-		HTTP:       c.Listen.HTTP,
-		RTSP:       c.Listen.RTSP,
-		Gossip:     c.Listen.Gossip,
-		Capacity:   api.Capacity{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
-		Buddies:    c.Failover.Buddies,
-		Mode:       c.Failover.Cameras,
-		Failback:   c.Cluster.Failback,
-		Cameras:    []publicCamera{},
-		StartedAt:  started.UTC(),
-		ConfigHash: configHash(c),
-		Timing:     c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
-		Standby:    c.Failover.Standby,
+		Name:      c.Name,
+		HTTP:      c.Listen.HTTP,
+		RTSP:      c.Listen.RTSP,
+		Gossip:    c.Listen.Gossip,
+		Capacity:  api.Capacity{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
+		Buddies:   c.Failover.Buddies,
+		Mode:      c.Failover.Cameras,
+		Failback:  c.Cluster.Failback,
+		Cameras:   []publicCamera{},
+		StartedAt: started.UTC(),
+		Timing:    c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
+		Standby:   c.Failover.Standby,
 	}
 	for _, cam := range c.Cameras {
 		r.Cameras = append(r.Cameras, publicCamera{Name: cam.Name, Critical: cam.Critical, BitrateMbps: cam.BitrateMbps})
@@ -103,18 +99,6 @@ func secretRecord(c *config.Config) secretBody {
 		s.Cameras = append(s.Cameras, secretCamera{Name: cam.Name, URL: cam.URL, Transport: cam.Transport})
 	}
 	return s
-}
-
-// configHash fingerprints the config file so that technicians see when two
-// servers run different revisions of a site's configuration. It hashes the
-// file bytes, never shows them.
-func configHash(c *config.Config) string {
-	b, err := os.ReadFile(c.File)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:6])
 }
 
 func decodeRecord(body []byte) (recordBody, error) {

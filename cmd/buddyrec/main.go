@@ -7,6 +7,7 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
+//	buddyrec reload -config FILE   re-read the config in the running server (as SIGHUP)
 //	buddyrec export -config FILE -camera ID -from T -o F.mp4   export footage of the site
 //	buddyrec drain|undrain -config FILE  maintenance: hand the cameras over, take them back
 //	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
@@ -60,6 +61,7 @@ commands:
   drain -config FILE         maintenance: the running server hands its cameras to its buddies
                              (make-before-break), takes none, and stays so across restarts
   undrain -config FILE       end maintenance: the cameras come back the same way
+  reload -config FILE        make the running server re-read its config (as SIGHUP does)
   export -config FILE -camera ID -from T [-to T] -o FILE.mp4
                              export footage of the site (file + JSON manifest, digest checked)
   plan -config FILE -fail rec-a[,rec-b]
@@ -92,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDrain("drain", true)(args[1:], stdout, stderr)
 	case "undrain":
 		return cmdDrain("undrain", false)(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
 	case "export":
@@ -157,6 +161,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	stops := newStopper(log, notify, cfg.Cluster.DrainTimeout)
 	defer stops.close()
 	ctx := stops.ctx
+	// SIGHUP re-reads the config (reload.go).
+	hup, stopHUP := notifyReloads()
+	defer stopHUP()
 	if *pprofAddr != "" {
 		if err := servePprof(ctx, *pprofAddr); err != nil {
 			log.Error("cannot serve profiles", "err", err)
@@ -177,6 +184,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if every := sdnotify.WatchdogInterval(); every > 0 && notify.Enabled() {
 		go watchdog(ctx, notify, every/2, n)
 	}
+	go serveReloads(ctx, hup, n, notify, log)
 	if err := n.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return 1
