@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/buddyrec/buddyrec/failover"
@@ -158,7 +159,16 @@ func planInput(records map[string]Record, alive map[string]bool, reserved map[st
 func (st *State) standbys(prev State, self string, in Inputs) []Standby {
 	st.Standby = map[string]Standby{}
 	st.homeWait = map[string]time.Time{}
-	for id, s := range StandbyPlacement(st.Records, st.Alive) {
+	// The placement runs the planner once per home asking for standby:
+	// it is computed again only when what it reads changed (a record's
+	// version, a verdict, this server's claims), not every step.
+	key := placementKey(st.Records, st.Alive, self)
+	placement := prev.placement.out
+	if prev.placement.key != key || placement == nil {
+		placement = StandbyPlacement(st.Records, st.Alive)
+	}
+	st.placement = placementCache{key: key, out: placement}
+	for id, s := range placement {
 		if s.Server != self || st.Recording[id] || !in.Credentials[id] {
 			continue
 		}
@@ -185,6 +195,29 @@ func (st *State) standbys(prev State, self string, in Inputs) []Standby {
 		st.Standby[id] = s
 	}
 	return standbyList(st.Standby)
+}
+
+// placementCache is the last StandbyPlacement and what it was computed
+// from. Its map is never modified once made.
+type placementCache struct {
+	key string
+	out map[string]Standby
+}
+
+// placementKey fingerprints what StandbyPlacement reads: each record's
+// version (a peer's record changes only with a new version), the
+// membership verdict, the claims the stale-record rule left, and this
+// server's own record, which carries no version.
+func placementKey(records map[string]Record, alive map[string]bool, self string) string {
+	var b strings.Builder
+	for _, name := range sortedKeys(records) {
+		r := records[name]
+		fmt.Fprintf(&b, "%s/%d/%t/%d/%t;", name, r.Version, alive[name], len(r.Claims), r.Stable)
+		if name == self {
+			fmt.Fprintf(&b, "%s/%s/%v/%v/%v/%s/%t;", r.Standby, strings.Join(r.Claims, ","), r.Capacity, r.Cameras, r.Buddies, r.Mode, r.Failback)
+		}
+	}
+	return b.String()
 }
 
 // live are the ids of the pipelines that record now, sorted (Pipelines

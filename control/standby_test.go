@@ -291,3 +291,27 @@ func TestHotStandbyWritesUntilTheHomeRecords(t *testing.T) {
 		t.Errorf("after the hand-back b's standby was %v, want mirror (writing) until the home records, then hot", modes)
 	}
 }
+
+// TestStandbyPlacementCachedUntilTheViewChanges: the placement is reused
+// while nothing it reads changed, and computed again when a record's
+// version or a verdict changes; a cached placement equals a fresh one.
+func TestStandbyPlacementCachedUntilTheViewChanges(t *testing.T) {
+	w := newWorld(t,
+		withStandby(rec("a", []string{"b", "c"}, 0, "cam1*"), StandbyHot, 0, 0),
+		rec("b", nil, 0), rec("c", nil, 0))
+	w.run(3 * time.Second)
+	before := w.servers["b"].st.placement
+	w.run(time.Second)
+	after := w.servers["b"].st.placement
+	if before.key != after.key {
+		t.Fatalf("placement key changed in a quiet site:\n%s\n%s", before.key, after.key)
+	}
+	if fresh := StandbyPlacement(w.servers["b"].st.Records, w.servers["b"].st.Alive); !reflect.DeepEqual(fresh, after.out) {
+		t.Errorf("cached placement %v, fresh %v", after.out, fresh)
+	}
+	w.crash("b")
+	w.run(time.Second)
+	if got := w.servers["c"].st.placement; got.key == after.key || got.out["a/cam1"].Server != "c" {
+		t.Errorf("after b died c's placement is %v (key unchanged: %v)", got.out, got.key == after.key)
+	}
+}

@@ -247,6 +247,7 @@ type State struct {
 	Standby      map[string]Standby
 	unavailable  map[string]bool      // standby cameras with a standby.unavailable alarm open
 	homeWait     map[string]time.Time // standby sessions kept while the home does not record: since when
+	placement    placementCache       // the last StandbyPlacement
 	draining     bool                 // Config.Self.Maintenance as of the last step
 	reclaimUntil time.Time            // after an undrain: publish Reclaim until then
 }
