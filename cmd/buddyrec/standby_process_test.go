@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/export"
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 // standbyHolds is a condition: srv holds exactly the standby sessions ids
@@ -135,6 +140,7 @@ func standbyFailover(t *testing.T, mode string) {
 			}
 		}
 	}
+	checkPlaysThrough(t, a, "rec-a/cam1", from, to)
 	if mode != "mirror" {
 		return
 	}
@@ -242,4 +248,45 @@ func TestStandbyRefusedByCamera(t *testing.T) {
 
 	killAndDetect(t, a, b)
 	eventually(t, 15*time.Second, recordsExactly(b, "rec-a/cam1", "rec-a/cam2"))
+}
+
+// checkPlaysThrough downloads the export of cam over [from, to) from srv
+// and, where ffmpeg and ffprobe are installed, checks what a viewer would:
+// it decodes without an error line, lasts the range (± 1 GOP: it starts
+// at the keyframe before from), and holds a frame every 40 ms of it (25
+// fps), so no stretch is missing inside the file either.
+func checkPlaysThrough(t *testing.T, srv *site.Server, cam string, from, to time.Time) {
+	t.Helper()
+	ffmpeg, okMpeg := testutil.LookTool(t, "ffmpeg")
+	ffprobe, okProbe := testutil.LookTool(t, "ffprobe")
+	if !okMpeg || !okProbe {
+		return
+	}
+	out := filepath.Join(t.TempDir(), "export.mp4")
+	q := url.Values{"camera": {cam}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	if err := download("http://"+srv.HTTP+"/api/v1/export?"+q.Encode(), out); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-i", out, "-f", "null", "-").CombinedOutput(); err != nil || len(strings.TrimSpace(string(msg))) > 0 {
+		t.Errorf("%s: ffmpeg -v error on the export: %v\n%s", cam, err, msg)
+	}
+	probe, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "v", "-count_packets",
+		"-show_entries", "stream=nb_read_packets:format=duration", "-of", "default=nw=1:nk=1", out).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	f := strings.Fields(string(probe))
+	if len(f) != 2 {
+		t.Fatalf("ffprobe printed %q", probe)
+	}
+	frames, _ := strconv.Atoi(f[0])
+	secs, _ := strconv.ParseFloat(f[1], 64)
+	dur := time.Duration(secs * float64(time.Second))
+	t.Logf("%s: export of %v lasts %v with %d video frames", cam, to.Sub(from).Round(time.Millisecond), dur.Round(time.Millisecond), frames)
+	if d := dur - to.Sub(from); d > time.Second || d < -time.Second {
+		t.Errorf("%s: the export lasts %v, want the range %v ± 1 GOP", cam, dur, to.Sub(from))
+	}
+	if want := int(secs * 25 * 0.98); frames < want {
+		t.Errorf("%s: the export holds %d video frames over %.2fs, want at least %d (25 fps, no stretch missing)", cam, frames, secs, want)
+	}
 }
