@@ -151,9 +151,13 @@ func mergeTimeline(cands []candidate, from, to time.Time, tol time.Duration) ([]
 		c := cs[best]
 		p := piece{candidate: c, mode: startAtBeginning, from: c.seg.Start, to: minTime(c.seg.End, to)}
 		if !c.homeCopy() {
+			// Up to the home's next segment, overlapping it by tol: the
+			// plan then ends this piece right before its own copy of the
+			// home's first keyframe (the two recorders date it a few
+			// milliseconds apart), so no frame plays twice.
 			for i, h := range cs {
-				if !used[i] && h.homeCopy() && h.seg.Start.After(cursor.Add(tol)) && h.seg.Start.Before(p.to) {
-					p.to = h.seg.Start
+				if end := h.seg.Start.Add(tol); !used[i] && h.homeCopy() && h.seg.Start.After(cursor.Add(tol)) && end.Before(p.to) {
+					p.to = end
 				}
 			}
 		}

