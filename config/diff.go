@@ -34,7 +34,7 @@ var needsRestart = map[string]bool{
 	"cluster.failover_after": true, "cluster.forget_after": true,
 	"cluster.failback": false, "cluster.failback_after": false, "cluster.drain_timeout": false,
 	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": false,
-	"failover.buddies": false, "failover.cameras": false,
+	"failover.buddies": false, "failover.cameras": false, "failover.standby": false,
 	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true,
 	"events.retention": true,
 	"http.users_file":  false, "http.token_file": true, "http.cert_file": true, "http.key_file": true, "http.ca_file": true,
@@ -153,6 +153,7 @@ func Compare(old, new *Config) Diff {
 
 	value("failover.buddies", old.Failover.Buddies, new.Failover.Buddies)
 	value("failover.cameras", old.Failover.Cameras, new.Failover.Cameras)
+	value("failover.standby", old.Failover.Standby, new.Failover.Standby)
 
 	value("storage.segment", old.Storage.Segment, new.Storage.Segment)
 	value("storage.part", old.Storage.Part, new.Storage.Part)

@@ -13,7 +13,7 @@ var keys = map[string][]string{
 	"listen":   {"gossip", "http", "rtsp"},
 	"cluster":  {"join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after", "drain_timeout"},
 	"capacity": {"cameras", "bitrate_mbps", "viewers"},
-	"failover": {"buddies", "cameras"},
+	"failover": {"buddies", "cameras", "standby"},
 	"storage":  {"segment", "part", "retention", "min_free"},
 	"events":   {"retention"},
 	"http":     {"users_file", "token_file", "cert_file", "key_file", "ca_file"},

@@ -83,6 +83,12 @@ const (
 	// condition has no paired type (a down server that stayed up): it
 	// carries the conditions in Resolves.
 	TypeAlarmResolved Type = "alarm.resolved"
+	// TypeStandbyUnavailable: a camera refused a buddy's standby session
+	// (stream limit, 453/503, credentials): its failover is cold.
+	TypeStandbyUnavailable Type = "standby.unavailable"
+	// TypeStandbyAvailable: the standby session works again, or is no
+	// longer held; it resolves standby.unavailable.
+	TypeStandbyAvailable Type = "standby.available"
 	// TypeConfigReloaded: a reload applied the config file (info); it
 	// resolves the last config.reload_failed.
 	TypeConfigReloaded Type = "config.reloaded"

@@ -221,8 +221,9 @@ func New(o Options) (*Node, error) {
 	}
 	n.httpLn = limitListener(httpLn, "http", httpMaxConns, httpMaxPerHost, n.fds, log)
 	n.rec = recorder.NewManager(recorder.ManagerOptions{
-		Sink:   storeSink{n.store},
-		Logger: log.With("part", "recorder"),
+		Sink:          storeSink{n.store},
+		Logger:        log.With("part", "recorder"),
+		StandbyWindow: standbyWindow(c.Cluster.FailoverAfter, c.Cluster.Keepalive, c.Storage.Part),
 	})
 	// The views exist from New on: the API reads them before Run starts.
 	n.startViews()
