@@ -32,9 +32,9 @@ var needsRestart = map[string]bool{
 	"listen.gossip": true, "listen.http": true, "listen.rtsp": true,
 	"cluster.join": true, "cluster.key_file": true, "cluster.insecure": true, "cluster.keepalive": true,
 	"cluster.failover_after": true, "cluster.forget_after": true,
-	"cluster.failback": false, "cluster.failback_after": false,
-	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": true,
-	"failover.buddies": false, "failover.cameras": false,
+	"cluster.failback": false, "cluster.failback_after": false, "cluster.drain_timeout": false,
+	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": false,
+	"failover.buddies": false, "failover.cameras": false, "failover.standby": false,
 	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true,
 	"events.retention": true,
 	"http.users_file":  false, "http.token_file": true, "http.cert_file": true, "http.key_file": true, "http.ca_file": true,
@@ -147,6 +147,7 @@ func Compare(old, new *Config) Diff {
 	value("cluster.forget_after", old.Cluster.ForgetAfter, new.Cluster.ForgetAfter)
 	value("cluster.failback", old.Cluster.Failback, new.Cluster.Failback)
 	value("cluster.failback_after", old.Cluster.FailbackAfter, new.Cluster.FailbackAfter)
+	value("cluster.drain_timeout", old.Cluster.DrainTimeout, new.Cluster.DrainTimeout)
 
 	value("capacity.cameras", old.Capacity.Cameras, new.Capacity.Cameras)
 	value("capacity.bitrate_mbps", old.Capacity.BitrateMbps, new.Capacity.BitrateMbps)
@@ -154,6 +155,7 @@ func Compare(old, new *Config) Diff {
 
 	value("failover.buddies", old.Failover.Buddies, new.Failover.Buddies)
 	value("failover.cameras", old.Failover.Cameras, new.Failover.Cameras)
+	value("failover.standby", old.Failover.Standby, new.Failover.Standby)
 
 	value("storage.segment", old.Storage.Segment, new.Storage.Segment)
 	value("storage.part", old.Storage.Part, new.Storage.Part)

@@ -13,7 +13,7 @@ var keys = map[string][]string{
 	"listen":   {"gossip", "http", "rtsp"},
 	"cluster":  {"join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after", "drain_timeout"},
 	"capacity": {"cameras", "bitrate_mbps", "viewers"},
-	"failover": {"buddies", "cameras"},
+	"failover": {"buddies", "cameras", "standby"},
 	"storage":  {"segment", "part", "retention", "min_free"},
 	"recorder": {"cameras_per_worker", "worker_memory"},
 	"events":   {"retention"},

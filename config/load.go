@@ -562,6 +562,12 @@ func (d *decoder) decodeFailover(c *Config, m map[string]any) {
 	if c.Failover.Cameras != "all" && c.Failover.Cameras != "critical" {
 		d.errorf("failover.cameras", "must be \"all\" or \"critical\", not %q", c.Failover.Cameras)
 	}
+	c.Failover.Standby = d.str(m, p, "standby", StandbyCold)
+	switch c.Failover.Standby {
+	case StandbyCold, StandbyHot, StandbyMirror:
+	default:
+		d.errorf("failover.standby", "must be \"cold\", \"hot\" or \"mirror\", not %q", c.Failover.Standby)
+	}
 	seen := map[string]bool{}
 	for _, b := range c.Failover.Buddies {
 		switch {

@@ -54,8 +54,9 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 	c := n.cfg
 	if c.Recorder.CamerasPerWorker <= 0 {
 		return recorder.NewManager(recorder.ManagerOptions{
-			Sink:   storeSink{n.store},
-			Logger: n.log.With("part", "recorder"),
+			Sink:          storeSink{n.store},
+			Logger:        n.log.With("part", "recorder"),
+			StandbyWindow: standbyWindow(c.Cluster.FailoverAfter, c.Cluster.Keepalive, c.Storage.Part),
 		}), nil
 	}
 	pool, err := worker.NewPool(worker.PoolOptions{

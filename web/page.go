@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +61,7 @@ type serverRow struct {
 	Recordings                    string // buddyrec's own segments and index
 	Color                         string
 	IfFails                       string // "6 → rec-b, 1 not recorded"; "" when unknown
+	Standby                       string // "standby for 2 cameras of rec-a (hot)"; "" for none
 }
 
 // FailurePreviewer is a Source that can also preview each server's
@@ -161,6 +164,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			s.Load = *c.Load
 		}
 		row := serverRowOf(s, self, colors)
+		row.Standby = own[s.Name].StandbySummary()
 		row.IfFails = ifFails[s.Name]
 		d.Servers = append(d.Servers, row)
 	}
@@ -225,6 +229,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		row := rows[id]
 		row.Spans, row.Gaps, row.Covered = timelineOf(spans[id], from, now, colors, row.View)
+		row.Spans = homeOnTop(row.Spans, camera.HomeOf(id))
 		row.Disk, row.Oldest, row.FootageTitle = footageOf(id, own)
 		d.Cameras = append(d.Cameras, *row)
 	}
@@ -570,11 +575,4 @@ func fmtDur(d time.Duration) string {
 	return d.String()
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
