@@ -60,14 +60,15 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		}), nil
 	}
 	pool, err := worker.NewPool(worker.PoolOptions{
-		ConfigFile:  c.File,
-		Dir:         n.workersDir(),
-		PerWorker:   c.Recorder.CamerasPerWorker,
-		Store:       n.store,
-		MemoryLimit: workerMemory(c.Recorder.WorkerMemory, c.Recorder.CamerasPerWorker),
-		Found:       found,
-		Logger:      n.log.With("part", "workers"),
-		OnEvent:     n.onWorkerEvent,
+		ConfigFile:    c.File,
+		Dir:           n.workersDir(),
+		PerWorker:     c.Recorder.CamerasPerWorker,
+		StandbyWindow: standbyWindow(c.Cluster.FailoverAfter, c.Cluster.Keepalive, c.Storage.Part),
+		Store:         n.store,
+		MemoryLimit:   workerMemory(c.Recorder.WorkerMemory, c.Recorder.CamerasPerWorker),
+		Found:         found,
+		Logger:        n.log.With("part", "workers"),
+		OnEvent:       n.onWorkerEvent,
 		// a worker's storage alarms are this server's
 		OnStorageAlarm: n.onStorageAlarm,
 	})

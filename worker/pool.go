@@ -34,6 +34,9 @@ type PoolOptions struct {
 	// workers' index updates are applied to it, and it recovers a dead
 	// worker's cameras from their files.
 	Store *storage.Store
+	// StandbyWindow is the recorder's ManagerOptions.StandbyWindow in
+	// every worker (0: the recorder's default).
+	StandbyWindow time.Duration
 	// MemoryLimit replaces a worker whose resident memory stays above it
 	// (0: no limit).
 	MemoryLimit int64
@@ -307,6 +310,14 @@ func (p *Pool) isolatedGroup(g *group) bool {
 	return false
 }
 
+// workerArgs are the flags a worker gets beside its config and socket.
+func (p *Pool) workerArgs() []string {
+	if p.o.StandbyWindow > 0 {
+		return []string{"-standby-window", p.o.StandbyWindow.String()}
+	}
+	return nil
+}
+
 // update sets g's cameras (p.mu held) and wakes its supervisor if they
 // changed.
 func (p *Pool) update(g *group, cams []recorder.Camera) {
@@ -575,7 +586,7 @@ func (p *Pool) start(g *group) *proc {
 		id := p.nextID
 		p.nextID++
 		p.mu.Unlock()
-		w, err := spawn(p.ctx, p.o.Binary, p.o.ConfigFile, p.o.Dir, id)
+		w, err := spawn(p.ctx, p.o.Binary, p.o.ConfigFile, p.o.Dir, id, p.workerArgs()...)
 		if err == nil {
 			p.mu.Lock()
 			g.proc = w
@@ -687,7 +698,7 @@ func (p *Pool) replace(g *group, w *proc, idx *indexer, why ending) (*proc, uint
 	id := p.nextID
 	p.nextID++
 	p.mu.Unlock()
-	nw, err := spawn(p.ctx, p.o.Binary, p.o.ConfigFile, p.o.Dir, id)
+	nw, err := spawn(p.ctx, p.o.Binary, p.o.ConfigFile, p.o.Dir, id, p.workerArgs()...)
 	if err != nil {
 		p.log.Error("start replacement worker", "worker", w.id, "err", err)
 		return nil, 0

@@ -33,7 +33,9 @@ type WorkerOptions struct {
 	Config *config.Config
 	ID     int
 	Socket string
-	Logger *slog.Logger
+	// StandbyWindow is the recorder's (see recorder.ManagerOptions).
+	StandbyWindow time.Duration
+	Logger        *slog.Logger
 }
 
 // RunWorker records cameras the supervisor gives it over Socket until the
@@ -83,7 +85,7 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 	if err != nil {
 		return fmt.Errorf("worker %d: %w", o.ID, err)
 	}
-	rec := recorder.NewManager(recorder.ManagerOptions{Sink: storeSink{store}, Logger: log.With("part", "recorder")})
+	rec := recorder.NewManager(recorder.ManagerOptions{Sink: storeSink{store}, Logger: log.With("part", "recorder"), StandbyWindow: o.StandbyWindow})
 	var faults []func([]recorder.Camera)
 	if id := os.Getenv(FaultEnv); id != "" {
 		faults = append(faults, crashOn(id, log))

@@ -23,6 +23,7 @@ func cmdWorker(args []string, stderr io.Writer) int {
 	id := fs.Int("id", 0, "worker number (given by the supervisor)")
 	socket := fs.String("socket", "", "Unix socket to serve the supervisor on")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	standby := fs.Duration("standby-window", 0, "how far back a hot standby's ring reaches (the supervisor computes it)")
 	cfg, code := loadConfig(fs, args, stderr)
 	if cfg == nil {
 		return code
@@ -43,7 +44,7 @@ func cmdWorker(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("worker started")
-	if err := worker.RunWorker(ctx, worker.WorkerOptions{Config: cfg, ID: *id, Socket: *socket, Logger: log}); err != nil {
+	if err := worker.RunWorker(ctx, worker.WorkerOptions{Config: cfg, ID: *id, Socket: *socket, StandbyWindow: *standby, Logger: log}); err != nil {
 		log.Error("worker stopped with an error", "err", err)
 		return 1
 	}

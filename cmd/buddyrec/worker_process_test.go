@@ -108,14 +108,6 @@ func gapsOf(t *testing.T, srv *site.Server, camera string, from, to time.Time) [
 	return gaps
 }
 
-func gapTotal(gaps []api.Gap) time.Duration {
-	var d time.Duration
-	for _, g := range gaps {
-		d += g.End.Sub(g.Start)
-	}
-	return d
-}
-
 // A server records 6 cameras in 3 workers. One worker is killed -9, or
 // stopped (SIGSTOP, a hang): only its two cameras miss footage, no more
 // than the restart costs, and the other four have no gap; the other two
