@@ -28,6 +28,7 @@ import (
 	"github.com/buddyrec/buddyrec/view"
 	"github.com/buddyrec/buddyrec/web"
 	"github.com/buddyrec/buddyrec/webhook"
+	"github.com/buddyrec/buddyrec/worker"
 )
 
 // Options configure a Node.
@@ -55,7 +56,8 @@ type Node struct {
 	started time.Time
 
 	store   *storage.Store
-	rec     cameraRecorder // in-process or worker processes; see workers.go
+	rec     cameraRecorder              // in-process or worker processes; see workers.go
+	workers atomic.Pointer[worker.Pool] // rec when it is a pool, for storage's goroutines
 	events  *events.Log
 	outbox  *webhook.Outbox
 	cluster *buddy.Cluster // nil when standalone
@@ -164,6 +166,7 @@ func New(o Options) (*Node, error) {
 	found, skipRecovery := n.findWorkers()
 	n.store, err = storage.Open(storage.Options{
 		SkipRecovery:    skipRecovery,
+		OnCut:           n.cutWorkerSegments,
 		Dir:             c.DataDir,
 		Server:          c.Name,
 		Segment:         c.Storage.Segment,

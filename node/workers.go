@@ -75,10 +75,20 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.workers.Store(pool)
 	if err := n.metrics.Registry().Register(pool); err != nil {
 		n.log.Warn("worker metrics", "err", err)
 	}
 	return pool, nil
+}
+
+// cutWorkerSegments passes the store's retention's request that open
+// segments be cut on to the workers, which write them (it runs on the
+// store's goroutine, hence n.workers rather than n.rec).
+func (n *Node) cutWorkerSegments() {
+	if p := n.workers.Load(); p != nil {
+		p.CutSegments()
+	}
 }
 
 // workersAnswer is GET /api/v1/workers.

@@ -76,6 +76,11 @@ type Options struct {
 	// leaves alone: live worker processes still write them (a supervisor
 	// restarted while they recorded). RecoverCameras repairs them later.
 	SkipRecovery func(camera string) bool
+	// OnCut, when set, is called when retention found only open segments
+	// to delete and asked this store's Writers to cut theirs: the index
+	// owner passes the request on to the workers that write the other
+	// open segments (their stores' CutSegments). It must not block.
+	OnCut func()
 
 	// openIndexFile opens index.db in place of os.OpenFile (tests break
 	// the file under bbolt through it).

@@ -82,6 +82,12 @@ func (s *Store) dbView(fn func(*bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
+// CutSegments asks every Writer of this store to close its segment at
+// its next keyframe, so that retention can delete the footage: what
+// retention does when only open segments are left, and what a worker does
+// when the supervisor's retention asks it to (Options.OnCut).
+func (s *Store) CutSegments() { s.cutGen.Add(1) }
+
 // openRemote returns a store without an index (Options.Commit set).
 func openRemote(opts Options) *Store {
 	s := newStore(opts)

@@ -100,3 +100,37 @@ func TestRemoteStoreFeedsTheIndexOwner(t *testing.T) {
 		t.Fatalf("recovery indexed %v of the dead worker's 10s", total)
 	}
 }
+
+// When retention finds only open segments on a disk below its floor it
+// asks the Writers to cut them, its own through CutSegments and those of
+// other processes (workers) through OnCut, at most every cutPause.
+func TestRetentionAsksWorkersToCut(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := t.TempDir()
+	cuts := 0
+	st := openTestStore(t, dir, func(o *Options) {
+		o.MinFreeBytes = 1 << 40 // never reached
+		o.StatFS = func(string) (uint64, uint64, error) { return 1 << 20, 1 << 30, nil }
+		o.OnCut = func() { cuts++ }
+		o.SyncInterval = time.Hour // no checkSpace of the syncer's own meanwhile
+	})
+	w, err := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	samples := c.stream(testEpoch, 1, true)
+	writeAll(t, w, samples[:len(samples)/4])
+	st.Sync()
+	gen := st.cutGen.Load()
+	if _, err := st.EnforceRetention(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if cuts != 1 || st.cutGen.Load() != gen+1 {
+		t.Fatalf("after a pass with only an open segment: %d OnCut calls, cut generation +%d; want 1 and +1", cuts, st.cutGen.Load()-gen)
+	}
+	st.EnforceRetention(time.Now())
+	if cuts != 1 {
+		t.Fatalf("asked again within %v: %d calls", cutPause, cuts)
+	}
+}

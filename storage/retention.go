@@ -161,7 +161,10 @@ func (s *Store) enforceRetention(now time.Time, withMargin bool) (deleted int, e
 		// What is left is open segments: have every Writer close its
 		// segment at the next keyframe, so the next pass can delete the
 		// oldest footage instead of the disk staying full.
-		s.cutGen.Add(1)
+		s.CutSegments()
+		if s.opts.OnCut != nil {
+			s.opts.OnCut() // writers in other processes (workers)
+		}
 	}
 	if need > 0 && !wasLow { // once per episode, not every interval
 		s.alarm(Alarm{Kind: AlarmDiskLow, Time: now, Err: fmt.Sprintf(

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -308,6 +309,31 @@ func (p *Pool) isolatedGroup(g *group) bool {
 		}
 	}
 	return false
+}
+
+// CutSegments asks every worker to close its open segments at the next
+// keyframe (see storage.Options.OnCut): the supervisor's retention found
+// nothing else to delete on a full disk. It does not wait for the
+// answers.
+func (p *Pool) CutSegments() {
+	p.mu.Lock()
+	var ws []*proc
+	for _, g := range p.groups {
+		if g.proc != nil && g.proc.alive() {
+			ws = append(ws, g.proc)
+		}
+	}
+	p.mu.Unlock()
+	for _, w := range ws {
+		go func() {
+			req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, base+"/cut", nil)
+			if err == nil {
+				if err := w.do(w.api, req, nil); err != nil {
+					p.log.Warn("ask worker to cut its segments", "worker", w.id, "err", err)
+				}
+			}
+		}()
+	}
 }
 
 // workerArgs are the flags a worker gets beside its config and socket.

@@ -110,6 +110,7 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		Logger:   log,
 		Fault:    fault,
 		Flush:    store.Sync,
+		Cut:      store.CutSegments,
 	})
 	rec.Close()
 	if cerr := store.Close(); err == nil {

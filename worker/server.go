@@ -55,6 +55,10 @@ type ServeOptions struct {
 	// updates queued (storage.Store.Sync); POST /stop calls it after the
 	// cameras stopped, so the answer holds the last updates.
 	Flush func() error
+	// Cut, when set, asks the worker's writers to close their segments at
+	// the next keyframe (storage.Store.CutSegments), for the supervisor's
+	// retention on a full disk.
+	Cut func()
 }
 
 // Hello is the worker's answer to GET /hello.
@@ -196,6 +200,13 @@ func (w *server) handler() http.Handler {
 			}
 		}
 		writeJSON(rw, b)
+	})
+	// the supervisor's retention found only open segments to delete
+	mux.HandleFunc("POST /cut", func(rw http.ResponseWriter, r *http.Request) {
+		if w.o.Cut != nil {
+			w.o.Cut()
+		}
+		rw.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /stop", func(rw http.ResponseWriter, r *http.Request) {
 		after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
