@@ -101,7 +101,9 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 			}
 		}
 	}
+	orphan, _ := time.ParseDuration(os.Getenv(OrphanEnv)) // 0: the default
 	err = Serve(ctx, ServeOptions{
+		Orphan:   orphan,
 		Socket:   o.Socket,
 		ID:       o.ID,
 		Version:  BinaryVersion(),
@@ -165,6 +167,10 @@ func leakOnce(marker string, log *slog.Logger) func([]recorder.Camera) {
 		}()
 	}
 }
+
+// OrphanEnv names the environment variable that tests set to shorten the
+// orphan timeout (see ServeOptions.Orphan), e.g. "3s". Only tests set it.
+const OrphanEnv = "BUDDYREC_TEST_WORKER_ORPHAN"
 
 // storeSink adapts *storage.Store to recorder.Sink.
 type storeSink struct{ s *storage.Store }

@@ -622,3 +622,46 @@ func TestWorkerStorageAlarmReachesTheEventLog(t *testing.T) {
 	f.Close()
 	eventually(t, 20*time.Second, eventsOf(a, "disk.full", "rec-a/cam1"))
 }
+
+// Workers whose supervisor never comes back stop on their own after the
+// orphan timeout (shortened here to 3 s; 10 min in production), so a
+// server taken out of service does not record forever; the next start
+// indexes what they wrote.
+func TestOrphanedWorkersStop(t *testing.T) {
+	t.Setenv(worker.OrphanEnv, "3s")
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 1\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1", "rec-a/cam2"))
+	ws, _ := workersOf(a.DataDir)
+	if len(ws) != 2 {
+		t.Fatalf("want 2 workers, got %+v", ws)
+	}
+	time.Sleep(2 * time.Second)
+	from := time.Now().Add(-time.Second)
+	a.Kill()
+	killed := time.Now()
+	eventually(t, 20*time.Second, func() string {
+		for _, w := range ws {
+			if syscall.Kill(w.PID, 0) == nil && !strings.Contains(procState(w.PID), "Z") {
+				return fmt.Sprintf("worker %d still runs %v after its supervisor died", w.PID, time.Since(killed).Round(time.Second))
+			}
+		}
+		return ""
+	})
+	stopped := time.Now()
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1", "rec-a/cam2"))
+	// the index holds what the orphans recorded until they stopped
+	for _, id := range []string{"rec-a/cam1", "rec-a/cam2"} {
+		gaps := gapsOf(t, a, id, from, killed.Add(2*time.Second))
+		if len(gaps) > 0 {
+			t.Errorf("%s: the orphaned worker's footage is not indexed after the restart: gaps %v (orphans stopped %v after the kill)", id, gaps, stopped.Sub(killed).Round(time.Second))
+		}
+	}
+}
