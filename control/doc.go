@@ -165,7 +165,9 @@
 // more (Releasing empty) one server.maintenance event and notice naming
 // each moved camera's new server (Notice.Moved; node/ adds that server's
 // address) and what it kept or nobody records. It keeps gossiping
-// throughout, so it is never declared dead.
+// throughout, so it is never declared dead. The servers that take its
+// cameras log failover.started and failover.completed as info events and
+// send no notice: the home is not failed, and its own notice names them.
 //
 // Leaving maintenance ends the Drain (a server.maintenance_ended event
 // and notice) and starts a reclaim: the server publishes Record.Reclaim,

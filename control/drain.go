@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/buddyrec/buddyrec/camera"
 )
 
 // DrainStatus is where a server's maintenance stands, for the API, the
@@ -64,7 +66,7 @@ func (r *raiser) maintenance() {
 		// server records here and no other server still runs it.
 		done := true
 		for _, c := range r.in.Config.Self.Cameras {
-			id := self + "/" + c.Name
+			id := camera.New(self, c.Name).String()
 			if st.Plan.Owner[id] != self {
 				continue
 			}
@@ -102,15 +104,23 @@ func (r *raiser) maintenance() {
 	}
 	d.Complete = len(st.Releasing) == 0
 	st.Drain = &d
+	what := "entered maintenance"
+	if r.in.Stopping {
+		what = "is stopping"
+	}
 	if prev.Drain == nil {
 		r.event(Event{Type: TypeServerMaintenance, Severity: SeverityInfo, About: self,
-			Text: fmt.Sprintf("%s entered maintenance: handing %d camera(s) to its buddies, make-before-break", self, len(d.from))})
+			Text: fmt.Sprintf("%s %s: handing %d camera(s) to its buddies, make-before-break", self, what, len(d.from))})
 	}
 	if !d.Complete || wasComplete {
 		return
 	}
 	moved := slices.Sorted(maps.Keys(d.Moved))
-	text := fmt.Sprintf("%s in maintenance: %d camera(s) handed over (%s)", self, len(moved), movedText(d.Moved))
+	state := "in maintenance"
+	if r.in.Stopping {
+		state = "stopping"
+	}
+	text := fmt.Sprintf("%s %s: %d camera(s) handed over (%s)", self, state, len(moved), movedText(d.Moved))
 	if len(d.Kept) > 0 {
 		text += fmt.Sprintf("; %d kept here, no other server has room: %s", len(d.Kept), strings.Join(d.Kept, ", "))
 	}

@@ -36,11 +36,11 @@ func (w *world) setMaintenance(name string, on bool) {
 func TestDrainHandsCamerasOver(t *testing.T) {
 	w := drainWorld(t, 0, true)
 	w.setMaintenance("a", true)
-	var acts []Actions
+	var acts, bActs []Actions
 	for range 40 {
 		lastA := map[string]Footage{"a/cam1": w.footage("a", "a/cam1"), "a/cam2": w.footage("a", "a/cam2")}
 		out := w.round()
-		acts = append(acts, out["a"])
+		acts, bActs = append(acts, out["a"]), append(bActs, out["b"])
 		for id, f := range lastA {
 			if f.From.IsZero() || slices.Contains(out["a"].Cameras, id) {
 				continue
@@ -70,6 +70,14 @@ func TestDrainHandsCamerasOver(t *testing.T) {
 	}
 	if ns := notices(acts, TypeServerDown); len(ns) != 0 {
 		t.Fatalf("a drain raised server.down: %+v", ns)
+	}
+	// The buddy logs the handover, but tells the PSIM nothing: a is not
+	// failed, and its server.maintenance notice says where the cameras are.
+	if ns := append(notices(bActs, TypeFailoverCompleted), notices(bActs, TypeServerDown)...); len(ns) != 0 {
+		t.Fatalf("the buddy sent %+v for a drain", ns)
+	}
+	if es := eventsOf(bActs, TypeFailoverCompleted); len(es) != 1 || es[0].Severity != SeverityInfo || !strings.Contains(es[0].Text, "in maintenance") {
+		t.Fatalf("the buddy's handover events %+v, want one info event", es)
 	}
 }
 
@@ -196,5 +204,17 @@ func TestCleanStopIsNoAlarm(t *testing.T) {
 	acts = w.run(3 * time.Second)
 	if ns := notices(acts["b"], TypeServerDown); len(ns) != 1 {
 		t.Fatalf("a crash raised %d server.down notices, want 1", len(ns))
+	}
+}
+
+// TestStopDrainWording: a drain for a stop says so.
+func TestStopDrainWording(t *testing.T) {
+	w := drainWorld(t, 0, true)
+	w.setMaintenance("a", true)
+	w.stopping["a"] = true
+	acts := w.run(10 * time.Second)["a"]
+	evs := eventsOf(acts, TypeServerMaintenance)
+	if len(evs) != 2 || !strings.Contains(evs[0].Text, "a is stopping") || !strings.Contains(evs[1].Text, "a stopping: 2 camera(s) handed over") {
+		t.Fatalf("events %+v", evs)
 	}
 }

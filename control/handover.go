@@ -13,11 +13,12 @@ type Footage struct {
 
 // durable is what this server publishes in Record.Durable: the first
 // durable frame of each camera it records, for the cameras whose run has
-// written footage.
-func durable(cams []string, footage map[string]Footage) map[string]time.Time {
+// written footage and whose pipeline records now (one that went offline
+// since would let the old recorder stop into a hole).
+func durable(cams []string, footage map[string]Footage, pipelines []Pipeline) map[string]time.Time {
 	var out map[string]time.Time
 	for _, id := range cams {
-		if f := footage[id]; !f.From.IsZero() {
+		if f := footage[id]; !f.From.IsZero() && pipelineRecording(pipelines, id) {
 			if out == nil {
 				out = map[string]time.Time{}
 			}

@@ -96,3 +96,20 @@ func TestFailbackOverlaps(t *testing.T) {
 		t.Fatalf("b still records a/cam1 5 s after a's footage became durable")
 	}
 }
+
+// TestDurablePublished: a camera's first durable frame is published only
+// while its pipeline records and its run has durable footage.
+func TestDurablePublished(t *testing.T) {
+	from := t0.Add(time.Second)
+	footage := map[string]Footage{"a/rec": {From: from, To: t0.Add(5 * time.Second)}, "a/off": {From: from, To: t0.Add(2 * time.Second)},
+		"a/conn": {From: from, To: t0.Add(2 * time.Second)}}
+	pipes := []Pipeline{{ID: "a/rec", State: PipelineRecording}, {ID: "a/off", State: PipelineOffline},
+		{ID: "a/conn", State: PipelineConnecting}, {ID: "a/new", State: PipelineRecording}}
+	got := durable([]string{"a/conn", "a/new", "a/off", "a/rec"}, footage, pipes)
+	if len(got) != 1 || !got["a/rec"].Equal(from) {
+		t.Fatalf("published %v, want only a/rec from %v", got, from)
+	}
+	if got := durable(nil, footage, pipes); got != nil {
+		t.Fatalf("published %v for no cameras", got)
+	}
+}

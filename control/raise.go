@@ -143,6 +143,15 @@ func (r *raiser) takeovers() {
 	}
 	for _, home := range sortedKeys(newly) {
 		ids := newly[home]
+		if st.Alive[home] && st.Records[home].Maintenance {
+			r.event(Event{Type: TypeFailoverStarted, Severity: SeverityInfo, Cameras: ids, About: home,
+				Text: fmt.Sprintf("taking over %d camera(s) of %s, which is in maintenance", len(ids), home)})
+			add(home, home, ids)
+			t := st.pending[home]
+			t.planned = true
+			st.pending[home] = t
+			continue
+		}
 		r.event(Event{Type: TypeFailoverStarted, Severity: SeverityWarning, Cameras: ids, About: home,
 			Text: fmt.Sprintf("adopting %d camera(s) of %s", len(ids), home)})
 		add(home, home, ids)
@@ -222,6 +231,15 @@ func (r *raiser) report(t takeover, rec, left []string) {
 		r.event(Event{Type: TypeFailbackCompleted, Severity: SeverityInfo, Cameras: rec, About: r.self,
 			Text: fmt.Sprintf("%d camera(s) back on %s, recording %.2fs after the plan returned them%s", len(rec), r.self, took, stillWaiting(left))})
 		r.notice(Notice{Type: TypeFailbackCompleted, Cameras: rec, Serving: true})
+		return
+	}
+	if t.planned {
+		// The home in maintenance tells the PSIM (server.maintenance).
+		r.event(Event{Type: TypeFailoverCompleted, Severity: SeverityInfo, Cameras: rec, About: t.home,
+			Text: fmt.Sprintf("%s now records %d camera(s) of %s (in maintenance) %.2fs after planning the handover%s", r.self, len(rec), t.home, took, stillWaiting(left))})
+		for _, id := range rec {
+			r.st.announced[id] = true
+		}
 		return
 	}
 	r.event(Event{Type: TypeFailoverCompleted, Severity: SeverityWarning, Cameras: rec, About: t.home,

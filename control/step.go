@@ -91,7 +91,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		act.Cameras = sortedKeys(prev.Recording)
 		act.Standby = standbyList(prev.Standby)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim,
+			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim,
 				Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
 		}
 		return st, act
@@ -141,7 +141,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	act.Cameras = sortedKeys(st.Recording)
 	act.Standby = st.standbys(prev, self, in)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim,
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim,
 			Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
 	}
 

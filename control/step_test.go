@@ -58,12 +58,13 @@ type world struct {
 	// nothing durable (a disk that does not keep up).
 	noFootage map[string]bool
 	left      map[string]bool // down after a clean stop (it left)
+	stopping  map[string]bool // draining for a stop
 }
 
 func newWorld(t *testing.T, recs ...Record) *world {
 	w := &world{t: t, now: t0, servers: map[string]*server{}, dead: map[string]bool{}, version: map[string]uint64{},
 		pub: map[string]Record{}, pipes: map[string]map[string]bool{}, noCreds: map[string]bool{}, refuted: map[string]time.Time{},
-		failure: map[string]Failure{}, since: map[string]map[string]time.Time{}, noFootage: map[string]bool{}, left: map[string]bool{}}
+		failure: map[string]Failure{}, since: map[string]map[string]time.Time{}, noFootage: map[string]bool{}, left: map[string]bool{}, stopping: map[string]bool{}}
 	for _, r := range recs {
 		w.servers[r.Name] = &server{rec: r}
 		w.order = append(w.order, r.Name)
@@ -89,7 +90,7 @@ func (w *world) inputs(name string) Inputs {
 	in := Inputs{Now: w.now, Clustered: true, Records: map[string]Record{}, Credentials: map[string]bool{},
 		Config: Config{Self: s.rec, FailoverAfter: testFailoverAfter, FailbackAfter: testFailbackAfter,
 			HandoffTimeout: 5 * time.Second, AdoptionReport: 3 * time.Second, ServerUpHoldDown: 4 * time.Second},
-		DeclaredDeadAt: w.refuted[name]}
+		DeclaredDeadAt: w.refuted[name], Stopping: w.stopping[name]}
 	for _, n := range w.order {
 		in.Members = append(in.Members, Member{Name: n, Up: !w.dead[n] || n == name, Left: w.left[n] && n != name})
 		if n != name {

@@ -85,6 +85,9 @@ type Inputs struct {
 	// (indexed) footage of the pipeline's current run: what
 	// make-before-break compares (see handover.go).
 	Footage map[string]Footage
+	// Stopping: this server drains because it is stopping (a clean stop
+	// or a restart), not for maintenance; only the wording differs.
+	Stopping bool
 }
 
 // Config is the part of this server's configuration the rules read.
@@ -259,6 +262,9 @@ type takeover struct {
 	started time.Time
 	told    bool // reported once, or the report time passed: report each camera as it starts
 	noticed bool // a notice went out (it carried the aspects)
+	// planned: the home is alive and in maintenance; its own
+	// server.maintenance notice tells the PSIM where the cameras went.
+	planned bool
 }
 
 // episode is one down-then-up episode of a peer: one server.down notice at

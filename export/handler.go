@@ -570,15 +570,9 @@ func fileName(rq rangeQuery) string {
 	return fmt.Sprintf("%s_%s.mp4", cam, rq.from.UTC().Format("20060102T150405Z"))
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v) //nolint:errcheck // the client went away
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

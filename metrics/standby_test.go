@@ -10,8 +10,10 @@ import (
 
 type standbySource struct{ standby []api.CameraInfo }
 
-func (s standbySource) Cameras() api.Cameras            { return api.Cameras{Server: "rec-b", Standby: s.standby} }
-func (s standbySource) Cluster() []api.ServerInfo       { return []api.ServerInfo{{Name: "rec-b", State: buddy.StateAlive}} }
+func (s standbySource) Cameras() api.Cameras { return api.Cameras{Server: "rec-b", Standby: s.standby} }
+func (s standbySource) Cluster() []api.ServerInfo {
+	return []api.ServerInfo{{Name: "rec-b", State: buddy.StateAlive}}
+}
 func (s standbySource) Webhooks() []webhook.TargetStats { return nil }
 func (s standbySource) Disk() (uint64, uint64, error)   { return 1, 2, nil }
 

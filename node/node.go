@@ -95,9 +95,8 @@ type Node struct {
 
 	// Owned by the control loop.
 	ctl        control.State // the rules' memory between rounds
-	lastMeta   buddy.Meta
-	lastLoad   api.Load  // load as last published in the record
-	lastLoadAt time.Time // when lastLoad was measured
+	lastLoad   api.Load      // load as last published in the record
+	lastLoadAt time.Time     // when lastLoad was measured
 	// decoded holds peers' records as last decoded, by server: a record
 	// is decoded again only when its version changes, not every round.
 	decoded  map[string]decodedRecord

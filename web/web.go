@@ -18,7 +18,6 @@ package web
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -253,13 +252,9 @@ func (h *handler) ack(ctx context.Context, server, id, by string) error {
 	return fmt.Errorf("no server %s in the site", server)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

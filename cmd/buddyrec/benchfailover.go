@@ -29,6 +29,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	clips := fs.String("clips", "testdata", "folder with the camera clips")
 	keepalive := fs.String("keepalive", "", "[cluster] keepalive (default: the product default)")
 	failoverAfter := fs.String("failover-after", "", "[cluster] failover_after (default: the product default)")
+	planned := fs.Bool("planned", false, "drain (and undrain) rec-a instead of kill -9: frames lost per camera and time until every camera records on the buddy")
 	standby := fs.String("standby", "cold", "[failover] standby of the killed server: cold, hot or mirror (hot and mirror make every camera critical)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,6 +64,9 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	rssAlone := procRSS(rb.Pid())
 	if err := ra.Start(); err != nil {
 		return err
+	}
+	if *planned {
+		return benchPlanned(ctx, stdout, ra, rb, *n, *runs)
 	}
 
 	var detect, takeover, lost []float64

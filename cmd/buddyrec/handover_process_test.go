@@ -18,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
@@ -361,4 +364,100 @@ func TestSIGTERMDrainsThenLeaves(t *testing.T) {
 	if !strings.Contains(string(logText), "second signal: stopping at once") {
 		t.Errorf("rec-a's log does not show the second SIGTERM cutting the drain short")
 	}
+}
+
+// TestRestartFromTheAPI: POST /api/v1/restart (the page's Restart button)
+// hands the cameras over, stops cleanly and re-executes the binary in the
+// same process (the PID systemd tracks stays); the cameras come back. At
+// every poll some server records each camera, and the export across the
+// restart has no gap.
+func TestRestartFromTheAPI(t *testing.T) {
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	ids := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	time.Sleep(4 * time.Second)
+	pid := a.Pid()
+	from := time.Now()
+	cov := watchCoverage(s.Servers, ids...)
+	resp, err := http.Post("http://"+a.HTTP+"/api/v1/restart", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/restart: %s", resp.Status)
+	}
+	eventually(t, 30*time.Second, func() string {
+		logText, _ := os.ReadFile(a.Log)
+		if strings.Count(string(logText), "buddyrec server started") < 2 {
+			return "rec-a has not started again"
+		}
+		return ""
+	})
+	if a.Exited() || a.Pid() != pid {
+		t.Fatalf("the restart ended the process (exited %v, pid %d, was %d); it should re-exec in place", a.Exited(), a.Pid(), pid)
+	}
+	eventually(t, 30*time.Second, all(recordsExactly(a, ids...), recordsExactly(b)))
+	cov.Stop(t, "restart")
+	logText, _ := os.ReadFile(a.Log)
+	if !strings.Contains(string(logText), "stopping: cameras handed over") {
+		t.Errorf("rec-a restarted without handing its cameras over first")
+	}
+	time.Sleep(3 * time.Second)
+	checkNoGap(t, "restart", a, from, time.Now().Add(-1500*time.Millisecond), ids...)
+}
+
+// TestDrainFromThePageInChromium: a technician drains a server from its
+// status page in a real Chromium (the browser's own Origin and
+// Sec-Fetch-Site headers pass the cross-origin protection), the buddy's
+// page shows it as "maintenance" and records its cameras, and Undrain on
+// the page brings them back. The screenshot is kept as an artefact.
+func TestDrainFromThePageInChromium(t *testing.T) {
+	ctx := testutil.Browser(t, 90*time.Second)
+	chromium := testutil.NeedTool(t, "chromium")
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	ids := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	time.Sleep(4 * time.Second)
+
+	click := func(button string) {
+		t.Helper()
+		if err := chromedp.Do(ctx,
+			chromedp.Navigate("http://"+a.HTTP+"/"),
+			chromedp.WaitVisible(button),
+			chromedp.Click(button),
+			chromedp.WaitReady(`section#ops`),
+		); err != nil {
+			t.Fatalf("click %s on rec-a's page: %v", button, err)
+		}
+	}
+	click(`form[action="/drain"] button`)
+	eventually(t, 15*time.Second, all(recordsExactly(b, ids...), recordsExactly(a), inMaintenance(b, "rec-a", true)))
+	dom := string(testutil.Chromium(t, chromium, "--dump-dom", "http://"+b.HTTP+"/"))
+	if !strings.Contains(dom, `data-server="rec-a" data-state="maintenance"`) {
+		t.Errorf("rec-b's page does not show rec-a in maintenance")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTP+"/")); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := chromedp.Run(ctx, chromedp.Text(`section#ops`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ops, "maintenance") || !strings.Contains(ops, "2 cameras handed over") {
+		t.Errorf("rec-a's page says %q, want maintenance with 2 cameras handed over", ops)
+	}
+	testutil.Screenshot(t, chromium, "http://"+a.HTTP+"/", "status-page-maintenance.png")
+	click(`form[action="/undrain"] button`)
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), recordsExactly(b), inMaintenance(b, "rec-a", false)))
 }

@@ -158,7 +158,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	// has; outside it the notifier does nothing.
 	notify := sdnotify.FromEnv()
 	// SIGTERM and SIGINT drain first, then stop (stop.go).
-	stops := newStopper(log, notify, cfg.Cluster.DrainTimeout)
+	stops := newStopper(log, notify)
 	defer stops.close()
 	ctx := stops.ctx
 	// SIGHUP re-reads the config (reload.go).

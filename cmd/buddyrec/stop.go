@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/buddyrec/buddyrec/internal/sdnotify"
 	"github.com/buddyrec/buddyrec/node"
@@ -27,9 +26,8 @@ import (
 // It keeps its own signal channel (SIGHUP belongs to reload), so the two
 // never steal each other's signals.
 type stopper struct {
-	log     *slog.Logger
-	notify  *sdnotify.Notifier
-	timeout time.Duration
+	log    *slog.Logger
+	notify *sdnotify.Notifier
 
 	sigs    chan os.Signal
 	restart chan string
@@ -41,8 +39,8 @@ type stopper struct {
 	cancel context.CancelFunc
 }
 
-func newStopper(log *slog.Logger, notify *sdnotify.Notifier, timeout time.Duration) *stopper {
-	s := &stopper{log: log, notify: notify, timeout: timeout, sigs: make(chan os.Signal, 2), restart: make(chan string, 1)}
+func newStopper(log *slog.Logger, notify *sdnotify.Notifier) *stopper {
+	s := &stopper{log: log, notify: notify, sigs: make(chan os.Signal, 2), restart: make(chan string, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	signal.Notify(s.sigs, os.Interrupt, syscall.SIGTERM)
 	return s
@@ -88,8 +86,9 @@ func (s *stopper) run(n *node.Node) {
 	} else {
 		s.notify.Stopping()
 	}
-	s.log.Info("stopping cleanly", "why", why, "drain_timeout", s.timeout)
-	dctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	timeout := n.DrainTimeout() // as the config in force says (reloadable)
+	s.log.Info("stopping cleanly", "why", why, "drain_timeout", timeout)
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	go func() {
 		select {
@@ -99,7 +98,7 @@ func (s *stopper) run(n *node.Node) {
 		case <-dctx.Done():
 		}
 	}()
-	if s.timeout > 0 {
+	if timeout > 0 {
 		n.DrainForStop(dctx)
 	}
 	s.cancel()
