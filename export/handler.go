@@ -206,7 +206,8 @@ func (h *handler) serveSegments(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, segs)
 }
 
-// serveFile serves one segment file, with Range support.
+// serveFile serves one segment file, with Range support and, when asked
+// (WantReprDigestHeader), the SHA-256 of a closed segment's whole file.
 func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	camera := q.Get("camera")
@@ -236,6 +237,15 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "stat segment")
 			return
+		}
+		if !seg.Open && wantsSHA256(r.Header.Get(WantReprDigestHeader)) {
+			sum, err := fileSHA256(f, fi.Size())
+			if err != nil {
+				h.log.Error("digest segment", "file", seg.File, "err", err)
+				writeError(w, http.StatusInternalServerError, "read segment")
+				return
+			}
+			w.Header().Set(ReprDigestHeader, FormatReprDigest(sum))
 		}
 		w.Header().Set("Content-Type", "video/mp4")
 		http.ServeContent(w, r, "", fi.ModTime(), f)
