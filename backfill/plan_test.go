@@ -52,8 +52,8 @@ func TestPlan(t *testing.T) {
 			name: "already copied (same key) or covered by the home's own footage: skipped",
 			own:  []storage.Segment{seg("rec-a/cam1", "rec-a", 0, 60), seg("rec-a/cam1", "rec-b", 60, 120), seg("rec-a/cam1", "rec-a", 120.05, 180)},
 			listings: []Listing{{Peer: "rec-b", Segments: []storage.Segment{
-				seg("rec-a/cam1", "rec-b", 60, 120), // the copy is home
-				seg("rec-a/cam1", "rec-b", 10, 50),  // a mirror of the home's own
+				seg("rec-a/cam1", "rec-b", 60, 120),  // the copy is home
+				seg("rec-a/cam1", "rec-b", 10, 50),   // a mirror of the home's own
 				seg("rec-a/cam1", "rec-b", 100, 170), // covered by the copy and the home's, hole 50 ms
 			}}},
 			want: "",
