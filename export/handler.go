@@ -465,15 +465,22 @@ func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate,
 func (h *handler) fetchSegments(ctx context.Context, p Peer, rq rangeQuery) ([]storage.Segment, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.o.PeerTimeout)
 	defer cancel()
-	q := url.Values{"camera": {rq.camera}, "from": {rq.from.Format(time.RFC3339Nano)}, "to": {rq.to.Format(time.RFC3339Nano)}}
+	return FetchSegments(ctx, h.client, h.o.PeerHeader, p, rq.camera, rq.from, rq.to)
+}
+
+// FetchSegments asks peer p for its own segments of camera overlapping
+// [from, to) (RouteSegments), authenticating with header. Errors never
+// hold credentials or the query.
+func FetchSegments(ctx context.Context, client *http.Client, header http.Header, p Peer, camera string, from, to time.Time) ([]storage.Segment, error) {
+	q := url.Values{"camera": {camera}, "from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerBase(p.HTTP)+RouteSegments+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("segments request: %w", err)
 	}
-	for k, v := range h.o.PeerHeader {
+	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := h.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("list segments: %w", redactErr(err))
 	}
