@@ -64,6 +64,9 @@ type Cameras struct {
 	// adopted and formerly adopted cameras alike. It may be up to a minute
 	// old (the index is walked in the background).
 	Footage map[string]Footage `json:"footage,omitempty"`
+	// Backfill lists, per own camera and peer, footage this server is
+	// copying back from peers (see GET /api/v1/backfill).
+	Backfill []BackfillCamera `json:"backfill,omitempty"`
 }
 
 // Span is contiguous footage in GET /api/v1/recordings.

@@ -95,6 +95,10 @@ type peerState struct {
 	scanned  time.Time // start of the last successful scan (incremental scans go back from there)
 	fullScan time.Time // start of the last full scan
 	cands    map[Key]storage.Segment
+	// busy is set while the peer still records one of the home's cameras
+	// that the home does not record itself (the outage goes on): an
+	// episode does not complete before that ends.
+	busy bool
 }
 
 type episode struct {
@@ -292,15 +296,17 @@ func (r *Runner) scan(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		found := map[Key]storage.Segment{}
-		ok := true
+		ok, busy := true, false
 		for _, cam := range cams {
 			// A long window is asked a day at a time: one answer stays small.
 			for t := from; t.Before(now) && ok; t = t.Add(24 * time.Hour) {
 				end := minTime(t.Add(24*time.Hour), now.Add(time.Minute))
-				if err := r.scanWindow(ctx, p, cam, t, end, horizon, found); err != nil {
+				b, err := r.scanWindow(ctx, p, cam, t, end, horizon, found)
+				if err != nil {
 					r.log.Warn("backfill: ask peer for footage", "peer", p.Name, "camera", cam, "err", err)
 					ok = false
 				}
+				busy = busy || b
 			}
 		}
 		if !ok {
@@ -316,35 +322,43 @@ func (r *Runner) scan(ctx context.Context) {
 			}
 		}
 		ps.scanned = now
+		ps.busy = busy
 		r.episodeLocked(p.Name, now)
 		r.mu.Unlock()
 	}
 }
 
 // scanWindow lists one peer's segments of cam in [from, to) and adds to
-// found those Plan would copy given the home's index.
-func (r *Runner) scanWindow(ctx context.Context, p export.Peer, cam string, from, to, horizon time.Time, found map[Key]storage.Segment) error {
+// found those Plan would copy given the home's index. busy reports that
+// the peer is recording cam while the home is not.
+func (r *Runner) scanWindow(ctx context.Context, p export.Peer, cam string, from, to, horizon time.Time, found map[Key]storage.Segment) (busy bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	segs, err := export.FetchSegments(ctx, r.o.Client, r.o.PeerHeader, p, cam, from, to)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(segs) == 0 {
-		return nil
+		return false, nil
 	}
 	lo, hi := segs[0].Start, segs[0].End
+	peerOpen := false
 	for _, s := range segs {
 		lo, hi = minTime(lo, s.Start), maxTime(hi, s.End)
+		peerOpen = peerOpen || (s.Open && s.Camera == cam)
 	}
 	own, err := r.o.Store.Segments(cam, lo.Add(-time.Minute), hi.Add(time.Minute))
 	if err != nil {
-		return err
+		return false, err
+	}
+	ownOpen := false
+	for _, s := range own {
+		ownOpen = ownOpen || (s.Open && s.RecordedBy == r.o.Home)
 	}
 	for _, c := range Plan(Inputs{Home: r.o.Home, Own: map[string][]storage.Segment{cam: own}, Listings: []Listing{{Peer: p.Name, Segments: segs}}, Since: horizon}) {
 		found[KeyOf(c.Segment)] = c.Segment
 	}
-	return nil
+	return peerOpen && !ownOpen, nil
 }
 
 // planBatch bounds how many of the oldest pending segments one round
@@ -432,11 +446,12 @@ func (r *Runner) next() (Copy, bool) {
 func (r *Runner) episodeLocked(peer string, now time.Time) {
 	ps := r.peers[peer]
 	pending := ps != nil && len(ps.cands) > 0
+	busy := ps != nil && ps.busy
 	ep := r.episodes[peer]
 	switch {
 	case pending && ep == nil:
 		r.episodes[peer] = &episode{started: now, cams: map[string]*camProgress{}}
-	case !pending && ep != nil:
+	case !pending && !busy && ep != nil:
 		delete(r.episodes, peer)
 		if len(ep.cams) == 0 {
 			return // nothing was copied: the home had it all meanwhile

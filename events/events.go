@@ -82,6 +82,10 @@ const (
 	// condition has no paired type (a down server that stayed up): it
 	// carries the conditions in Resolves.
 	TypeAlarmResolved Type = "alarm.resolved"
+	// TypeBackfillCompleted: this server copied back everything one peer
+	// held of its cameras that it lacked (archive consolidation); one per
+	// peer and episode.
+	TypeBackfillCompleted Type = "backfill.completed"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.

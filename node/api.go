@@ -25,6 +25,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
+	mux.HandleFunc("GET /api/v1/backfill", n.serveBackfill)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,
@@ -113,7 +114,7 @@ func (n *Node) Cameras() api.Cameras {
 		}
 	}
 	load := n.currentLoad()
-	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage()}
+	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage(), Backfill: n.backfill.Status().Cameras}
 }
 
 // serveRecordings answers GET /api/v1/recordings for the whole site: the
