@@ -53,4 +53,9 @@ func Synthesize(root string, st *storage.Store, camera string, start time.Time, 
 			}
 		}
 	}
+	// Closed segments reach the index at the syncer's next round: make
+	// the footage visible to what the test does next.
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
 }
