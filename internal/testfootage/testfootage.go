@@ -45,17 +45,17 @@ func Synthesize(root string, st *storage.Store, camera string, start time.Time, 
 			dts := s.DTS + loop*span
 			at := time.Duration(dts-first) * time.Second / 90000
 			if at >= d {
-				return w.Close()
+				if err := w.Close(); err != nil {
+					return err
+				}
+				// Closed segments reach the index at the syncer's next
+				// round: make the footage visible to what comes next.
+				return st.Sync()
 			}
 			if err := w.Write(storage.Sample{DTS: dts, PTSOffset: s.PTSOffset, Sync: s.Sync, Payload: s.Payload, Arrival: start.Add(at)}); err != nil {
 				w.Close()
 				return fmt.Errorf("synthesize %s: %w", camera, err)
 			}
 		}
-	}
-	// Closed segments reach the index at the syncer's next round: make
-	// the footage visible to what the test does next.
-	if err := st.Sync(); err != nil {
-		t.Fatal(err)
 	}
 }
