@@ -43,6 +43,9 @@ type ServerSpec struct {
 	NoFailback    bool
 	FailbackAfter string // default "5s"
 	Extra         string // appended verbatim to the config
+	// Storage is appended verbatim to the [storage] table, e.g.
+	// "backfill_mbps = 4\n".
+	Storage string
 
 	// Host, when set, is the IP this server binds instead of Spec.Host,
 	// e.g. its address inside a network namespace; its ports are then not
@@ -232,7 +235,7 @@ func (s *Site) config(ss ServerSpec, srv *Server, gossips []string) string {
 		mode = "all"
 	}
 	fmt.Fprintf(&b, "[failover]\nbuddies = %s\ncameras = %q\n\n", quoteList(ss.Buddies), mode)
-	fmt.Fprintf(&b, "[storage]\nsegment = %q\npart = %q\n\n", s.Spec.Segment, s.Spec.Part)
+	fmt.Fprintf(&b, "[storage]\nsegment = %q\npart = %q\n%s\n", s.Spec.Segment, s.Spec.Part, ss.Storage)
 	for _, c := range ss.Cameras {
 		fmt.Fprintf(&b, "[[camera]]\nname = %q\nurl = %q\ncritical = %v\n\n", c.Name, c.URL, c.Critical)
 	}
