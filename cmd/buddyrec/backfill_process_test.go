@@ -297,8 +297,9 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 }
 
 // TestBackfillReplacedDisk: the home's data dir is deleted while it is
-// down (a replaced disk) and it is restarted empty: within a minute it
-// holds again, by itself, the footage the buddy recorded of its cameras.
+// down (a replaced disk; the buddy is told to forget its old node key) and
+// it is restarted empty: within a minute it holds again, by itself, the
+// footage the buddy recorded of its cameras.
 func TestBackfillReplacedDisk(t *testing.T) {
 	c := startCameras(t, 2, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
@@ -314,6 +315,11 @@ func TestBackfillReplacedDisk(t *testing.T) {
 	time.Sleep(15 * time.Second)
 	if err := os.RemoveAll(a.DataDir); err != nil {
 		t.Fatal(err)
+	}
+	// A new disk means a new node key: the technician tells the buddy,
+	// as README's "Replacing a server" says.
+	if code, out, errOut := runCmd("forget", "-config", b.Config, "rec-a"); code != 0 {
+		t.Fatalf("buddyrec forget rec-a on rec-b: exit %d\n%s%s", code, out, errOut)
 	}
 	restarted := time.Now()
 	if err := a.Start(); err != nil {
