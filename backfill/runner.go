@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,14 +159,17 @@ func (r *Runner) Run(ctx context.Context) {
 		r.log.Debug("backfill: lower thread priority", "err", err)
 	}
 	var lastScan time.Time
+	var known string // the alive peers at the last scan
 	for ctx.Err() == nil {
-		if time.Since(lastScan) >= r.o.Scan {
-			lastScan = time.Now()
+		// A peer that appears (the buddy after the home's restart, a
+		// failback) is asked at once, not at the next interval.
+		if names := peerNames(r.o.Peers()); time.Since(lastScan) >= r.o.Scan || names != known {
+			known, lastScan = names, time.Now()
 			r.scan(ctx)
 		}
 		c, ok := r.next()
 		if !ok {
-			wait := r.o.Scan - time.Since(lastScan)
+			wait := min(r.o.Scan-time.Since(lastScan), time.Second)
 			select {
 			case <-ctx.Done():
 				return
@@ -175,6 +179,15 @@ func (r *Runner) Run(ctx context.Context) {
 		}
 		r.copyOne(ctx, c)
 	}
+}
+
+func peerNames(ps []export.Peer) string {
+	names := make([]string, 0, len(ps))
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
 }
 
 // Status is what the API and the status page show.
