@@ -540,16 +540,7 @@ func (c *Cluster) metaLoop() {
 // secretsLoop re-sends secrets periodically so that a buddy that missed an
 // update (or lost its disk) catches up.
 func (c *Cluster) secretsLoop() {
-	t := time.NewTicker(c.o.SecretsInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			c.sendSecrets("")
-		}
-	}
+	c.every(c.o.SecretsInterval, nil, func() { c.sendSecrets("") })
 }
 
 // rejoinLoop contacts addresses that should be in the cluster but are not:
@@ -557,19 +548,26 @@ func (c *Cluster) secretsLoop() {
 // only if someone reaches across; deadRejoiners servers try each), and new
 // addresses of restarted servers.
 func (c *Cluster) rejoinLoop() {
-	t := time.NewTicker(c.t.rejoinInterval)
+	c.every(c.t.rejoinInterval, c.kickRejoin, func() {
+		if targets := c.rejoinTargets(); len(targets) > 0 {
+			c.joinAll(context.Background(), targets)
+		}
+	})
+}
+
+// every calls f every d, and whenever kick receives (a nil kick never
+// does), until the cluster closes: the shape of the background loops.
+func (c *Cluster) every(d time.Duration, kick <-chan struct{}, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.done:
 			return
 		case <-t.C:
-		case <-c.kickRejoin:
+		case <-kick:
 		}
-		targets := c.rejoinTargets()
-		if len(targets) > 0 {
-			c.joinAll(context.Background(), targets)
-		}
+		f()
 	}
 }
 

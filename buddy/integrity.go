@@ -238,16 +238,7 @@ func (c *Cluster) KeyFingerprint() string { return Fingerprint(c.pub) }
 // pruneLoop forgets servers gone longer than ForgetAfter.
 func (c *Cluster) pruneLoop() {
 	every := min(max(c.o.ForgetAfter/4, 10*time.Millisecond), time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			c.prune(time.Now())
-		}
-	}
+	c.every(every, nil, func() { c.prune(time.Now()) })
 }
 
 func (c *Cluster) prune(now time.Time) {

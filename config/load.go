@@ -336,7 +336,7 @@ func typeName(v any) string {
 
 func (d *decoder) decode(raw map[string]any) *Config {
 	c := &Config{File: d.file}
-	d.unknown(raw, "", "name", "data_dir", "listen", "cluster", "capacity", "failover", "storage", "events", "http", "camera", "psim", "aspect")
+	d.unknown(raw, "", keys[""]...)
 
 	c.Name = d.str(raw, "", "name", "")
 	switch {
@@ -356,10 +356,10 @@ func (d *decoder) decode(raw map[string]any) *Config {
 	d.decodeFailover(c, d.table(raw, "", "failover"))
 	d.decodeStorage(c, d.table(raw, "", "storage"))
 	ev := d.table(raw, "", "events")
-	d.unknown(ev, "events", "retention")
+	d.unknown(ev, "events", keys["events"]...)
 	c.Events.Retention = d.duration(ev, "events", "retention", DefaultEventsKeep)
 	h := d.table(raw, "", "http")
-	d.unknown(h, "http", "users_file", "token_file", "cert_file", "key_file", "ca_file")
+	d.unknown(h, "http", keys["http"]...)
 	c.HTTP = HTTP{
 		UsersFile: d.path(d.str(h, "http", "users_file", "")),
 		TokenFile: d.path(d.str(h, "http", "token_file", "")),
@@ -421,7 +421,7 @@ func (d *decoder) hostPort(path, v string, required bool) {
 }
 
 func (d *decoder) decodeListen(c *Config, m map[string]any) {
-	d.unknown(m, "listen", "gossip", "http", "rtsp")
+	d.unknown(m, "listen", keys["listen"]...)
 	c.Listen.Gossip = d.str(m, "listen", "gossip", "")
 	c.Listen.HTTP = d.str(m, "listen", "http", DefaultHTTP)
 	c.Listen.RTSP = d.str(m, "listen", "rtsp", "")
@@ -432,7 +432,7 @@ func (d *decoder) decodeListen(c *Config, m map[string]any) {
 
 func (d *decoder) decodeCluster(c *Config, m map[string]any) {
 	const p = "cluster"
-	d.unknown(m, p, "join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after")
+	d.unknown(m, p, keys[p]...)
 	c.Cluster = Cluster{
 		Join:          d.strings(m, p, "join"),
 		KeyFile:       d.path(d.str(m, p, "key_file", "")),
@@ -544,7 +544,7 @@ func SiteRoots(caFile string) (*x509.CertPool, error) {
 
 func (d *decoder) decodeCapacity(c *Config, m map[string]any) {
 	const p = "capacity"
-	d.unknown(m, p, "cameras", "bitrate_mbps", "viewers")
+	d.unknown(m, p, keys[p]...)
 	c.Capacity = Capacity{
 		Cameras:     d.integer(m, p, "cameras", 0),
 		BitrateMbps: d.number(m, p, "bitrate_mbps", 0),
@@ -554,7 +554,7 @@ func (d *decoder) decodeCapacity(c *Config, m map[string]any) {
 
 func (d *decoder) decodeFailover(c *Config, m map[string]any) {
 	const p = "failover"
-	d.unknown(m, p, "buddies", "cameras")
+	d.unknown(m, p, keys[p]...)
 	c.Failover.Buddies = d.strings(m, p, "buddies")
 	c.Failover.Cameras = d.str(m, p, "cameras", "all")
 	if c.Failover.Cameras != "all" && c.Failover.Cameras != "critical" {
@@ -579,7 +579,7 @@ func (d *decoder) decodeFailover(c *Config, m map[string]any) {
 
 func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 	const p = "storage"
-	d.unknown(m, p, "segment", "part", "retention", "min_free", "backfill_mbps")
+	d.unknown(m, p, keys[p]...)
 	c.Storage.Segment = d.duration(m, p, "segment", DefaultSegment)
 	c.Storage.Part = d.duration(m, p, "part", DefaultPart)
 	c.Storage.Retention = d.duration(m, p, "retention", DefaultRetention)
@@ -637,7 +637,7 @@ func (d *decoder) decodeCameras(c *Config, tables []map[string]any) {
 	seen := map[string]int{}
 	for i, m := range tables {
 		p := fmt.Sprintf("camera.%d", i)
-		d.unknown(m, p, "name", "url", "user", "password", "password_file", "critical", "transport", "bitrate_mbps")
+		d.unknown(m, p, keys["camera"]...)
 		cam := Camera{
 			Name:        d.str(m, p, "name", ""),
 			URL:         d.str(m, p, "url", ""),
@@ -679,7 +679,7 @@ func (d *decoder) decodeCameras(c *Config, tables []map[string]any) {
 func (d *decoder) decodePSIM(c *Config, tables []map[string]any) {
 	for i, m := range tables {
 		p := fmt.Sprintf("psim.%d", i)
-		d.unknown(m, p, "url", "secret_file", "events")
+		d.unknown(m, p, keys["psim"]...)
 		ps := PSIM{
 			URL:        d.str(m, p, "url", ""),
 			SecretFile: d.path(d.str(m, p, "secret_file", "")),

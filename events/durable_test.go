@@ -130,7 +130,7 @@ func TestAlarmsHeldWhileFileBroken(t *testing.T) {
 		t.Errorf("ack of a held alarm: %v", err)
 	}
 	l.Maintain()
-	if l.broken.Load() {
+	if l.db.Broken() {
 		t.Fatal("file not reopened")
 	}
 	appendAlarms(t, l, 2, "after")

@@ -17,11 +17,12 @@ import (
 	"regexp"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/internal/boltfile"
 )
 
 // Severity says how much attention an event needs. The values are the
@@ -95,9 +96,6 @@ const DefaultRetention = 10 * 24 * time.Hour
 // (never existed, malformed, or already pruned).
 var ErrNotFound = errors.New("event not found")
 
-// ErrClosed is returned by operations on a closed Log.
-var ErrClosed = errors.New("event log closed")
-
 var (
 	bucketEvents = []byte("events")
 	// bucketOpen maps an alarm condition to the keys of its unresolved
@@ -159,12 +157,8 @@ const maxPending = 10000
 
 // Log is the event log. It is safe for concurrent use.
 type Log struct {
-	// dbmu guards db, which is replaced when the file is reopened after a
-	// failure; operations hold it for reading.
-	dbmu   sync.RWMutex
-	db     *bolt.DB
-	broken atomic.Bool // the last operation failed: reopen before trusting db
-	opts   Options
+	db   *boltfile.File // reopened by Maintain after a failure
+	opts Options
 
 	path      string
 	retention time.Duration
@@ -178,8 +172,9 @@ type Log struct {
 	// pending holds events accepted while the file could not take them,
 	// in key order; they are written as soon as it can.
 	pending []Event
-	memSeq  uint32 // sequence of in-memory keys (above any on-disk one)
-	failing bool   // one log line per failure streak
+	memSeq  uint32        // sequence of in-memory keys (above any on-disk one)
+	failing bool          // one log line per failure streak
+	done    chan struct{} // closed by Close: ends Run
 }
 
 type subscriber struct {
@@ -217,26 +212,30 @@ func Open(path string, o Options) (*Log, error) {
 		log:       o.Logger,
 		now:       o.Now,
 		subs:      make(map[*subscriber]struct{}),
+		done:      make(chan struct{}),
 	}
 	l.ensureReserve()
 	return l, nil
 }
 
-func openDB(path string, o Options) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, OpenFile: o.openFile})
-	if err != nil {
-		return nil, fmt.Errorf("open event log %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
+func openDB(path string, o Options) (*boltfile.File, error) {
+	db, err := boltfile.Open(path, boltfile.Options{
+		Bolt: bolt.Options{OpenFile: o.openFile},
+		Init: func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketEvents); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucketIfNotExists(bucketOpen)
 			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bucketOpen)
-		return err
+		},
+		// The callers' own errors, such as ErrNotFound, are not the file's.
+		Own: func(err error) bool {
+			var own errOwn
+			return errors.As(err, &own) || errors.Is(err, ErrNotFound)
+		},
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("init event log %s: %w", path, err)
+		return nil, fmt.Errorf("event log: %w", err)
 	}
 	return db, nil
 }
@@ -244,30 +243,14 @@ func openDB(path string, o Options) (*bolt.DB, error) {
 // update and view run a transaction on the current file; a failure marks
 // the file for reopening (a remount, a revoked mapping), except the
 // callers' own errors such as ErrNotFound.
-func (l *Log) update(fn func(*bolt.Tx) error) error { return l.tx(true, fn) }
-func (l *Log) view(fn func(*bolt.Tx) error) error   { return l.tx(false, fn) }
+func (l *Log) update(fn func(*bolt.Tx) error) error { return l.db.Update(fn) }
+func (l *Log) view(fn func(*bolt.Tx) error) error   { return l.db.View(fn) }
 
 // errOwn wraps errors a transaction function returns on purpose, so they
 // do not count as a broken file.
 type errOwn struct{ error }
 
 func (e errOwn) Unwrap() error { return e.error }
-
-func (l *Log) tx(write bool, fn func(*bolt.Tx) error) error {
-	l.dbmu.RLock()
-	defer l.dbmu.RUnlock()
-	var err error
-	if write {
-		err = l.db.Update(fn)
-	} else {
-		err = l.db.View(fn)
-	}
-	var own errOwn
-	if err != nil && !errors.As(err, &own) && !errors.Is(err, ErrNotFound) {
-		l.broken.Store(true)
-	}
-	return err
-}
 
 // reservePath is the file whose space the log gives back on a full disk.
 func (l *Log) reservePath() string { return l.path + ".reserve" }
@@ -314,21 +297,6 @@ func (l *Log) releaseReserve() bool {
 	return true
 }
 
-// reopen closes and reopens the bolt file after a failure.
-func (l *Log) reopen() error {
-	l.dbmu.Lock()
-	defer l.dbmu.Unlock()
-	l.db.Close() //nolint:errcheck // the file is broken; closing releases lock and mapping
-	db, err := openDB(l.path, l.opts)
-	if err != nil {
-		return err
-	}
-	l.db = db
-	l.broken.Store(false)
-	l.log.Info("event log reopened after a failure", "path", l.path)
-	return nil
-}
-
 // Maintain reopens the file after a failure, writes the events held in
 // memory and restores the reserve. Run calls it every second; it is
 // exported for tests and for callers that do not use Run.
@@ -339,11 +307,11 @@ func (l *Log) Maintain() {
 	if closed {
 		return
 	}
-	if l.broken.Load() {
-		if err := l.reopen(); err != nil {
-			l.log.Debug("event log still unavailable", "err", err)
-			return
-		}
+	if reopened, err := l.db.Reopen(); err != nil {
+		l.log.Debug("event log still unavailable", "err", err)
+		return
+	} else if reopened {
+		l.log.Info("event log reopened after a failure", "path", l.path)
 	}
 	if l.flushPending() == nil {
 		l.ensureReserve()
@@ -436,7 +404,8 @@ func isDiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// Close closes the file and ends every subscription.
+// Close ends Run and every subscription and closes the file. It is
+// idempotent.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -444,15 +413,14 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	close(l.done)
 	for s := range l.subs {
 		close(s.ch)
 		delete(l.subs, s)
 	}
 	l.mu.Unlock()
 	ferr := l.flushPending()
-	l.dbmu.Lock()
-	defer l.dbmu.Unlock()
-	if err := l.db.Close(); err != nil && !l.broken.Load() {
+	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("close event log %s: %w", l.path, err)
 	}
 	if ferr != nil {
@@ -881,14 +849,20 @@ func (l *Log) Prune(now time.Time) (int, error) {
 	return n, nil
 }
 
-// Run prunes at once and then every PruneInterval until ctx ends. A failed
-// prune is logged and retried at the next tick; it never stops the log.
+// Run prunes at once and then every PruneInterval until ctx ends (it
+// returns ctx.Err()) or the Log is closed (it returns nil). A failed prune is
+// logged and retried at the next tick; it never stops the log.
 func (l *Log) Run(ctx context.Context) error {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
 	m := time.NewTicker(time.Second)
 	defer m.Stop()
 	for {
+		select {
+		case <-l.done:
+			return nil
+		default:
+		}
 		n, err := l.Prune(l.now())
 		if err != nil {
 			l.log.Error("prune events", "err", err)
@@ -900,6 +874,8 @@ func (l *Log) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-l.done:
+				return nil
 			case <-m.C:
 				l.Maintain()
 			case <-t.C:

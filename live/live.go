@@ -174,7 +174,8 @@ func (s *Server) Viewers() int {
 	return len(s.sessions)
 }
 
-// Close disconnects every viewer, stops the feeds and waits for them.
+// Close disconnects every viewer, stops the feeds and waits for them. It
+// is idempotent; the end of Start's ctx stops the server the same way.
 func (s *Server) Close() {
 	s.cancel()
 	s.wg.Wait()

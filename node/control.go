@@ -104,11 +104,12 @@ func (n *Node) load(now time.Time) api.Load {
 func (n *Node) measureLoad(now time.Time) api.Load {
 	used, total := diskUsage(n.cfg.DataDir)
 	// Rounded so that the replicated record changes only when a technician
-	// would see a difference.
+	// would see a difference (and it is measured only every loadEvery):
+	// memory to the nearest MiB, so a peer's page shows what ps does.
 	const mib, gib = 1 << 20, 1 << 30
 	return api.Load{
 		CPU:         math.Round(n.cpu.sample(now, runtime.NumCPU())*100) / 100,
-		MemoryBytes: residentBytes() / (16 * mib) * (16 * mib),
+		MemoryBytes: (residentBytes() + mib/2) / mib * mib,
 		DiskUsed:    used / gib * gib,
 		DiskTotal:   total / gib * gib,
 		Viewers:     n.viewers(),

@@ -1,11 +1,3 @@
-// Package node runs one buddyrec server: it wires the config to storage, the
-// camera recorders, the buddy cluster, the planner, the event log, the
-// webhook outbox and the HTTP API, and runs the control loop that turns the
-// planner's answer into pipelines started and stopped.
-//
-// Data flows one way: camera → recorder → storage; membership → planner →
-// recorder. Nothing on the recording path waits for the control loop, the
-// HTTP server, a webhook or gossip.
 package node
 
 import (
@@ -377,6 +369,7 @@ func (n *Node) Close() error {
 	if done == nil {
 		n.httpLn.Close()
 		n.closeViews()
+		n.rec.Close()
 		n.closeStores()
 		return nil
 	}

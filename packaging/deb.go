@@ -16,6 +16,7 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
 	"github.com/goreleaser/nfpm/v2/files"
 
+	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/buildinfo"
 )
 
@@ -104,6 +105,11 @@ func Build(ctx context.Context, o Options) (Result, error) {
 		return os.WriteFile(filepath.Join(work, d.Name()), b, 0o644)
 	}); err != nil {
 		return Result{}, fmt.Errorf("unpack shipped files: %w", err)
+	}
+	// The example config is config's reference file, the one that documents
+	// every key: one source for the loader's tests, README and package.
+	if err := os.WriteFile(filepath.Join(work, "buddyrec.toml"), []byte(config.Reference), 0o644); err != nil {
+		return Result{}, fmt.Errorf("write example config: %w", err)
 	}
 	readme := filepath.Join(o.ModuleRoot, "README.md")
 

@@ -5,7 +5,9 @@
 //
 // The .deb is written by goreleaser/nfpm used as a library, so it builds on
 // any machine Go runs on, without dpkg-deb. The files it ships live beside
-// this file in files/ and are embedded: what the tests check is what ships.
+// this file in files/ and are embedded, except the example config, which is
+// config.Reference (config/buddyrec.toml, the file that documents every key):
+// what the tests check is what ships.
 //
 // Invariants the tests hold it to:
 //   - the config is a conffile, root:buddyrec 0640 after configure (it names

@@ -132,7 +132,7 @@ func (m *Manager) Status() []Status {
 }
 
 // Close stops every pipeline, waits for them (writers closed) and closes all
-// live subscriptions.
+// live subscriptions. It is idempotent; Set after Close starts nothing.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	if m.closed {

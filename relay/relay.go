@@ -163,7 +163,8 @@ func NewSite(o Options) *Site {
 	return s
 }
 
-// Close ends every subscription and waits for the upstreams.
+// Close ends every subscription and waits for the upstreams. It is
+// idempotent; a Subscribe after Close gets a closed channel.
 func (s *Site) Close() {
 	s.mu.Lock()
 	s.closed = true

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -65,6 +66,10 @@ type Options struct {
 	// the segment file took (for the segment write latency metric). It is
 	// called on the camera's writer goroutine and must not block.
 	ObservePartWrite func(time.Duration)
+
+	// openIndexFile opens index.db in place of os.OpenFile (tests break
+	// the file under bbolt through it).
+	openIndexFile func(string, int, os.FileMode) (*os.File, error)
 }
 
 // Alarm is a storage condition an operator should see.

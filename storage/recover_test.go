@@ -44,23 +44,34 @@ func crashWriter(t *testing.T, st *Store, w *Writer, samples []Sample) (segFile 
 	return segFile
 }
 
-func TestRecoveryTornTail(t *testing.T) {
+// crashAfter records the H.264+AAC clip into a store in dir, in 1 s parts,
+// up to the sample that arrives at upTo, then crashes (crashWriter). It
+// returns the open segment's file.
+func crashAfter(t *testing.T, dir string, upTo time.Duration) string {
+	t.Helper()
 	c := loadClip(t, "../testdata/h264-aac.ts")
-	dir := t.TempDir()
 	st, err := Open(Options{Dir: dir, Server: "rec-a", Segment: time.Minute, Part: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
+	w, err := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	samples := c.stream(testEpoch, 1, true)
-	// up to the sample at 3.5 s: three 1 s parts are flushed
 	var n int
 	for n = range samples {
-		if samples[n].Arrival.Sub(testEpoch) >= 3500*time.Millisecond {
+		if samples[n].Arrival.Sub(testEpoch) >= upTo {
 			break
 		}
 	}
-	path := crashWriter(t, st, w, samples[:n])
+	return crashWriter(t, st, w, samples[:n])
+}
+
+func TestRecoveryTornTail(t *testing.T) {
+	dir := t.TempDir()
+	// up to the sample at 3.5 s: three 1 s parts are flushed
+	path := crashAfter(t, dir, 3500*time.Millisecond)
 	fi, _ := os.Stat(path)
 	goodSize := fi.Size()
 	// a torn fragment: a moof header claiming more than was written
@@ -97,21 +108,8 @@ func TestRecoveryTornTail(t *testing.T) {
 // was lost, so the node logs it as info instead of an alarm to acknowledge
 // after every kill -9.
 func TestRecoveryWithoutLoss(t *testing.T) {
-	c := loadClip(t, "../testdata/h264-aac.ts")
 	dir := t.TempDir()
-	st, err := Open(Options{Dir: dir, Server: "rec-a", Segment: time.Minute, Part: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, _ := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: c.tracks(true)})
-	samples := c.stream(testEpoch, 1, true)
-	var n int
-	for n = range samples {
-		if samples[n].Arrival.Sub(testEpoch) >= 2500*time.Millisecond {
-			break
-		}
-	}
-	path := crashWriter(t, st, w, samples[:n])
+	path := crashAfter(t, dir, 2500*time.Millisecond)
 	before, _ := os.Stat(path)
 
 	var alarms []Alarm

@@ -170,11 +170,17 @@ func (s *Store) enforceRetention(now time.Time, withMargin bool) (deleted int, e
 	return deleted, nil
 }
 
-// Run enforces retention every RetentionInterval until ctx ends.
+// Run enforces retention every RetentionInterval until ctx ends (it
+// returns ctx.Err()) or the Store is closed (it returns nil).
 func (s *Store) Run(ctx context.Context) error {
 	t := time.NewTicker(s.opts.RetentionInterval)
 	defer t.Stop()
 	for {
+		select {
+		case <-s.done:
+			return nil
+		default:
+		}
 		if n, err := s.EnforceRetention(time.Now()); err != nil {
 			s.log.Error("retention failed", "err", err)
 		} else if n > 0 {
@@ -183,6 +189,8 @@ func (s *Store) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.done:
+			return nil
 		case <-t.C:
 		}
 	}

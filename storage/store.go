@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/internal/boltfile"
 )
 
 // Store is the recording storage of one server. Its methods are safe for
@@ -19,7 +21,7 @@ import (
 type Store struct {
 	opts Options
 	log  *slog.Logger
-	db   *bolt.DB
+	db   *boltfile.File // reopened by the syncer after a failure
 
 	fsys FS
 	sync *syncer
@@ -39,6 +41,9 @@ type Store struct {
 	health  map[string]Alarm
 	diskLow bool      // retention could not reach the free-space floor
 	lastCut time.Time // when Writers were last asked to cut for retention
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close: ends Run
 }
 
 // Open opens (or creates) the store in opts.Dir and runs crash recovery,
@@ -53,12 +58,12 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	path := filepath.Join(opts.Dir, "index.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := boltfile.Open(path, boltfile.Options{Bolt: bolt.Options{OpenFile: opts.openIndexFile}})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, boltfile.ErrLocked) {
 			return nil, fmt.Errorf("open storage %s: %w", path, errLocked)
 		}
-		return nil, fmt.Errorf("open storage %s: %w", path, err)
+		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	s := &Store{
 		opts:      opts,
@@ -69,6 +74,7 @@ func Open(opts Options) (*Store, error) {
 		spaceKick: make(chan struct{}, 1),
 		stopSync:  make(chan struct{}),
 		syncDone:  make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	s.sync = &syncer{fsys: opts.FS, commit: s.commitUpdates, remove: s.removeFile, alarm: s.alarm, log: s.log}
 	if err := s.recover(); err != nil {
@@ -79,10 +85,11 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close makes what the Writers wrote durable, indexes it and closes the
-// index. Writers must be closed first; a Writer still open leaves its
-// segment open, which the next Open recovers.
+// Close ends Run, makes what the Writers wrote durable, indexes it and
+// closes the index; it is idempotent. Writers must be closed first; a
+// Writer still open leaves its segment open, which the next Open recovers.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
 	select {
 	case <-s.stopSync:
 	default:
@@ -96,7 +103,16 @@ func (s *Store) Close() error {
 }
 
 // commitUpdates applies one round of index changes in one transaction.
+// After a failed transaction it first reopens index.db: a file system
+// that went bad and came back (a remount) leaves bbolt's mapping dead
+// until then. The segments of failed rounds were kept queued by the
+// syncer, so the reopened index gets every durable part.
 func (s *Store) commitUpdates(us []indexUpdate) error {
+	if reopened, err := s.db.Reopen(); err != nil {
+		return fmt.Errorf("reopen index: %w", err)
+	} else if reopened {
+		s.log.Info("storage index reopened after a failure", "path", s.db.Path())
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for i := range us {
 			u := &us[i]

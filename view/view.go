@@ -29,6 +29,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/recorder"
 )
 
@@ -104,9 +105,13 @@ func New(o Options) *Server {
 	return s
 }
 
-// Close disconnects every viewer and waits for the hubs.
+// Close disconnects every viewer and waits for the hubs. It is idempotent.
 func (s *Server) Close() {
+	// Under mu: join checks ctx under mu before it adds a hub to wg, so no
+	// hub is added once Wait may have begun.
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 
@@ -151,8 +156,10 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	}
 	at := r.URL.Query().Get("at")
 	if at != "" {
-		if _, err := time.Parse(time.RFC3339, at); err != nil {
-			http.Error(w, "at: not an RFC 3339 time: "+template.HTMLEscapeString(at), http.StatusBadRequest)
+		// the API's own check: a time the index and the export can hold,
+		// so the page never asks them for one they would refuse
+		if _, err := api.ParseTime("at", at); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest) // text/plain, nosniff
 			return
 		}
 	}

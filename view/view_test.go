@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,12 +216,36 @@ func TestUnknownCamera(t *testing.T) {
 			t.Errorf("%s: %d, want 404", path, rr.Code)
 		}
 	}
-	rr := httptest.NewRecorder()
-	s2 := New(Options{Source: &fakeSource{}, Camera: func(id string) (Camera, bool) { return Camera{ID: id}, true }})
-	defer s2.Close()
-	s2.Handler().ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/view?camera=rec-a/cam1&at=yesterday", nil))
-	if rr.Code != http.StatusBadRequest || !strings.Contains(rr.Body.String(), "RFC 3339") {
-		t.Errorf("bad at: %d %q", rr.Code, rr.Body.String())
+}
+
+// TestViewAt: the recorded view's at is checked as the API checks times
+// (api.ParseTime): not a time, or one outside what the index and the export
+// can represent, is a 400 naming the parameter; a valid one is in the page.
+func TestViewAt(t *testing.T) {
+	s := New(Options{Source: &fakeSource{}, Camera: func(id string) (Camera, bool) { return Camera{ID: id}, true }})
+	defer s.Close()
+	for _, c := range []struct {
+		at   string
+		code int
+		want string
+	}{
+		{"yesterday", http.StatusBadRequest, "at: \"yesterday\" is not an RFC 3339 time"},
+		{"2026-12-01", http.StatusBadRequest, "is not an RFC 3339 time"},
+		{"0001-01-01T00:00:00Z", http.StatusBadRequest, "at: \"0001-01-01T00:00:00Z\" is outside the times buddyrec can represent"},
+		{"1677-09-21T00:00:00Z", http.StatusBadRequest, "is outside the times"},
+		{"2262-04-12T00:00:00Z", http.StatusBadRequest, "is outside the times"},
+		{"9999-12-31T23:59:59Z", http.StatusBadRequest, "is outside the times"},
+		{"2026-12-01T10:00:00Z", http.StatusOK, `"at":"2026-12-01T10:00:00Z"`},
+		{"2026-12-01T10:00:00.25+01:00", http.StatusOK, `"at":"2026-12-01T10:00:00.25+01:00"`},
+		{"", http.StatusOK, `"at":""`},
+	} {
+		rr := httptest.NewRecorder()
+		q := url.Values{"camera": {"rec-a/cam1"}, "at": {c.at}}
+		s.Handler().ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/view?"+q.Encode(), nil))
+		body := rr.Body.String()
+		if rr.Code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("at=%q: %d %q, want %d with %q", c.at, rr.Code, body, c.code, c.want)
+		}
 	}
 }
 

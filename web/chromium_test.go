@@ -31,6 +31,11 @@ func TestChromiumRendersPage(t *testing.T) {
 		`<tr class="camera st-unrecorded" data-camera="rec-c/gate">`,
 		`<tr class="camera st-unrecorded" data-camera="rec-c/shed">`,
 		"not recorded — no live buddy with capacity", "2 cameras not recorded",
+		// Every camera opens its view, the dead server's included; the
+		// timelines carry it for the click script, which the page loads.
+		`<a class="camlink" href="/view?camera=rec-c/door"`, `<a class="camlink" href="/view?camera=rec-c/gate"`,
+		`data-view="/view?camera=rec-b/yard"`, `<script src="/static/page.js" defer="">`,
+		`<th>Codec</th>`, ">H.265</td>",
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)

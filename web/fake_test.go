@@ -108,8 +108,8 @@ func siteA(peerAddr string) *fakeSource {
 		},
 		cameras: api.Cameras{Server: "rec-a", Cameras: []api.CameraInfo{
 			{ID: "rec-a/lobby", Home: "rec-a", RecordedBy: "rec-a", State: "recording", Since: testNow.Add(-3 * h),
-				BitrateBps: 2.5e6, LastKeyframe: testNow.Add(-time.Second), Critical: true},
-			{ID: "rec-c/door", Home: "rec-c", RecordedBy: "rec-a", State: "offline", Since: testNow.Add(-time.Minute),
+				BitrateBps: 2.5e6, LastKeyframe: testNow.Add(-time.Second), Critical: true, Codec: "H264+AAC"},
+			{ID: "rec-c/door", Home: "rec-c", RecordedBy: "rec-a", State: "offline", Since: testNow.Add(-time.Minute), Codec: "H264",
 				Error: "dial rtsp://admin:" + camPassword + "@10.0.0.5/stream1: connection refused", NextAttempt: testNow.Add(12 * time.Second)},
 		},
 			Load: &api.Load{CPU: 0.25, MemoryBytes: 300e6, DiskUsed: 400e9, DiskTotal: 1000e9, Viewers: 1, RecordingBytes: 350e9},
@@ -139,7 +139,7 @@ func siteB() *fakeSource {
 	return &fakeSource{
 		self: "rec-b",
 		cameras: api.Cameras{Server: "rec-b", Cameras: []api.CameraInfo{
-			{ID: "rec-b/yard", Home: "rec-b", RecordedBy: "rec-b", State: "recording", BitrateBps: 1e6, LastKeyframe: testNow},
+			{ID: "rec-b/yard", Home: "rec-b", RecordedBy: "rec-b", State: "recording", BitrateBps: 1e6, LastKeyframe: testNow, Codec: "H265"},
 		},
 			// Its own figures, exact, where gossip carried 16 MiB steps.
 			Load: &api.Load{CPU: 0.1, MemoryBytes: 27_300_000, DiskUsed: 100e9, DiskTotal: 500e9, RecordingBytes: 60e9},

@@ -22,12 +22,6 @@ var pageTmpl = template.Must(template.ParseFS(assets, "templates/page.html"))
 // means "dead" and "alarm" on this page.
 var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f"}
 
-// timeline geometry in SVG user units; the SVG stretches to its cell.
-const (
-	tlWidth  = 1000.0
-	tlHeight = 14.0
-)
-
 type pageData struct {
 	Self     string
 	Now      string
@@ -42,7 +36,13 @@ type pageData struct {
 	Legend   []legendItem
 	Ticks    []tick
 	Window   string
-	Problems []string
+	// Zooms are the timeline ranges offered, Range the one shown ("" for
+	// the default), FromMs and ToMs the axis in Unix milliseconds for the
+	// click-to-time script.
+	Zooms        []zoomLink
+	Range        string
+	FromMs, ToMs int64
+	Problems     []string
 	// Unrecorded counts the site's cameras nobody can record now.
 	Unrecorded int
 }
@@ -86,7 +86,14 @@ type cameraRow struct {
 	RecordedBy                           []recorderRef
 	Bitrate, LastKeyframe                string
 	Spans                                []spanRect
+	Gaps                                 []gapMark
 	Covered                              string
+	// View is the camera's view page; "" for footage of a camera no
+	// server's configuration has now (the view does not know it).
+	View string
+	// Codec is what its recorder reports ("H.264", "H.265 + AAC"), "—"
+	// while nobody records it.
+	Codec, CodecClass string
 	// NextAttempt says when an offline camera is tried again.
 	NextAttempt string
 	// Nobody replaces the recorder list when no server records it.
@@ -102,25 +109,34 @@ type cameraRow struct {
 	Backfill []string
 }
 
-type spanRect struct {
-	X, W, Color, By, Title string
-}
-
 type legendItem struct{ Name, Color string }
 
-type tick struct{ X, Label string }
+// zoomLink is one of the timeline ranges at the top of the cameras table.
+type zoomLink struct {
+	Range, Name, Href string // "1h", "1 h", "/?range=1h"
+	On                bool
+}
 
 type unknownPeer struct{ Name, Reason string }
 
 func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
+	zoom, err := zoomOf(r.URL.Query().Get("range"), h.o.Window)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	now := h.now()
-	from := now.Add(-h.o.Window)
+	from := now.Add(-zoom.Window)
 	src := h.o.Source
 	self := src.Self()
 	servers := src.Cluster()
 	peers := h.fetchPeers(r.Context(), servers, self, from, now)
 
-	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: fmtDur(h.o.Window)}
+	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: zoom.Label,
+		Range: zoom.Name, FromMs: from.UnixMilli(), ToMs: now.UnixMilli()}
+	for _, z := range Zooms {
+		d.Zooms = append(d.Zooms, zoomLink{Range: z.Name, Name: z.Label, Href: "/?range=" + z.Name, On: z == zoom})
+	}
 	colors := assignColors(servers, self)
 
 	// Servers, with the figures each gave in its own answer (exact and
@@ -189,13 +205,13 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	d.Unrecorded = addInventory(rows, servers, answered)
 	for id := range spans {
 		if rows[id] == nil {
-			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none", Error: "not in any server's configuration now"}
+			rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none", Error: "not in any server's configuration now", Codec: "—"}
 		}
 	}
 	if as, ok := src.(ArchiveSource); ok {
 		for id, us := range as.Unreachable() {
 			if rows[id] == nil {
-				rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none"}
+				rows[id] = &cameraRow{ID: id, Home: camera.HomeOf(id), State: "not recorded", Class: "st-none", Codec: "—"}
 			}
 			for _, u := range us {
 				rows[id].Unreachable = append(rows[id].Unreachable, unreachableText(u, now))
@@ -218,7 +234,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		row := rows[id]
-		row.Spans, row.Covered = layoutSpans(spans[id], from, now, colors)
+		row.Spans, row.Gaps, row.Covered = timelineOf(spans[id], from, now, colors, row.View)
 		row.Disk, row.Oldest, row.FootageTitle = footageOf(id, own)
 		d.Cameras = append(d.Cameras, *row)
 	}
@@ -236,7 +252,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for _, name := range sortedKeys(seen) {
 		d.Legend = append(d.Legend, legendItem{name, colors.of(name)})
 	}
-	d.Ticks = ticks(from, now)
+	d.Ticks = ticks(from, now, time.Local)
 
 	// Events of the whole site, newest first: ours and every peer's, each
 	// acknowledged in the log it came from.
@@ -413,7 +429,7 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 			return
 		}
 	} else {
-		row = &cameraRow{ID: ci.ID, RecordedBy: []recorderRef{ref}}
+		row = &cameraRow{ID: ci.ID, RecordedBy: []recorderRef{ref}, View: viewURL(ci.ID)}
 		rows[ci.ID] = row
 	}
 	row.Home = ci.Home
@@ -431,6 +447,7 @@ func addCamera(rows map[string]*cameraRow, ci api.CameraInfo, colors colorMap) {
 		row.NextAttempt = "next attempt " + ci.NextAttempt.Local().Format("15:04:05") + ", sooner if the camera answers (probed every second)"
 	}
 	row.Critical = ci.Critical
+	row.Codec, row.CodecClass = codecText(ci.Codec)
 	row.Bitrate = fmt.Sprintf("%.2f Mb/s", ci.BitrateBps/1e6)
 	if ci.LastKeyframe.IsZero() {
 		row.LastKeyframe = "never"
@@ -454,7 +471,7 @@ func addInventory(rows map[string]*cameraRow, servers []api.ServerInfo, answered
 				row.Critical = row.Critical || hc.Critical
 				continue
 			}
-			row = &cameraRow{ID: hc.ID, Home: s.Name, Critical: hc.Critical, Bitrate: "—", LastKeyframe: "—"}
+			row = &cameraRow{ID: hc.ID, Home: s.Name, Critical: hc.Critical, Bitrate: "—", LastKeyframe: "—", Codec: "—", View: viewURL(hc.ID)}
 			rows[hc.ID] = row
 			switch {
 			case hc.Unrecorded != "":
@@ -476,6 +493,25 @@ func addInventory(rows map[string]*cameraRow, servers []api.ServerInfo, answered
 	return unrecorded
 }
 
+// codecText is the recorder's codec name as a technician reads it
+// ("H264+AAC" → "H.264 + AAC"), and a class marking H.265, which not every
+// browser decodes; "—" while the recorder has not connected to the camera.
+func codecText(codec string) (text, class string) {
+	if codec == "" {
+		return "—", ""
+	}
+	parts := strings.Split(codec, "+")
+	for i, p := range parts {
+		switch strings.ToUpper(p) {
+		case "H264":
+			parts[i] = "H.264"
+		case "H265":
+			parts[i], class = "H.265", "codec-h265"
+		}
+	}
+	return strings.Join(parts, " + "), class
+}
+
 // unrecordedText is what a technician reads for the planner's reason.
 func unrecordedText(reason string) string {
 	switch reason {
@@ -487,78 +523,6 @@ func unrecordedText(reason string) string {
 		return "not recorded — the servers' configurations disagree about this camera (duplicate name?)"
 	}
 	return "not recorded — " + reason
-}
-
-// layoutSpans turns spans into SVG rectangles over [from, to). Spans of the
-// same recorder closer than half a unit are merged: the gap would not be
-// visible and the page stays small with thousands of segments.
-func layoutSpans(spans []api.Span, from, to time.Time, colors colorMap) ([]spanRect, string) {
-	total := to.Sub(from)
-	if total <= 0 || len(spans) == 0 {
-		return nil, "0 %"
-	}
-	ss := make([]api.Span, 0, len(spans))
-	for _, s := range spans {
-		if s.End.After(from) && s.Start.Before(to) && s.End.After(s.Start) {
-			if s.Start.Before(from) {
-				s.Start = from
-			}
-			if s.End.After(to) {
-				s.End = to
-			}
-			ss = append(ss, s)
-		}
-	}
-	sort.Slice(ss, func(i, j int) bool { return ss[i].Start.Before(ss[j].Start) })
-	unit := total / time.Duration(tlWidth)
-	var merged []api.Span
-	for _, s := range ss {
-		if n := len(merged); n > 0 && merged[n-1].RecordedBy == s.RecordedBy && s.Start.Sub(merged[n-1].End) < unit/2 {
-			if s.End.After(merged[n-1].End) {
-				merged[n-1].End = s.End
-			}
-			continue
-		}
-		merged = append(merged, s)
-	}
-	var covered time.Duration
-	var end time.Time
-	var out []spanRect
-	for _, s := range merged {
-		// Coverage counts overlapping spans (two recorders) once.
-		st := s.Start
-		if st.Before(end) {
-			st = end
-		}
-		if s.End.After(st) {
-			covered += s.End.Sub(st)
-			end = s.End
-		}
-		x := float64(s.Start.Sub(from)) / float64(total) * tlWidth
-		w := max(float64(s.End.Sub(s.Start))/float64(total)*tlWidth, 0.5)
-		out = append(out, spanRect{
-			X: fmt.Sprintf("%.2f", x), W: fmt.Sprintf("%.2f", w),
-			Color: colors.of(s.RecordedBy), By: s.RecordedBy,
-			Title: fmt.Sprintf("%s recorded %s – %s", s.RecordedBy, s.Start.Local().Format("Jan 2 15:04:05"), s.End.Local().Format("15:04:05")),
-		})
-	}
-	return out, fmt.Sprintf("%.0f %%", float64(covered)/float64(total)*100)
-}
-
-// ticks marks the hours on the timeline axis (x in percent of the width,
-// so labels are not stretched), every 4 h for a day.
-func ticks(from, to time.Time) []tick {
-	total := to.Sub(from)
-	step := time.Hour
-	for total/step > 8 {
-		step *= 2
-	}
-	var out []tick
-	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
-		x := float64(t.Sub(from)) / float64(total) * 100
-		out = append(out, tick{X: fmt.Sprintf("%.2f", x), Label: t.Local().Format("15:04")})
-	}
-	return out
 }
 
 func eventRowOf(e events.Event) eventRow {

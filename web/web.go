@@ -81,7 +81,8 @@ type Options struct {
 	PeerScheme string
 	// PeerTimeout bounds each peer call; 0 means 1 s.
 	PeerTimeout time.Duration
-	// Window is how much history the page's timelines show; 0 means 24 h.
+	// Window is how much history the page's timelines show when the
+	// request names no range (see Zooms); 0 means 24 h.
 	Window time.Duration
 	// EventLimit is how many events the page lists; 0 means 50.
 	EventLimit int
@@ -102,11 +103,11 @@ type handler struct {
 
 // NewHandler serves:
 //
-//	GET  /                  the status page
-//	POST /ack               acknowledge an event (form field id), then back to /
+//	GET  /                  the status page; ?range=1h|24h|7d zooms its timelines
+//	POST /ack               acknowledge an event (form fields id, server, range), then back to /
 //	GET  /api/v1/timeline   ?from=RFC3339&to=RFC3339 (default: last 24 h) → Timeline
 //	                        &scope=site: merged with every alive peer's
-//	GET  /static/...        embedded stylesheet
+//	GET  /static/...        embedded stylesheet and script
 //
 // Mount it at "/" on the server's mux, inside Auth.Wrap.
 func NewHandler(o Options) http.Handler {
@@ -207,7 +208,14 @@ func (h *handler) serveAck(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "acknowledge failed: "+err.Error(), http.StatusBadGateway)
 		return
 	}
-	http.Redirect(w, r, "/#events", http.StatusSeeOther)
+	// back to the page as it was: same timeline range
+	back := "/#events"
+	if rng := r.PostFormValue("range"); rng != "" {
+		if z, err := zoomOf(rng, h.o.Window); err == nil {
+			back = "/?range=" + z.Name + "#events"
+		}
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // ack acknowledges an event in the log of the server that raised it.

@@ -14,10 +14,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/internal/boltfile"
 
 	"github.com/buddyrec/buddyrec/events"
 )
@@ -70,6 +73,10 @@ type Options struct {
 	// Now is the clock that ages entries for GiveUpAfter; nil = time.Now.
 	// Signature timestamps always use the real clock.
 	Now func() time.Time
+
+	// openFile opens outbox.db in place of os.OpenFile (tests break the
+	// file under bbolt through it).
+	openFile func(string, int, os.FileMode) (*os.File, error)
 }
 
 // TargetStats describe one target for metrics and the status page.
@@ -95,7 +102,7 @@ type TargetStats struct {
 // dropped), so that after the receiver is fixed and buddyrec restarts they
 // are delivered, or given up once older than GiveUpAfter.
 type Outbox struct {
-	db      *bolt.DB
+	db      *boltfile.File // reopened after a failure (see reopen)
 	path    string
 	o       Options
 	log     *slog.Logger
@@ -188,18 +195,22 @@ func Open(path string, o Options) (*Outbox, error) {
 		ob.targets = append(ob.targets, tg)
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("open webhook outbox %s: %w", path, err)
-	}
 	configured := map[string]bool{}
-	err = db.Update(func(tx *bolt.Tx) error {
+	for _, t := range ob.valid {
+		configured[string(t.bucket)] = true
+	}
+	db, err := boltfile.Open(path, boltfile.Options{Bolt: bolt.Options{OpenFile: o.openFile}, Init: func(tx *bolt.Tx) error {
 		for _, t := range ob.valid {
-			configured[string(t.bucket)] = true
 			if _, err := tx.CreateBucketIfNotExists(t.bucket); err != nil {
 				return fmt.Errorf("bucket for %s: %w", t.t.Name, err)
 			}
 		}
+		return nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("webhook outbox: %w", err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if !configured[string(name)] {
 				if n := b.Stats().KeyN; n > 0 {
@@ -212,7 +223,7 @@ func Open(path string, o Options) (*Outbox, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("init webhook outbox %s: %w", path, err)
+		return nil, fmt.Errorf("read webhook outbox %s: %w", path, err)
 	}
 	ob.db = db
 	ob.ctx, ob.cancel = context.WithCancel(context.Background())
@@ -280,21 +291,30 @@ func (ob *Outbox) Enqueue(n Notice) error {
 	if closed {
 		return ErrClosed
 	}
-	err = ob.db.Update(func(tx *bolt.Tx) error {
-		for _, t := range to {
-			b := tx.Bucket(t.bucket)
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
+	put := func() error {
+		return ob.db.Update(func(tx *bolt.Tx) error {
+			for _, t := range to {
+				b := tx.Bucket(t.bucket)
+				seq, err := b.NextSequence()
+				if err != nil {
+					return err
+				}
+				var k [8]byte
+				binary.BigEndian.PutUint64(k[:], seq)
+				if err := b.Put(k[:], v); err != nil {
+					return err
+				}
 			}
-			var k [8]byte
-			binary.BigEndian.PutUint64(k[:], seq)
-			if err := b.Put(k[:], v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	ob.reopen()
+	// A failure on a file gone bad is retried once on the reopened file:
+	// the notice is not lost to a remount.
+	if err = put(); err != nil && ob.db.Broken() {
+		ob.reopen()
+		err = put()
+	}
 	if err != nil {
 		return fmt.Errorf("enqueue notice %s: %w", n.ID, err)
 	}
@@ -400,7 +420,20 @@ func (ob *Outbox) alarm(kind events.Type, target, text string) {
 }
 
 // head returns the oldest entry of t.
+// reopen reopens outbox.db if a transaction failed since it was opened:
+// a file system that went bad and came back leaves bbolt's mapping dead
+// until then. Enqueue and every send attempt call it, so notices flow
+// again without a restart.
+func (ob *Outbox) reopen() {
+	if reopened, err := ob.db.Reopen(); err != nil {
+		ob.o.Logger.Debug("webhook outbox still unavailable", "err", err)
+	} else if reopened {
+		ob.o.Logger.Info("webhook outbox reopened after a failure", "path", ob.db.Path())
+	}
+}
+
 func (ob *Outbox) head(t *target) (key []byte, rec record, ok bool, err error) {
+	ob.reopen()
 	err = ob.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(t.bucket)
 		if b == nil {

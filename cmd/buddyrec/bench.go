@@ -72,23 +72,55 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// benchEnv starts simulated cameras in this process and returns the site
-// helper inputs. Cameras run here, recorders in child processes, so the
+// benchEnv is what the server benchmarks start from: a folder for the
+// site, simulated cameras running in this process and this binary to run
+// the servers. Cameras run here, recorders in child processes, so the
 // child's CPU and memory are the recorder's alone.
-func benchEnv(ctx context.Context, n int, clips, codec string) (*camsim.Server, []string, string, error) {
+type benchEnv struct {
+	dir  string
+	cams *camsim.Server
+	urls []string
+	bin  string
+	keep bool // leave dir behind on Close
+}
+
+// newBenchEnv makes the folder and starts n cameras playing the clips of
+// codec. Close stops them and removes the folder unless keep.
+func newBenchEnv(ctx context.Context, n int, clips, codec string, keep bool) (*benchEnv, error) {
 	bin, err := os.Executable()
 	if err != nil {
-		return nil, nil, "", err
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "buddyrec-bench-")
+	if err != nil {
+		return nil, err
 	}
 	cams, err := camsim.Start(ctx, camsim.Options{Listen: "127.0.0.1:0", Cameras: n, ClipDir: clips, Codec: codec})
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("cameras: %w", err)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("cameras: %w", err)
 	}
-	urls := make([]string, n)
-	for i := range urls {
-		urls[i] = cams.URL(i + 1)
+	e := &benchEnv{dir: dir, cams: cams, bin: bin, keep: keep}
+	for i := range n {
+		e.urls = append(e.urls, cams.URL(i+1))
 	}
-	return cams, urls, bin, nil
+	return e, nil
+}
+
+// cameras is one site camera per simulated one: cam1, cam2, ...
+func (e *benchEnv) cameras() []site.Camera {
+	out := make([]site.Camera, len(e.urls))
+	for i, u := range e.urls {
+		out[i] = site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: u}
+	}
+	return out
+}
+
+func (e *benchEnv) Close() {
+	e.cams.Close()
+	if !e.keep {
+		os.RemoveAll(e.dir)
+	}
 }
 
 func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -102,22 +134,13 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "buddyrec-bench-")
+	env, err := newBenchEnv(ctx, *n, *clips, *codec, *keep)
 	if err != nil {
 		return err
 	}
-	if !*keep {
-		defer os.RemoveAll(dir)
-	}
-	cams, urls, bin, err := benchEnv(ctx, *n, *clips, *codec)
-	if err != nil {
-		return err
-	}
-	defer cams.Close()
-	spec := site.ServerSpec{Name: "bench"}
-	for i, u := range urls {
-		spec.Cameras = append(spec.Cameras, site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: u})
-	}
+	defer env.Close()
+	dir, cams, bin := env.dir, env.cams, env.bin
+	spec := site.ServerSpec{Name: "bench", Cameras: env.cameras()}
 	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{spec}, Segment: "60s", Part: "1s", Insecure: true})
 	if err != nil {
 		return err
@@ -312,20 +335,13 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "buddyrec-bench-")
+	env, err := newBenchEnv(ctx, *n, *clips, "h264", false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cams, urls, bin, err := benchEnv(ctx, *n, *clips, "h264")
-	if err != nil {
-		return err
-	}
-	defer cams.Close()
-	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s"}
-	for i, u := range urls {
-		a.Cameras = append(a.Cameras, site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: u})
-	}
+	defer env.Close()
+	dir, bin := env.dir, env.bin
+	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s", Cameras: env.cameras()}
 	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
 	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{a, b}, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
 	if err != nil {

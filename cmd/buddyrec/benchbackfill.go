@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -32,23 +31,15 @@ func benchBackfill(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "buddyrec-bench-")
+	env, err := newBenchEnv(ctx, *n, *clips, "h264", false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cams, urls, bin, err := benchEnv(ctx, *n, *clips, "h264")
-	if err != nil {
-		return err
-	}
-	defer cams.Close()
-	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s",
+	defer env.Close()
+	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s", Cameras: env.cameras(),
 		Storage: "backfill_mbps = " + strconv.FormatFloat(*mbps, 'f', -1, 64) + "\n"}
-	for i, u := range urls {
-		a.Cameras = append(a.Cameras, site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: u})
-	}
 	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
-	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{a, b}, Segment: "60s", Part: "1s"})
+	s, err := site.New(site.Spec{Dir: env.dir, Bin: env.bin, Servers: []site.ServerSpec{a, b}, Segment: "60s", Part: "1s"})
 	if err != nil {
 		return err
 	}

@@ -34,17 +34,13 @@ func benchLive(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "buddyrec-bench-")
+	env, err := newBenchEnv(ctx, 1, *clips, "h264", false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cams, urls, bin, err := benchEnv(ctx, 1, *clips, "h264")
-	if err != nil {
-		return err
-	}
-	defer cams.Close()
-	spec := site.ServerSpec{Name: "live", Cameras: []site.Camera{{Name: "cam1", URL: urls[0]}},
+	defer env.Close()
+	dir, bin := env.dir, env.bin
+	spec := site.ServerSpec{Name: "live", Cameras: env.cameras(),
 		Extra: fmt.Sprintf("[capacity]\nviewers = %d\n", *viewers+1)}
 	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{spec}, Insecure: true})
 	if err != nil {

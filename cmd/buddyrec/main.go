@@ -7,12 +7,13 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
-//	buddyrec demo [-chaos]         a whole local site on loopback
-//	buddyrec bench record|failover|planner|live ...  benchmark figures
+//	buddyrec export -config FILE -camera ID -from T -o F.mp4   export footage of the site
 //	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
-//	buddyrec demo [-chaos]         a whole local site on loopback
+//	buddyrec demo [-chaos] [-keep] a whole local site on loopback
+//	buddyrec bench record|failover|planner|live ...  benchmark figures
 //	buddyrec version               which build this is (version, commit, build time)
-//	buddyrec bench record|failover ...  benchmark figures
+//
+// `buddyrec` without a command prints the usage, which lists them all.
 package main
 
 import (
@@ -59,13 +60,12 @@ commands:
   forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
   export -config FILE -camera ID -from T [-to T] -o FILE.mp4
                              export footage of the site (file + JSON manifest, digest checked)
-  demo [-chaos]              run a whole local site: simulated cameras and three servers
-  bench ` + benchNames() + `  print benchmark figures (see README)
   plan -config FILE -fail rec-a[,rec-b]
                              where every camera would be recorded if those servers failed now
   demo [-chaos] [-keep]      run a whole local site: simulated cameras and three servers
+  bench ` + benchNames() + `
+                             print benchmark figures (see README)
   version                    print the version, commit, build time and Go version
-  bench record|failover      print benchmark figures (see README)
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
