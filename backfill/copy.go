@@ -38,6 +38,15 @@ var errGone = errors.New("segment gone from peer")
 // copyOne copies c and records the outcome.
 func (r *Runner) copyOne(ctx context.Context, c Copy) {
 	src := Source{Peer: c.Peer, Key: KeyOf(c.Segment)}
+	if room, err := r.o.Store.Room(); err == nil && room < 2*c.Segment.Bytes {
+		// Copying now would only make retention delete the oldest
+		// footage, possibly this copy: wait for space.
+		r.mu.Lock()
+		r.lastErr[src.Key] = "waiting for disk space (free space at the min_free floor)"
+		r.avoid[src] = time.Now().Add(time.Minute)
+		r.mu.Unlock()
+		return
+	}
 	r.mu.Lock()
 	r.cur = &api.BackfillCopy{Camera: c.Segment.Camera, Peer: c.Peer, RecordedBy: c.Segment.RecordedBy,
 		SegmentStart: c.Segment.Start.UTC(), Bytes: c.Segment.Bytes}

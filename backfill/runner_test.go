@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,4 +252,39 @@ func TestRunnerResumesAfterRestart(t *testing.T) {
 		}
 		t.Errorf("no request resumed the first segment after byte %d of %d: ranges %q", midway, size, rs)
 	}
+}
+
+// TestRunnerWaitsForDiskSpace: with free space at the min_free floor the
+// home copies nothing (retention would delete the oldest footage for it)
+// and says why; once space is back it copies.
+func TestRunnerWaitsForDiskSpace(t *testing.T) {
+	cams := []string{"rec-a/cam1"}
+	p := startPeer(t, cams, time.Now().Add(-time.Minute), 3*time.Second)
+	h := &harness{dir: t.TempDir()}
+	var free atomic.Uint64
+	free.Store(1 << 20) // 1 MiB free of 1 GiB, floor 5 %
+	st, err := storage.Open(storage.Options{Dir: h.dir, Server: "rec-a", Segment: 2 * time.Second, MinFreeFraction: 0.05,
+		StatFS: func(string) (uint64, uint64, error) { return free.Load(), 1 << 30, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h.home = st
+	r := h.runner(t, p, cams, 0)
+	start(t, r)
+	testutil.EventuallyMsg(t, 10*time.Second, func() string {
+		bf := r.Status()
+		if len(bf.Cameras) == 1 && strings.Contains(bf.Cameras[0].Text, "waiting for disk space") {
+			return ""
+		}
+		return fmt.Sprintf("status %+v", bf)
+	})
+	if segs, _ := st.Segments("rec-a/cam1", time.Now().Add(-time.Hour), time.Now()); len(segs) != 0 || r.Status().CopiedSegments != 0 {
+		t.Fatalf("copied with no room: %+v", segs)
+	}
+	free.Store(1 << 29)
+	r.mu.Lock()
+	clear(r.avoid) // the next try is a minute away; the test does not wait for it
+	r.mu.Unlock()
+	testutil.EventuallyMsg(t, 20*time.Second, func() string { return sameFootage(t, st, p.store, "rec-a/cam1") })
 }

@@ -180,3 +180,15 @@ func syncFile(path string) error {
 	}
 	return err
 }
+
+// Room is how many bytes may still be written before retention has to
+// delete footage for space: free space above the floor (MinFreeFraction,
+// MinFreeBytes), negative below it. Backfill asks before each copy, so
+// that it never copies in what retention would delete at once.
+func (s *Store) Room() (int64, error) {
+	free, total, err := s.opts.StatFS(s.opts.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("free space of %s: %w", s.opts.Dir, err)
+	}
+	return int64(free) - int64(s.floor(total)), nil
+}
