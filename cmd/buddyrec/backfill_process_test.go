@@ -235,7 +235,15 @@ func TestBackfillAfterFailback(t *testing.T) {
 // TestBackfillResumesAfterKill: the home is killed -9 in the middle of a
 // (slow, rate-limited) copy; restarted, it resumes the copy from where it
 // stopped, never indexes the partial file, and ends whole.
-func TestBackfillResumesAfterKill(t *testing.T) {
+func TestBackfillResumesAfterKill(t *testing.T) { backfillKilledMidCopy(t, false) }
+
+// TestBackfillRefusesCorruptedCopy: as above, but while the home is down a
+// byte of the partial copy on its disk is flipped (a bad sector): the
+// resumed copy fails the digest, is refused, never indexed, and copied
+// again from the start.
+func TestBackfillRefusesCorruptedCopy(t *testing.T) { backfillKilledMidCopy(t, true) }
+
+func backfillKilledMidCopy(t *testing.T, corrupt bool) {
 	c := startCameras(t, 1, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Storage: "backfill_mbps = 1.5\n"},
@@ -273,6 +281,18 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 		}
 	}
 	st.Close()
+	if corrupt {
+		part := filepath.Join(a.DataDir, ".backfill", "copy.part")
+		f, err := os.OpenFile(part, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatalf("the partial copy: %v", err)
+		}
+		b := make([]byte, 1)
+		f.ReadAt(b, 1000)
+		b[0] ^= 0xff
+		f.WriteAt(b, 1000)
+		f.Close()
+	}
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +300,11 @@ func TestBackfillResumesAfterKill(t *testing.T) {
 	logText, _ := os.ReadFile(a.Log)
 	if !strings.Contains(string(logText), "backfill: resuming copy") {
 		t.Errorf("the home's log does not show the copy resumed after the restart")
+	}
+	var bf api.Backfill
+	a.GetJSON(context.Background(), "/api/v1/backfill", &bf)
+	if refused := strings.Contains(string(logText), "copy refused: sha-256"); corrupt != refused || corrupt != (bf.Refused > 0) {
+		t.Errorf("corrupted copy %v: refusal logged %v, refused copies %d", corrupt, refused, bf.Refused)
 	}
 	time.Sleep(2 * time.Second)
 	to := time.Now().Add(-1500 * time.Millisecond)
