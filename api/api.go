@@ -183,6 +183,10 @@ type ServerInfo struct {
 	// Inventory is the server's own cameras, sorted by id, whether it is
 	// up or not.
 	Inventory []HomeCamera `json:"inventory"`
+	// Maintenance: the server is draining (or drained): its cameras are
+	// handed to buddies and it is no failover target. The page shows its
+	// state as "maintenance".
+	Maintenance bool `json:"maintenance,omitempty"`
 }
 
 // Cluster is the body of GET /api/v1/cluster.

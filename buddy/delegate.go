@@ -128,13 +128,14 @@ func (d *mlDelegate) NotifyJoin(n *memberlist.Node) {
 		<-c.ready
 		c.mu.Lock()
 		own, ok := c.records[c.o.Name]
+		isBuddy := c.buddies[node.Name] // SetBuddies may change it
 		c.mu.Unlock()
 		if ok {
 			if err := c.ml.SendReliable(node, encodeEntry([]byte{msgRecord}, own)); err != nil {
 				c.log.Debug("send record failed", "to", node.Name, "err", err)
 			}
 		}
-		if c.buddies[node.Name] {
+		if isBuddy {
 			c.sendSecrets(node.Name)
 		}
 	})

@@ -56,6 +56,11 @@ type Cluster struct {
 	// this one forgets it: its record and secrets are pruned and its
 	// cameras no longer adopted. Default 30d.
 	ForgetAfter time.Duration
+	// DrainTimeout bounds the drain a clean stop (SIGTERM, restart from
+	// the page) does first: the cameras are handed to buddies
+	// make-before-break, then the server leaves. Default 15s; 0 stops at
+	// once.
+	DrainTimeout time.Duration
 }
 
 // Capacity bounds what this server records, own plus adopted cameras, and

@@ -11,7 +11,7 @@ package config
 var keys = map[string][]string{
 	"":         {"name", "data_dir", "listen", "cluster", "capacity", "failover", "storage", "events", "http", "camera", "psim", "aspect"},
 	"listen":   {"gossip", "http", "rtsp"},
-	"cluster":  {"join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after"},
+	"cluster":  {"join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after", "drain_timeout"},
 	"capacity": {"cameras", "bitrate_mbps", "viewers"},
 	"failover": {"buddies", "cameras"},
 	"storage":  {"segment", "part", "retention", "min_free", "backfill_mbps"},

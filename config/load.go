@@ -24,6 +24,7 @@ const (
 	DefaultKeepalive     = 200 * time.Millisecond
 	DefaultFailoverAfter = 800 * time.Millisecond
 	DefaultForgetAfter   = 30 * 24 * time.Hour
+	DefaultDrainTimeout  = 15 * time.Second
 	DefaultFailbackAfter = 30 * time.Second
 	DefaultSegment       = 60 * time.Second
 	DefaultPart          = time.Second
@@ -442,6 +443,10 @@ func (d *decoder) decodeCluster(c *Config, m map[string]any) {
 		FailbackAfter: d.duration(m, p, "failback_after", DefaultFailbackAfter),
 		Insecure:      d.boolean(m, p, "insecure", false),
 		ForgetAfter:   d.duration(m, p, "forget_after", DefaultForgetAfter),
+		DrainTimeout:  d.duration(m, p, "drain_timeout", DefaultDrainTimeout),
+	}
+	if c.Cluster.DrainTimeout < 0 || c.Cluster.DrainTimeout > 10*time.Minute {
+		d.errorf("cluster.drain_timeout", "must be between 0s (stop at once) and 10m")
 	}
 	if c.Cluster.ForgetAfter < time.Hour {
 		d.errorf("cluster.forget_after", "must be at least 1h: it is the longest outage buddies cover, after which a gone server's cameras are no longer adopted")

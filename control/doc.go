@@ -41,11 +41,28 @@
 // # Make before break
 //
 // A camera the plan moves away from this server (failback, a claim lost to
-// a higher-priority claimant) keeps recording here until its new owner's
-// record lists it in Recording, or until the handoff timeout (default
-// 20 s) passes: [Actions.Releasing] names these pairs. A camera the plan
-// gives nobody (displaced by a critical camera when capacity is short)
-// has no new owner to wait for and stops at once.
+// a higher-priority claimant, a drain) keeps recording here until its new
+// owner's durable footage overlaps this server's, or until the handoff
+// timeout (default 20 s) passes: [Actions.Releasing] names these pairs.
+// One rule decides it for every move ([handedOver]):
+//
+//   - Each server publishes, per camera it records, the time of the first
+//     durable (indexed) frame of the pipeline's current run
+//     (Record.Durable, from Inputs.Footage). A pipeline that exists but
+//     has not yet connected, met a keyframe and written its first part
+//     publishes nothing for the camera: a pipeline is not footage.
+//   - The old recorder stops only once the end of its own durable footage
+//     (Inputs.Footage[id].To) is at least HandoffOverlap (default 0.5 s,
+//     for clock differences between servers) past the new owner's first
+//     durable frame. The footage recorded twice is what export and the
+//     timeline de-duplicate at a keyframe; what the old recorder writes
+//     while it stops only lengthens the overlap.
+//   - A camera whose pipeline here records nothing (offline, connecting)
+//     has nothing to overlap: it stops as soon as the new owner's footage
+//     is durable.
+//
+// A camera the plan gives nobody (displaced by a critical camera when
+// capacity is short) has no new owner to wait for and stops at once.
 //
 // # One announcer per event
 //
@@ -122,6 +139,9 @@
 //     camera is recorded by exactly one server.
 //   - With agreeing views, the PSIM hears server.down and server.up of each
 //     server alternately: one announcer per event, one notice per episode.
+//   - A camera that stops on one server while the plan's new owner runs
+//     stops only once the owner's durable footage overlaps what it wrote
+//     (unless the handoff timeout ran out or its pipeline never recorded).
 //
 // # Limits
 //
@@ -133,11 +153,40 @@
 // process: a restarted announcer may repeat a server.down or never send
 // the server.up of an episode it did not see start.
 //
+// # Maintenance (drain)
+//
+// A server in maintenance (Config.Self.Maintenance, persisted by node/)
+// publishes Record.Maintenance, and every server plans it as Draining
+// (see failover's Maintenance): its own and adopted cameras go to their
+// other candidates, it takes none, and it keeps only what fits nowhere
+// else. The cameras move make-before-break like any other move. The
+// draining server keeps [State.Drain] and tells: a server.maintenance
+// event when the drain begins, and once nothing is being handed over any
+// more (Releasing empty) one server.maintenance event and notice naming
+// each moved camera's new server (Notice.Moved; node/ adds that server's
+// address) and what it kept or nobody records. It keeps gossiping
+// throughout, so it is never declared dead.
+//
+// Leaving maintenance ends the Drain (a server.maintenance_ended event
+// and notice) and starts a reclaim: the server publishes Record.Reclaim,
+// which the planner reads as Failback, until every own camera the plan
+// gives it records here with durable footage and no peer runs it any
+// more, or failback_after plus twice the handoff timeout passed. So its
+// cameras come back, make-before-break, even with failback off; the
+// home's failback.completed names them.
+//
+// # Clean stop
+//
+// A member that left the cluster (Member.Left: it said goodbye) is not
+// up, so its cameras go to its buddies as after a failure, but it opens
+// no down episode: its announcer logs server.stopped (info) and tells
+// the PSIM, and raises no server.down alarm. A server stopped with
+// SIGTERM drains first, so by the time it leaves its cameras are
+// recorded elsewhere already.
+//
 // # Room for the next rules
 //
-// Planned handover (drain) and standby modes come in here as rules over
-// the same Inputs: a draining server is one whose record the planner
-// must not target and whose cameras are handed away make-before-break
-// through Releasing; a hot standby is a camera the plan's adopter keeps a
-// session for, an Action beside Cameras.
+// Standby modes come in here as rules over the same Inputs: a hot
+// standby is a camera the plan's adopter keeps a session for, an Action
+// beside Cameras.
 package control

@@ -147,10 +147,31 @@ func (s *sim) inputs(name string) Inputs {
 		st := PipelineConnecting
 		if x.cams[id] < s.tick {
 			st = PipelineRecording
+			if f := s.footage(x, id); !f.From.IsZero() {
+				if in.Footage == nil {
+					in.Footage = map[string]Footage{}
+				}
+				in.Footage[id] = f
+			}
 		}
 		in.Pipelines = append(in.Pipelines, Pipeline{ID: id, State: st})
 	}
 	return in
+}
+
+// footage is what x's index holds of camera id's current run: its first
+// frame comes the tick after the pipeline started, and the index lags the
+// clock by a tick.
+func (s *sim) footage(x *simServer, id string) Footage {
+	started, ok := x.cams[id]
+	if !ok {
+		return Footage{}
+	}
+	from, to := t0.Add(time.Duration(started+1)*simTick), s.now().Add(-simTick)
+	if to.Before(from) {
+		return Footage{}
+	}
+	return Footage{From: from, To: to}
 }
 
 // recordedElsewhere: some other server records id now, or did within the
@@ -200,6 +221,26 @@ func (s *sim) step(name string) {
 			name, id, st.Plan.Owner[id], st.Alive)
 	}
 
+	// Make before break: a camera that stops here while its new owner
+	// runs stops only once the owner's durable footage overlaps what this
+	// server wrote, unless the handoff timeout ran out.
+	for id := range x.cams {
+		owner := st.Plan.Owner[id]
+		if slices.Contains(act.Cameras, id) || owner == "" || owner == name || !s.srv[owner].running {
+			continue
+		}
+		if d, ok := prev.Releasing[id]; ok && !now.Before(d) {
+			continue
+		}
+		if x.cams[id] >= s.tick-1 {
+			continue // its pipeline here never recorded: nothing to overlap
+		}
+		mine, theirs := s.footage(x, id), s.footage(s.srv[owner], id)
+		if theirs.From.IsZero() || mine.To.Before(theirs.From) {
+			s.failf("%s stopped %s before %s's footage overlaps its own (mine %v, theirs %v)", name, id, owner, mine, theirs)
+		}
+	}
+
 	cams := map[string]int{}
 	for _, id := range act.Cameras {
 		if t, ok := x.cams[id]; ok {
@@ -212,7 +253,7 @@ func (s *sim) step(name string) {
 	x.cams = cams
 	if act.Publish != nil {
 		p := x.pub
-		p.Claims, p.Recording, p.Stable = act.Publish.Claims, act.Publish.Recording, act.Publish.Stable
+		p.Claims, p.Recording, p.Durable, p.Stable = act.Publish.Claims, act.Publish.Recording, act.Publish.Durable, act.Publish.Stable
 		p.Version = x.pub.Version
 		if x.fresh || !reflect.DeepEqual(p, x.pub) {
 			p.Version++

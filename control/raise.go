@@ -48,6 +48,10 @@ func (r *raiser) servers() {
 		st.episodes = map[string]episode{}
 	}
 	hold := r.in.Config.holdDown()
+	left := map[string]bool{}
+	for _, m := range r.in.Members {
+		left[m.Name] = m.Left && !m.Up
+	}
 	for _, name := range sortedKeys(prev.Alive) {
 		if st.Alive[name] || name == r.self {
 			continue
@@ -55,6 +59,16 @@ func (r *raiser) servers() {
 		announcer := st.Announcer(name)
 		announce := announcer == r.self && !r.quiet
 		ep, open := st.episodes[name]
+		if left[name] && !open {
+			// A clean stop is no failure: the server said goodbye (and
+			// handed its cameras over first). No episode, no alarm.
+			if announce {
+				text := fmt.Sprintf("server %s stopped cleanly (it left the cluster)", name)
+				r.event(Event{Type: TypeServerStopped, Severity: SeverityInfo, About: name, Text: text})
+				r.notice(Notice{Type: TypeServerStopped, FailedServer: name, Text: text})
+			}
+			continue
+		}
 		if open && ep.told {
 			ep.upSince = time.Time{}
 			ep.flaps++

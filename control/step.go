@@ -55,6 +55,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 	st.lastRound = now
 	stable := now.Sub(st.healthySince) >= in.Config.FailbackAfter
+	st.maintenanceStart(prev, in)
 
 	st.Alive = map[string]bool{self: true}
 	for _, m := range in.Members {
@@ -69,6 +70,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	// itself stable from the step after it published it, so that every
 	// server picks the same announcer.
 	me.Claims, me.Recording, me.Stable = sortedKeys(st.Assigned), sortedKeys(prev.Recording), stable && prev.publishedStable
+	me.Reclaim = st.reclaiming(now)
 	st.publishedStable = stable
 	st.Records[self] = me
 
@@ -87,7 +89,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		(&raiser{prev: prev, st: &st, in: in, self: self, act: &act, quiet: true}).servers()
 		act.Cameras = sortedKeys(prev.Recording)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Stable: stable}
+			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim}
 		}
 		return st, act
 	}
@@ -99,7 +101,8 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 
 	// Make before break: a camera that leaves this server keeps recording
-	// here until its new owner records it, or until the handoff deadline.
+	// here until its new owner's durable footage overlaps this server's
+	// (handedOver), or until the handoff deadline.
 	// A camera the plan gives nobody (displaced by a critical one, or its
 	// owner not alive) has no new owner to wait for.
 	st.Releasing = map[string]time.Time{}
@@ -109,7 +112,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 			continue
 		}
 		owner := st.Plan.Owner[id]
-		if owner == "" || !st.Alive[owner] || slices.Contains(st.Records[owner].Recording, id) {
+		if owner == "" || !st.Alive[owner] || handedOver(in, st.Records[owner], id) {
 			continue
 		}
 		deadline, ok := prev.Releasing[id]
@@ -134,11 +137,12 @@ func Step(prev State, in Inputs) (State, Actions) {
 	}
 	act.Cameras = sortedKeys(st.Recording)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Stable: stable}
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage), Stable: stable, Reclaim: me.Reclaim}
 	}
 
 	r := raiser{prev: prev, st: &st, in: in, self: self, act: &act}
 	r.servers()
+	r.maintenance()
 	r.takeovers()
 	r.released()
 	r.capacity()
@@ -167,7 +171,7 @@ func trustedRecords(prev State, alive map[string]bool, in map[string]Record, sel
 			stale[name] = rec.Version
 		}
 		if _, ok := stale[name]; ok {
-			rec.Claims, rec.Recording, rec.Stable = nil, nil, false
+			rec.Claims, rec.Recording, rec.Durable, rec.Stable = nil, nil, nil, false
 		}
 		out[name] = rec
 	}
@@ -194,7 +198,8 @@ func plannerServer(r Record, alive bool) failover.Server {
 		Capacity:  r.Capacity,
 		Buddies:   r.Buddies,
 		Mode:      r.Mode,
-		Failback:  r.Failback,
+		Failback:  r.Failback || r.Reclaim,
+		Draining:  r.Maintenance,
 		Cameras:   r.Cameras,
 		Recording: r.Claims,
 	}

@@ -51,20 +51,37 @@ type world struct {
 	noCreds map[string]bool            // "server camera-id": that server lacks the credentials
 	refuted map[string]time.Time
 	failure map[string]Failure // camera id -> offline with this failure
+	// since: server -> camera -> when its pipeline began recording; its
+	// footage is durable one tick later and lags the clock by a tick.
+	since map[string]map[string]time.Time
+	// noFootage: "server camera-id": that pipeline records but writes
+	// nothing durable (a disk that does not keep up).
+	noFootage map[string]bool
+	left      map[string]bool // down after a clean stop (it left)
 }
 
 func newWorld(t *testing.T, recs ...Record) *world {
 	w := &world{t: t, now: t0, servers: map[string]*server{}, dead: map[string]bool{}, version: map[string]uint64{},
 		pub: map[string]Record{}, pipes: map[string]map[string]bool{}, noCreds: map[string]bool{}, refuted: map[string]time.Time{},
-		failure: map[string]Failure{}}
+		failure: map[string]Failure{}, since: map[string]map[string]time.Time{}, noFootage: map[string]bool{}, left: map[string]bool{}}
 	for _, r := range recs {
 		w.servers[r.Name] = &server{rec: r}
 		w.order = append(w.order, r.Name)
 		w.pub[r.Name] = r
 		w.version[r.Name] = 1
 		w.pipes[r.Name] = map[string]bool{}
+		w.since[r.Name] = map[string]time.Time{}
 	}
 	return w
+}
+
+// footage is what the index of server holds of camera id's current run.
+func (w *world) footage(server, id string) Footage {
+	since, ok := w.since[server][id]
+	if !ok || w.noFootage[server+" "+id] || w.now.Before(since.Add(tick)) {
+		return Footage{}
+	}
+	return Footage{From: since, To: w.now.Add(-tick)}
 }
 
 func (w *world) inputs(name string) Inputs {
@@ -74,7 +91,7 @@ func (w *world) inputs(name string) Inputs {
 			HandoffTimeout: 5 * time.Second, AdoptionReport: 3 * time.Second, ServerUpHoldDown: 4 * time.Second},
 		DeclaredDeadAt: w.refuted[name]}
 	for _, n := range w.order {
-		in.Members = append(in.Members, Member{Name: n, Up: !w.dead[n] || n == name})
+		in.Members = append(in.Members, Member{Name: n, Up: !w.dead[n] || n == name, Left: w.left[n] && n != name})
 		if n != name {
 			r := w.pub[n]
 			r.Version = w.version[n]
@@ -92,6 +109,12 @@ func (w *world) inputs(name string) Inputs {
 			p.State, p.Failure, p.Error = PipelineOffline, f, "failed"
 		} else if w.pipes[name][id] {
 			p.State = PipelineRecording
+			if f := w.footage(name, id); !f.From.IsZero() {
+				if in.Footage == nil {
+					in.Footage = map[string]Footage{}
+				}
+				in.Footage[id] = f
+			}
 		}
 		in.Pipelines = append(in.Pipelines, p)
 	}
@@ -116,7 +139,8 @@ func (w *world) step(name string) Actions {
 	s.st, s.act = st, act
 	if act.Publish != nil {
 		r := w.pub[name]
-		r.Claims, r.Recording, r.Stable = act.Publish.Claims, act.Publish.Recording, act.Publish.Stable
+		r.Claims, r.Recording, r.Durable, r.Stable = act.Publish.Claims, act.Publish.Recording, act.Publish.Durable, act.Publish.Stable
+		r.Maintenance, r.Reclaim = s.rec.Maintenance, act.Publish.Reclaim
 		if !reflect.DeepEqual(r, w.pub[name]) {
 			w.version[name]++
 		}
@@ -128,6 +152,15 @@ func (w *world) step(name string) Actions {
 		pipes[id] = had // recording from the step after it started
 	}
 	w.pipes[name] = pipes
+	since := map[string]time.Time{}
+	for id, recording := range pipes {
+		if t, ok := w.since[name][id]; ok {
+			since[id] = t
+		} else if recording {
+			since[id] = w.now
+		}
+	}
+	w.since[name] = since
 	return act
 }
 
@@ -159,6 +192,7 @@ func (w *world) crash(name string) {
 	w.dead[name] = true
 	w.servers[name].st = State{}
 	w.pipes[name] = map[string]bool{}
+	w.since[name] = map[string]time.Time{}
 }
 
 func (w *world) restart(name string) { w.dead[name] = false }

@@ -35,6 +35,11 @@ const (
 	// keeps recording here until its new owner reports recording it, or
 	// this long has passed.
 	DefaultHandoffTimeout = 20 * time.Second
+	// DefaultHandoffOverlap is the footage recorded twice on a handover
+	// beyond the bare minimum: it absorbs the difference between two
+	// servers' clocks (NTP keeps them milliseconds apart), which compare
+	// as the old recorder's last written time and the new one's first.
+	DefaultHandoffOverlap = 500 * time.Millisecond
 	// DefaultAdoptionReport bounds how long a takeover notice waits for
 	// every adopted camera to record; after it the notice names the
 	// cameras that record, and the others get notices as they start.
@@ -73,6 +78,10 @@ type Inputs struct {
 	// DeclaredDeadAt is when this server last learnt that peers had
 	// declared it dead while it ran (it refuted the death); zero if never.
 	DeclaredDeadAt time.Time
+	// Footage is, per camera this server has a pipeline for, the durable
+	// (indexed) footage of the pipeline's current run: what
+	// make-before-break compares (see handover.go).
+	Footage map[string]Footage
 }
 
 // Config is the part of this server's configuration the rules read.
@@ -90,8 +99,12 @@ type Config struct {
 	// HandoffTimeout, AdoptionReport and ServerUpHoldDown default to
 	// DefaultHandoffTimeout, DefaultAdoptionReport and
 	// max(FailbackAfter, MinServerUpHoldDown) when zero.
-	HandoffTimeout   time.Duration
-	AdoptionReport   time.Duration
+	HandoffTimeout time.Duration
+	AdoptionReport time.Duration
+	// HandoffOverlap is how far this server's durable footage must reach
+	// past the new owner's first durable frame before it stops a camera
+	// it hands over (DefaultHandoffOverlap when zero).
+	HandoffOverlap   time.Duration
 	ServerUpHoldDown time.Duration
 }
 
@@ -124,6 +137,9 @@ type Member struct {
 	Up bool
 	// Since is when this server saw the state begin; zero when unknown.
 	Since time.Time
+	// Left: the member announced that it leaves (a clean stop), rather
+	// than falling silent. It is not up either way.
+	Left bool
 }
 
 // Record is a server's replicated record as the rules read it: its public
@@ -142,13 +158,22 @@ type Record struct {
 	Aspects  []Aspect
 	// Claims are the camera ids the server's plan gives it.
 	Claims []string
-	// Recording are the camera ids with a pipeline on the server: what
-	// make-before-break waits for.
+	// Recording are the camera ids with a pipeline on the server.
 	Recording []string
+	// Durable maps the cameras the server records to the time of the
+	// first durable frame of its current run: what make-before-break
+	// waits for (see handover.go).
+	Durable map[string]time.Time
 	// Stable: up for failback_after, its cameras may come home.
 	Stable bool
 	// Timing is "keepalive/failover_after": it must agree across the site.
 	Timing string
+	// Maintenance: the server is draining (see drain.go): the planner
+	// hands its cameras to others and gives it none.
+	Maintenance bool
+	// Reclaim: the server left maintenance and takes its cameras back as
+	// if Failback were set, until they record here again.
+	Reclaim bool
 }
 
 // Aspect is a non-camera thing that fails over with its server (an I/O
@@ -187,6 +212,9 @@ type State struct {
 	Recording map[string]bool
 	// Unplaced maps the cameras nobody can record to the planner's reason.
 	Unplaced map[string]string
+	// Drain is where this server's maintenance stands; nil when it is not
+	// in maintenance.
+	Drain *DrainStatus
 
 	healthySince time.Time // since when this server counts as healthy
 	// publishedStable is the Stable this server last published.
@@ -203,6 +231,8 @@ type State struct {
 	missing         string              // adopted cameras lacking credentials, joined
 	missingSince    time.Time
 	missingTold     bool
+	draining        bool      // Config.Self.Maintenance as of the last step
+	reclaimUntil    time.Time // after an undrain: publish Reclaim until then
 }
 
 // takeover is one adoption (or failback) waiting to be reported.
@@ -252,7 +282,13 @@ type Actions struct {
 type Publish struct {
 	Claims    []string
 	Recording []string
-	Stable    bool
+	// Durable is Record.Durable: the first durable frame of each camera
+	// recorded here whose current run has written footage.
+	Durable map[string]time.Time
+	Stable  bool
+	// Reclaim is Record.Reclaim: this server left maintenance and takes
+	// its cameras back.
+	Reclaim bool
 }
 
 // Event is an entry for the event log.
@@ -281,6 +317,10 @@ type Notice struct {
 	// Serving: the cameras are recorded by this server now; the notice
 	// carries its address and each camera's live URL.
 	Serving bool
+	// Moved maps cameras to the server that records them now, for a
+	// notice naming cameras recorded elsewhere (server.maintenance): the
+	// notice carries that server's address per camera.
+	Moved map[string]string
 }
 
 // Log is a line for the operational log (warnings about this server).
@@ -306,6 +346,16 @@ const (
 	TypeConfigMismatch    = "config.mismatch"
 	TypeNoCredentials     = "failover.no_credentials"
 	TypeAlarmResolved     = "alarm.resolved"
+	// TypeServerMaintenance: a server entered maintenance (event) and,
+	// once its cameras are handed over, where each is recorded now
+	// (event and notice).
+	TypeServerMaintenance = "server.maintenance"
+	// TypeServerMaintenanceEnded: a server left maintenance; its cameras
+	// come back (failback.completed names them once they record).
+	TypeServerMaintenanceEnded = "server.maintenance_ended"
+	// TypeServerStopped: a server stopped cleanly (it left the cluster):
+	// no alarm, unlike server.down.
+	TypeServerStopped = "server.stopped"
 )
 
 // Severities.

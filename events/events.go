@@ -87,6 +87,12 @@ const (
 	// held of its cameras that it lacked (archive consolidation); one per
 	// peer and episode.
 	TypeBackfillCompleted Type = "backfill.completed"
+	// TypeConfigReloaded: a reload applied the config file (info); it
+	// resolves the last config.reload_failed.
+	TypeConfigReloaded Type = "config.reloaded"
+	// TypeConfigReloadFailed: a reload was refused and the running config
+	// stays in force; the text lists the problems.
+	TypeConfigReloadFailed Type = "config.reload_failed"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.

@@ -16,7 +16,8 @@ const maxMbps = 1e9
 type server struct {
 	in       *Server
 	alive    bool
-	returns  bool    // Alive && Stable && Failback: takes its cameras back
+	draining bool    // in maintenance: a candidate of last resort only
+	returns  bool    // Alive && Stable && Failback && !Draining: takes its cameras back
 	critOnly bool    // Mode "critical"
 	maxCams  int     // 0: unlimited
 	maxKbps  int64   // <0: unlimited
@@ -91,7 +92,8 @@ func (p *planner) servers(in []Server) {
 		p.srv = append(p.srv, server{
 			in:       s,
 			alive:    s.Alive,
-			returns:  s.Alive && s.Stable && s.Failback,
+			draining: s.Alive && s.Draining,
+			returns:  s.Alive && s.Stable && s.Failback && !s.Draining,
 			critOnly: s.Mode == ModeCritical,
 			maxCams:  max(s.Capacity.Cameras, 0),
 			maxKbps:  capacityKbps(s.Capacity.BitrateMbps),
@@ -239,7 +241,7 @@ func (p *planner) round(critical bool) {
 		if c.invalid || c.critical != critical {
 			continue
 		}
-		if c.claim >= 0 && p.srv[c.claim].fits(c) {
+		if c.claim >= 0 && !p.srv[c.claim].draining && p.srv[c.claim].fits(c) {
 			p.assign(c, c.claim)
 			if c.claim != c.home && p.srv[c.home].returns {
 				returning = append(returning, int32(i))
@@ -290,7 +292,9 @@ func (p *planner) round(critical bool) {
 }
 
 // place gives camera ci to its first live candidate with room, or records
-// why it is unplaced.
+// why it is unplaced. Draining candidates come last: the one that claims
+// the camera (it records it now, so it keeps it), then the others in
+// priority order.
 func (p *planner) place(ci int32) {
 	c := &p.cams[ci]
 	alive := false
@@ -300,7 +304,17 @@ func (p *planner) place(ci int32) {
 			continue
 		}
 		alive = true
-		if s.fits(c) {
+		if !s.draining && s.fits(c) {
+			p.assign(c, si)
+			return
+		}
+	}
+	if c.claim >= 0 && p.srv[c.claim].draining && p.srv[c.claim].fits(c) {
+		p.assign(c, c.claim)
+		return
+	}
+	for _, si := range p.candidates(c) {
+		if s := &p.srv[si]; s.draining && s.fits(c) {
 			p.assign(c, si)
 			return
 		}

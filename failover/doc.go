@@ -67,6 +67,18 @@
 //     "no_candidate_alive" when none of its candidates is Alive, and
 //     "capacity" otherwise. The caller raises the alarm.
 //
+// # Maintenance
+//
+// A Draining server (in maintenance) is alive but is a candidate of last
+// resort: its claims keep nothing, it takes no camera back (no Return),
+// and Place tries it only after every other live candidate of the camera
+// had no room, the claimant first. So its own and adopted cameras move to
+// their other candidates as capacity allows, it adopts nothing while
+// another candidate can, and what fits nowhere else stays on it (or, when
+// its home is dead, on the first draining candidate with room) rather
+// than going unrecorded. A camera is unplaced only when no live
+// candidate, draining or not, has room.
+//
 // So when capacity is short, critical cameras win over all other cameras.
 // Among cameras of equal criticality, cameras that are already recording
 // where they may stay win over cameras that would have to start. Next come

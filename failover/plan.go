@@ -77,6 +77,10 @@ type Server struct {
 	// claims, as gossiped). They keep cameras where they are, which stops
 	// thrashing; feed back Plan.For(Name) once the plan is applied.
 	Recording []string
+	// Draining marks a server in maintenance: alive, but its cameras (own
+	// and adopted) go to other candidates, it takes none, and it keeps
+	// only what no other candidate has room for.
+	Draining bool
 }
 
 // Input is the site view the planner works from.

@@ -39,6 +39,8 @@ func sticky(s Server) Server { s.Failback = false; return s }
 
 func recording(s Server, ids ...string) Server { s.Recording = ids; return s }
 
+func draining(s Server) Server { s.Draining = true; return s }
+
 func withCap(s Server, cameras int, mbps float64) Server {
 	s.Capacity = Capacity{Cameras: cameras, BitrateMbps: mbps}
 	return s
@@ -62,6 +64,73 @@ func TestCompute(t *testing.T) {
 				up("b", names("a"), cams("1")),
 			},
 			want: map[string]string{"a/1": "a", "a/2": "a", "b/1": "b"},
+		},
+		{
+			name: "drain: a draining server's cameras go to its buddy",
+			servers: []Server{
+				draining(recording(up("a", names("b"), cams("1", "2")), "a/1", "a/2")),
+				recording(up("b", names("a"), cams("1")), "b/1"),
+			},
+			want: map[string]string{"a/1": "b", "a/2": "b", "b/1": "b"},
+		},
+		{
+			name: "drain: what the buddy has no room for stays on the draining server",
+			servers: []Server{
+				draining(recording(up("a", names("b"), cams("1", "!2", "3")), "a/1", "a/2", "a/3")),
+				recording(withCap(up("b", names("a"), cams("1")), 2, 0), "b/1"),
+			},
+			// b keeps its own, takes the critical a/2 first, then nothing fits.
+			want: map[string]string{"a/1": "a", "a/2": "b", "a/3": "a", "b/1": "b"},
+		},
+		{
+			name: "drain: a draining buddy adopts nothing another candidate can take",
+			servers: []Server{
+				down(up("a", names("b", "c"), cams("1", "2"))),
+				draining(up("b", nil, nil)),
+				up("c", nil, nil),
+			},
+			want: map[string]string{"a/1": "c", "a/2": "c"},
+		},
+		{
+			name: "drain: adopted cameras leave a draining adopter for the next buddy",
+			servers: []Server{
+				down(up("a", names("b", "c"), cams("1"))),
+				draining(recording(up("b", nil, nil), "a/1")),
+				up("c", nil, nil),
+			},
+			want: map[string]string{"a/1": "c"},
+		},
+		{
+			name: "drain: a dead home's camera goes to a draining buddy rather than nowhere",
+			servers: []Server{
+				down(up("a", names("b", "c"), cams("1"))),
+				draining(up("b", nil, nil)),
+				withCap(up("c", nil, cams("1")), 1, 0),
+			},
+			want: map[string]string{"a/1": "b", "c/1": "c"},
+		},
+		{
+			name: "drain: a draining home takes nothing back",
+			servers: []Server{
+				draining(up("a", names("b"), cams("1"))),
+				recording(up("b", nil, nil), "a/1"),
+			},
+			want: map[string]string{"a/1": "b"},
+		},
+		{
+			name: "undrain: the home, stable again and not draining, takes its cameras back",
+			servers: []Server{
+				up("a", names("b"), cams("1")),
+				recording(up("b", nil, nil), "a/1"),
+			},
+			want: map[string]string{"a/1": "a"},
+		},
+		{
+			name: "drain: with no candidate but the draining home, it keeps the camera",
+			servers: []Server{
+				draining(up("a", nil, cams("1"))),
+			},
+			want: map[string]string{"a/1": "a"},
 		},
 		{
 			name: "mirrored a dead: b adopts all of a",

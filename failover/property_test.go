@@ -22,6 +22,7 @@ func randomSite(r *rand.Rand) []Server {
 		s.Alive = r.IntN(10) < 7
 		s.Stable = s.Alive && r.IntN(2) == 0
 		s.Failback = r.IntN(2) == 0
+		s.Draining = s.Alive && r.IntN(5) == 0
 		switch r.IntN(4) {
 		case 0:
 			s.Mode = ModeCritical
@@ -167,6 +168,17 @@ func checkInvariants(t *testing.T, servers []Server, p Plan) {
 			t.Fatalf("%s records %d kbit/s, capacity %v Mbit/s", name, l.kbps, c.BitrateMbps)
 		}
 	}
+	for id, owner := range p.Owner {
+		if !byName[owner].Draining {
+			continue
+		}
+		ref := all[id]
+		for _, s := range refCandidates(byName, ref.home, ref.cam) {
+			if s.Alive && !s.Draining && fitsAfter(s, loads[s.Name], ref.cam) {
+				t.Fatalf("%s kept by draining %s while candidate %s has room", id, owner, s.Name)
+			}
+		}
+	}
 	for id, ref := range all {
 		_, owned := p.Owner[id]
 		u, isUnplaced := unplaced[id]
@@ -263,8 +275,14 @@ func TestPropertyNoThrashOnRecovery(t *testing.T) {
 		}
 		q := Compute(Input{Servers: applied})
 		checkInvariants(t, applied, q)
+		draining := map[string]bool{}
+		for _, s := range site {
+			draining[s.Name] = s.Draining
+		}
 		for id, owner := range p.Owner {
-			if q.Owner[id] != owner {
+			// A draining server keeps a camera only until another
+			// candidate can take it: that move is the point of a drain.
+			if q.Owner[id] != owner && !draining[owner] {
 				t.Fatalf("seed %d: %s moved from %s to %s when servers came back unstable", seed, id, owner, q.Owner[id])
 			}
 		}

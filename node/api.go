@@ -26,6 +26,13 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
 	mux.HandleFunc("GET /api/v1/backfill", n.serveBackfill)
+	// Operations a browser could be tricked into: refused cross-origin.
+	csrf := http.NewCrossOriginProtection()
+	mux.Handle("POST /api/v1/drain", csrf.Handler(n.serveDrain(true)))
+	mux.Handle("POST /api/v1/undrain", csrf.Handler(n.serveDrain(false)))
+	mux.HandleFunc("GET /api/v1/drain", n.serveMaintenance)
+	mux.Handle("POST /api/v1/restart", csrf.Handler(http.HandlerFunc(n.serveRestart)))
+	mux.HandleFunc("POST /api/v1/reload", n.serveReload)
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,
@@ -102,7 +109,7 @@ func (n *Node) Cameras() api.Cameras {
 		cams = append(cams, ci)
 	}
 	aspects := []api.AspectInfo{}
-	for _, a := range n.cfg.Aspects {
+	for _, a := range n.config().Aspects {
 		aspects = append(aspects, api.AspectInfo{Kind: a.Kind, Name: a.Name, Home: self, HeldBy: self})
 	}
 	for _, home := range sortedKeys(records) {
@@ -220,7 +227,7 @@ func (n *Node) ClusterView() []api.ServerInfo {
 		}
 		si := api.ServerInfo{Name: name, State: state, Address: addr, HTTP: rec.HTTP, RTSP: rec.RTSP,
 			Cameras: len(st.Plan.For(name)), Capacity: rec.Capacity, AdoptedFrom: []string{},
-			Stable: st.Records[name].Stable, ConfigHash: rec.ConfigHash, Load: rec.Load}
+			Stable: st.Records[name].Stable, ConfigHash: rec.ConfigHash, Load: rec.Load, Maintenance: rec.Maintenance && state.Up()}
 		if !state.Up() {
 			si.Cameras = 0
 		}

@@ -43,6 +43,9 @@ func (n *Node) controlLoop(ctx context.Context) {
 			return
 		case <-changed:
 		case <-tick.C:
+		case req := <-n.reloads:
+			n.applyReload(req, func() { n.reconcile(time.Now()) })
+			continue
 		}
 		n.reconcile(time.Now())
 	}
@@ -79,10 +82,15 @@ func (n *Node) decodePeerRecord(name string, rec buddy.Record) (decodedRecord, e
 // selfRecord is this server's record as of now, with what the last step
 // published.
 func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
-	r := publicRecord(n.cfg, n.started)
+	rc := n.running.Load()
+	r := publicRecord(rc.cfg, n.started)
+	r.ConfigHash = rc.hash
 	r.Claims = p.Claims
 	r.Recording = p.Recording
+	r.Durable = p.Durable
 	r.Stable = p.Stable
+	r.Maintenance = n.maintenanceState().draining()
+	r.Reclaim = p.Reclaim
 	r.Load = n.load(now)
 	return r
 }
@@ -130,18 +138,20 @@ func (n *Node) reconcile(now time.Time) {
 // credentials this server holds.
 func (n *Node) gather(now time.Time) control.Inputs {
 	self := n.cfg.Name
+	cfg := n.config()
 	in := control.Inputs{
 		Now:       now,
 		Clustered: n.cluster != nil,
 		Config: control.Config{
-			Self:          publicRecord(n.cfg, n.started).rulesRecord(0),
-			FailoverAfter: n.cfg.Cluster.FailoverAfter,
-			FailbackAfter: n.cfg.Cluster.FailbackAfter,
+			Self:          publicRecord(cfg, n.started).rulesRecord(0),
+			FailoverAfter: cfg.Cluster.FailoverAfter,
+			FailbackAfter: cfg.Cluster.FailbackAfter,
 		},
 		Records:     map[string]control.Record{},
 		Credentials: map[string]bool{},
 	}
-	for _, c := range n.cfg.Cameras {
+	in.Config.Self.Maintenance = n.maintenanceState().draining()
+	for _, c := range cfg.Cameras {
 		in.Credentials[c.ID(self)] = true
 	}
 	n.gathered = map[string]recordBody{}
@@ -150,7 +160,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 		n.members = view.Members
 		in.DeclaredDeadAt = n.cluster.DeclaredDeadAt()
 		for _, m := range view.Members {
-			in.Members = append(in.Members, control.Member{Name: m.Name, Up: m.State.Up(), Since: m.Since})
+			in.Members = append(in.Members, control.Member{Name: m.Name, Up: m.State.Up(), Since: m.Since, Left: m.State == buddy.StateLeft})
 		}
 		for name, rec := range view.Records {
 			if name == self || len(rec.Body) == 0 {
@@ -167,9 +177,11 @@ func (n *Node) gather(now time.Time) control.Inputs {
 			}
 		}
 	}
-	for _, s := range n.rec.Status() {
+	statuses := n.rec.Status()
+	for _, s := range statuses {
 		in.Pipelines = append(in.Pipelines, control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error})
 	}
+	in.Footage = n.runFootage(statuses)
 	return in
 }
 
@@ -197,7 +209,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 			n.log.Warn("publish record", "err", err)
 		}
 	} else {
-		body = n.selfRecord(now, control.Publish{Stable: st.Stable(now, n.cfg.Cluster.FailbackAfter)})
+		body = n.selfRecord(now, control.Publish{Stable: st.Stable(now, n.config().Cluster.FailbackAfter)})
 	}
 	records := n.gathered
 	records[n.cfg.Name] = body
@@ -209,8 +221,8 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 	}
 	n.rec.Set(n.pipelineCameras(act.Cameras))
 	if n.cluster != nil {
-		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.cfg.Capacity.Cameras,
-			CapacityMbps: n.cfg.Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
+		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.config().Capacity.Cameras,
+			CapacityMbps: n.config().Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
 		if meta != n.lastMeta {
 			if err := n.cluster.SetMeta(meta); err != nil {
 				n.log.Warn("publish heartbeat metadata", "err", err)
@@ -239,7 +251,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 func (n *Node) pipelineCameras(ids []string) []recorder.Camera {
 	self := n.cfg.Name
 	own := map[string]recorder.Camera{}
-	for _, c := range n.cfg.Cameras {
+	for _, c := range n.config().Cameras {
 		id := c.ID(self)
 		own[id] = recorder.Camera{ID: id, Home: self, URL: c.URL, Transport: c.Transport}
 	}
@@ -303,6 +315,8 @@ func (n *Node) notice(c control.Notice) webhook.Notice {
 	if c.Serving {
 		nt = n.takeoverNotice(c.Type, c.FailedServer, c.Cameras)
 		nt.Text = c.Text
+	} else if c.Moved != nil {
+		nt.Cameras = n.movedCameras(c.Cameras, c.Moved)
 	} else {
 		for _, id := range c.Cameras {
 			nt.Cameras = append(nt.Cameras, webhook.Camera{ID: id})

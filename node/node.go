@@ -43,6 +43,10 @@ type Options struct {
 	// offline), bounded by readyWait. The service manager's readiness
 	// notification hangs on it.
 	OnReady func(status string)
+	// Restart, when set, drains and restarts the process (the command's
+	// clean stop followed by a re-exec): the page's Restart button and
+	// POST /api/v1/restart call it. It returns at once.
+	Restart func(by string) error
 }
 
 // Node is one running buddyrec server.
@@ -77,7 +81,16 @@ type Node struct {
 	fds  *connlimit.Budget
 	lock *dataDirLock
 
+	// running is the config in force, reloads hand a new one to the
+	// control loop, reloadMu runs reloads one at a time (reload.go). cfg
+	// above is the config the server started with: a reload never changes
+	// the keys that need a restart, so they may be read there.
+	running  atomic.Pointer[runningConfig]
+	reloads  chan reloadRequest
+	reloadMu sync.Mutex
+
 	onReady        func(status string)
+	restart        func(by string) error
 	reconcileEvery time.Duration
 	lastKeyAlarm   atomic.Int64 // unix nanos of the last gossip key alarm
 	cpu            cpuSampler
@@ -93,10 +106,14 @@ type Node struct {
 	decoded  map[string]decodedRecord
 	secrets  map[string]decodedSecrets // buddies' secrets as last decoded, by home
 	members  []buddy.Member            // membership as last gathered
+	runs     map[string]runStart       // first durable frame of each pipeline run, by camera
 	gathered map[string]recordBody     // records as last gathered
 
 	mu   sync.Mutex
 	seen controlView // written by the control loop; read by the API under mu
+
+	maintMu sync.Mutex
+	maint   maintenance // drain state; persisted in data_dir (maintenance.go)
 
 	// Lifecycle: Run sets runCancel and runDone; Close ends Run.
 	runMu     sync.Mutex
@@ -114,7 +131,8 @@ func New(o Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady}
+	n := &Node{cfg: c, log: log, started: time.Now(), reconcileEvery: o.Reconcile, onReady: o.OnReady, restart: o.Restart}
+	n.initReload(c)
 	if n.reconcileEvery <= 0 {
 		n.reconcileEvery = 250 * time.Millisecond
 	}
@@ -134,6 +152,13 @@ func New(o Options) (*Node, error) {
 	// their locks and fail with a timeout that names neither.
 	if n.lock, err = lockDataDir(c.DataDir); err != nil {
 		return nil, err
+	}
+	if n.maint, err = loadMaintenance(c.DataDir); err != nil {
+		n.lock.release()
+		return nil, err
+	}
+	if n.maint.On {
+		log.Warn("this server is in maintenance (drained) since "+n.maint.Since.Format(time.RFC3339)+": its cameras stay with its buddies until `buddyrec undrain`", "by", n.maint.By)
 	}
 	n.events, err = events.Open(filepath.Join(c.DataDir, "events.db"), events.Options{Retention: c.Events.Retention, Logger: log})
 	if err != nil {
@@ -160,12 +185,8 @@ func New(o Options) (*Node, error) {
 		n.events.Close()
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
-	targets := make([]webhook.Target, 0, len(c.PSIM))
-	for i, p := range c.PSIM {
-		targets = append(targets, webhook.Target{Name: fmt.Sprintf("psim%d", i+1), URL: p.URL, Secret: p.Secret, Events: p.Events})
-	}
 	n.outbox, err = webhook.Open(filepath.Join(c.DataDir, "outbox.db"), webhook.Options{
-		Targets: targets,
+		Targets: psimTargets(c),
 		Client:  webhook.Client(roots),
 		Logger:  log.With("part", "webhook"),
 		OnAlarm: func(kind events.Type, target, text string) {
@@ -259,7 +280,7 @@ func (n *Node) Run(ctx context.Context) error {
 			Insecure:      c.Cluster.Insecure,
 			Keepalive:     c.Cluster.Keepalive,
 			FailoverAfter: c.Cluster.FailoverAfter,
-			Buddies:       c.Failover.Buddies,
+			Buddies:       n.config().Failover.Buddies, // a reload before Run may have changed them
 			StateDir:      c.DataDir,
 			Logger:        n.log.With("part", "buddy"),
 			OnKeyMismatch: n.keyMismatch,
@@ -273,7 +294,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.closeStores()
 			return fmt.Errorf("start cluster: %w", err)
 		}
-		if err := n.cluster.SetSecrets(mustJSON(secretRecord(c))); err != nil {
+		if err := n.cluster.SetSecrets(mustJSON(secretRecord(n.config()))); err != nil {
 			n.log.Warn("publish inventory secrets", "err", err)
 		}
 	}
@@ -325,7 +346,8 @@ func (n *Node) Run(ctx context.Context) error {
 	go n.outbox.Run(ctx)
 
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))
-	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name)})
+	n.appendEvent(events.Event{Server: c.Name, Type: events.TypeServerUp, Severity: events.SeverityInfo, Text: fmt.Sprintf("server %s started", c.Name),
+		Resolves: []string{conditionReloadFailed}}) // it started from a config without problems
 
 	if n.onReady != nil {
 		go n.awaitReady(ctx, n.onReady)

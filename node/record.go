@@ -1,11 +1,8 @@
 package node
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
@@ -20,23 +17,29 @@ import (
 // what it records now. Every server plans from these, so they hold exactly
 // what the planner needs.
 type recordBody struct {
-	Name       string         `json:"name"`
-	HTTP       string         `json:"http,omitempty"`
-	RTSP       string         `json:"rtsp,omitempty"`
-	Gossip     string         `json:"gossip,omitempty"`
-	Capacity   api.Capacity   `json:"capacity"`
-	Buddies    []string       `json:"buddies,omitempty"`
-	Mode       string         `json:"mode"`
-	Failback   bool           `json:"failback"`
-	Cameras    []publicCamera `json:"cameras"`
-	Aspects    []aspectRef    `json:"aspects,omitempty"`
-	Claims     []string       `json:"claims,omitempty"`    // camera ids my plan assigns to me
-	Recording  []string       `json:"recording,omitempty"` // camera ids with a pipeline running here
-	Stable     bool           `json:"stable"`              // up for failback_after: my cameras may come home
-	StartedAt  time.Time      `json:"started_at"`
-	ConfigHash string         `json:"config_hash"`
-	Timing     string         `json:"timing"` // keepalive/failover_after: must agree across the site
-	Load       api.Load       `json:"load"`
+	Name      string         `json:"name"`
+	HTTP      string         `json:"http,omitempty"`
+	RTSP      string         `json:"rtsp,omitempty"`
+	Gossip    string         `json:"gossip,omitempty"`
+	Capacity  api.Capacity   `json:"capacity"`
+	Buddies   []string       `json:"buddies,omitempty"`
+	Mode      string         `json:"mode"`
+	Failback  bool           `json:"failback"`
+	Cameras   []publicCamera `json:"cameras"`
+	Aspects   []aspectRef    `json:"aspects,omitempty"`
+	Claims    []string       `json:"claims,omitempty"`    // camera ids my plan assigns to me
+	Recording []string       `json:"recording,omitempty"` // camera ids with a pipeline running here
+	// Durable maps camera ids recorded here to the first durable frame of
+	// their pipeline's current run: what make-before-break waits for.
+	Durable map[string]time.Time `json:"durable,omitempty"`
+	// Maintenance: draining; Reclaim: taking its cameras back after it.
+	Maintenance bool      `json:"maintenance,omitempty"`
+	Reclaim     bool      `json:"reclaim,omitempty"`
+	Stable      bool      `json:"stable"` // up for failback_after: my cameras may come home
+	StartedAt   time.Time `json:"started_at"`
+	ConfigHash  string    `json:"config_hash"`
+	Timing      string    `json:"timing"` // keepalive/failover_after: must agree across the site
+	Load        api.Load  `json:"load"`
 }
 
 type publicCamera struct {
@@ -65,18 +68,17 @@ type secretCamera struct {
 
 func publicRecord(c *config.Config, started time.Time) recordBody {
 	r := recordBody{
-		Name:       c.Name,
-		HTTP:       c.Listen.HTTP,
-		RTSP:       c.Listen.RTSP,
-		Gossip:     c.Listen.Gossip,
-		Capacity:   api.Capacity{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
-		Buddies:    c.Failover.Buddies,
-		Mode:       c.Failover.Cameras,
-		Failback:   c.Cluster.Failback,
-		Cameras:    []publicCamera{},
-		StartedAt:  started.UTC(),
-		ConfigHash: configHash(c),
-		Timing:     c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
+		Name:      c.Name,
+		HTTP:      c.Listen.HTTP,
+		RTSP:      c.Listen.RTSP,
+		Gossip:    c.Listen.Gossip,
+		Capacity:  api.Capacity{Cameras: c.Capacity.Cameras, BitrateMbps: c.Capacity.BitrateMbps, Viewers: c.Capacity.Viewers},
+		Buddies:   c.Failover.Buddies,
+		Mode:      c.Failover.Cameras,
+		Failback:  c.Cluster.Failback,
+		Cameras:   []publicCamera{},
+		StartedAt: started.UTC(),
+		Timing:    c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
 	}
 	for _, cam := range c.Cameras {
 		r.Cameras = append(r.Cameras, publicCamera{Name: cam.Name, Critical: cam.Critical, BitrateMbps: cam.BitrateMbps})
@@ -95,18 +97,6 @@ func secretRecord(c *config.Config) secretBody {
 	return s
 }
 
-// configHash fingerprints the config file so that technicians see when two
-// servers run different revisions of a site's configuration. It hashes the
-// file bytes, never shows them.
-func configHash(c *config.Config) string {
-	b, err := os.ReadFile(c.File)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:6])
-}
-
 func decodeRecord(body []byte) (recordBody, error) {
 	var r recordBody
 	if err := json.Unmarshal(body, &r); err != nil {
@@ -118,16 +108,19 @@ func decodeRecord(body []byte) (recordBody, error) {
 // rulesRecord turns a replicated record into what the control rules read.
 func (r recordBody) rulesRecord(version uint64) control.Record {
 	s := control.Record{
-		Name:      r.Name,
-		Version:   version,
-		Capacity:  failover.Capacity{Cameras: r.Capacity.Cameras, BitrateMbps: r.Capacity.BitrateMbps},
-		Buddies:   r.Buddies,
-		Mode:      r.Mode,
-		Failback:  r.Failback,
-		Claims:    r.Claims,
-		Recording: r.Recording,
-		Stable:    r.Stable,
-		Timing:    r.Timing,
+		Name:        r.Name,
+		Version:     version,
+		Capacity:    failover.Capacity{Cameras: r.Capacity.Cameras, BitrateMbps: r.Capacity.BitrateMbps},
+		Buddies:     r.Buddies,
+		Mode:        r.Mode,
+		Failback:    r.Failback,
+		Claims:      r.Claims,
+		Recording:   r.Recording,
+		Durable:     r.Durable,
+		Stable:      r.Stable,
+		Maintenance: r.Maintenance,
+		Reclaim:     r.Reclaim,
+		Timing:      r.Timing,
 	}
 	for _, c := range r.Cameras {
 		s.Cameras = append(s.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})

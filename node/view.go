@@ -113,7 +113,7 @@ func (n *Node) viewCamera(id string) (view.Camera, bool) {
 	n.mu.Unlock()
 	known := false
 	if home == n.cfg.Name {
-		for _, c := range n.cfg.Cameras {
+		for _, c := range n.config().Cameras {
 			known = known || c.Name == name
 		}
 	} else if ok {

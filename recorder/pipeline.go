@@ -48,6 +48,7 @@ type Pipeline struct {
 	codec       string
 	bitrate     float64
 	recording   time.Time // when the current session began recording
+	started     time.Time // when Manager.Set started the pipeline
 }
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
@@ -60,6 +61,7 @@ func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
 		state: StateConnecting,
 		since: time.Now(),
 	}
+	p.started = p.since
 	return p
 }
 
@@ -81,6 +83,7 @@ func (p *Pipeline) Status() Status {
 		Home:           p.cam.Home,
 		State:          p.state,
 		Since:          p.since,
+		Started:        p.started,
 		Reason:         p.reason,
 		Error:          p.lastErr,
 		FramesReceived: p.framesReceived.Load(),

@@ -101,6 +101,9 @@ type Status struct {
 	State string
 	// Since is when State last changed.
 	Since time.Time
+	// Started is when this pipeline was started (by Manager.Set): the
+	// footage of its current run is what storage holds from then on.
+	Started time.Time
 	// Reason classifies the last failure; empty while recording. Act on
 	// Reason, show Error.
 	Reason Reason

@@ -85,8 +85,10 @@ type AuthOptions struct {
 // token derived from the gossip key. With no users and no token every
 // request is allowed; CheckBind makes sure that only happens on loopback.
 type Auth struct {
-	users     map[string][]byte // user → bcrypt hash
-	token     [32]byte          // sha256 of the API token
+	// users (user → bcrypt hash) and dummyHash change under mu when the
+	// users file is reloaded (SetUsersFile); read them with userSet.
+	users     map[string][]byte
+	token     [32]byte // sha256 of the API token
 	hasToken  bool
 	peer      string // the peer token itself (sent by us)
 	peerSum   [32]byte
@@ -134,11 +136,7 @@ func NewAuth(o AuthOptions) (*Auth, error) {
 	}
 	a.limiter = newFailureLimiter(o.FailureBurst, o.FailureEvery, a.log)
 	if o.UsersFile != "" {
-		b, err := os.ReadFile(o.UsersFile)
-		if err != nil {
-			return nil, fmt.Errorf("read users_file: %w", err)
-		}
-		users, err := ParseUsers(o.UsersFile, b)
+		users, err := ReadUsersFile(o.UsersFile)
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +242,7 @@ func PeerToken(gossipKey []byte) string {
 
 // Configured reports whether any user or API token is set, i.e. whether
 // requests are checked at all.
-func (a *Auth) Configured() bool { return a != nil && (len(a.users) > 0 || a.hasToken) }
+func (a *Auth) Configured() bool { return a != nil && (a.hasUsers() || a.hasToken) }
 
 // PeerHeader returns the header name and value to add to calls to other
 // servers of the site; both are empty when there is no gossip key.
@@ -405,7 +403,7 @@ func (a *Auth) authenticate(r *http.Request) (string, verdict) {
 		return "", verdict{}
 	}
 	user, pass, ok := r.BasicAuth()
-	if !ok || len(a.users) == 0 {
+	if !ok || !a.hasUsers() {
 		return "", verdict{}
 	}
 	v := a.verify(r.Context(), remote, "basic", user, pass)
@@ -428,9 +426,10 @@ func remoteIP(addr string) string {
 // does not lock out a user who is logged in); otherwise, unless remote is
 // throttled, one bcrypt comparison runs, never more than MaxChecks at once.
 func (a *Auth) verify(ctx context.Context, remote, kind, user, pass string) verdict {
-	hash, known := a.users[user]
+	users, dummy := a.userSet()
+	hash, known := users[user]
 	if !known {
-		hash = a.dummyHash
+		hash = dummy
 	}
 	d := sha256.New()
 	d.Write([]byte(user))
@@ -483,5 +482,5 @@ func (a *Auth) verify(ctx context.Context, remote, kind, user, pass string) verd
 // auth. It shares the cache, the bound on concurrent checks and the
 // per-address throttling of failures with HTTP logins.
 func (a *Auth) CheckUser(remote, user, pass string) bool {
-	return a != nil && len(a.users) > 0 && a.verify(context.Background(), remote, "rtsp", user, pass).result == verdictOK
+	return a != nil && a.hasUsers() && a.verify(context.Background(), remote, "rtsp", user, pass).result == verdictOK
 }

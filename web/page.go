@@ -45,6 +45,8 @@ type pageData struct {
 	Problems     []string
 	// Unrecorded counts the site's cameras nobody can record now.
 	Unrecorded int
+	// Ops is this server's maintenance and restart, when it offers them.
+	Ops *opsData
 }
 
 type serverRow struct {
@@ -133,7 +135,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	peers := h.fetchPeers(r.Context(), servers, self, from, now)
 
 	d := &pageData{Self: self, Now: now.Format("2006-01-02 15:04:05 MST"), Window: zoom.Label,
-		Range: zoom.Name, FromMs: from.UnixMilli(), ToMs: now.UnixMilli()}
+		Range: zoom.Name, FromMs: from.UnixMilli(), ToMs: now.UnixMilli(), Ops: opsOf(src)}
 	for _, z := range Zooms {
 		d.Zooms = append(d.Zooms, zoomLink{Range: z.Name, Name: z.Label, Href: "/?range=" + z.Name, On: z == zoom})
 	}
@@ -351,6 +353,9 @@ func serverRowOf(s api.ServerInfo, self string, colors colorMap) serverRow {
 	switch s.State {
 	case buddy.StateAlive:
 		row.State, row.Class = "alive", "alive"
+		if s.Maintenance {
+			row.State, row.Class = "maintenance", "maintenance"
+		}
 	case buddy.StateSuspect:
 		row.State, row.Class = "SUSPECT", "suspect"
 	case buddy.StateLeft:

@@ -327,9 +327,12 @@ func TestPeerUnreachable(t *testing.T) {
 	src.cluster[3].Name, src.cluster[3].HTTP = "rec-d", strings.TrimPrefix(wrongKey.URL, "http://")
 	srv := serveNode(t, src, auth, Options{PeerTimeout: 300 * time.Millisecond})
 
+	// The hanging peer never answers while the test runs: the page
+	// returning at all shows it did not wait for it (the bound is only a
+	// guard against a hang, generous for a loaded machine).
 	start := time.Now()
 	html := page(t, srv)
-	if el := time.Since(start); el > 5*time.Second {
+	if el := time.Since(start); el > time.Minute {
 		t.Fatalf("page took %s with a hanging peer", el)
 	}
 	for _, want := range []string{`data-peer="rec-b"><b>rec-b</b>: unknown — cameras unknown: no answer within 300ms`,

@@ -105,6 +105,8 @@ type handler struct {
 //
 //	GET  /                  the status page; ?range=1h|24h|7d zooms its timelines
 //	POST /ack               acknowledge an event (form fields id, server, range), then back to /
+//	POST /drain, /undrain   put this server in maintenance or take it out (Operator)
+//	POST /restart           drain, then restart this server's process (Operator)
 //	GET  /api/v1/timeline   ?from=RFC3339&to=RFC3339 (default: last 24 h) → Timeline
 //	                        &scope=site: merged with every alive peer's
 //	GET  /static/...        embedded stylesheet and script
@@ -140,6 +142,9 @@ func NewHandler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.servePage)
 	mux.Handle("POST /ack", http.NewCrossOriginProtection().Handler(http.HandlerFunc(h.serveAck)))
+	for _, op := range []string{"drain", "undrain", "restart"} {
+		mux.Handle("POST /"+op, http.NewCrossOriginProtection().Handler(h.serveOp(op)))
+	}
 	mux.HandleFunc("GET /api/v1/timeline", h.serveTimeline)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	return mux

@@ -42,6 +42,11 @@ type Address struct {
 type Camera struct {
 	ID      string `json:"id"`
 	LiveURL string `json:"live_url,omitempty"`
+	// Server names the server that records the camera now, when the
+	// notice is not from it (server.maintenance names where each camera
+	// went); its Address says how to reach that server.
+	Server  string   `json:"server,omitempty"`
+	Address *Address `json:"address,omitempty"`
 }
 
 // Aspect is a non-camera thing that moved with the server (I/O unit, LPR...).

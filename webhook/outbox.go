@@ -102,13 +102,20 @@ type TargetStats struct {
 // dropped), so that after the receiver is fixed and buddyrec restarts they
 // are delivered, or given up once older than GiveUpAfter.
 type Outbox struct {
-	db      *boltfile.File // reopened after a failure (see reopen)
-	path    string
-	o       Options
-	log     *slog.Logger
-	client  *http.Client
+	db     *boltfile.File // reopened after a failure (see reopen)
+	path   string
+	o      Options
+	log    *slog.Logger
+	client *http.Client
+	// targets and valid change under mu (SetTargets); a target's own
+	// fields never change once built.
 	targets []*target // configuration order, invalid ones included
 	valid   []*target
+	runCtx  context.Context // Run's, for senders SetTargets starts
+	senders sync.WaitGroup  // Run's senders
+	// setMu runs SetTargets one at a time; it is never held by anything
+	// else.
+	setMu sync.Mutex
 
 	ctx    context.Context // ended by Close
 	cancel context.CancelFunc
@@ -125,6 +132,7 @@ type target struct {
 	safeURL string
 	bucket  []byte
 	wake    chan struct{}
+	stop    context.CancelFunc // ends its sender (SetTargets); set under Outbox.mu
 
 	mu        sync.Mutex
 	invalid   bool
@@ -176,31 +184,20 @@ func Open(path string, o Options) (*Outbox, error) {
 	}
 
 	ob := &Outbox{path: path, o: o, log: o.Logger, client: client}
-	seen := map[string]bool{}
 	var alarms []*target
-	for _, t := range o.Targets {
-		tg := &target{t: t, safeURL: SafeURL(t.URL), bucket: bucketName(t.Name), wake: make(chan struct{}, 1)}
-		err := t.Validate()
-		if err == nil && seen[t.Name] {
-			err = fmt.Errorf("webhook target %s: duplicate name", t.Name)
-		}
-		if err != nil {
-			tg.invalid, tg.disabled, tg.lastErr = true, true, err.Error()
-			alarms = append(alarms, tg)
-		} else {
-			tg.key, _ = ParseSecret(t.Secret)
-			ob.valid = append(ob.valid, tg)
-		}
-		seen[t.Name] = true
-		ob.targets = append(ob.targets, tg)
-	}
+	ob.targets, ob.valid, alarms = buildTargets(o.Targets)
 
 	configured := map[string]bool{}
 	for _, t := range ob.valid {
 		configured[string(t.bucket)] = true
 	}
 	db, err := boltfile.Open(path, boltfile.Options{Bolt: bolt.Options{OpenFile: o.openFile}, Init: func(tx *bolt.Tx) error {
-		for _, t := range ob.valid {
+		// Never called with ob.mu held: nothing holds it across a
+		// transaction (SetTargets creates buckets before taking it).
+		ob.mu.Lock()
+		valid := ob.valid
+		ob.mu.Unlock()
+		for _, t := range valid {
 			if _, err := tx.CreateBucketIfNotExists(t.bucket); err != nil {
 				return fmt.Errorf("bucket for %s: %w", t.t.Name, err)
 			}
@@ -272,24 +269,24 @@ func (ob *Outbox) Enqueue(n Notice) error {
 	if err != nil {
 		return fmt.Errorf("enqueue notice %s: %w", n.ID, err)
 	}
-	var to []*target
-	for _, t := range ob.valid {
-		if t.t.Wants(n.Type) {
-			to = append(to, t)
-		}
-	}
-	if len(to) == 0 {
-		return nil
-	}
 	v, err := json.Marshal(record{ID: n.ID, Type: n.Type, Enqueued: ob.o.Now().UnixNano(), Body: body})
 	if err != nil {
 		return fmt.Errorf("enqueue notice %s: %w", n.ID, err)
 	}
 	ob.mu.Lock()
 	closed := ob.closed
+	var to []*target
+	for _, t := range ob.valid {
+		if t.t.Wants(n.Type) {
+			to = append(to, t)
+		}
+	}
 	ob.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	if len(to) == 0 {
+		return nil
 	}
 	put := func() error {
 		return ob.db.Update(func(tx *bolt.Tx) error {
@@ -344,19 +341,13 @@ func (ob *Outbox) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ob.ctx, cancel)
 	defer stop()
-	var wg sync.WaitGroup
+	ob.runCtx = ctx
 	for _, t := range ob.valid {
-		wg.Add(1)
-		ob.wg.Add(1)
-		go func() {
-			defer ob.wg.Done()
-			defer wg.Done()
-			ob.sendLoop(ctx, t)
-		}()
+		ob.startLocked(t)
 	}
 	ob.mu.Unlock()
 	<-ctx.Done()
-	wg.Wait()
+	ob.senders.Wait()
 	ob.mu.Lock()
 	ob.running = false
 	ob.mu.Unlock()
@@ -386,17 +377,20 @@ func (ob *Outbox) Close() error {
 
 // Stats returns one entry per configured target, in configuration order.
 func (ob *Outbox) Stats() []TargetStats {
+	ob.mu.Lock()
+	targets, valid := ob.targets, ob.valid
+	ob.mu.Unlock()
 	pending := map[*target]int{}
 	_ = ob.db.View(func(tx *bolt.Tx) error {
-		for _, t := range ob.valid {
+		for _, t := range valid {
 			if b := tx.Bucket(t.bucket); b != nil {
 				pending[t] = b.Stats().KeyN
 			}
 		}
 		return nil
 	})
-	out := make([]TargetStats, 0, len(ob.targets))
-	for _, t := range ob.targets {
+	out := make([]TargetStats, 0, len(targets))
+	for _, t := range targets {
 		t.mu.Lock()
 		out = append(out, TargetStats{
 			Name:      t.t.Name,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -91,6 +92,67 @@ func (a *serverAPI) getJSON(ctx context.Context, path string, v any) error {
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("GET %s: %w", a.base+path, err)
+	}
+	return nil
+}
+
+// post POSTs body as JSON (nil: an empty body) to path and returns the
+// answer's status and body, whatever the status: callers that define
+// error answers (a refused reload's problems) read them. err is only for
+// a request that got no answer.
+func (a *serverAPI) post(ctx context.Context, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.auth != "" {
+		req.Header.Set("Authorization", a.auth)
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("is the server running? %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("POST %s: %w", a.base+path, err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// postJSON POSTs body (JSON, may be nil) to path and decodes a 2xx answer
+// into v (nil: ignored); an error answer is reported with the server's own
+// message.
+func (a *serverAPI) postJSON(ctx context.Context, path string, body, v any) error {
+	status, b, err := a.post(ctx, path, body)
+	if err != nil {
+		return err
+	}
+	if status/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%d %s: %s", status, http.StatusText(status), e.Error)
+		}
+		return fmt.Errorf("POST %s: %d %s", a.base+path, status, http.StatusText(status))
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("POST %s: %w", a.base+path, err)
 	}
 	return nil
 }

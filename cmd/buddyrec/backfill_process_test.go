@@ -39,9 +39,9 @@ func exportPlan(t *testing.T, srv *site.Server, cam string, from, to time.Time) 
 	return p
 }
 
-// exportGaps downloads the export of cam from srv into dir and returns the
+// downloadExport downloads the export of cam from srv into dir and returns the
 // gaps its X-Buddyrec-Gaps header reports and the file.
-func exportGaps(t *testing.T, srv *site.Server, cam string, from, to time.Time, dir string) ([]api.Gap, string) {
+func downloadExport(t *testing.T, srv *site.Server, cam string, from, to time.Time, dir string) ([]api.Gap, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + srv.HTTP + "/api/v1/export?" + rangeQuery(cam, from, to))
 	if err != nil {
@@ -200,7 +200,7 @@ func TestBackfillAfterFailback(t *testing.T) {
 	dir := t.TempDir()
 	ffprobe, haveFFprobe := testutil.LookTool(t, "ffprobe")
 	for _, id := range ids {
-		gaps, file := exportGaps(t, a, id, from, to, dir)
+		gaps, file := downloadExport(t, a, id, from, to, dir)
 		failover := gapTotal(before[id])
 		t.Logf("%s: gaps with the buddy %v (%v), home alone %v (%v)", id, before[id], failover, gaps, gapTotal(gaps))
 		if gapTotal(gaps) > failover+100*time.Millisecond || len(gaps) > len(before[id]) {
@@ -311,7 +311,7 @@ func backfillKilledMidCopy(t *testing.T, corrupt bool) {
 	before := exportPlan(t, a, "rec-a/cam1", from, to).Gaps
 	b.Kill()
 	eventually(t, 15*time.Second, sees(a, "rec-b", "dead"))
-	gaps, _ := exportGaps(t, a, "rec-a/cam1", from, to, t.TempDir())
+	gaps, _ := downloadExport(t, a, "rec-a/cam1", from, to, t.TempDir())
 	// The home's own restart adds a gap of its own; the buddy's footage
 	// must leave no more than the buddy's absence did.
 	if gapTotal(gaps) > gapTotal(before)+100*time.Millisecond {

@@ -7,7 +7,9 @@
 //	buddyrec passwd USER           print a users_file line for USER
 //	buddyrec webhook test -config FILE   send a signed test notice to each PSIM
 //	buddyrec forget -config FILE NAME    clear the node key pinned for a replaced server
+//	buddyrec reload -config FILE   re-read the config in the running server (as SIGHUP)
 //	buddyrec export -config FILE -camera ID -from T -o F.mp4   export footage of the site
+//	buddyrec drain|undrain -config FILE  maintenance: hand the cameras over, take them back
 //	buddyrec plan -config FILE -fail rec-a   where cameras go if rec-a fails now
 //	buddyrec demo [-chaos] [-keep] a whole local site on loopback
 //	buddyrec bench record|failover|planner|live ...  benchmark figures
@@ -30,9 +32,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/buddyrec/buddyrec/config"
@@ -58,6 +58,10 @@ commands:
   passwd USER                read a password on stdin, print a users_file line (bcrypt)
   webhook test -config FILE  send a signed test notice to every [[psim]] target
   forget -config FILE NAME   clear the node key this server pinned for server NAME (a replaced server)
+  drain -config FILE         maintenance: the running server hands its cameras to its buddies
+                             (make-before-break), takes none, and stays so across restarts
+  undrain -config FILE       end maintenance: the cameras come back the same way
+  reload -config FILE        make the running server re-read its config (as SIGHUP does)
   export -config FILE -camera ID -from T [-to T] -o FILE.mp4
                              export footage of the site (file + JSON manifest, digest checked)
   plan -config FILE -fail rec-a[,rec-b]
@@ -86,6 +90,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdWebhook(args[1:], stdout, stderr)
 	case "forget":
 		return cmdForget(args[1:], stdout, stderr)
+	case "drain":
+		return cmdDrain("drain", true)(args[1:], stdout, stderr)
+	case "undrain":
+		return cmdDrain("undrain", false)(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "plan":
 		return cmdPlan(args[1:], stdout, stderr)
 	case "export":
@@ -144,18 +154,23 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", cfg.Name)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Under systemd (Type=notify) the service is "started" once recording
+	// has; outside it the notifier does nothing.
+	notify := sdnotify.FromEnv()
+	// SIGTERM and SIGINT drain first, then stop (stop.go).
+	stops := newStopper(log, notify, cfg.Cluster.DrainTimeout)
+	defer stops.close()
+	ctx := stops.ctx
+	// SIGHUP re-reads the config (reload.go).
+	hup, stopHUP := notifyReloads()
+	defer stopHUP()
 	if *pprofAddr != "" {
 		if err := servePprof(ctx, *pprofAddr); err != nil {
 			log.Error("cannot serve profiles", "err", err)
 			return 1
 		}
 	}
-	// Under systemd (Type=notify) the service is "started" once recording
-	// has; outside it the notifier does nothing.
-	notify := sdnotify.FromEnv()
-	n, err := node.New(node.Options{Config: cfg, Logger: log, OnReady: func(status string) {
+	n, err := node.New(node.Options{Config: cfg, Logger: log, Restart: stops.Restart, OnReady: func(status string) {
 		log.Info("ready", "status", status)
 		if err := notify.Ready(status); err != nil {
 			log.Warn("cannot notify the service manager", "err", err)
@@ -165,12 +180,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	context.AfterFunc(ctx, func() { notify.Stopping() })
+	go stops.run(n)
 	if every := sdnotify.WatchdogInterval(); every > 0 && notify.Enabled() {
 		go watchdog(ctx, notify, every/2, n)
 	}
+	go serveReloads(ctx, hup, n, notify, log)
 	if err := n.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
+		return 1
+	}
+	if stops.again.Load() {
+		stops.close()
+		log.Info("restarting")
+		err := reExec()
+		log.Error("cannot restart; exiting for the service manager to start it again", "err", err)
 		return 1
 	}
 	return 0

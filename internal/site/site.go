@@ -42,6 +42,7 @@ type ServerSpec struct {
 	Capacity      int    // cameras, 0 = unlimited
 	NoFailback    bool
 	FailbackAfter string // default "5s"
+	DrainTimeout  string // [cluster] drain_timeout; default the product's (15s)
 	Extra         string // appended verbatim to the config
 	// Storage is appended verbatim to the [storage] table, e.g.
 	// "backfill_mbps = 4\n".
@@ -225,6 +226,9 @@ func (s *Site) config(ss ServerSpec, srv *Server, gossips []string) string {
 	fa := ss.FailbackAfter
 	if fa == "" {
 		fa = "5s"
+	}
+	if ss.DrainTimeout != "" {
+		fmt.Fprintf(&b, "drain_timeout = %q\n", ss.DrainTimeout)
 	}
 	fmt.Fprintf(&b, "failback = %v\nfailback_after = %q\n\n", !ss.NoFailback, fa)
 	if ss.Capacity > 0 {
@@ -461,3 +465,7 @@ func (srv *Server) Exited() bool {
 	// reports SIGCHLD.
 	return info.Signo == int32(unix.SIGCHLD)
 }
+
+// Credentials are the user and password the helpers authenticate with
+// ("" without Spec.User).
+func (srv *Server) Credentials() (user, pass string) { return srv.user, srv.pass }

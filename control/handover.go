@@ -1,0 +1,67 @@
+package control
+
+import "time"
+
+// Footage is the durable footage of one pipeline's current run, as the
+// index holds it: From is the first durable frame (the run's first
+// keyframe), To the end of the last durable part. Both are zero until the
+// run's first part is durable. A new run (the pipeline restarted, a
+// handover back) starts a new Footage.
+type Footage struct {
+	From, To time.Time
+}
+
+// durable is what this server publishes in Record.Durable: the first
+// durable frame of each camera it records, for the cameras whose run has
+// written footage.
+func durable(cams []string, footage map[string]Footage) map[string]time.Time {
+	var out map[string]time.Time
+	for _, id := range cams {
+		if f := footage[id]; !f.From.IsZero() {
+			if out == nil {
+				out = map[string]time.Time{}
+			}
+			out[id] = f.From
+		}
+	}
+	return out
+}
+
+// handedOver reports whether camera id, moving from this server to owner,
+// may stop here: the owner's durable footage overlaps this server's. That
+// is, the owner's record names a first durable frame of the camera, and
+// this server's own durable footage reaches at least HandoffOverlap past
+// it, so an export across the move finds no hole. A camera whose pipeline
+// here does not record (offline, connecting) protects nothing: it stops
+// as soon as the owner has durable footage.
+//
+// A pipeline existing on the owner (Record.Recording) is not enough: the
+// owner still has to connect, wait for a keyframe and write its first
+// part, which is the 0.7–0.9 s hole failback used to leave.
+func handedOver(in Inputs, owner Record, id string) bool {
+	from, ok := owner.Durable[id]
+	if !ok || from.IsZero() {
+		return false
+	}
+	if !pipelineRecording(in.Pipelines, id) {
+		return true
+	}
+	to := in.Footage[id].To
+	return !to.IsZero() && !to.Before(from.Add(in.Config.handoffOverlap()))
+}
+
+func pipelineRecording(ps []Pipeline, id string) bool {
+	for _, p := range ps {
+		if p.ID == id {
+			return p.State == PipelineRecording
+		}
+	}
+	return false
+}
+
+func (c Config) handoffOverlap() time.Duration {
+	if c.HandoffOverlap > 0 {
+		return c.HandoffOverlap
+	}
+	return DefaultHandoffOverlap
+}
