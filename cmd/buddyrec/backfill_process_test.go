@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,6 +269,22 @@ func backfillKilledMidCopy(t *testing.T, corrupt bool) {
 		midway = *st.Copying
 		return ""
 	})
+	// While it copies, every server's status page shows it on the
+	// camera's row, and export still plans the outage whole.
+	for _, srv := range []*site.Server{a, b} {
+		resp, err := http.Get("http://" + srv.HTTP + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !regexp.MustCompile(`<div class="backfill">rec-a/cam1: \d+ s at rec-b, copying \d+ %</div>`).Match(page) {
+			t.Errorf("%s's status page does not show the copy in progress", srv.Name)
+		}
+	}
+	if p := exportPlan(t, a, "rec-a/cam1", from, time.Now().Add(-2*time.Second)); gapTotal(p.Gaps) > 5*time.Second {
+		t.Errorf("export during the copy: gaps %+v", p.Gaps)
+	}
 	a.Kill()
 	// What the kill left: a partial copy, and no index entry for it.
 	st, err := storage.Open(storage.Options{Dir: a.DataDir, Server: "rec-a"})
