@@ -74,9 +74,10 @@ type Episode struct {
 // Runner gathers the peers' listings, plans (Plan) and copies, one
 // segment at a time.
 type Runner struct {
-	o   Options
-	log *slog.Logger
-	lim *limiter
+	o        Options
+	log      *slog.Logger
+	lim      *limiter
+	maxCands int // maxCandidates; tests lower it
 
 	mu       sync.Mutex
 	peers    map[string]*peerState
@@ -100,7 +101,16 @@ type peerState struct {
 	// that the home does not record itself (the outage goes on): an
 	// episode does not complete before that ends.
 	busy bool
+	// truncated is set when the last full scan found more than
+	// maxCandidates: only the oldest are kept, and the peer is listed in
+	// full again once they are copied.
+	truncated bool
 }
+
+// maxCandidates bounds what is kept in memory of one peer's holdings (a
+// replaced disk may lack a month of many cameras): the oldest, copied
+// first; the rest is found by the next full scan.
+const maxCandidates = 20000
 
 type episode struct {
 	started time.Time
@@ -137,7 +147,7 @@ func New(o Options) (*Runner, error) {
 		return nil, fmt.Errorf("backfill: %w", err)
 	}
 	return &Runner{
-		o: o, log: o.Logger, lim: newLimiter(o.Rate),
+		o: o, log: o.Logger, lim: newLimiter(o.Rate), maxCands: maxCandidates,
 		peers: map[string]*peerState{}, episodes: map[string]*episode{},
 		avoid: map[Source]time.Time{}, fails: map[Source]int{}, lastErr: map[Key]string{},
 	}, nil
@@ -163,7 +173,7 @@ func (r *Runner) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		// A peer that appears (the buddy after the home's restart, a
 		// failback) is asked at once, not at the next interval.
-		if names := peerNames(r.o.Peers()); time.Since(lastScan) >= r.o.Scan || names != known {
+		if names := peerNames(r.o.Peers()); time.Since(lastScan) >= r.o.Scan || names != known || r.rescanDue() {
 			known, lastScan = names, time.Now()
 			r.scan(ctx)
 		}
@@ -327,6 +337,13 @@ func (r *Runner) scan(ctx context.Context) {
 		}
 		r.mu.Lock()
 		if full {
+			ps.truncated = false
+		}
+		if len(found) > r.maxCands {
+			found = oldest(found, r.maxCands)
+			ps.truncated = true
+		}
+		if full {
 			ps.cands = found
 			ps.fullScan = now
 		} else {
@@ -459,7 +476,7 @@ func (r *Runner) next() (Copy, bool) {
 func (r *Runner) episodeLocked(peer string, now time.Time) {
 	ps := r.peers[peer]
 	pending := ps != nil && len(ps.cands) > 0
-	busy := ps != nil && ps.busy
+	busy := ps != nil && (ps.busy || ps.truncated)
 	ep := r.episodes[peer]
 	switch {
 	case pending && ep == nil:
@@ -482,6 +499,35 @@ func (r *Runner) episodeLocked(peer string, now time.Time) {
 			go r.o.OnCompleted(e) // never on the copy path
 		}
 	}
+}
+
+// rescanDue reports a peer whose kept holdings were truncated and are all
+// copied: it is listed in full again now, not at the next full scan.
+func (r *Runner) rescanDue() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	due := false
+	for _, ps := range r.peers {
+		if ps.truncated && len(ps.cands) == 0 {
+			ps.fullScan = time.Time{}
+			due = true
+		}
+	}
+	return due
+}
+
+// oldest keeps the n segments of m that start first.
+func oldest(m map[Key]storage.Segment, n int) map[Key]storage.Segment {
+	keys := make([]Key, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b Key) int { return cmp.Or(cmp.Compare(a.Start, b.Start), cmp.Compare(a.Camera, b.Camera)) })
+	out := make(map[Key]storage.Segment, n)
+	for _, k := range keys[:n] {
+		out[k] = m[k]
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -288,3 +288,35 @@ func TestRunnerWaitsForDiskSpace(t *testing.T) {
 	r.mu.Unlock()
 	testutil.EventuallyMsg(t, 20*time.Second, func() string { return sameFootage(t, st, p.store, "rec-a/cam1") })
 }
+
+// TestRunnerBoundsWhatItKeeps: a peer holding more than the runner keeps
+// in memory is copied whole all the same (oldest first, then listed
+// again), in one episode.
+func TestRunnerBoundsWhatItKeeps(t *testing.T) {
+	cams := []string{"rec-a/cam1", "rec-a/cam2"}
+	p := startPeer(t, cams, time.Now().Add(-time.Minute), 9*time.Second)
+	h := &harness{dir: t.TempDir()}
+	h.home = openStore(t, h.dir, "rec-a")
+	r := h.runner(t, p, cams, 0)
+	r.maxCands = 2
+	start(t, r)
+	testutil.EventuallyMsg(t, 30*time.Second, func() string {
+		for _, cam := range cams {
+			if m := sameFootage(t, h.home, p.store, cam); m != "" {
+				return m
+			}
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.done) == 0 {
+			return "no completed episode"
+		}
+		return ""
+	})
+	time.Sleep(300 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.done) != 1 || h.done[0].Segments < 8 {
+		t.Errorf("episodes %+v, want one of every segment", h.done)
+	}
+}
