@@ -31,9 +31,9 @@ var needsRestart = map[string]bool{
 	"name": true, "data_dir": true,
 	"listen.gossip": true, "listen.http": true, "listen.rtsp": true,
 	"cluster.join": true, "cluster.key_file": true, "cluster.insecure": true, "cluster.keepalive": true,
-	"cluster.failover_after": true, "cluster.forget_after": true,
+	"cluster.failover_after": true, "cluster.forget_after": true, "cluster.drain_timeout": true,
 	"cluster.failback": false, "cluster.failback_after": false,
-	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": true,
+	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": false,
 	"failover.buddies": false, "failover.cameras": false,
 	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true, "storage.backfill_mbps": true,
 	"events.retention": true,
@@ -143,6 +143,7 @@ func Compare(old, new *Config) Diff {
 	value("cluster.keepalive", old.Cluster.Keepalive, new.Cluster.Keepalive)
 	value("cluster.failover_after", old.Cluster.FailoverAfter, new.Cluster.FailoverAfter)
 	value("cluster.forget_after", old.Cluster.ForgetAfter, new.Cluster.ForgetAfter)
+	value("cluster.drain_timeout", old.Cluster.DrainTimeout, new.Cluster.DrainTimeout)
 	value("cluster.failback", old.Cluster.Failback, new.Cluster.Failback)
 	value("cluster.failback_after", old.Cluster.FailbackAfter, new.Cluster.FailbackAfter)
 

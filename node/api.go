@@ -32,7 +32,7 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("POST /api/v1/undrain", csrf.Handler(n.serveDrain(false)))
 	mux.HandleFunc("GET /api/v1/drain", n.serveMaintenance)
 	mux.Handle("POST /api/v1/restart", csrf.Handler(http.HandlerFunc(n.serveRestart)))
-	mux.HandleFunc("POST /api/v1/reload", n.serveReload)
+	mux.Handle("POST /api/v1/reload", csrf.Handler(http.HandlerFunc(n.serveReload)))
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,

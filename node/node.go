@@ -304,7 +304,7 @@ func (n *Node) Run(ctx context.Context) error {
 			Listen:       c.Listen.RTSP,
 			Source:       n.site,
 			Cameras:      n.siteCameras,
-			MaxViewers:   c.Capacity.Viewers,
+			ViewerLimit:  func() int { return n.config().Capacity.Viewers },
 			OtherViewers: n.view.Viewers,
 			Authorize:    n.liveAuthorize(),
 			WrapListener: func(ln net.Listener) net.Listener {

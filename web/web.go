@@ -6,6 +6,13 @@
 // its alive peers for (their /api/v1/cameras and /api/v1/timeline), in
 // parallel and with a short timeout, so one unreachable peer shows as
 // "unknown" instead of stalling the page.
+//
+// The page works without JavaScript: each camera links to its view
+// (/view?camera=ID), the timeline ranges are links (?range=1h|24h|7d) that
+// the page's refresh keeps, and a span links to the view at its start. Its
+// one script, /static/page.js, adds what needs the pointer: a click on a
+// timeline opens the view at the time under it (see timeline.go for the
+// axis it reads).
 package web
 
 import (
