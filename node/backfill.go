@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/backfill"
 	"github.com/buddyrec/buddyrec/camera"
@@ -22,7 +24,7 @@ const backfillDir = ".backfill"
 // this server's cameras; Run starts it.
 func (n *Node) newBackfill() (*backfill.Runner, error) {
 	c := n.cfg
-	return backfill.New(backfill.Options{
+	r, err := backfill.New(backfill.Options{
 		Store:      n.store,
 		Home:       c.Name,
 		Cameras:    n.ownCameraIDs,
@@ -38,6 +40,37 @@ func (n *Node) newBackfill() (*backfill.Runner, error) {
 				Cameras: e.Cameras, Text: backfillText(e)})
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	n.metrics.Registry().MustRegister(backfillCollector{r})
+	return r, nil
+}
+
+var (
+	descBackfillPending  = prometheus.NewDesc("buddyrec_backfill_pending_bytes", "Bytes of this server's footage a peer holds that are still to be copied back.", []string{"camera", "peer"}, nil)
+	descBackfillCopied   = prometheus.NewDesc("buddyrec_backfill_copied_bytes_total", "Bytes copied back from peers since the server started.", nil, nil)
+	descBackfillSegments = prometheus.NewDesc("buddyrec_backfill_copied_segments_total", "Segments copied back from peers since the server started.", nil, nil)
+	descBackfillRefused  = prometheus.NewDesc("buddyrec_backfill_refused_total", "Copies that failed verification (size or SHA-256) and were discarded.", nil, nil)
+)
+
+// backfillCollector exports the runner's status at scrape time.
+type backfillCollector struct{ r *backfill.Runner }
+
+func (c backfillCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBackfillPending, descBackfillCopied, descBackfillSegments, descBackfillRefused} {
+		ch <- d
+	}
+}
+
+func (c backfillCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.r.Status()
+	for _, cam := range st.Cameras {
+		ch <- prometheus.MustNewConstMetric(descBackfillPending, prometheus.GaugeValue, float64(cam.PendingBytes), cam.Camera, cam.Peer)
+	}
+	ch <- prometheus.MustNewConstMetric(descBackfillCopied, prometheus.CounterValue, float64(st.CopiedBytes))
+	ch <- prometheus.MustNewConstMetric(descBackfillSegments, prometheus.CounterValue, float64(st.CopiedSegments))
+	ch <- prometheus.MustNewConstMetric(descBackfillRefused, prometheus.CounterValue, float64(st.Refused))
 }
 
 // backfillText says what an episode copied, for the event log.
