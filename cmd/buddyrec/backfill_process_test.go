@@ -69,14 +69,6 @@ func downloadExport(t *testing.T, srv *site.Server, cam string, from, to time.Ti
 	return gaps, p
 }
 
-func gapTotal(gaps []api.Gap) time.Duration {
-	var d time.Duration
-	for _, g := range gaps {
-		d += g.End.Sub(g.Start)
-	}
-	return d
-}
-
 // backfillDone is a condition: srv has nothing left to copy and has raised
 // backfill.completed for every camera in cams.
 func backfillDone(srv *site.Server, cams ...string) func() string {
