@@ -35,6 +35,7 @@ func benchmarks() []benchmark {
 		{"failover", benchFailover},
 		{"planner", benchPlanner},
 		{"live", benchLive},
+		{"backfill", benchBackfill},
 	}
 }
 
