@@ -74,6 +74,9 @@ type Cameras struct {
 	// this server is not the camera's recorder until it takes it over (a
 	// mirror writes its own copy meanwhile).
 	Standby []CameraInfo `json:"standby,omitempty"`
+	// Backfill lists, per own camera and peer, footage this server is
+	// copying back from peers (see GET /api/v1/backfill).
+	Backfill []BackfillCamera `json:"backfill,omitempty"`
 }
 
 // Span is contiguous footage in GET /api/v1/recordings.

@@ -104,6 +104,9 @@ type Storage struct {
 	// MinFree is either a fraction of the disk (MinFreeFraction) or bytes.
 	MinFreeFraction float64
 	MinFreeBytes    int64
+	// BackfillMbps limits copying back what peers recorded of this
+	// server's cameras (archive consolidation); 0 is unlimited.
+	BackfillMbps float64
 }
 
 // Recorder configures how cameras are recorded: in worker processes of

@@ -30,9 +30,13 @@ const (
 	DefaultPart          = time.Second
 	DefaultRetention     = 30 * 24 * time.Hour
 	DefaultMinFree       = 0.05
-	DefaultEventsKeep    = 10 * 24 * time.Hour
-	DefaultViewers       = 16
-	DefaultCameraMbps    = 4.0
+	// DefaultBackfillMbps leaves a gigabit link and a recording disk
+	// most of their capacity while a day's outage of a few cameras is
+	// copied back within minutes.
+	DefaultBackfillMbps = 200.0
+	DefaultEventsKeep   = 10 * 24 * time.Hour
+	DefaultViewers      = 16
+	DefaultCameraMbps   = 4.0
 )
 
 // AspectKinds are the aspect kinds a config may name.
@@ -597,6 +601,7 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 	if c.Storage.Part < 100*time.Millisecond || c.Storage.Part > c.Storage.Segment {
 		d.errorf("storage.part", "must be between 100ms and the segment length")
 	}
+	c.Storage.BackfillMbps = d.number(m, p, "backfill_mbps", DefaultBackfillMbps)
 	c.Storage.MinFreeFraction = DefaultMinFree
 	if v, ok := m["min_free"]; ok {
 		s, ok := v.(string)

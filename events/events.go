@@ -89,6 +89,10 @@ const (
 	// TypeStandbyAvailable: the standby session works again, or is no
 	// longer held; it resolves standby.unavailable.
 	TypeStandbyAvailable Type = "standby.available"
+	// TypeBackfillCompleted: this server copied back everything one peer
+	// held of its cameras that it lacked (archive consolidation); one per
+	// peer and episode.
+	TypeBackfillCompleted Type = "backfill.completed"
 	// TypeConfigReloaded: a reload applied the config file (info); it
 	// resolves the last config.reload_failed.
 	TypeConfigReloaded Type = "config.reloaded"

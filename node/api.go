@@ -26,6 +26,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
 	mux.HandleFunc("GET /api/v1/workers", n.serveWorkers)
+	mux.HandleFunc("GET /api/v1/backfill", n.serveBackfill)
 	// Operations a browser could be tricked into: refused cross-origin.
 	csrf := http.NewCrossOriginProtection()
 	mux.Handle("POST /api/v1/drain", csrf.Handler(n.serveDrain(true)))
@@ -126,7 +127,7 @@ func (n *Node) Cameras() api.Cameras {
 	}
 	load := n.currentLoad()
 	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage(),
-		Standby: standbyInfo(self, statuses, critical)}
+		Standby: standbyInfo(self, statuses, critical), Backfill: n.backfill.Status().Cameras}
 }
 
 // serveRecordings answers GET /api/v1/recordings for the whole site: the

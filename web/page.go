@@ -109,6 +109,9 @@ type cameraRow struct {
 	// Unreachable says where the footage is that no live server holds,
 	// e.g. "before 08:25:40 on rec-a, unreachable".
 	Unreachable []string
+	// Backfill says what the home is copying back from peers, e.g.
+	// "rec-a/cam1: 10 min at rec-b, copying 40 %".
+	Backfill []string
 }
 
 type legendItem struct{ Name, Color string }
@@ -219,6 +222,15 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			for _, u := range us {
 				rows[id].Unreachable = append(rows[id].Unreachable, unreachableText(u, now))
 			}
+		}
+	}
+	// Backfill, as each home reports it in its cameras answer.
+	for _, c := range own {
+		for _, b := range c.Backfill {
+			if rows[b.Camera] == nil {
+				rows[b.Camera] = &cameraRow{ID: b.Camera, Home: camera.HomeOf(b.Camera), State: "not recorded", Class: "st-none"}
+			}
+			rows[b.Camera].Backfill = append(rows[b.Camera].Backfill, b.Text)
 		}
 	}
 	ids := make([]string, 0, len(rows))

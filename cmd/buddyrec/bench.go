@@ -36,6 +36,7 @@ func benchmarks() []benchmark {
 		{"failover", benchFailover},
 		{"planner", benchPlanner},
 		{"live", benchLive},
+		{"backfill", benchBackfill},
 	}
 }
 
