@@ -1,0 +1,35 @@
+// Package worker records cameras in supervised worker processes of the
+// same binary, so that one camera's fatal crash, deadlock or runaway
+// memory costs that camera's worker and not the server.
+//
+// # Processes
+//
+// The server (`buddyrec run`, the supervisor) runs a Pool; each worker is
+// `buddyrec worker -config F -id N -socket data_dir/workers/wN.sock`,
+// started in its own session (setsid) with its output going to wN.log, so
+// that it outlives a kill -9 of the supervisor and never gets SIGPIPE. A
+// worker pulls RTSP, writes and fdatasyncs segment files (a storage.Store
+// opened with Options.Commit) and serves the supervisor over its socket
+// (see Serve): /hello, /status (the heartbeat), PUT /cameras, /index (its
+// index updates, a long poll), the relay frame stream for live viewers,
+// POST /cut and POST /stop.
+//
+// # Invariants
+//
+//   - The supervisor is the only writer of index.db. A worker's index
+//     updates describe data it already made durable; they wait in its
+//     Queue until the supervisor applies them, and asking for the updates
+//     after sequence n acknowledges everything up to n.
+//   - The files are the truth. When a worker dies, the supervisor indexes
+//     what its files hold (storage.Store.RecoverCameras) before another
+//     worker writes those cameras; a supervisor that restarts leaves the
+//     cameras of live workers out of its start-up recovery and takes the
+//     workers over.
+//   - Make before break: a worker replaced while it works (over
+//     worker_memory, another binary) records until its replacement does.
+//   - A worker's failure costs only its cameras: nothing in the Pool waits
+//     on one worker while serving another, and a viewer's stream is a
+//     bounded queue that loses frames rather than holding a worker up.
+//   - A worker that hears from no supervisor for the orphan timeout (10
+//     min) stops, so a server taken out of service does not record on.
+package worker
