@@ -356,10 +356,23 @@ func (h *handler) plan(ctx context.Context, rq rangeQuery) (Plan, []planned, err
 			break
 		}
 		// Cut the pieces before at this one's start keyframe: from there
-		// on this piece has the footage, and a moment is played once.
-		for len(res) > 0 && pl.startWall.Before(res[len(res)-1].to) {
+		// on this piece has the footage, and a moment is played once. Two
+		// recorders stamp the same frame with their own arrival times, a
+		// few milliseconds apart: the earlier piece ends half a frame
+		// before the keyframe, so its copy of the keyframe's own picture
+		// is not played as well (an H.265 decoder rejects the repeated
+		// picture order count).
+		cut := pl.startWall
+		if len(res) > 0 && cut.Before(res[len(res)-1].to) {
+			half := info.frame
+			if half <= 0 {
+				half = defaultFrame
+			}
+			cut = cut.Add(-half / 2)
+		}
+		for len(res) > 0 && cut.Before(res[len(res)-1].to) {
 			prev := &res[len(res)-1]
-			prev.to = pl.startWall
+			prev.to = cut
 			if prev.to.After(prev.startWall) {
 				break
 			}
