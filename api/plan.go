@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/buddyrec/buddyrec/camera"
 )
 
 // PlanPreview is the body of GET /api/v1/plan?fail=rec-a[,rec-b]: where
@@ -39,14 +41,13 @@ type IfFails struct {
 // IfFails counts where the cameras of server go in the preview.
 func (p PlanPreview) IfFails(server string) IfFails {
 	f := IfFails{Server: server, To: map[string]int{}}
-	home := func(id string) string { h, _, _ := strings.Cut(id, "/"); return h }
 	for _, c := range p.Cameras {
-		if home(c.ID) == server {
+		if camera.HomeOf(c.ID) == server {
 			f.To[c.Server]++
 		}
 	}
 	for _, id := range p.Unplaced {
-		if home(id) == server {
+		if camera.HomeOf(id) == server {
 			f.Unplaced++
 		}
 	}

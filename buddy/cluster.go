@@ -46,13 +46,12 @@ type Record struct {
 }
 
 // Member is one server of the site as this node sees it. Servers that are
-// gone (dead or left) stay listed with their last known address and meta,
-// so callers see the whole site.
+// gone (dead or left) stay listed with their last known address, so
+// callers see the whole site.
 type Member struct {
 	Name  string
 	Addr  string // gossip "ip:port"; last known when not alive
 	State State
-	Meta  Meta // last known
 	// Since is when this node saw the state begin; zero when the state was
 	// only learnt from persisted or replicated data.
 	Since time.Time
@@ -68,7 +67,7 @@ type View struct {
 // member is the mutable per-server state behind Member.
 type member struct {
 	addr  string
-	meta  Meta
+	meta  nodeMeta
 	raw   []byte // meta as gossiped
 	state State
 	since time.Time
@@ -119,7 +118,6 @@ type Cluster struct {
 
 	changed    chan struct{}
 	kickSave   chan struct{}
-	kickMeta   chan struct{}
 	kickRejoin chan struct{}
 	done       chan struct{}
 	wg         sync.WaitGroup
@@ -163,7 +161,6 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		dirty:      newSnapshot(),
 		changed:    make(chan struct{}, 1),
 		kickSave:   make(chan struct{}, 1),
-		kickMeta:   make(chan struct{}, 1),
 		kickRejoin: make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
@@ -172,7 +169,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			c.buddies[b] = true
 		}
 	}
-	if c.meta, err = encodeMeta(Meta{NodeKey: base64.StdEncoding.EncodeToString(c.pub)}); err != nil {
+	if c.meta, err = encodeMeta(nodeMeta{NodeKey: base64.StdEncoding.EncodeToString(c.pub)}); err != nil {
 		return nil, err
 	}
 	if o.StateDir != "" {
@@ -244,7 +241,6 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 
 	c.goBackground(c.saveLoop)
-	c.goBackground(c.metaLoop)
 	c.goBackground(c.rejoinLoop)
 	c.goBackground(c.secretsLoop)
 	c.goBackground(c.pruneLoop)
@@ -429,32 +425,6 @@ func (c *Cluster) Name() string { return c.o.Name }
 // Addr returns the gossip address peers use to reach this server.
 func (c *Cluster) Addr() string { return c.localAddr() }
 
-// SetMeta sets the summary gossiped with heartbeats. It fails when the
-// encoded meta exceeds 512 bytes; the update reaches peers asynchronously.
-func (c *Cluster) SetMeta(m Meta) error {
-	m.NodeKey = base64.StdEncoding.EncodeToString(c.pub)
-	b, err := encodeMeta(m)
-	if err != nil {
-		return fmt.Errorf("buddy: set meta: %w", err)
-	}
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return errors.New("buddy: set meta: cluster closed")
-	}
-	same := bytes.Equal(b, c.meta)
-	c.meta = b
-	if self, ok := c.members[c.o.Name]; ok {
-		self.meta, self.raw = m, b
-	}
-	c.mu.Unlock()
-	if !same {
-		kick(c.kickMeta)
-		c.notify()
-	}
-	return nil
-}
-
 // SetRecord replaces this server's record and replicates it to every
 // member. r.Server must be empty or this server's name; r.Version is
 // ignored: buddy assigns a version above any this server used before,
@@ -633,7 +603,7 @@ func (c *Cluster) Members() []Member {
 func (c *Cluster) membersLocked() []Member {
 	out := make([]Member, 0, len(c.members))
 	for name, m := range c.members {
-		out = append(out, Member{Name: name, Addr: m.addr, State: m.state, Meta: m.meta, Since: m.since})
+		out = append(out, Member{Name: name, Addr: m.addr, State: m.state, Since: m.since})
 	}
 	for name, e := range c.records {
 		if _, ok := c.members[name]; ok {

@@ -31,9 +31,6 @@ func TestReplicationAndSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := a.SetMeta(Meta{Role: "recorder", HTTP: "127.0.0.1:8080", Capacity: 64}); err != nil {
-		t.Fatal(err)
-	}
 	if err := a.SetSecrets([]byte("rtsp://user:pw@cam/1")); err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +38,6 @@ func TestReplicationAndSecrets(t *testing.T) {
 		for owner, body := range bodies {
 			waitFor(t, 5*time.Second, viewer.Name()+" has record of "+owner.Name(), func() bool { return hasRecord(viewer, owner.Name(), body) })
 		}
-		waitFor(t, 5*time.Second, viewer.Name()+" sees a's meta", func() bool {
-			m, _ := findMember(viewer, "a")
-			return m.Meta.HTTP == "127.0.0.1:8080" && m.Meta.Capacity == 64
-		})
 	}
 
 	waitFor(t, 5*time.Second, "b receives a's secrets", func() bool {
@@ -268,20 +261,6 @@ func TestContextCancelCloses(t *testing.T) {
 	waitFor(t, 5*time.Second, "b alive", allState([]*Cluster{a}, "b", StateAlive))
 	cancel()
 	waitFor(t, 5*time.Second, "b left after cancel", allState([]*Cluster{a}, "b", StateLeft))
-}
-
-func TestSetMetaTooLarge(t *testing.T) {
-	sink := newLogSink(t)
-	a := startNode(t, testOpts(t, sink, "a"))
-	if err := a.SetMeta(Meta{ConfigHash: strings.Repeat("h", 600)}); err == nil {
-		t.Fatal("oversized meta accepted")
-	}
-	if err := a.SetMeta(Meta{Role: "recorder"}); err != nil {
-		t.Fatal(err)
-	}
-	if m, _ := findMember(a, "a"); m.Meta.Role != "recorder" {
-		t.Fatalf("self meta %+v", m.Meta)
-	}
 }
 
 func TestMalformedPeerInput(t *testing.T) {

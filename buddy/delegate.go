@@ -27,7 +27,7 @@ var (
 	_ memberlist.PingDelegate     = (*mlDelegate)(nil)
 )
 
-// NodeMeta returns our encoded Meta (≤ 512 bytes, checked by SetMeta).
+// NodeMeta returns our encoded nodeMeta (≤ 512 bytes, checked by Start).
 func (d *mlDelegate) NodeMeta(limit int) []byte {
 	c := d.c
 	c.mu.Lock()
@@ -298,7 +298,7 @@ func (c *Cluster) setMetaLocked(m *member, raw []byte) {
 	meta, err := decodeMeta(raw)
 	if err != nil {
 		c.log.Warn("ignored undecodable meta from a peer", "err", err)
-		meta = Meta{}
+		meta = nodeMeta{}
 	}
 	m.meta = meta
 }
@@ -521,21 +521,6 @@ func (c *Cluster) flush() error {
 		return nil
 	}
 	return c.st.save(snap)
-}
-
-// metaLoop re-advertises our node after SetMeta. UpdateNode waits for the
-// broadcast, so it runs here rather than in SetMeta.
-func (c *Cluster) metaLoop() {
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.kickMeta:
-			if err := c.ml.UpdateNode(c.t.tcpTimeout); err != nil {
-				c.log.Debug("advertise meta", "err", err)
-			}
-		}
-	}
 }
 
 // secretsLoop re-sends secrets periodically so that a buddy that missed an

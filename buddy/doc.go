@@ -49,7 +49,7 @@
 // A refused entry raises AlarmForgedRecord (another key) or
 // AlarmBadRecord, naming the server and the member whose key signed it:
 // the author, found by the key every member advertises in its meta
-// (Meta.NodeKey) and by the pins, not the last hop, since gossip is
+// (its node key) and by the pins, not the last hop, since gossip is
 // relayed. Our own record is accepted from a peer (to keep our versions
 // above what peers remember) only when signed by our key. A server's
 // own versions start at max(persisted + 1, wall-clock nanoseconds), so
@@ -172,7 +172,7 @@
 // raised by other nodes are invisible), until the peer answers a probe,
 // updates its meta, or is declared dead. Servers known only from records
 // or from cluster.db are listed as dead or left with their last known
-// address and meta.
+// address.
 //
 // # Rejoining
 //

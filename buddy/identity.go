@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/buddyrec/buddyrec/internal/atomicfile"
 )
 
 // NodeKeyFile is the name of a server's signing key inside its state
@@ -55,26 +57,10 @@ func LoadOrCreateNodeKey(dir string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node key: encode: %w", err)
 	}
-	// Written beside and renamed, so that a crash never leaves half a key
-	// (which would make the next start refuse to run).
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
+	// Crash-safe, so that a crash never leaves half a key (which would
+	// make the next start refuse to run).
+	if err := atomicfile.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
-	}
-	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return nil, fmt.Errorf("node key: write %s: %w", p, err)
 	}
 	return k, nil
 }

@@ -104,24 +104,17 @@ type Options struct {
 	OnAlarm func(Alarm)
 }
 
-// Meta is the small summary every server gossips with its heartbeats.
-// Encoded it must fit memberlist's 512-byte meta limit.
-type Meta struct {
-	Role         string  `json:"r,omitempty"` // e.g. "recorder"
-	Load         int     `json:"l,omitempty"` // cameras recorded now (own + adopted)
-	Capacity     int     `json:"c,omitempty"` // cameras this server may record
-	LoadMbps     float64 `json:"lb,omitempty"`
-	CapacityMbps float64 `json:"cb,omitempty"`
-	HTTP         string  `json:"h,omitempty"` // status page / API address
-	RTSP         string  `json:"s,omitempty"` // live re-stream address
-	ConfigHash   string  `json:"k,omitempty"` // lets the status page flag drift
-	// NodeKey is the server's public signing key (base64), set by buddy:
-	// it tells a restart of the same server (same key) from another
-	// server claiming its name, and names the author of a forged record.
-	NodeKey string `json:"pk,omitempty"`
+// nodeMeta is what every server gossips with its heartbeats: its public
+// signing key, which tells a restart of the same server (same key) from
+// another server claiming its name, and names the author of a forged
+// record. What else a server says of itself (addresses, load, capacity)
+// travels in its record. Encoded it must fit memberlist's 512-byte meta
+// limit.
+type nodeMeta struct {
+	NodeKey string `json:"pk,omitempty"` // base64
 }
 
-func encodeMeta(m Meta) ([]byte, error) {
+func encodeMeta(m nodeMeta) ([]byte, error) {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode meta: %w", err)
@@ -132,13 +125,13 @@ func encodeMeta(m Meta) ([]byte, error) {
 	return b, nil
 }
 
-func decodeMeta(b []byte) (Meta, error) {
-	var m Meta
+func decodeMeta(b []byte) (nodeMeta, error) {
+	var m nodeMeta
 	if len(b) == 0 {
 		return m, nil
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("decode meta: %w", err)
+		return nodeMeta{}, fmt.Errorf("decode meta: %w", err)
 	}
 	return m, nil
 }

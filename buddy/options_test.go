@@ -79,8 +79,7 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 func TestMetaLimit(t *testing.T) {
-	full := Meta{Role: "recorder", Load: 64, Capacity: 64, LoadMbps: 399.5, CapacityMbps: 400,
-		HTTP: "[fd00:1234:5678::1]:8080", RTSP: "[fd00:1234:5678::1]:8554", ConfigHash: strings.Repeat("f", 64)}
+	full := nodeMeta{NodeKey: strings.Repeat("A", 43) + "="} // base64 of a 32-byte key
 	b, err := encodeMeta(full)
 	if err != nil {
 		t.Fatalf("realistic meta rejected: %v", err)

@@ -33,7 +33,7 @@ var needsRestart = map[string]bool{
 	"cluster.join": true, "cluster.key_file": true, "cluster.insecure": true, "cluster.keepalive": true,
 	"cluster.failover_after": true, "cluster.forget_after": true,
 	"cluster.failback": false, "cluster.failback_after": false, "cluster.drain_timeout": false,
-	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": true,
+	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": false,
 	"failover.buddies": false, "failover.cameras": false,
 	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true,
 	"events.retention": true,

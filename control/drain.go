@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/buddyrec/buddyrec/camera"
 )
 
 // DrainStatus is where a server's maintenance stands, for the API, the
@@ -64,7 +66,7 @@ func (r *raiser) maintenance() {
 		// server records here and no other server still runs it.
 		done := true
 		for _, c := range r.in.Config.Self.Cameras {
-			id := self + "/" + c.Name
+			id := camera.New(self, c.Name).String()
 			if st.Plan.Owner[id] != self {
 				continue
 			}

@@ -89,6 +89,28 @@ const (
 	// TypeConfigReloadFailed: a reload was refused and the running config
 	// stays in force; the text lists the problems.
 	TypeConfigReloadFailed Type = "config.reload_failed"
+
+	// What peers say in gossip, and their clocks.
+
+	// TypeGossipForgedRecord: a record or secrets signed by another key
+	// than the one pinned for their server (a member speaking for
+	// another, or a replaced server: `buddyrec forget`).
+	TypeGossipForgedRecord Type = "gossip.forged_record"
+	// TypeGossipBadRecord: a record refused for what it says (unsigned,
+	// version out of range, a body naming another server).
+	TypeGossipBadRecord Type = "gossip.bad_record"
+	// TypeGossipPinForgotten: the node key pinned for a server was
+	// cleared (`buddyrec forget`), so a replaced server is taken again.
+	TypeGossipPinForgotten Type = "gossip.pin_forgotten"
+	// TypeServerNameConflict: another server uses this server's name.
+	TypeServerNameConflict Type = "server.name_conflict"
+	// TypeServerForgotten: a server gone longer than forget_after was
+	// forgotten.
+	TypeServerForgotten Type = "server.forgotten"
+	// TypeClockSkew: a peer's clock is off from this server's; TypeClockOK
+	// clears it.
+	TypeClockSkew Type = "clock.skew"
+	TypeClockOK   Type = "clock.ok"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.
@@ -546,7 +568,6 @@ func (l *Log) Append(e Event) (Event, error) {
 	return e, nil
 }
 
-// resolve marks the unresolved alarms of cond resolved by e.
 // applyConditions files the event written at key under its alarm
 // condition and resolves the open alarms it clears.
 func applyConditions(tx *bolt.Tx, b *bolt.Bucket, key []byte, e Event) error {
@@ -562,6 +583,7 @@ func applyConditions(tx *bolt.Tx, b *bolt.Bucket, key []byte, e Event) error {
 	return nil
 }
 
+// resolve marks the unresolved alarms of cond resolved by e.
 func resolve(b, open *bolt.Bucket, cond string, e Event) error {
 	raw := open.Get([]byte(cond))
 	if raw == nil {

@@ -125,12 +125,9 @@ func (l *Log) serveAck(w http.ResponseWriter, r *http.Request, o HandlerOptions)
 	writeJSON(w, http.StatusOK, e)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

@@ -23,10 +23,11 @@
 //   - Decode times of each track only grow, and no moment is played twice:
 //     when two pieces overlap (make-before-break, a partition) the later
 //     piece starts at its last keyframe at or before the earlier one's end
-//     and the earlier piece is cut half a frame before that keyframe (two
-//     recorders stamp the same picture a few milliseconds apart, and its
-//     copy must not be played twice). Every piece starts at a keyframe, so
-//     a join never needs a picture from another recorder.
+//     and the earlier piece is cut right before its own copy of that
+//     keyframe (its keyframe within joinWindow of it: two recorders date
+//     the same frame a few milliseconds apart), so the keyframe is played
+//     once and no frame before it is lost. Every piece starts at a
+//     keyframe, so a join never needs a picture from another recorder.
 //   - The file says when it was recorded: mvhd, tkhd and mdhd creation times
 //     are the first frame's wall clock (seconds), and every moof is preceded
 //     by a prft box giving the NTP time at which its first sample of the

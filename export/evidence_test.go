@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -35,17 +36,17 @@ func (c *clip) session(from, to, skew time.Duration, dtsOrigin time.Duration) []
 
 // failoverSite records, for camera rec-a/lobby, what a failover and a
 // failback leave on two servers: the home records [0, 3s), dies; its buddy
-// (clock 12 ms ahead, its own RTSP session) records from its first
+// (its clock skew off, its own RTSP session) records from its first
 // keyframe after 4.3 s; at failback the home records again from its first
 // keyframe after 7.4 s while the buddy goes on until 8.6 s (make before
 // break: 0.6 s recorded twice); the home goes on to 14 s. It returns the
 // home's export handler's URL.
-func failoverSite(t *testing.T, c *clip) string {
+func failoverSite(t *testing.T, c *clip, skew time.Duration) string {
 	t.Helper()
 	home := openStore(t, "rec-a", 500*time.Millisecond)
 	buddy := openStore(t, "rec-b", 500*time.Millisecond)
 	record(t, home, c.tracks, c.session(0, 3*time.Second, 0, 0))
-	record(t, buddy, c.tracks, c.session(4300*time.Millisecond, 8600*time.Millisecond, 12*time.Millisecond, 1000*time.Second))
+	record(t, buddy, c.tracks, c.session(4300*time.Millisecond, 8600*time.Millisecond, skew, 1000*time.Second))
 	record(t, home, c.tracks, c.session(7400*time.Millisecond, 14*time.Second, 0, 2000*time.Second))
 	buddySrv := serve(t, NewHandler(Options{Store: buddy, Self: "rec-b"}))
 	homeSrv := serve(t, NewHandler(Options{Store: home, Self: "rec-a",
@@ -70,12 +71,18 @@ func ffmpegErrors(t *testing.T, path string) string {
 // single error, its duration is the wall-clock range (the 2 s failover
 // hole stays in the timeline), the hole is reported, the overlap of the
 // failback is played once, and the file maps to real time (mvhd creation
-// time, one prft per fragment).
+// time, one prft per fragment). The buddy's clock is ahead or behind the
+// home's: either way the join at failback plays the keyframe once (with
+// H.265's open GOPs a keyframe played twice is a duplicate POC).
 func TestExportEvidenceAcrossFailoverAndFailback(t *testing.T) {
-	for _, name := range []string{"h264-aac.ts", "h265.ts"} {
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		skew time.Duration
+	}{{"h264-aac.ts", 12 * time.Millisecond}, {"h264-aac.ts", -12 * time.Millisecond}, {"h265.ts", 12 * time.Millisecond}, {"h265.ts", -12 * time.Millisecond}} {
+		name := tc.name
+		t.Run(fmt.Sprintf("%s/skew%v", name, tc.skew), func(t *testing.T) {
 			c := loadClip(t, name, 2)
-			base := failoverSite(t, c)
+			base := failoverSite(t, c, tc.skew)
 			from, to := testEpoch.Add(500*time.Millisecond), testEpoch.Add(13500*time.Millisecond)
 			path, gaps := download(t, exportURL(base, RouteExport, from, to))
 

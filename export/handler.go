@@ -356,23 +356,10 @@ func (h *handler) plan(ctx context.Context, rq rangeQuery) (Plan, []planned, err
 			break
 		}
 		// Cut the pieces before at this one's start keyframe: from there
-		// on this piece has the footage, and a moment is played once. Two
-		// recorders stamp the same frame with their own arrival times, a
-		// few milliseconds apart: the earlier piece ends half a frame
-		// before the keyframe, so its copy of the keyframe's own picture
-		// is not played as well (an H.265 decoder rejects the repeated
-		// picture order count).
-		cut := pl.startWall
-		if len(res) > 0 && cut.Before(res[len(res)-1].to) {
-			half := info.frame
-			if half <= 0 {
-				half = defaultFrame
-			}
-			cut = cut.Add(-half / 2)
-		}
-		for len(res) > 0 && cut.Before(res[len(res)-1].to) {
+		// on this piece has the footage, and a moment is played once.
+		for len(res) > 0 && pl.startWall.Before(res[len(res)-1].to) {
 			prev := &res[len(res)-1]
-			prev.to = cut
+			prev.to = h.ownCopyOf(ctx, prev, pl.startWall)
 			if prev.to.After(prev.startWall) {
 				break
 			}
@@ -414,6 +401,37 @@ func (h *handler) findStart(ctx context.Context, p *planned) error {
 	p.startOff, p.startDTS = off, dts
 	p.startWall = p.seg.Start.Add(ticksToDuration(int64(dts), int64(drive.TimeScale)))
 	return nil
+}
+
+// joinWindow bounds how far apart two recorders' wall clocks may place the
+// same keyframe: each dates a segment by the arrival of its first keyframe
+// and the rest by media time, so copies of one frame differ by network
+// jitter and clock drift (milliseconds), far less than a GOP.
+const joinWindow = 200 * time.Millisecond
+
+// ownCopyOf is where prev must end so that the next piece, starting at the
+// keyframe it dates at, plays from exactly that frame: prev's own copy of
+// the keyframe (its keyframe nearest at within joinWindow), so prev stops
+// right before it. Cutting at the next piece's wall clock instead could
+// play the keyframe twice or drop the frames before it, whenever the two
+// recorders' clocks differ by a millisecond; with H.265's open GOPs a
+// frame played twice is a duplicate picture order count that decoders
+// reject. Without such a keyframe (prev is a different stream), at.
+func (h *handler) ownCopyOf(ctx context.Context, prev *planned, at time.Time) time.Time {
+	if !at.After(prev.startWall) {
+		return at
+	}
+	src, err := h.openSource(ctx, &prev.candidate)
+	if err != nil {
+		return at
+	}
+	defer src.Close()
+	drive := driveTrack(prev.init)
+	k, ok, err := nearestKeyframe(src, prev.startOff, prev.limit(), uint32(drive.ID), int64(drive.TimeScale), prev.seg.Start, at, joinWindow)
+	if err != nil || !ok || !k.After(prev.startWall) {
+		return at
+	}
+	return k
 }
 
 var errParamsChanged = errors.New("codec parameters differ from the first piece")
@@ -552,15 +570,9 @@ func fileName(rq rangeQuery) string {
 	return fmt.Sprintf("%s_%s.mp4", cam, rq.from.UTC().Format("20060102T150405Z"))
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v) //nolint:errcheck // the client went away
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

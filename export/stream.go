@@ -90,6 +90,40 @@ func lastKeyframeBefore(src io.ReaderAt, off, limit int64, id uint32, ts int64, 
 	return bestOff, bestDTS, nil
 }
 
+// nearestKeyframe scans the fragment headers of a segment (starting at
+// wall clock segStart) from off for the keyframe of track id whose wall
+// clock is nearest at, within window; ok is false when there is none.
+func nearestKeyframe(src io.ReaderAt, off, limit int64, id uint32, ts int64, segStart, at time.Time, window time.Duration) (best time.Time, ok bool, err error) {
+	var f fragment
+	dist := window + 1
+	for pos := off; ; {
+		next, err := readFragment(src, pos, limit, &f, true)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		t := f.track(id)
+		if t != nil && len(t.samples) > 0 {
+			if segStart.Add(ticksToDuration(int64(t.samples[0].dts), ts)).After(at.Add(window)) {
+				break // this and later fragments start after the window
+			}
+			for _, smp := range t.samples {
+				if smp.nonSync {
+					continue
+				}
+				w := segStart.Add(ticksToDuration(int64(smp.dts), ts))
+				if d := w.Sub(at).Abs(); d <= window && d < dist {
+					best, dist, ok = w, d, true
+				}
+			}
+		}
+		pos = next
+	}
+	return best, ok, nil
+}
+
 // streamPiece writes the fragments of p whose samples fall in
 // [start keyframe, min(p.to, to)).
 func (h *handler) streamPiece(ctx context.Context, s *streamer, p *planned, to time.Time) error {

@@ -51,6 +51,10 @@ type Options struct {
 	// MaxViewers bounds concurrent viewers over all cameras; beyond it
 	// DESCRIBE and SETUP answer 453 Not Enough Bandwidth. 0 is unlimited.
 	MaxViewers int
+	// ViewerLimit, when set, is read at each new viewer instead of
+	// MaxViewers, so the bound can change while the server runs (a config
+	// reload); viewers already watching are not cut.
+	ViewerLimit func() int
 	// OtherViewers counts viewers of other kinds (browser views) that share
 	// MaxViewers; nil counts none.
 	OtherViewers func() int
@@ -255,7 +259,11 @@ func (s *Server) fullLocked() bool {
 	if s.o.OtherViewers != nil {
 		n += s.o.OtherViewers()
 	}
-	return s.o.MaxViewers > 0 && n >= s.o.MaxViewers
+	limit := s.o.MaxViewers
+	if s.o.ViewerLimit != nil {
+		limit = s.o.ViewerLimit()
+	}
+	return limit > 0 && n >= limit
 }
 
 var errNotEnoughBandwidth = errors.New("viewer limit reached")

@@ -77,11 +77,7 @@ type rig struct {
 
 func startRig(t *testing.T, o Options) *rig {
 	t.Helper()
-	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../testdata"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cams.Close)
+	cams := testutil.Cameras(t, camsim.Options{Cameras: 1})
 	sink := &countSink{}
 	rec := recorder.NewManager(recorder.ManagerOptions{Sink: sink})
 	t.Cleanup(rec.Close)

@@ -181,11 +181,7 @@ func (h *countHandler) count(msg string) int {
 // draining it), recording loses nothing, and the stalled viewer is
 // disconnected so it does not hold a viewer slot.
 func TestSlowViewerIsolated(t *testing.T) {
-	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../testdata"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cams.Close)
+	cams := testutil.Cameras(t, camsim.Options{Cameras: 1})
 	sink := &countSink{}
 	rec := recorder.NewManager(recorder.ManagerOptions{Sink: sink})
 	src := &tapSource{rec: rec}

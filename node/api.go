@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
@@ -31,7 +30,7 @@ func (n *Node) Handler() http.Handler {
 	mux.Handle("POST /api/v1/undrain", csrf.Handler(n.serveDrain(false)))
 	mux.HandleFunc("GET /api/v1/drain", n.serveMaintenance)
 	mux.Handle("POST /api/v1/restart", csrf.Handler(http.HandlerFunc(n.serveRestart)))
-	mux.HandleFunc("POST /api/v1/reload", n.serveReload)
+	mux.Handle("POST /api/v1/reload", csrf.Handler(http.HandlerFunc(n.serveReload)))
 	exp := export.NewHandler(export.Options{
 		Store:      n.store,
 		Self:       n.cfg.Name,
@@ -93,7 +92,7 @@ func (n *Node) Cameras() api.Cameras {
 	critical := map[string]bool{}
 	for home, r := range records {
 		for _, c := range r.Cameras {
-			critical[home+"/"+c.Name] = c.Critical
+			critical[camera.New(home, c.Name).String()] = c.Critical
 		}
 	}
 	cams := []api.CameraInfo{}
@@ -183,7 +182,7 @@ func (n *Node) Unreachable() map[string][]api.Unreachable {
 			u.Before = &t
 		}
 		for _, c := range cv.records[home].Cameras {
-			id := home + "/" + c.Name
+			id := camera.New(home, c.Name).String()
 			out[id] = append(out[id], u)
 		}
 	}
@@ -257,19 +256,6 @@ func inventory(home string, rec recordBody, plan failover.Plan, unplaced map[str
 	return out
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
 // peers lists the other alive servers' HTTP addresses, for requests that
 // gather site-wide data (exports spanning a failover, the status page).
 func (n *Node) peers() []export.Peer {
@@ -283,3 +269,10 @@ func (n *Node) peers() []export.Peer {
 	}
 	return out
 }
+
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

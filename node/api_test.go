@@ -31,7 +31,7 @@ func TestAckRecordsAuthenticatedUser(t *testing.T) {
 	n, _ := startNode(t, "rec-a", fmt.Sprintf("[http]\nusers_file = %q\ntoken_file = %q\n", users, token))
 	ack := func(auth func(*http.Request), by string) events.Event {
 		t.Helper()
-		e, err := n.events.Append(events.Event{Type: "camera.offline", Severity: events.SeverityAlarm, Server: "rec-a", Text: "test alarm"})
+		e, err := n.events.Append(events.Event{Type: events.TypeCameraOffline, Severity: events.SeverityAlarm, Server: "rec-a", Text: "test alarm"})
 		if err != nil {
 			t.Fatal(err)
 		}

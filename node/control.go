@@ -5,14 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"runtime"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/recorder"
@@ -174,7 +176,7 @@ func (n *Node) gather(now time.Time) control.Inputs {
 			in.Records[name] = d.rules
 			n.gathered[name] = d.body
 			for cam := range n.homeSecrets(name) {
-				in.Credentials[name+"/"+cam] = true
+				in.Credentials[camera.New(name, cam).String()] = true
 			}
 		}
 	}
@@ -221,17 +223,6 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 		return
 	}
 	n.rec.Set(n.pipelineCameras(act.Cameras))
-	if n.cluster != nil {
-		meta := buddy.Meta{Role: "recorder", Load: len(act.Cameras), Capacity: n.config().Capacity.Cameras,
-			CapacityMbps: n.config().Capacity.BitrateMbps, HTTP: n.cfg.Listen.HTTP, RTSP: n.cfg.Listen.RTSP, ConfigHash: body.ConfigHash}
-		if meta != n.lastMeta {
-			if err := n.cluster.SetMeta(meta); err != nil {
-				n.log.Warn("publish heartbeat metadata", "err", err)
-			} else {
-				n.lastMeta = meta
-			}
-		}
-	}
 	for _, e := range act.Events {
 		switch e.Type {
 		case control.TypeFailoverStarted:
@@ -258,19 +249,22 @@ func (n *Node) pipelineCameras(ids []string) []recorder.Camera {
 	}
 	secrets := map[string]map[string]secretCamera{}
 	var out []recorder.Camera
-	for _, id := range ids {
-		home := homeOf(id)
-		if home == self {
-			if c, ok := own[id]; ok {
+	for _, raw := range ids {
+		id, err := camera.Parse(raw)
+		if err != nil {
+			continue
+		}
+		if id.Home == self {
+			if c, ok := own[raw]; ok {
 				out = append(out, c)
 			}
 			continue
 		}
-		if _, ok := secrets[home]; !ok {
-			secrets[home] = n.homeSecrets(home)
+		if _, ok := secrets[id.Home]; !ok {
+			secrets[id.Home] = n.homeSecrets(id.Home)
 		}
-		if sc, ok := secrets[home][nameOf(id)]; ok {
-			out = append(out, recorder.Camera{ID: id, Home: home, URL: sc.URL, Transport: sc.Transport})
+		if sc, ok := secrets[id.Home][id.Name]; ok {
+			out = append(out, recorder.Camera{ID: raw, Home: id.Home, URL: sc.URL, Transport: sc.Transport})
 		}
 	}
 	return out
@@ -396,12 +390,11 @@ func (n *Node) notify(nt webhook.Notice) {
 	}
 }
 
+// sortedKeys is m's keys in order; never nil, so that an empty one is a
+// JSON list, not null.
 func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
+	out := slices.AppendSeq(make([]string, 0, len(m)), maps.Keys(m))
+	slices.Sort(out)
 	return out
 }
 

@@ -80,11 +80,11 @@ func TestRecordLoadChangesSlowly(t *testing.T) {
 // serves the cameras, so it must say https when the server serves TLS.
 func TestTakeoverNoticeScheme(t *testing.T) {
 	n := newTestNode(t)
-	if got := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "http://"+n.cfg.Listen.HTTP {
+	if got := n.takeoverNotice(string(events.TypeFailoverCompleted), "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "http://"+n.cfg.Listen.HTTP {
 		t.Errorf("plain HTTP server: notice address %q", got)
 	}
 	n.cfg.HTTP.CertFile, n.cfg.HTTP.KeyFile = "cert.pem", "key.pem"
-	if got := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "https://"+n.cfg.Listen.HTTP {
+	if got := n.takeoverNotice(string(events.TypeFailoverCompleted), "rec-b", []string{"rec-b/door"}).Address.HTTP; got != "https://"+n.cfg.Listen.HTTP {
 		t.Errorf("TLS server: notice address %q, want https://%s", got, n.cfg.Listen.HTTP)
 	}
 }
@@ -118,7 +118,7 @@ func TestNoticeAddressReachable(t *testing.T) {
 	n.cfg.Listen.Gossip = "10.1.2.3:7946"
 	n.cfg.Listen.HTTP = "0.0.0.0:8080"
 	n.cfg.Listen.RTSP = ":8554"
-	nt := n.takeoverNotice("failover.completed", "rec-b", []string{"rec-b/door"})
+	nt := n.takeoverNotice(string(events.TypeFailoverCompleted), "rec-b", []string{"rec-b/door"})
 	if nt.Address.IP != "10.1.2.3" || nt.Address.HTTP != "http://10.1.2.3:8080" || nt.Address.RTSP != "rtsp://10.1.2.3:8554" ||
 		nt.Cameras[0].LiveURL != "rtsp://10.1.2.3:8554/rec-b/door" {
 		t.Errorf("notice addresses %+v %+v", nt.Address, nt.Cameras)

@@ -34,8 +34,8 @@
 //     file). After Close, a part starts nothing new: Set starts no
 //     pipeline, Subscribe returns a closed channel, Run returns at once.
 //
-// internal/testutil.CheckLifecycle holds each of these parts to this shape,
-// in the TestLifecycle of its package.
+// TestLifecycle (lifecycle_test.go) holds each of these parts to this
+// shape, one row of its table a part.
 //
 // Node.Run's end is the node's stop path, in this order: what serves
 // others stops first (HTTP, the live re-stream, the views), then the

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/camsim"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 func TestVMRSS(t *testing.T) {
@@ -29,11 +29,7 @@ func TestVMRSS(t *testing.T) {
 // (not a rounded step), its storage figures are buddyrec's own files, and
 // per camera the footage it holds is what its segment files take.
 func TestFiguresAreReal(t *testing.T) {
-	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../testdata"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cams.Close)
+	cams := testutil.Cameras(t, camsim.Options{Cameras: 1})
 	n, _ := startNode(t, "rec-a", fmt.Sprintf("[storage]\nsegment = \"2s\"\npart = \"500ms\"\n[[camera]]\nname = \"lobby\"\nurl = %q\n", cams.URL(1)))
 	waitFor(t, 10*time.Second, "recording", func() bool { return cameraStates(t, n)["rec-a/lobby"].State == "recording" })
 	time.Sleep(5 * time.Second)
@@ -56,7 +52,7 @@ func TestFiguresAreReal(t *testing.T) {
 	getJSON(t, n, "/api/v1/cameras", &cs)
 	var files int64
 	var first time.Time
-	err = filepath.WalkDir(filepath.Join(n.cfg.DataDir, "rec-a", "lobby"), func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(n.cfg.DataDir, "rec-a", "lobby"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".mp4") {
 			return err
 		}

@@ -11,25 +11,6 @@ import (
 	"github.com/buddyrec/buddyrec/events"
 )
 
-// Event types raised for what peers say in gossip and for their clocks.
-// They live here until events/ lists them beside the others.
-const (
-	// evForgedRecord: a record or secrets signed by another key
-	// than the one pinned for their server (a member speaking for
-	// another, or a replaced server: `buddyrec forget`).
-	evForgedRecord events.Type = "gossip.forged_record"
-	// evBadRecord: a record refused for what it says (unsigned, version
-	// out of range, a body naming another server).
-	evBadRecord events.Type = "gossip.bad_record"
-	// evNameConflict: another server uses this server's name.
-	evNameConflict events.Type = "server.name_conflict"
-	evClockSkew    events.Type = "clock.skew"
-	evClockOK      events.Type = "clock.ok"
-	// evForgotten: a server gone longer than forget_after was forgotten.
-	evForgotten    events.Type = "server.forgotten"
-	evPinForgotten events.Type = "gossip.pin_forgotten"
-)
-
 // checkRecordBody is buddy's CheckRecord: a record speaks for the server
 // it is filed under only. A body naming another server would let one
 // member rewrite what the site believes of another (its cameras,
@@ -50,18 +31,18 @@ func buddyEvent(server string, a buddy.Alarm) events.Event {
 	e := events.Event{Server: server, Severity: events.SeverityAlarm, Text: a.Detail}
 	switch a.Kind {
 	case buddy.AlarmForgedRecord:
-		e.Type = evForgedRecord
+		e.Type = events.TypeGossipForgedRecord
 	case buddy.AlarmBadRecord:
-		e.Type = evBadRecord
+		e.Type = events.TypeGossipBadRecord
 	case buddy.AlarmNameConflict:
-		e.Type = evNameConflict
+		e.Type = events.TypeServerNameConflict
 	case buddy.AlarmClockSkew:
-		e.Type = evClockSkew
+		e.Type = events.TypeClockSkew
 		if a.Cleared {
-			e.Type, e.Severity = evClockOK, events.SeverityInfo
+			e.Type, e.Severity = events.TypeClockOK, events.SeverityInfo
 		}
 	case buddy.AlarmForgotten:
-		e.Type, e.Severity = evForgotten, events.SeverityWarning
+		e.Type, e.Severity = events.TypeServerForgotten, events.SeverityWarning
 	default:
 		e.Type = events.Type("gossip." + string(a.Kind))
 	}
@@ -121,7 +102,7 @@ func (n *Node) serveForget(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err.Error())
 		return
 	}
-	n.appendEvent(events.Event{Server: n.cfg.Name, Type: evPinForgotten, Severity: events.SeverityWarning,
+	n.appendEvent(events.Event{Server: n.cfg.Name, Type: events.TypeGossipPinForgotten, Severity: events.SeverityWarning,
 		Text: fmt.Sprintf("node key pinned for %s forgotten (had pin: %v); its next record pins its key anew", req.Server, had)})
 	writeJSON(w, http.StatusOK, ForgetResult{Server: req.Server, HadPin: had})
 }

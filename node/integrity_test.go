@@ -43,7 +43,7 @@ func TestBuddyAlarmsBecomeEvents(t *testing.T) {
 	} {
 		n.buddyAlarm(a)
 	}
-	want := map[events.Type]string{evForgedRecord: "127.0.0.9:7946", evNameConflict: "127.0.0.8:7946", evClockSkew: "rec-c", evClockOK: "rec-c"}
+	want := map[events.Type]string{events.TypeGossipForgedRecord: "127.0.0.9:7946", events.TypeServerNameConflict: "127.0.0.8:7946", events.TypeClockSkew: "rec-c", events.TypeClockOK: "rec-c"}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs, _ := n.Events(50)

@@ -15,6 +15,7 @@ import (
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/failover"
 	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 // clusterPeer is one node of an in-process site over loopback, plain HTTP
@@ -81,11 +82,7 @@ func startClusterPeer(t *testing.T, name string, join []string, body string) *cl
 // cluster answer lists all six with the five nobody records, and the page
 // shows each of the five in red.
 func TestUnrecordedCamerasOfDeadServersListed(t *testing.T) {
-	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 6, ClipDir: "../testdata"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cams.Close)
+	cams := testutil.Cameras(t, camsim.Options{Cameras: 6})
 	camerasOf := func(first int) string {
 		var b strings.Builder
 		b.WriteString("[failover]\nbuddies = [\"rec-s\"]\n")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/internal/atomicfile"
 	"github.com/buddyrec/buddyrec/web"
 	"github.com/buddyrec/buddyrec/webhook"
 )
@@ -52,34 +53,11 @@ func loadMaintenance(dir string) (maintenance, error) {
 	return m, nil
 }
 
-// saveMaintenance writes m durably: temp file, fsync, rename, fsync dir.
+// saveMaintenance writes m durably (atomicfile: temp file, fsync,
+// rename, fsync dir).
 func saveMaintenance(dir string, m maintenance) error {
-	p := filepath.Join(dir, maintenanceFile)
-	tmp := p + ".tmp"
 	b, _ := json.Marshal(m)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, maintenanceFile), append(b, '\n'), 0o640)
 }
 
 // SetMaintenance puts this server in maintenance (on) or takes it out:

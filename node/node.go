@@ -95,9 +95,8 @@ type Node struct {
 
 	// Owned by the control loop.
 	ctl        control.State // the rules' memory between rounds
-	lastMeta   buddy.Meta
-	lastLoad   api.Load  // load as last published in the record
-	lastLoadAt time.Time // when lastLoad was measured
+	lastLoad   api.Load      // load as last published in the record
+	lastLoadAt time.Time     // when lastLoad was measured
 	// decoded holds peers' records as last decoded, by server: a record
 	// is decoded again only when its version changes, not every round.
 	decoded  map[string]decodedRecord
@@ -296,7 +295,7 @@ func (n *Node) Run(ctx context.Context) error {
 			Listen:       c.Listen.RTSP,
 			Source:       n.site,
 			Cameras:      n.siteCameras,
-			MaxViewers:   c.Capacity.Viewers,
+			ViewerLimit:  func() int { return n.config().Capacity.Viewers },
 			OtherViewers: n.view.Viewers,
 			Authorize:    n.liveAuthorize(),
 			WrapListener: func(ln net.Listener) net.Listener {

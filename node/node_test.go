@@ -148,11 +148,7 @@ func TestRecordEndToEnd(t *testing.T) {
 	ffprobeBin := testutil.NeedTool(t, "ffprobe")
 	for _, codec := range []string{"h264", "h265"} {
 		t.Run(codec, func(t *testing.T) {
-			cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 2, Codec: codec, ClipDir: "../testdata"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cams.Close()
+			cams := testutil.Cameras(t, camsim.Options{Cameras: 2, Codec: codec})
 			n, stop := startNode(t, "rec-a", fmt.Sprintf(`
 [storage]
 segment = "3s"
@@ -241,18 +237,14 @@ url = %q
 // that stalls and one that sends garbage go to alarm states while a healthy
 // camera keeps recording without a gap.
 func TestBadCamerasDoNotDisturbOthers(t *testing.T) {
-	cams, err := camsim.Start(context.Background(), camsim.Options{
-		Listen: "127.0.0.1:0", Cameras: 4, ClipDir: "../testdata",
+	cams := testutil.Cameras(t, camsim.Options{
+		Cameras: 4,
 		Faults: map[int]camsim.Fault{
 			2: {User: "admin", Pass: "right-password"},
 			3: {StallAfter: 2 * time.Second},
 			4: {DropAfter: 2 * time.Second},
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cams.Close()
 	wrong := strings.Replace(cams.URL(2), "rtsp://", "rtsp://admin:wrong-password@", 1)
 	n, _ := startNode(t, "rec-a", fmt.Sprintf(`
 [storage]

@@ -260,11 +260,7 @@ func (p tlsPeer) getJSON(t *testing.T, c *http.Client, path string, v any) {
 // the same fetches fail on the certificate, and the page says so, pointing
 // at ca_file.
 func TestPeersOverTLS(t *testing.T) {
-	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../testdata"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cams.Close)
+	cams := testutil.Cameras(t, camsim.Options{Cameras: 1})
 
 	for _, withCA := range []bool{true, false} {
 		t.Run(fmt.Sprintf("ca_file=%v", withCA), func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
-	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/failover"
@@ -129,16 +128,4 @@ func (r recordBody) rulesRecord(version uint64) control.Record {
 		s.Aspects = append(s.Aspects, control.Aspect{Kind: a.Kind, Name: a.Name})
 	}
 	return s
-}
-
-// homeOf and nameOf remain for node/control.go until it moves to control/
-// and uses camera.ID itself.
-func homeOf(cameraID string) string { return camera.HomeOf(cameraID) }
-
-func nameOf(cameraID string) string {
-	id, err := camera.Parse(cameraID)
-	if err != nil {
-		return cameraID
-	}
-	return id.Name
 }

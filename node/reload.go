@@ -32,8 +32,8 @@ import (
 //     round: a reload hands the new one to the loop, which swaps it
 //     between two rounds and runs a round at once. So added cameras start
 //     and removed ones stop in that round, cameras that move to another
-//     server because of the reload (buddies, capacity, mode changed) move
-//     make-before-break through the same rules as a failback
+//     server because of the reload (a capacity cut on a server holding a
+//     dead server's cameras) move make-before-break through the same rules as a failback
 //     (control.State.Releasing), and the new record (cameras, buddies,
 //     config hash) is gossiped from that round on.
 //   - A camera whose URL, credentials or transport did not change keeps

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -135,4 +136,64 @@ func TestReloadAppliesPSIMAndUsers(t *testing.T) {
 	if cams := n.config().Cameras; len(cams) != 1 || cams[0].URL != "rtsp://127.0.0.1:1/x" {
 		t.Errorf("config in force after a refused reload: %+v", cams)
 	}
+}
+
+// TestStartResolvesReloadAlarm: a refused reload's alarm stays open until
+// a start from a config without problems resolves it (the server then runs
+// the file on disk, whole).
+func TestStartResolvesReloadAlarm(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rec.toml")
+	good := fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", filepath.Join(dir, "data"))
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*Node, func()) {
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := New(Options{Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		return n, func() { cancel(); n.Close(); <-done }
+	}
+	alarms := func(n *Node) []string {
+		evs, err := n.Events(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range evs {
+			if e.Type == "config.reload_failed" {
+				out = append(out, fmt.Sprintf("resolved=%t", !e.ResolvedAt.IsZero()))
+			}
+		}
+		return out
+	}
+
+	n, stop := start()
+	if err := os.WriteFile(path, []byte(good+"[storage]\nsegment = \"5s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Reload(context.Background()); !errors.Is(err, ErrReloadRefused) {
+		t.Fatalf("reload changing storage.segment: %v, want refused", err)
+	}
+	if got := alarms(n); len(got) != 1 || got[0] != "resolved=false" {
+		t.Fatalf("after the refusal: %v, want one open alarm", got)
+	}
+	stop()
+
+	// The installer restarts instead, with the file as it is: a start from
+	// it resolves the alarm.
+	n, stop = start()
+	defer stop()
+	waitFor(t, 10*time.Second, "the start's event", func() bool {
+		got := alarms(n)
+		return len(got) == 1 && got[0] == "resolved=true"
+	})
 }

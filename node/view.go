@@ -142,7 +142,7 @@ func (n *Node) viewCamera(id string) (view.Camera, bool) {
 // admitViewer takes one of [capacity] viewers for a browser viewer; RTSP
 // and browser viewers share the limit.
 func (n *Node) admitViewer() (func(), bool) {
-	limit := n.cfg.Capacity.Viewers
+	limit := n.config().Capacity.Viewers
 	if limit > 0 && n.viewers() >= limit {
 		return nil, false
 	}

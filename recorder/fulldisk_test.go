@@ -132,7 +132,9 @@ func TestFullDiskKeepsRecording(t *testing.T) {
 	}
 	end := time.Now().Add(-3 * time.Second) // the index lags by up to a part and a sync round
 	from := start.Add(2 * time.Second)
-	if full < 20*time.Second {
+	// The disk fills after some 15 s (later on a loaded machine under the
+	// race detector); a third of the run spent full still tests it.
+	if full < 15*time.Second {
 		t.Errorf("the disk was nearly full for only %s of 40 s: the test did not test a full disk", full)
 	}
 	for _, c := range cams {

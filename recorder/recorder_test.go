@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -106,14 +105,7 @@ func (f *fakeSink) videoSamples(id string) []storage.Sample {
 
 func startCams(t *testing.T, n int, codec string, faults map[int]camsim.Fault) *camsim.Server {
 	t.Helper()
-	srv, err := camsim.Start(context.Background(), camsim.Options{
-		Listen: "127.0.0.1:0", Cameras: n, Codec: codec, ClipDir: "../testdata", Faults: faults,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
+	return testutil.Cameras(t, camsim.Options{Cameras: n, Codec: codec, Faults: faults})
 }
 
 func newTestManager(t *testing.T, sink Sink) *Manager {
@@ -563,13 +555,7 @@ func udpPorts(t *testing.T) (rtp, rtcp string) {
 // TestRecordsOverUDP: transport = "udp" receives RTP over UDP and records.
 func TestRecordsOverUDP(t *testing.T) {
 	rtpAddr, rtcpAddr := udpPorts(t)
-	srv, err := camsim.Start(context.Background(), camsim.Options{
-		Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../testdata", UDPRTPAddress: rtpAddr, UDPRTCPAddress: rtcpAddr,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := testutil.Cameras(t, camsim.Options{Cameras: 1, UDPRTPAddress: rtpAddr, UDPRTCPAddress: rtcpAddr})
 	sink := newFakeSink()
 	m := newTestManager(t, sink)
 	m.Set([]Camera{{ID: "rec-a/udp", Home: "rec-a", URL: srv.URL(1), Transport: "udp"}})

@@ -66,10 +66,13 @@ func quoteParam(v string) string {
 	return fmt.Sprintf("%q", v)
 }
 
-// MinGap is the shortest hole in a camera's footage the timeline marks:
-// shorter ones are a frame or two where one recorder hands over to another
-// (storage already joins one recorder's segments across storage.SpanGap).
-const MinGap = time.Second
+// MinGap is the shortest hole in a camera's footage the timeline marks.
+// Every hole the timeline sees is footage lost: storage already joins one
+// recorder's segments across storage.SpanGap, and a hand-over between two
+// live recorders overlaps (make before break), so a hole between two
+// recorders is a crash failover — detection alone takes most of a second.
+// Shorter than this is the frame timing of two recorders.
+const MinGap = 100 * time.Millisecond
 
 // timeline geometry in SVG user units; the SVG stretches to its cell.
 const (

@@ -74,7 +74,7 @@ func TestCodecText(t *testing.T) {
 }
 
 // TestTimelineGaps: every hole of MinGap or more between footage gets a
-// mark, whatever the zoom; overlaps (make before break), sub-second
+// mark, whatever the zoom; overlaps (make before break), frame timing
 // hand-overs and the open ends of the window get none; a flapping camera's
 // marks stay few.
 func TestTimelineGaps(t *testing.T) {
@@ -111,8 +111,11 @@ func TestTimelineGaps(t *testing.T) {
 		{"make before break: overlap, no hole", time.Hour,
 			[]api.Span{sp("rec-a", at(50*m), at(20*m).Add(2*s)), sp("rec-b", at(20*m), to)},
 			2, nil, "", "83 %"},
-		{"a sub-second hand-over is no gap", time.Hour,
-			[]api.Span{sp("rec-a", at(50*m), at(20*m)), sp("rec-b", at(20*m).Add(500*time.Millisecond), to)},
+		{"a kill -9 failover of 0.9 s is marked", time.Hour,
+			[]api.Span{sp("rec-a", at(50*m), at(20*m)), sp("rec-b", at(20*m).Add(900*time.Millisecond), to)},
+			2, []mark{{666.67, 0.25}}, "(900ms)", "83 %"},
+		{"frame timing of two recorders is no gap", time.Hour,
+			[]api.Span{sp("rec-a", at(50*m), at(20*m)), sp("rec-b", at(20*m).Add(40*time.Millisecond), to)},
 			2, nil, "", "83 %"},
 		{"one recorder, 3 s offline in the 7 d view: one rectangle, still a mark", 7 * 24 * time.Hour,
 			[]api.Span{sp("rec-a", at(5*time.Hour), at(time.Hour)), sp("rec-a", at(time.Hour).Add(3*s), to)},

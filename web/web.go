@@ -6,12 +6,18 @@
 // its alive peers for (their /api/v1/cameras and /api/v1/timeline), in
 // parallel and with a short timeout, so one unreachable peer shows as
 // "unknown" instead of stalling the page.
+//
+// The page works without JavaScript: each camera links to its view
+// (/view?camera=ID), the timeline ranges are links (?range=1h|24h|7d) that
+// the page's refresh keeps, and a span links to the view at its start. Its
+// one script, /static/page.js, adds what needs the pointer: a click on a
+// timeline opens the view at the time under it (see timeline.go for the
+// axis it reads).
 package web
 
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -246,13 +252,9 @@ func (h *handler) ack(ctx context.Context, server, id, by string) error {
 	return fmt.Errorf("no server %s in the site", server)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
+// writeJSON and writeError write an API answer: api.WriteJSON and
+// api.WriteError under this package's names.
+var (
+	writeJSON  = api.WriteJSON
+	writeError = api.WriteError
+)

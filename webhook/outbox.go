@@ -413,7 +413,6 @@ func (ob *Outbox) alarm(kind events.Type, target, text string) {
 	}
 }
 
-// head returns the oldest entry of t.
 // reopen reopens outbox.db if a transaction failed since it was opened:
 // a file system that went bad and came back leaves bbolt's mapping dead
 // until then. Enqueue and every send attempt call it, so notices flow
@@ -426,6 +425,7 @@ func (ob *Outbox) reopen() {
 	}
 }
 
+// head returns the oldest entry of t.
 func (ob *Outbox) head(t *target) (key []byte, rec record, ok bool, err error) {
 	ob.reopen()
 	err = ob.db.View(func(tx *bolt.Tx) error {

@@ -358,7 +358,7 @@ func TestOutbox410DisablesTargetOthersContinue(t *testing.T) {
 	}
 	select {
 	case a := <-alarms:
-		if a.kind != "webhook.disabled" || a.target != "gone" || !strings.Contains(a.text, "410") {
+		if a.kind != events.TypeWebhookDisabled || a.target != "gone" || !strings.Contains(a.text, "410") {
 			t.Fatalf("alarm %+v", a)
 		}
 	case <-time.After(10 * time.Second):

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/failover"
 )
 
@@ -185,7 +186,7 @@ func benchPlanner(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		// not one storm of 100 records changing at once.
 		initial := body
 		for _, c := range body.Cameras {
-			initial.Claims = append(initial.Claims, name+"/"+c.Name)
+			initial.Claims = append(initial.Claims, camera.New(name, c.Name).String())
 		}
 		initial.Recording = initial.Claims
 		c, err := buddy.Start(ctx, buddy.Options{Name: name, BindAddr: "127.0.0.1:0", Join: seeds, Insecure: true, Keepalive: *keepalive, FailoverAfter: *failoverAfter})

@@ -29,11 +29,7 @@ func TestExportAcrossRealFailoverAndFailback(t *testing.T) {
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	for _, codec := range []string{"h264", "h265"} {
 		t.Run(codec, func(t *testing.T) {
-			c, err := camsim.Start(t.Context(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 1, Codec: codec, ClipDir: "../../testdata"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
+			c := testutil.Cameras(t, camsim.Options{Cameras: 1, Codec: codec})
 			s := startSite(t, site.Spec{User: "tech", Password: "tech-password-1", Servers: []site.ServerSpec{
 				{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
 				{Name: "rec-b", Buddies: []string{"rec-a"}},

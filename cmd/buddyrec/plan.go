@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/camera"
 )
 
 // cmdPlan asks the running server where every camera of the site would be
@@ -62,7 +63,7 @@ func printPlan(w io.Writer, asked string, p api.PlanPreview) {
 		rows[id] = ""
 	}
 	for _, id := range sortedIDs(rows) {
-		home, _, _ := strings.Cut(id, "/")
+		home := camera.HomeOf(id)
 		switch srv := rows[id]; {
 		case srv == "":
 			fmt.Fprintf(tw, "%s\tNOT RECORDED\t\n", id)

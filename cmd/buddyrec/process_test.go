@@ -55,11 +55,7 @@ func TestMain(m *testing.M) {
 
 func startCameras(t *testing.T, n int, faults map[int]camsim.Fault) *camsim.Server {
 	t.Helper()
-	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: n, ClipDir: "../../testdata", Faults: faults})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cams.Close)
+	cams := testutil.Cameras(t, camsim.Options{Cameras: n, Faults: faults})
 	return cams
 }
 

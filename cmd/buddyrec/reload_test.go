@@ -306,3 +306,48 @@ func TestReloadRefusedKeepsRunning(t *testing.T) {
 		t.Errorf("buddyrec reload of a missing file succeeded: %s", out)
 	}
 }
+
+// TestReloadBuddiesThenFailover: rec-a's buddy list changes from rec-b to
+// rec-c by a reload. rec-c receives rec-a's camera credentials and rec-b
+// forgets them, without any restart; when rec-a is then killed -9, rec-c
+// adopts its camera and rec-b does not.
+func TestReloadBuddiesThenFailover(t *testing.T) {
+	c := startCameras(t, 1, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}},
+		{Name: "rec-b"},
+		{Name: "rec-c"},
+	}})
+	a, b, cc := s.Server("rec-a"), s.Server("rec-b"), s.Server("rec-c")
+	eventually(t, 30*time.Second, all(recordsExactly(a, "rec-a/cam1"), sees(b, "rec-a", "alive"), sees(cc, "rec-a", "alive")))
+	logHas := func(srv *site.Server, want string) func() string {
+		return func() string {
+			b, _ := os.ReadFile(srv.Log)
+			if !strings.Contains(string(b), want) {
+				return fmt.Sprintf("%s's log lacks %q", srv.Name, want)
+			}
+			return ""
+		}
+	}
+	eventually(t, 10*time.Second, logHas(b, `msg="received secrets" server=rec-b part=buddy component=buddy from=rec-a`))
+	if m := logHas(cc, "from=rec-a")(); m == "" {
+		t.Fatal("rec-c received rec-a's secrets before it was named a buddy")
+	}
+
+	if err := s.Rewrite("rec-a", func(ss *site.ServerSpec) { ss.Buddies = []string{"rec-c"} }); err != nil {
+		t.Fatal(err)
+	}
+	hup(t, a)
+	eventually(t, 20*time.Second, all(
+		logHas(a, "changed: failover.buddies"),
+		logHas(cc, `msg="received secrets" server=rec-c part=buddy component=buddy from=rec-a`),
+		logHas(b, `msg="forgot secrets: no longer a buddy" server=rec-b part=buddy component=buddy of=rec-a`)))
+	if now, _ := cameraInfo(t, a, "rec-a/cam1"); now.State != "recording" {
+		t.Errorf("rec-a/cam1 after the buddies changed: %+v", now)
+	}
+
+	a.Kill()
+	eventually(t, 20*time.Second, all(recordsExactly(cc, "rec-a/cam1"), recordsExactly(b)))
+	time.Sleep(2 * time.Second)
+	eventually(t, time.Second, all(recordsExactly(cc, "rec-a/cam1"), recordsExactly(b)))
+}

@@ -135,11 +135,7 @@ func TestBrowserView(t *testing.T) {
 // plays it or says so and offers the MP4 download.
 func TestBrowserViewH265(t *testing.T) {
 	ctx := testutil.Browser(t, 2*time.Minute)
-	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "127.0.0.1:0", Cameras: 1, ClipDir: "../../testdata", Codec: "h265"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cams.Close)
+	cams := testutil.Cameras(t, camsim.Options{Cameras: 1, Codec: "h265"})
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{{Name: "rec-a", Cameras: []site.Camera{{Name: "cam1", URL: cams.URL(1)}}}}})
 	a := s.Server("rec-a")
 	eventually(t, 20*time.Second, recordsExactly(a, "rec-a/cam1"))

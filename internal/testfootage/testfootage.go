@@ -6,25 +6,24 @@ package testfootage
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/internal/tsdemux"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
 // Write records the first d of testdata/h264-aac.ts (video only) into st
-// as one recorder session of camera, its first frame arriving at start.
+// as one recorder session of camera id, its first frame arriving at start.
 // root is the path of the module root from the test's directory ("../..").
-func Write(t testing.TB, root string, st *storage.Store, camera string, start time.Time, d time.Duration) {
+func Write(t testing.TB, root string, st *storage.Store, id string, start time.Time, d time.Duration) {
 	t.Helper()
 	c, err := tsdemux.Load(filepath.Join(root, "testdata", "h264-aac.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	home, _, _ := strings.Cut(camera, "/")
-	w, err := st.Begin(storage.Stream{Camera: camera, Home: home, Tracks: []storage.Track{{Codec: c.Video, TimeScale: 90000}}})
+	w, err := st.Begin(storage.Stream{Camera: id, Home: camera.HomeOf(id), Tracks: []storage.Track{{Codec: c.Video, TimeScale: 90000}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,18 @@ func Browser(t testing.TB, timeout time.Duration) context.Context {
 // (default /tmp/buddyrec-artifacts) and returns its path.
 func SaveArtifact(t testing.TB, name string, b []byte) string {
 	t.Helper()
+	p := artifactPath(t, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artefact: %s", p)
+	return p
+}
+
+// artifactPath is where the test artefact name goes: $BUDDYREC_ARTIFACTS,
+// else the temp dir's buddyrec-artifacts, made if needed.
+func artifactPath(t testing.TB, name string) string {
+	t.Helper()
 	dir := os.Getenv("BUDDYREC_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "buddyrec-artifacts")
@@ -60,10 +72,5 @@ func SaveArtifact(t testing.TB, name string, b []byte) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("artefact: %s", p)
-	return p
+	return filepath.Join(dir, name)
 }

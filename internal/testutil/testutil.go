@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -70,14 +69,7 @@ func Chromium(t testing.TB, chromium string, args ...string) []byte {
 // is a plausible picture, and logs where it is.
 func Screenshot(t testing.TB, chromium, url, name string) string {
 	t.Helper()
-	dir := os.Getenv("BUDDYREC_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "buddyrec-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(dir, name)
+	shot := artifactPath(t, name)
 	os.Remove(shot)
 	Chromium(t, chromium, "--screenshot="+shot, "--window-size=1400,1000", "--hide-scrollbars", url)
 	b, err := os.ReadFile(shot)

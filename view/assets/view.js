@@ -151,7 +151,11 @@
     stopLive();
     state.mode = "recorded";
     document.getElementById("mode").textContent = "RECORDED " + t.toISOString();
-    const to = new Date(Math.min(Date.now(), t.getTime() + 30 * 60e3));
+    // not clamped to this browser's clock: t may come from the server's
+    // (the status page's timeline), and a browser behind it would ask for
+    // a range that ends before it starts; the export stops at the footage
+    // there is
+    const to = new Date(t.getTime() + 30 * 60e3);
     video.src = "/api/v1/export?camera=" + q(cam.id) + "&from=" + t.toISOString() + "&to=" + to.toISOString();
     video.play().catch(() => {});
     drawSeek(t);
