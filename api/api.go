@@ -35,6 +35,11 @@ type CameraInfo struct {
 	// sooner if the probe of its port finds it back.
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	LiveURL     string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
+	// Standby is set on a standby session (Cameras.Standby): "hot" or
+	// "mirror". HeldBytes and HeldSeconds are what a hot one's ring holds.
+	Standby     string  `json:"standby,omitempty"`
+	HeldBytes   int64   `json:"held_bytes,omitempty"`
+	HeldSeconds float64 `json:"held_seconds,omitempty"`
 }
 
 // AspectInfo is one aspect a server holds (its own or adopted).
@@ -64,6 +69,14 @@ type Cameras struct {
 	// adopted and formerly adopted cameras alike. It may be up to a minute
 	// old (the index is walked in the background).
 	Footage map[string]Footage `json:"footage,omitempty"`
+	// Standby are the standby sessions this server holds for cameras
+	// their homes record ([failover] standby): not among Cameras, because
+	// this server is not the camera's recorder until it takes it over (a
+	// mirror writes its own copy meanwhile).
+	Standby []CameraInfo `json:"standby,omitempty"`
+	// Backfill lists, per own camera and peer, footage this server is
+	// copying back from peers (see GET /api/v1/backfill).
+	Backfill []BackfillCamera `json:"backfill,omitempty"`
 }
 
 // Span is contiguous footage in GET /api/v1/recordings.

@@ -245,8 +245,10 @@ func TestPinSurvivesRestartAndForget(t *testing.T) {
 	if err != nil || !had {
 		t.Fatalf("forget: %v %v", had, err)
 	}
-	if _, ok := b.Pinned("a"); ok {
-		t.Fatal("pin still there after Forget")
+	// a2 keeps gossiping: its next message may pin its key at once (trust
+	// on first use again), but the old key is gone for good.
+	if got, ok := b.Pinned("a"); ok && got == pin {
+		t.Fatal("the old pin is still there after Forget")
 	}
 	if err := a2.SetRecord(Record{Body: []byte("a-3")}); err != nil {
 		t.Fatal(err)

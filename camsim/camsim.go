@@ -47,6 +47,11 @@ type Fault struct {
 	// Duplicates sends each of the first Duplicates video frames after a
 	// jump twice, like cameras that replay their buffer after a clock step.
 	Duplicates int
+	// MaxSessions, when positive, is how many sessions the camera serves
+	// at once: a SETUP beyond it is refused with 453 Not Enough Bandwidth,
+	// as cameras with a stream limit do. The sessions it serves are never
+	// disturbed by the refusal.
+	MaxSessions int
 }
 
 // Options configures a Server.
@@ -301,6 +306,18 @@ func (s *Server) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response
 	}
 	if ss := s.sess[ctx.Session]; ss != nil {
 		return &base.Response{StatusCode: base.StatusOK}, ss.stream, nil
+	}
+	if limit := cam.fault.MaxSessions; limit > 0 {
+		n := 0
+		for _, ss := range s.sess {
+			if ss.cam == cam {
+				n++
+			}
+		}
+		if n >= limit {
+			s.log.Info("camsim refuses a session over the stream limit", "camera", cam.num, "limit", limit)
+			return &base.Response{StatusCode: base.StatusNotEnoughBandwidth}, nil, nil
+		}
 	}
 	desc := s.clip.description()
 	st := &gortsplib.ServerStream{Server: s.rtsp, Desc: desc}

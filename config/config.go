@@ -76,7 +76,24 @@ type Failover struct {
 	Buddies []string
 	// Cameras is "all" or "critical" (spread cameras: only critical ones move).
 	Cameras string
+	// Standby is how the buddy that would adopt each critical camera
+	// prepares for it while this server lives: StandbyCold, StandbyHot or
+	// StandbyMirror (see control/standby.go).
+	Standby string
 }
+
+// Standby modes of [failover] standby.
+const (
+	// StandbyCold: the buddy connects only on takeover (detection + a
+	// keyframe wait + the unflushed part are lost).
+	StandbyCold = "cold"
+	// StandbyHot: the buddy keeps its own session open and a ring of the
+	// last samples in memory, written on takeover: no gap.
+	StandbyHot = "hot"
+	// StandbyMirror: the buddy records the camera to its own disk all the
+	// time: no gap, and the archive survives the home.
+	StandbyMirror = "mirror"
+)
 
 // Storage configures segment files and retention.
 type Storage struct {
@@ -86,6 +103,9 @@ type Storage struct {
 	// MinFree is either a fraction of the disk (MinFreeFraction) or bytes.
 	MinFreeFraction float64
 	MinFreeBytes    int64
+	// BackfillMbps limits copying back what peers recorded of this
+	// server's cameras (archive consolidation); 0 is unlimited.
+	BackfillMbps float64
 }
 
 // Events configures the event log.

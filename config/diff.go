@@ -34,8 +34,8 @@ var needsRestart = map[string]bool{
 	"cluster.failover_after": true, "cluster.forget_after": true,
 	"cluster.failback": false, "cluster.failback_after": false, "cluster.drain_timeout": false,
 	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": false,
-	"failover.buddies": false, "failover.cameras": false,
-	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true,
+	"failover.buddies": false, "failover.cameras": false, "failover.standby": false,
+	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true, "storage.backfill_mbps": true,
 	"events.retention": true,
 	"http.users_file":  false, "http.token_file": true, "http.cert_file": true, "http.key_file": true, "http.ca_file": true,
 }
@@ -153,10 +153,12 @@ func Compare(old, new *Config) Diff {
 
 	value("failover.buddies", old.Failover.Buddies, new.Failover.Buddies)
 	value("failover.cameras", old.Failover.Cameras, new.Failover.Cameras)
+	value("failover.standby", old.Failover.Standby, new.Failover.Standby)
 
 	value("storage.segment", old.Storage.Segment, new.Storage.Segment)
 	value("storage.part", old.Storage.Part, new.Storage.Part)
 	value("storage.retention", old.Storage.Retention, new.Storage.Retention)
+	value("storage.backfill_mbps", old.Storage.BackfillMbps, new.Storage.BackfillMbps)
 	if old.Storage.MinFreeFraction != new.Storage.MinFreeFraction || old.Storage.MinFreeBytes != new.Storage.MinFreeBytes {
 		add("storage.min_free", needsRestart["storage.min_free"], "changed")
 	}

@@ -30,9 +30,13 @@ const (
 	DefaultPart          = time.Second
 	DefaultRetention     = 30 * 24 * time.Hour
 	DefaultMinFree       = 0.05
-	DefaultEventsKeep    = 10 * 24 * time.Hour
-	DefaultViewers       = 16
-	DefaultCameraMbps    = 4.0
+	// DefaultBackfillMbps leaves a gigabit link and a recording disk
+	// most of their capacity while a day's outage of a few cameras is
+	// copied back within minutes.
+	DefaultBackfillMbps = 200.0
+	DefaultEventsKeep   = 10 * 24 * time.Hour
+	DefaultViewers      = 16
+	DefaultCameraMbps   = 4.0
 )
 
 // AspectKinds are the aspect kinds a config may name.
@@ -561,6 +565,12 @@ func (d *decoder) decodeFailover(c *Config, m map[string]any) {
 	if c.Failover.Cameras != "all" && c.Failover.Cameras != "critical" {
 		d.errorf("failover.cameras", "must be \"all\" or \"critical\", not %q", c.Failover.Cameras)
 	}
+	c.Failover.Standby = d.str(m, p, "standby", StandbyCold)
+	switch c.Failover.Standby {
+	case StandbyCold, StandbyHot, StandbyMirror:
+	default:
+		d.errorf("failover.standby", "must be \"cold\", \"hot\" or \"mirror\", not %q", c.Failover.Standby)
+	}
 	seen := map[string]bool{}
 	for _, b := range c.Failover.Buddies {
 		switch {
@@ -590,6 +600,7 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 	if c.Storage.Part < 100*time.Millisecond || c.Storage.Part > c.Storage.Segment {
 		d.errorf("storage.part", "must be between 100ms and the segment length")
 	}
+	c.Storage.BackfillMbps = d.number(m, p, "backfill_mbps", DefaultBackfillMbps)
 	c.Storage.MinFreeFraction = DefaultMinFree
 	if v, ok := m["min_free"]; ok {
 		s, ok := v.(string)

@@ -191,9 +191,31 @@
 // SIGTERM drains first, so by the time it leaves its cameras are
 // recorded elsewhere already.
 //
-// # Room for the next rules
+// # Standby (standby.go)
 //
-// Standby modes come in here as rules over the same Inputs: a hot
-// standby is a camera the plan's adopter keeps a session for, an Action
-// beside Cameras.
+// A home asks, with [failover] standby, that the buddy which would adopt
+// each of its critical cameras prepare for it: "hot" (its own session
+// and an in-memory ring of the last samples, written on takeover) or
+// "mirror" (it records the camera too). [StandbyPlacement] is that
+// buddy: failover.Compute with the home marked dead, homes taken in name
+// order, each seeing the bitrate capacity the sessions placed before it
+// took, so the placement never depends on itself. When the plan's choice
+// changes (the buddy died, filled up), the session moves with it.
+//
+//   - A server holds a session (Actions.Standby, beside Cameras) for a
+//     camera placed on it that it does not record, that it has
+//     credentials for, and that its home records now (Record.Live): the
+//     home's own session always comes first. A session it already has
+//     waits StandbyYieldAfter for the home to record (a failback hands a
+//     camera back before the home's first keyframe), writing on as a
+//     mirror if it was writing, then closes.
+//   - Taking over is the plan giving the camera to the holder: it leaves
+//     Standby for Cameras and the recorder changes the session's mode in
+//     place (no reconnect, the ring written first).
+//   - Sessions count against their server's bitrate capacity in the real
+//     plan (PlanInput) while their home is alive; a dead home's sessions
+//     are its cameras' recordings, counted as such.
+//   - A session the camera refuses (offline) raises standby.unavailable
+//     once, with ConditionStandby; standby.available resolves it when the
+//     session works or is no longer held. The failover is then cold.
 package control

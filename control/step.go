@@ -70,6 +70,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	// itself stable from the step after it published it, so that every
 	// server picks the same announcer.
 	me.Claims, me.Recording, me.Stable = sortedKeys(st.Assigned), sortedKeys(prev.Recording), stable && prev.publishedStable
+	me.Standbys = sortedKeys(prev.Standby)
 	me.Reclaim = st.reclaiming(now)
 	st.publishedStable = stable
 	st.Records[self] = me
@@ -88,8 +89,10 @@ func Step(prev State, in Inputs) (State, Actions) {
 		act.Settling = true
 		(&raiser{prev: prev, st: &st, in: in, self: self, act: &act, quiet: true}).servers()
 		act.Cameras = sortedKeys(prev.Recording)
+		act.Standby = standbyList(prev.Standby)
 		if in.Clustered {
-			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim}
+			act.Publish = &Publish{Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim,
+				Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
 		}
 		return st, act
 	}
@@ -136,8 +139,10 @@ func Step(prev State, in Inputs) (State, Actions) {
 		}
 	}
 	act.Cameras = sortedKeys(st.Recording)
+	act.Standby = st.standbys(prev, self, in)
 	if in.Clustered {
-		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim}
+		act.Publish = &Publish{Claims: sortedKeys(st.Assigned), Recording: act.Cameras, Durable: durable(act.Cameras, in.Footage, in.Pipelines), Stable: stable, Reclaim: me.Reclaim,
+			Standbys: StandbyIDs(act.Standby), Live: live(in.Pipelines)}
 	}
 
 	r := raiser{prev: prev, st: &st, in: in, self: self, act: &act}
@@ -149,6 +154,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 	r.configs()
 	r.credentials(missing)
 	r.pipelines()
+	r.standby()
 	return st, act
 }
 
@@ -171,7 +177,7 @@ func trustedRecords(prev State, alive map[string]bool, in map[string]Record, sel
 			stale[name] = rec.Version
 		}
 		if _, ok := stale[name]; ok {
-			rec.Claims, rec.Recording, rec.Durable, rec.Stable = nil, nil, nil, false
+			rec.Claims, rec.Recording, rec.Durable, rec.Stable, rec.Live = nil, nil, nil, false, nil
 		}
 		out[name] = rec
 	}
@@ -181,12 +187,11 @@ func trustedRecords(prev State, alive map[string]bool, in map[string]Record, sel
 // PlanInput is the planner's input for records and a membership verdict:
 // what Step plans from, and what a plan preview ("if rec-a fails") must
 // plan from to say the same.
+//
+// Standby sessions count against their server's bitrate capacity
+// (standby.go).
 func PlanInput(records map[string]Record, alive map[string]bool) failover.Input {
-	var in failover.Input
-	for _, name := range sortedKeys(records) {
-		in.Servers = append(in.Servers, plannerServer(records[name], alive[name]))
-	}
-	return in
+	return planInput(records, alive, standbyLoad(records, alive))
 }
 
 // plannerServer is the planner's view of a record.

@@ -142,6 +142,7 @@ func (w *world) step(name string) Actions {
 		r := w.pub[name]
 		r.Claims, r.Recording, r.Durable, r.Stable = act.Publish.Claims, act.Publish.Recording, act.Publish.Durable, act.Publish.Stable
 		r.Maintenance, r.Reclaim = s.rec.Maintenance, act.Publish.Reclaim
+		r.Standbys, r.Live = act.Publish.Standbys, act.Publish.Live
 		if !reflect.DeepEqual(r, w.pub[name]) {
 			w.version[name]++
 		}

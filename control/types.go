@@ -78,6 +78,9 @@ type Inputs struct {
 	// DeclaredDeadAt is when this server last learnt that peers had
 	// declared it dead while it ran (it refuted the death); zero if never.
 	DeclaredDeadAt time.Time
+	// Standbys are the statuses of this server's standby sessions (hot
+	// and mirror; see standby.go), apart from Pipelines.
+	Standbys []Pipeline
 	// Footage is, per camera this server has a pipeline for, the durable
 	// (indexed) footage of the pipeline's current run: what
 	// make-before-break compares (see handover.go).
@@ -171,6 +174,15 @@ type Record struct {
 	Stable bool
 	// Timing is "keepalive/failover_after": it must agree across the site.
 	Timing string
+	// Standby is the standby mode the server asks for its critical
+	// cameras: StandbyHot, StandbyMirror, or "" / StandbyCold.
+	Standby string
+	// Standbys are the camera ids the server holds a standby session for.
+	Standbys []string
+	// Live are the camera ids the server's pipelines record now (keyframes
+	// reach storage). A buddy opens a standby session only for a camera
+	// its home records, so the home's own session always comes first.
+	Live []string
 	// Maintenance: the server is draining (see drain.go): the planner
 	// hands its cameras to others and gives it none.
 	Maintenance bool
@@ -234,8 +246,13 @@ type State struct {
 	missing         string              // adopted cameras lacking credentials, joined
 	missingSince    time.Time
 	missingTold     bool
-	draining        bool      // Config.Self.Maintenance as of the last step
-	reclaimUntil    time.Time // after an undrain: publish Reclaim until then
+	// Standby are the standby sessions this server holds, by camera id.
+	Standby      map[string]Standby
+	unavailable  map[string]bool      // standby cameras with a standby.unavailable alarm open
+	homeWait     map[string]time.Time // standby sessions kept while the home does not record: since when
+	placement    placementCache       // the last StandbyPlacement
+	draining     bool                 // Config.Self.Maintenance as of the last step
+	reclaimUntil time.Time            // after an undrain: publish Reclaim until then
 }
 
 // takeover is one adoption (or failback) waiting to be reported.
@@ -279,9 +296,12 @@ type Actions struct {
 	// Settling is true while this server changes nothing after a start or
 	// a hang: Cameras is then what it recorded before.
 	Settling bool
-	Events   []Event
-	Notices  []Notice
-	Logs     []Log
+	// Standby are the standby sessions to hold now (none of Cameras),
+	// sorted by camera id.
+	Standby []Standby
+	Events  []Event
+	Notices []Notice
+	Logs    []Log
 }
 
 // Publish is what changes in this server's record each step.
@@ -292,6 +312,9 @@ type Publish struct {
 	// recorded here whose current run has written footage.
 	Durable map[string]time.Time
 	Stable  bool
+	// Standbys and Live are Record.Standbys and Record.Live.
+	Standbys []string
+	Live     []string
 	// Reclaim is Record.Reclaim: this server left maintenance and takes
 	// its cameras back.
 	Reclaim bool

@@ -83,6 +83,16 @@ const (
 	// condition has no paired type (a down server that stayed up): it
 	// carries the conditions in Resolves.
 	TypeAlarmResolved Type = "alarm.resolved"
+	// TypeStandbyUnavailable: a camera refused a buddy's standby session
+	// (stream limit, 453/503, credentials): its failover is cold.
+	TypeStandbyUnavailable Type = "standby.unavailable"
+	// TypeStandbyAvailable: the standby session works again, or is no
+	// longer held; it resolves standby.unavailable.
+	TypeStandbyAvailable Type = "standby.available"
+	// TypeBackfillCompleted: this server copied back everything one peer
+	// held of its cameras that it lacked (archive consolidation); one per
+	// peer and episode.
+	TypeBackfillCompleted Type = "backfill.completed"
 	// TypeConfigReloaded: a reload applied the config file (info); it
 	// resolves the last config.reload_failed.
 	TypeConfigReloaded Type = "config.reloaded"

@@ -206,7 +206,8 @@ func (h *handler) serveSegments(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, segs)
 }
 
-// serveFile serves one segment file, with Range support.
+// serveFile serves one segment file, with Range support and, when asked
+// (WantReprDigestHeader), the SHA-256 of a closed segment's whole file.
 func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	camera := q.Get("camera")
@@ -236,6 +237,15 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "stat segment")
 			return
+		}
+		if !seg.Open && wantsSHA256(r.Header.Get(WantReprDigestHeader)) {
+			sum, err := fileSHA256(f, fi.Size())
+			if err != nil {
+				h.log.Error("digest segment", "file", seg.File, "err", err)
+				writeError(w, http.StatusInternalServerError, "read segment")
+				return
+			}
+			w.Header().Set(ReprDigestHeader, FormatReprDigest(sum))
 		}
 		w.Header().Set("Content-Type", "video/mp4")
 		http.ServeContent(w, r, "", fi.ModTime(), f)
@@ -486,15 +496,22 @@ func (h *handler) peerSegments(ctx context.Context, rq rangeQuery) ([]candidate,
 func (h *handler) fetchSegments(ctx context.Context, p Peer, rq rangeQuery) ([]storage.Segment, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.o.PeerTimeout)
 	defer cancel()
-	q := url.Values{"camera": {rq.camera}, "from": {rq.from.Format(time.RFC3339Nano)}, "to": {rq.to.Format(time.RFC3339Nano)}}
+	return FetchSegments(ctx, h.client, h.o.PeerHeader, p, rq.camera, rq.from, rq.to)
+}
+
+// FetchSegments asks peer p for its own segments of camera overlapping
+// [from, to) (RouteSegments), authenticating with header. Errors never
+// hold credentials or the query.
+func FetchSegments(ctx context.Context, client *http.Client, header http.Header, p Peer, camera string, from, to time.Time) ([]storage.Segment, error) {
+	q := url.Values{"camera": {camera}, "from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerBase(p.HTTP)+RouteSegments+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("segments request: %w", err)
 	}
-	for k, v := range h.o.PeerHeader {
+	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := h.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("list segments: %w", redactErr(err))
 	}

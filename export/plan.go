@@ -73,6 +73,19 @@ type candidate struct {
 
 func (c *candidate) local() bool { return c.server == "" }
 
+// homeCopy reports whether the home recorded the segment itself: the
+// copy an export prefers over a buddy's (a mirror, an adopted stretch).
+func (c *candidate) homeCopy() bool { return c.seg.RecordedBy == c.seg.Home }
+
+// better reports whether c is preferred over d when both cover the
+// cursor: the home's own recording first, then local footage.
+func (c *candidate) better(d *candidate) bool {
+	if c.homeCopy() != d.homeCopy() {
+		return c.homeCopy()
+	}
+	return c.local() && !d.local()
+}
+
 // piece is a planned piece with what the streamer needs.
 type piece struct {
 	candidate
@@ -86,8 +99,10 @@ type piece struct {
 
 // mergeTimeline chooses, from segments held by this server and its peers,
 // a sequence of pieces covering [from, to): at each point it continues with
-// a segment covering the cursor, preferring local footage, then the
-// earliest-starting. A segment that begins more than tol before the cursor
+// a segment covering the cursor, preferring the home's own recording (over
+// a mirror or an adopter's), then local footage, then the earliest-starting.
+// A piece from another recorder ends where a segment the home recorded
+// begins, so the export returns to the home's copy as soon as it has one. A segment that begins more than tol before the cursor
 // (the same camera recorded twice: a make-before-break handover or a
 // partition) starts at its last keyframe at or before the cursor; plan then
 // cuts the previous piece at that keyframe, so no moment is played twice.
@@ -115,7 +130,7 @@ func mergeTimeline(cands []candidate, from, to time.Time, tol time.Duration) ([]
 			if used[i] || !c.seg.End.After(cursor.Add(minUseful)) || c.seg.Start.After(cursor.Add(tol)) {
 				continue
 			}
-			if best < 0 || (c.local() && !cs[best].local()) {
+			if best < 0 || cs[i].better(&cs[best]) {
 				best = i // cs is sorted by start, so the first found is the earliest
 			}
 		}
@@ -135,6 +150,17 @@ func mergeTimeline(cands []candidate, from, to time.Time, tol time.Duration) ([]
 		used[best] = true
 		c := cs[best]
 		p := piece{candidate: c, mode: startAtBeginning, from: c.seg.Start, to: minTime(c.seg.End, to)}
+		if !c.homeCopy() {
+			// Up to the home's next segment, overlapping it by tol: the
+			// plan then ends this piece right before its own copy of the
+			// home's first keyframe (the two recorders date it a few
+			// milliseconds apart), so no frame plays twice.
+			for i, h := range cs {
+				if end := h.seg.Start.Add(tol); !used[i] && h.homeCopy() && h.seg.Start.After(cursor.Add(tol)) && end.Before(p.to) {
+					p.to = end
+				}
+			}
+		}
 		switch {
 		case len(pieces) == 0 && c.seg.Start.Before(from):
 			p.mode, p.from = startBefore, from

@@ -117,7 +117,10 @@ func peerBase(addr string) string {
 	return "http://" + addr
 }
 
-func fileURL(p Peer, seg storage.Segment) string {
+func fileURL(p Peer, seg storage.Segment) string { return FileURL(p, seg) }
+
+// FileURL is where peer p serves the file of seg (RouteFile).
+func FileURL(p Peer, seg storage.Segment) string {
 	q := url.Values{"camera": {seg.Camera}, "start": {strconv.FormatInt(seg.Start.UnixNano(), 10)}}
 	return peerBase(p.HTTP) + "/api/v1/segments/file?" + q.Encode()
 }
@@ -213,6 +216,10 @@ func (r *httpReaderAt) Close() error {
 	}
 	return nil
 }
+
+// RedactErr strips URL query and credentials from *url.Error messages, for
+// errors of requests to peers that may reach a log or the page.
+func RedactErr(err error) error { return redactErr(err) }
 
 // redactErr strips URL query and credentials from *url.Error messages.
 func redactErr(err error) error {

@@ -167,6 +167,9 @@ var (
 	descDisabled = prometheus.NewDesc("buddyrec_webhook_target_disabled", "1 if the target is misconfigured and not used.", []string{"target"}, nil)
 	descFree     = prometheus.NewDesc("buddyrec_disk_free_bytes", "Free bytes on the recording volume.", nil, nil)
 	descTotal    = prometheus.NewDesc("buddyrec_disk_total_bytes", "Size of the recording volume.", nil, nil)
+	descStandby  = prometheus.NewDesc("buddyrec_standby_sessions", "Standby sessions this server holds for cameras their home records, by home and mode (hot, mirror), and whether they work (state).", []string{"home", "mode", "state"}, nil)
+	descHeld     = prometheus.NewDesc("buddyrec_standby_held_bytes", "Payload bytes a hot standby's ring holds in memory.", []string{"camera", "home"}, nil)
+	descHeldSecs = prometheus.NewDesc("buddyrec_standby_held_seconds", "How far back a hot standby's ring reaches.", []string{"camera", "home"}, nil)
 )
 
 // sourceCollector reads the Source at scrape time.
@@ -178,7 +181,8 @@ type sourceCollector struct {
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBytes, descFrames, descDropped, descReconn, descBitrate, descState, descKeyframe,
-		descMembers, descAdopted, descQueue, descFailures, descDeliv, descGaveUp, descDisabled, descFree, descTotal} {
+		descMembers, descAdopted, descQueue, descFailures, descDeliv, descGaveUp, descDisabled, descFree, descTotal,
+		descStandby, descHeld, descHeldSecs} {
 		ch <- d
 	}
 }
@@ -186,7 +190,9 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	seen := map[[3]string]bool{}
 	adopted := 0
-	for _, cam := range c.src.Cameras().Cameras {
+	cams := c.src.Cameras()
+	c.standby(ch, cams.Standby)
+	for _, cam := range cams.Cameras {
 		lv := [3]string{cam.ID, cam.Home, cam.RecordedBy}
 		if cam.ID == "" || seen[lv] {
 			// A duplicate would make the whole scrape fail.
@@ -276,4 +282,22 @@ func (c *sourceCollector) emit(ch chan<- prometheus.Metric, d *prometheus.Desc, 
 		return
 	}
 	ch <- m
+}
+
+// standby exports the standby sessions: a count per home, mode and state,
+// and each hot ring's size.
+func (c *sourceCollector) standby(ch chan<- prometheus.Metric, sessions []api.CameraInfo) {
+	count := map[[3]string]int{}
+	seen := map[string]bool{}
+	for _, s := range sessions {
+		count[[3]string{s.Home, s.Standby, s.State}]++
+		if s.Standby == string(recorder.StandbyHot) && !seen[s.ID] {
+			seen[s.ID] = true
+			c.emit(ch, descHeld, prometheus.GaugeValue, float64(s.HeldBytes), s.ID, s.Home)
+			c.emit(ch, descHeldSecs, prometheus.GaugeValue, s.HeldSeconds, s.ID, s.Home)
+		}
+	}
+	for k, n := range count {
+		c.emit(ch, descStandby, prometheus.GaugeValue, float64(n), k[0], k[1], k[2])
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/buddyrec/buddyrec/export"
 	"github.com/buddyrec/buddyrec/failover"
 	"github.com/buddyrec/buddyrec/internal/httpserver"
+	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/view"
 	"github.com/buddyrec/buddyrec/web"
@@ -24,6 +25,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/cluster", n.serveCluster)
 	mux.HandleFunc("POST /api/v1/cluster/forget", n.serveForget)
 	mux.HandleFunc("GET /api/v1/plan", n.servePlan)
+	mux.HandleFunc("GET /api/v1/backfill", n.serveBackfill)
 	// Operations a browser could be tricked into: refused cross-origin.
 	csrf := http.NewCrossOriginProtection()
 	mux.Handle("POST /api/v1/drain", csrf.Handler(n.serveDrain(true)))
@@ -96,7 +98,11 @@ func (n *Node) Cameras() api.Cameras {
 		}
 	}
 	cams := []api.CameraInfo{}
-	for _, s := range n.rec.Status() {
+	statuses := n.rec.Status()
+	for _, s := range statuses {
+		if s.Standby != recorder.StandbyNone {
+			continue // a standby session: in Standby below
+		}
 		ci := api.CameraInfo{
 			ID: s.ID, Home: s.Home, RecordedBy: self, State: s.State, Since: s.Since.UTC(), Reason: string(s.Reason), Error: s.Error,
 			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
@@ -119,7 +125,8 @@ func (n *Node) Cameras() api.Cameras {
 		}
 	}
 	load := n.currentLoad()
-	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage()}
+	return api.Cameras{Server: self, Cameras: cams, Aspects: aspects, Load: &load, Footage: n.footage(),
+		Standby: standbyInfo(self, statuses, critical), Backfill: n.backfill.Status().Cameras}
 }
 
 // serveRecordings answers GET /api/v1/recordings for the whole site: the

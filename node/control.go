@@ -93,6 +93,8 @@ func (n *Node) selfRecord(now time.Time, p control.Publish) recordBody {
 	r.Stable = p.Stable
 	r.Maintenance = n.maintenanceState().draining()
 	r.Reclaim = p.Reclaim
+	r.Standbys = p.Standbys
+	r.Live = p.Live
 	r.Load = n.load(now)
 	return r
 }
@@ -182,7 +184,12 @@ func (n *Node) gather(now time.Time) control.Inputs {
 	}
 	statuses := n.rec.Status()
 	for _, s := range statuses {
-		in.Pipelines = append(in.Pipelines, control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error})
+		p := control.Pipeline{ID: s.ID, State: s.State, Failure: failureOf(s), Error: s.Error}
+		if s.Standby != recorder.StandbyNone {
+			in.Standbys = append(in.Standbys, p)
+		} else {
+			in.Pipelines = append(in.Pipelines, p)
+		}
 	}
 	in.Footage = n.runFootage(statuses)
 	return in
@@ -222,7 +229,7 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 	if act.Settling {
 		return
 	}
-	n.rec.Set(n.pipelineCameras(act.Cameras))
+	n.rec.Set(append(n.pipelineCameras(act.Cameras), n.standbyCameras(act.Standby)...))
 	for _, e := range act.Events {
 		switch e.Type {
 		case control.TypeFailoverStarted:

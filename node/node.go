@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/backfill"
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/control"
@@ -62,6 +63,8 @@ type Node struct {
 	live    *live.Server   // nil without [listen] rtsp
 	site    *relay.Site    // every camera of the site, relayed when recorded elsewhere
 	view    *view.Server   // the browser view
+
+	backfill *backfill.Runner // copies back what peers recorded of our cameras
 
 	auth    *web.Auth
 	metrics *metrics.Metrics
@@ -220,9 +223,15 @@ func New(o Options) (*Node, error) {
 		return nil, fmt.Errorf("listen http %s: %w", c.Listen.HTTP, err)
 	}
 	n.httpLn = limitListener(httpLn, "http", httpMaxConns, httpMaxPerHost, n.fds, log)
+	if n.backfill, err = n.newBackfill(); err != nil {
+		httpLn.Close()
+		n.closeStores()
+		return nil, err
+	}
 	n.rec = recorder.NewManager(recorder.ManagerOptions{
-		Sink:   storeSink{n.store},
-		Logger: log.With("part", "recorder"),
+		Sink:          storeSink{n.store},
+		Logger:        log.With("part", "recorder"),
+		StandbyWindow: standbyWindow(c.Cluster.FailoverAfter, c.Cluster.Keepalive, c.Storage.Part),
 	})
 	// The views exist from New on: the API reads them before Run starts.
 	n.startViews()
@@ -332,6 +341,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 	go func() { defer wg.Done(); n.store.Run(ctx) }()
 	go func() { defer wg.Done(); n.events.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.backfill.Run(ctx) }()
 	go n.outbox.Run(ctx)
 
 	n.log.Info("buddyrec server started", "name", c.Name, "http", n.httpLn.Addr().String(), "gossip", c.Listen.Gossip, "cameras", len(c.Cameras))

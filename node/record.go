@@ -37,7 +37,10 @@ type recordBody struct {
 	Stable      bool      `json:"stable"` // up for failback_after: my cameras may come home
 	StartedAt   time.Time `json:"started_at"`
 	ConfigHash  string    `json:"config_hash"`
-	Timing      string    `json:"timing"` // keepalive/failover_after: must agree across the site
+	Timing      string    `json:"timing"`             // keepalive/failover_after: must agree across the site
+	Standby     string    `json:"standby,omitempty"`  // [failover] standby for my critical cameras
+	Standbys    []string  `json:"standbys,omitempty"` // camera ids I hold a standby session for
+	Live        []string  `json:"live,omitempty"`     // camera ids my pipelines record now (keyframes reach storage)
 	Load        api.Load  `json:"load"`
 }
 
@@ -78,6 +81,7 @@ func publicRecord(c *config.Config, started time.Time) recordBody {
 		Cameras:   []publicCamera{},
 		StartedAt: started.UTC(),
 		Timing:    c.Cluster.Keepalive.String() + "/" + c.Cluster.FailoverAfter.String(),
+		Standby:   c.Failover.Standby,
 	}
 	for _, cam := range c.Cameras {
 		r.Cameras = append(r.Cameras, publicCamera{Name: cam.Name, Critical: cam.Critical, BitrateMbps: cam.BitrateMbps})
@@ -120,6 +124,9 @@ func (r recordBody) rulesRecord(version uint64) control.Record {
 		Maintenance: r.Maintenance,
 		Reclaim:     r.Reclaim,
 		Timing:      r.Timing,
+		Standby:     r.Standby,
+		Standbys:    r.Standbys,
+		Live:        r.Live,
 	}
 	for _, c := range r.Cameras {
 		s.Cameras = append(s.Cameras, failover.Camera{Name: c.Name, Critical: c.Critical, BitrateMbps: c.BitrateMbps})

@@ -29,6 +29,15 @@ type ManagerOptions struct {
 	// back is recorded at once rather than after its backoff (default 1s;
 	// negative disables probing).
 	ProbeInterval time.Duration
+	// StandbyWindow is how far back a hot standby's ring reaches, beyond
+	// which it keeps two GOPs more (default 5 s). Set it to at least the
+	// failure detection time plus what the home may not have made durable
+	// (a part plus a sync interval): the ring then starts at a keyframe
+	// at or before the home's last durable footage when it is written.
+	StandbyWindow time.Duration
+	// StandbyMaxBytes bounds one hot standby's ring (default
+	// DefaultRingBytes).
+	StandbyMaxBytes int
 }
 
 func (o *ManagerOptions) setDefaults() {
@@ -52,6 +61,12 @@ func (o *ManagerOptions) setDefaults() {
 	}
 	if o.ProbeInterval == 0 {
 		o.ProbeInterval = time.Second
+	}
+	if o.StandbyWindow <= 0 {
+		o.StandbyWindow = 5 * time.Second
+	}
+	if o.StandbyMaxBytes <= 0 {
+		o.StandbyMaxBytes = DefaultRingBytes
 	}
 }
 
@@ -77,8 +92,12 @@ func NewManager(opts ManagerOptions) *Manager {
 
 // Set makes the recorded cameras exactly cams: new ones start, missing ones
 // stop, and ones whose URL, Home or Transport changed restart. Cameras that
-// did not change keep running untouched. A repeated ID keeps its first entry.
-// Set returns once removed pipelines have stopped.
+// did not change keep running untouched. A camera whose Standby alone
+// changed keeps its session and changes mode in place (a hot standby
+// taken over writes its ring and goes on), unless it is offline: then it
+// restarts, so a takeover does not wait out a backoff the standby grew.
+// A repeated ID keeps its first entry. Set returns once removed pipelines
+// have stopped.
 func (m *Manager) Set(cams []Camera) {
 	want := make(map[string]Camera, len(cams))
 	for _, c := range cams {
@@ -95,14 +114,15 @@ func (m *Manager) Set(cams []Camera) {
 	}
 	var stopping []*Pipeline
 	for id, p := range m.pipes {
-		if c, ok := want[id]; !ok || c != p.cam {
+		if c, ok := want[id]; !ok || c.session() != p.cam.session() || (c.Standby != p.standbyMode() && p.Status().State == StateOffline) {
 			p.stop()
 			stopping = append(stopping, p)
 			delete(m.pipes, id)
 		}
 	}
 	for id, c := range want {
-		if _, ok := m.pipes[id]; ok {
+		if p, ok := m.pipes[id]; ok {
+			p.setStandby(c.Standby)
 			continue
 		}
 		p := newPipeline(c, m.opts, m.hubLocked(id))

@@ -48,21 +48,43 @@ type Pipeline struct {
 	codec       string
 	bitrate     float64
 	recording   time.Time // when the current session began recording
+	standby     Standby
+	heldBytes   int64
+	heldSpan    time.Duration
 	started     time.Time // when Manager.Set started the pipeline
 }
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
 	p := &Pipeline{
-		cam:   cam,
-		opts:  opts,
-		log:   opts.Logger.With("camera", cam.ID),
-		hub:   h,
-		done:  make(chan struct{}),
-		state: StateConnecting,
-		since: time.Now(),
+		cam:     cam,
+		opts:    opts,
+		log:     opts.Logger.With("camera", cam.ID),
+		hub:     h,
+		done:    make(chan struct{}),
+		state:   StateConnecting,
+		since:   time.Now(),
+		standby: cam.Standby,
 	}
 	p.started = p.since
 	return p
+}
+
+func (p *Pipeline) standbyMode() Standby {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.standby
+}
+
+func (p *Pipeline) setStandby(m Standby) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.standby != m {
+		p.log.Info("standby mode changes in place", "from", string(p.standby), "to", string(m))
+		p.standby = m
+		if m != StandbyHot {
+			p.heldBytes, p.heldSpan = 0, 0
+		}
+	}
 }
 
 func (p *Pipeline) start(ctx context.Context) {
@@ -93,6 +115,9 @@ func (p *Pipeline) Status() Status {
 		Bitrate:        p.bitrate,
 		Codec:          p.codec,
 		NextAttempt:    p.nextAttempt,
+		Standby:        p.standby,
+		HeldBytes:      p.heldBytes,
+		HeldSpan:       p.heldSpan,
 	}
 	if ns := p.lastKeyframe.Load(); ns != 0 {
 		st.LastKeyframe = time.Unix(0, ns)
@@ -606,25 +631,42 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 		}
 	}()
 	writeFailing := false // log one line per failure streak, not per frame
-	handle := func(it item) bool {
-		if it.stream != nil {
+	// cur is the stream the samples belong to now; begun the stream w
+	// writes. They differ after a new stream began, and while w is nil
+	// (a hot standby holds, or was just taken over).
+	var cur, begun *storage.Stream
+	held := ring{window: s.p.opts.StandbyWindow, maxBytes: s.p.opts.StandbyMaxBytes}
+	keyframe := func() {
+		s.p.lastKeyframe.Store(time.Now().UnixNano())
+		s.p.mu.Lock()
+		first := s.p.state != StateRecording
+		s.p.mu.Unlock()
+		if first {
+			s.p.setState(StateRecording, nil)
+		}
+	}
+	write := func(stream *storage.Stream, smp storage.Sample) bool {
+		if stream == nil {
+			return true
+		}
+		if w == nil || stream != begun {
+			if smp.Track != 0 || !smp.Sync {
+				return true // a file starts at a keyframe
+			}
 			if w != nil {
 				if err := w.Close(); err != nil {
 					s.p.log.Warn("close stream", "err", err)
 				}
 				w = nil
 			}
-			nw, err := s.p.opts.Sink.Begin(*it.stream)
+			nw, err := s.p.opts.Sink.Begin(*stream)
 			if err != nil {
 				s.cancel(fail(ReasonWriteError, fmt.Errorf("storage: begin stream: %w", err)))
 				return false
 			}
-			w = nw
+			w, begun = nw, stream
 		}
-		if w == nil {
-			return true
-		}
-		if err := w.Write(it.sample); err != nil {
+		if err := w.Write(smp); err != nil {
 			// A write error (a full disk, an I/O error) is storage's to
 			// handle: it alarms, frees space and starts a new file at the
 			// next keyframe. Ending the session would only add an offline
@@ -636,16 +678,47 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			return true
 		}
 		writeFailing = false
-		if it.sample.Track == 0 && it.sample.Sync {
-			s.p.lastKeyframe.Store(time.Now().UnixNano())
-			s.p.mu.Lock()
-			first := s.p.state != StateRecording
-			s.p.mu.Unlock()
-			if first {
-				s.p.setState(StateRecording, nil)
-			}
+		if smp.Track == 0 && smp.Sync {
+			keyframe()
 		}
 		return true
+	}
+	handle := func(it item) bool {
+		if it.stream != nil {
+			cur = it.stream
+		}
+		if s.p.standbyMode() == StandbyHot {
+			// Hold: written nowhere. A file this pipeline was writing
+			// (the camera went home) ends here.
+			if w != nil {
+				if err := w.Close(); err != nil {
+					s.p.log.Warn("close stream", "err", err)
+				}
+				w, begun = nil, nil
+			}
+			held.add(ringEntry{stream: cur, sample: it.sample})
+			if it.sample.Track == 0 && it.sample.Sync {
+				s.p.mu.Lock()
+				s.p.heldBytes, s.p.heldSpan = int64(held.bytes), held.span()
+				s.p.mu.Unlock()
+				keyframe()
+			}
+			return true
+		}
+		if len(held.entries) > 0 {
+			// Taken over: the ring first, from its oldest keyframe, which
+			// is at or before the home's last durable footage (see
+			// StandbyWindow), then the live samples, on the same session.
+			entries := held.take()
+			s.p.log.Info("standby taken over: writing the held samples", "samples", len(entries),
+				"from", entries[0].sample.Arrival, "span", entries[len(entries)-1].sample.Arrival.Sub(entries[0].sample.Arrival).Round(time.Millisecond))
+			for _, e := range entries {
+				if !write(e.stream, e.sample) {
+					return false
+				}
+			}
+		}
+		return write(cur, it.sample)
 	}
 	for {
 		select {

@@ -23,6 +23,16 @@ type Camera struct {
 	URL string
 	// Transport is "tcp" (default), "udp" or "auto" (UDP, then TCP).
 	Transport string
+	// Standby is StandbyNone to record, or how to stand by for the home
+	// (hot or mirror). Changing only Standby keeps the session.
+	Standby Standby
+}
+
+// session is the camera without its standby mode: what a change of
+// needs a new RTSP session.
+func (c Camera) session() Camera {
+	c.Standby = StandbyNone
+	return c
 }
 
 // Sink receives what the recorder captures; *storage.Store satisfies it
@@ -130,6 +140,13 @@ type Status struct {
 	// camera is offline (an attempt comes sooner if a probe finds the
 	// camera back); zero while connecting or recording.
 	NextAttempt time.Time
+	// Standby is the pipeline's standby mode; StandbyNone when it records
+	// the camera as its own or adopted. For a hot standby, StateRecording
+	// means keyframes reach its ring.
+	Standby Standby
+	// HeldBytes and HeldSpan are what a hot standby's ring holds now.
+	HeldBytes int64
+	HeldSpan  time.Duration
 }
 
 // redactString removes the credentials of rawURL from s: its userinfo as

@@ -64,7 +64,16 @@
 // # Writers and the index
 //
 // Writers only write files and hand index updates (camera, entry) to the
-// syncer; only the syncer and recovery write the index. This is the split
+// syncer; only the syncer, recovery and Import write the index.
+//
+// # Copies from peers
+//
+// Import adopts a finished file another server recorded (backfill): the
+// file is checked whole (init and complete fragments), fsynced, moved into
+// its camera folder under the recorder's name, the folders synced, and
+// only then indexed with the recorder as recorded_by. A crash between the
+// move and the commit leaves an unindexed file, which recovery indexes
+// (in the two newest date folders) or the next Import replaces. This is the split
 // a worker process needs: it writes and syncs files and sends the updates
 // to the process that owns index.db.
 package storage

@@ -118,3 +118,19 @@ func TestMergeCopies(t *testing.T) {
 		t.Errorf("mergeCopies = %+v, want rec-b's copies as one span held by both, then rec-a's", out)
 	}
 }
+
+// TestBackfillOnPage: a home copying back footage from a buddy shows it
+// on the camera's row, as its cameras answer reports it.
+func TestBackfillOnPage(t *testing.T) {
+	src := &fakeSource{self: "rec-a",
+		cluster: []api.ServerInfo{{Name: "rec-a", State: "alive"}, {Name: "rec-b", State: "alive"}},
+		cameras: api.Cameras{Server: "rec-a", Backfill: []api.BackfillCamera{
+			{Camera: "rec-a/cam1", Peer: "rec-b", Copying: true, Text: "rec-a/cam1: 10 min at rec-b, copying 40 %"},
+		}}}
+	srv := httptest.NewServer(NewHandler(Options{Source: src, Now: func() time.Time { return testNow }}))
+	defer srv.Close()
+	_, body := get(t, srv.Client(), srv.URL+"/")
+	if row := rowOf(t, body, "data-camera", "rec-a/cam1"); !strings.Contains(row, `<div class="backfill">rec-a/cam1: 10 min at rec-b, copying 40 %</div>`) {
+		t.Errorf("cam1 row lacks the backfill line:\n%s", row)
+	}
+}

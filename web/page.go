@@ -61,6 +61,7 @@ type serverRow struct {
 	Recordings                    string // buddyrec's own segments and index
 	Color                         string
 	IfFails                       string // "6 → rec-b, 1 not recorded"; "" when unknown
+	Standby                       string // "standby for 2 cameras of rec-a (hot)"; "" for none
 }
 
 // FailurePreviewer is a Source that can also preview each server's
@@ -108,6 +109,9 @@ type cameraRow struct {
 	// Unreachable says where the footage is that no live server holds,
 	// e.g. "before 08:25:40 on rec-a, unreachable".
 	Unreachable []string
+	// Backfill says what the home is copying back from peers, e.g.
+	// "rec-a/cam1: 10 min at rec-b, copying 40 %".
+	Backfill []string
 }
 
 type legendItem struct{ Name, Color string }
@@ -163,6 +167,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			s.Load = *c.Load
 		}
 		row := serverRowOf(s, self, colors)
+		row.Standby = own[s.Name].StandbySummary()
 		row.IfFails = ifFails[s.Name]
 		d.Servers = append(d.Servers, row)
 	}
@@ -219,6 +224,15 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// Backfill, as each home reports it in its cameras answer.
+	for _, c := range own {
+		for _, b := range c.Backfill {
+			if rows[b.Camera] == nil {
+				rows[b.Camera] = &cameraRow{ID: b.Camera, Home: camera.HomeOf(b.Camera), State: "not recorded", Class: "st-none"}
+			}
+			rows[b.Camera].Backfill = append(rows[b.Camera].Backfill, b.Text)
+		}
+	}
 	ids := make([]string, 0, len(rows))
 	for id := range rows {
 		ids = append(ids, id)
@@ -227,6 +241,7 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		row := rows[id]
 		row.Spans, row.Gaps, row.Covered = timelineOf(spans[id], from, now, colors, row.View)
+		row.Spans = homeOnTop(row.Spans, camera.HomeOf(id))
 		row.Disk, row.Oldest, row.FootageTitle = footageOf(id, own)
 		d.Cameras = append(d.Cameras, *row)
 	}

@@ -35,6 +35,7 @@ func benchmarks() []benchmark {
 		{"failover", benchFailover},
 		{"planner", benchPlanner},
 		{"live", benchLive},
+		{"backfill", benchBackfill},
 	}
 }
 
@@ -321,99 +322,6 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return total
-}
-
-func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("cameras", 50, "cameras on the server that is killed")
-	runs := fs.Int("runs", 5, "kill/restart cycles")
-	clips := fs.String("clips", "testdata", "folder with the camera clips")
-	keepalive := fs.String("keepalive", "", "[cluster] keepalive (default: the product default)")
-	failoverAfter := fs.String("failover-after", "", "[cluster] failover_after (default: the product default)")
-	planned := fs.Bool("planned", false, "drain (and undrain) rec-a instead of kill -9: frames lost per camera and time until every camera records on the buddy")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	env, err := newBenchEnv(ctx, *n, *clips, "h264", false)
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	dir, bin := env.dir, env.bin
-	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s", Cameras: env.cameras()}
-	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
-	s, err := site.New(site.Spec{Dir: dir, Bin: bin, Servers: []site.ServerSpec{a, b}, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
-	if err != nil {
-		return err
-	}
-	if err := s.StartAll(); err != nil {
-		return err
-	}
-	defer s.StopAll()
-	ra, rb := s.Server("rec-a"), s.Server("rec-b")
-	if *planned {
-		return benchPlanned(ctx, stdout, ra, rb, *n, *runs)
-	}
-	var detect, adopt, total []float64
-	for run := 1; run <= *runs; run++ {
-		if err := waitRecording(ctx, ra, *n, 60*time.Second); err != nil {
-			return err
-		}
-		// rec-b must have released every camera (failback done) and see rec-a alive.
-		if err := waitFor(ctx, 60*time.Second, func() bool {
-			rec, err := rb.Recording(ctx)
-			return err == nil && len(rec) == 0 && serverState(ctx, rb, "rec-a") == buddy.StateAlive
-		}); err != nil {
-			return fmt.Errorf("run %d: rec-b did not settle: %w", run, err)
-		}
-		time.Sleep(time.Second)
-		killed := time.Now()
-		ra.Kill()
-		var detected time.Time
-		var lastFirstKey time.Time
-		err := waitFor(ctx, 60*time.Second, func() bool {
-			if detected.IsZero() && serverState(ctx, rb, "rec-a") == buddy.StateDead {
-				detected = time.Now()
-			}
-			camsB, err := rb.Cameras(ctx)
-			if err != nil {
-				return false
-			}
-			count := 0
-			last := time.Time{}
-			for _, c := range camsB {
-				if c.Home == "rec-a" && c.State == recorder.StateRecording {
-					count++
-					if c.Since.After(last) {
-						last = c.Since
-					}
-				}
-			}
-			if count == *n {
-				lastFirstKey = last
-				return true
-			}
-			return false
-		})
-		if err != nil {
-			return fmt.Errorf("run %d: rec-b did not adopt all cameras: %w", run, err)
-		}
-		if detected.IsZero() {
-			detected = lastFirstKey
-		}
-		d, t := detected.Sub(killed).Seconds(), lastFirstKey.Sub(killed).Seconds()
-		detect, total, adopt = append(detect, d), append(total, t), append(adopt, t-d)
-		fmt.Fprintf(stdout, "run %d: detected after %.2fs, all %d cameras recording on rec-b after %.2fs (adoption %.2fs)\n", run, d, *n, t, t-d)
-		if err := ra.Start(); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(stdout, "\nfailover of %d cameras over %d runs (kill -9 to first keyframe written on the buddy):\n", *n, *runs)
-	fmt.Fprintf(stdout, "  total      median %.2fs  max %.2fs\n", median(total), maxOf(total))
-	fmt.Fprintf(stdout, "  detection  median %.2fs  max %.2fs\n", median(detect), maxOf(detect))
-	fmt.Fprintf(stdout, "  adoption   median %.2fs  max %.2fs\n", median(adopt), maxOf(adopt))
-	return nil
 }
 
 func serverState(ctx context.Context, srv *site.Server, name string) buddy.State {

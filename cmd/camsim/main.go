@@ -46,13 +46,14 @@ func run(args []string) error {
 	jumpBy := fs.Duration("jump-by", 0, "clock step for -jump-every (negative steps back)")
 	dups := fs.Int("duplicates", 0, "after each clock jump, send this many video frames twice")
 	udp := fs.Bool("udp", false, "also offer UDP transport on RTSP port+1 and +2")
+	maxSessions := fs.Int("max-sessions", 0, "serve at most this many sessions per camera at once, refusing more with 453 (0: no limit)")
 	verbose := fs.Bool("v", false, "log connection events")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 
 	fault := camsim.Fault{DropAfter: *dropAfter, StallAfter: *stallAfter, Garbage: *garbage, User: *user, Pass: *pass,
-		JumpEvery: *jumpEvery, JumpBy: *jumpBy, Duplicates: *dups}
+		JumpEvery: *jumpEvery, JumpBy: *jumpBy, Duplicates: *dups, MaxSessions: *maxSessions}
 	faults := map[int]camsim.Fault{}
 	if fault != (camsim.Fault{}) {
 		nums, err := parseCameras(*faultCams, *cameras)

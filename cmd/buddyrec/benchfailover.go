@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/buddyrec/buddyrec/api"
+	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/recorder"
+)
+
+// benchFailover kills a server recording n cameras with SIGKILL, runs
+// times, and measures what its buddy does: detection, takeover, and the
+// footage each camera lost, read from the site's index (the recordings
+// API: every segment the live servers indexed) after the failback. With
+// -standby hot or mirror every camera is critical and the buddy holds a
+// standby session for each; with hot it also measures what a standby
+// costs in memory against bitrate × the ring's window.
+func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench failover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("cameras", 50, "cameras on the server that is killed")
+	runs := fs.Int("runs", 5, "kill/restart cycles")
+	clips := fs.String("clips", "testdata", "folder with the camera clips")
+	keepalive := fs.String("keepalive", "", "[cluster] keepalive (default: the product default)")
+	failoverAfter := fs.String("failover-after", "", "[cluster] failover_after (default: the product default)")
+	planned := fs.Bool("planned", false, "drain (and undrain) rec-a instead of kill -9: frames lost per camera and time until every camera records on the buddy")
+	standby := fs.String("standby", "cold", "[failover] standby of the killed server: cold, hot or mirror (hot and mirror make every camera critical)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch *standby {
+	case "cold", "hot", "mirror":
+	default:
+		return fmt.Errorf("-standby: want cold, hot or mirror, not %q", *standby)
+	}
+	env, err := newBenchEnv(ctx, *n, *clips, "h264", false)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: *standby, Cameras: env.cameras()}
+	for i := range a.Cameras {
+		a.Cameras[i].Critical = *standby != "cold"
+	}
+	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
+	s, err := site.New(site.Spec{Dir: env.dir, Bin: env.bin, Servers: []site.ServerSpec{a, b}, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
+	if err != nil {
+		return err
+	}
+	defer s.StopAll()
+	ra, rb := s.Server("rec-a"), s.Server("rec-b")
+	// The buddy starts alone, so its memory without standby sessions is
+	// known before the home gives it any.
+	if err := rb.Start(); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	rssAlone := procRSS(rb.Pid())
+	if err := ra.Start(); err != nil {
+		return err
+	}
+	if *planned {
+		return benchPlanned(ctx, stdout, ra, rb, *n, *runs)
+	}
+
+	var detect, takeover, lost []float64
+	for run := 1; run <= *runs; run++ {
+		if err := waitRecording(ctx, ra, *n, 60*time.Second); err != nil {
+			return err
+		}
+		// rec-b must have released every camera (failback done), see
+		// rec-a alive and hold every standby session.
+		var sessions []api.CameraInfo
+		if err := waitFor(ctx, 60*time.Second, func() bool {
+			var resp api.Cameras
+			if rb.GetJSON(ctx, "/api/v1/cameras", &resp) != nil || serverState(ctx, rb, "rec-a") != buddy.StateAlive {
+				return false
+			}
+			sessions = resp.Standby
+			working := 0
+			for _, sb := range resp.Standby {
+				if sb.State == recorder.StateRecording {
+					working++
+				}
+			}
+			return len(resp.Cameras) == 0 && (*standby == "cold" || working == *n)
+		}); err != nil {
+			return fmt.Errorf("run %d: rec-b did not settle: %w", run, err)
+		}
+		if *standby == "hot" && run == 1 {
+			// Let every ring fill to its window (+ 2 GOPs), then weigh it.
+			time.Sleep(8 * time.Second)
+			var resp api.Cameras
+			if err := rb.GetJSON(ctx, "/api/v1/cameras", &resp); err != nil {
+				return err
+			}
+			sessions = resp.Standby
+			reportStandbyMemory(stdout, sessions, procRSS(rb.Pid()), rssAlone)
+		}
+		// The loss is measured from 4 s before the kill: the home has
+		// recorded at least that long.
+		time.Sleep(5 * time.Second)
+		killed := time.Now()
+		ra.Kill()
+		var detected, took time.Time
+		err := waitFor(ctx, 60*time.Second, func() bool {
+			if detected.IsZero() && serverState(ctx, rb, "rec-a") == buddy.StateDead {
+				detected = time.Now()
+			}
+			camsB, err := rb.Cameras(ctx)
+			if err != nil {
+				return false
+			}
+			count := 0
+			last := time.Time{}
+			for _, c := range camsB {
+				if c.Home == "rec-a" && c.State == recorder.StateRecording {
+					count++
+					last = maxTime(last, c.Since)
+				}
+			}
+			if count < *n {
+				return false
+			}
+			took = time.Now()
+			if *standby == "cold" {
+				took = last // the first keyframe written: the polls' delay is not the product's
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("run %d: rec-b did not adopt all cameras: %w", run, err)
+		}
+		if detected.IsZero() {
+			detected = took
+		}
+		d, t := detected.Sub(killed).Seconds(), took.Sub(killed).Seconds()
+		detect, takeover = append(detect, d), append(takeover, t)
+
+		// The failback, then the footage lost around the kill, from the index.
+		time.Sleep(3 * time.Second)
+		if err := ra.Start(); err != nil {
+			return err
+		}
+		if err := waitFor(ctx, 60*time.Second, func() bool {
+			rec, err := rb.Recording(ctx)
+			return err == nil && len(rec) == 0 && waitRecording(ctx, ra, *n, time.Millisecond) == nil
+		}); err != nil {
+			return fmt.Errorf("run %d: no failback: %w", run, err)
+		}
+		time.Sleep(3 * time.Second) // the newest footage is indexed a part and a sync later
+		var runLost []float64
+		worst, worstGaps := "", []api.Gap(nil)
+		for i := 1; i <= *n; i++ {
+			id := fmt.Sprintf("rec-a/cam%d", i)
+			gaps, err := lostAround(ctx, ra, id, killed)
+			if err != nil {
+				return fmt.Errorf("run %d: %w", run, err)
+			}
+			l := gapSum(gaps)
+			if l > 0 && (worst == "" || l > gapSum(worstGaps)) {
+				worst, worstGaps = id, gaps
+			}
+			runLost = append(runLost, l.Seconds())
+		}
+		lost = append(lost, runLost...)
+		fmt.Fprintf(stdout, "run %d: detected after %.2fs, all %d cameras recorded by rec-b after %.2fs (takeover − detection %.2fs); footage lost per camera median %.2fs max %.2fs\n",
+			run, d, *n, t, t-d, median(runLost), maxOf(runLost))
+		for _, g := range worstGaps {
+			fmt.Fprintf(stdout, "  %s: no footage from kill %+.2fs to %+.2fs\n", worst, g.Start.Sub(killed).Seconds(), g.End.Sub(killed).Seconds())
+		}
+	}
+	fmt.Fprintf(stdout, "\nfailover of %d cameras, standby %q, over %d runs (kill -9 to every camera recorded by the buddy):\n", *n, *standby, *runs)
+	fmt.Fprintf(stdout, "  takeover   median %.2fs  max %.2fs\n", median(takeover), maxOf(takeover))
+	fmt.Fprintf(stdout, "  detection  median %.2fs  max %.2fs\n", median(detect), maxOf(detect))
+	fmt.Fprintf(stdout, "  footage lost per camera (index, kill ± the outage)  median %.2fs  max %.2fs\n", median(lost), maxOf(lost))
+	return nil
+}
+
+// lostAround is the footage of camera around a kill at killed that no
+// live server holds, per the site-wide recordings API (the index).
+func lostAround(ctx context.Context, srv *site.Server, camera string, killed time.Time) ([]api.Gap, error) {
+	q := url.Values{"camera": {camera}, "from": {killed.Add(-4 * time.Second).UTC().Format(time.RFC3339Nano)},
+		"to": {killed.Add(8 * time.Second).UTC().Format(time.RFC3339Nano)}}
+	var rec api.Recordings
+	if err := srv.GetJSON(ctx, "/api/v1/recordings?"+q.Encode(), &rec); err != nil {
+		return nil, fmt.Errorf("recordings of %s: %w", camera, err)
+	}
+	return rec.Gaps, nil
+}
+
+func gapSum(gaps []api.Gap) time.Duration {
+	var d time.Duration
+	for _, g := range gaps {
+		d += g.End.Sub(g.Start)
+	}
+	return d
+}
+
+// reportStandbyMemory prints what the hot standby sessions hold: the
+// rings' payload against bitrate × window, and the buddy's resident
+// memory with the sessions against without.
+func reportStandbyMemory(w io.Writer, sessions []api.CameraInfo, rssWith, rssAlone uint64) {
+	if len(sessions) == 0 {
+		return
+	}
+	var held, ideal, secs float64
+	for _, s := range sessions {
+		held += float64(s.HeldBytes)
+		ideal += s.BitrateBps / 8 * s.HeldSeconds
+		secs += s.HeldSeconds
+	}
+	n := float64(len(sessions))
+	fmt.Fprintf(w, "hot standby: %d sessions, ring window %.1fs (mean), ring payload %.2f MiB per camera = %.2f × bitrate × window\n",
+		len(sessions), secs/n, held/n/(1<<20), held/ideal)
+	fmt.Fprintf(w, "hot standby: buddy resident memory %.0f MiB with the sessions, %.0f MiB alone: %.2f MiB per camera = %.2f × bitrate × window\n",
+		float64(rssWith)/(1<<20), float64(rssAlone)/(1<<20), (float64(rssWith)-float64(rssAlone))/n/(1<<20), (float64(rssWith)-float64(rssAlone))/ideal)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
