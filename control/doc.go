@@ -60,6 +60,11 @@
 //   - A camera whose pipeline here records nothing (offline, connecting)
 //     has nothing to overlap: it stops as soon as the new owner's footage
 //     is durable.
+//   - Past the handoff timeout a camera still stays here while the new
+//     owner runs a pipeline for it but has written nothing durable and
+//     this server records it ([ownerStuck]): the owner cannot reach the
+//     camera (or lacks its credentials), and stopping would leave it
+//     recorded by nobody. A drain counts such a camera as kept.
 //
 // A camera the plan gives nobody (displaced by a critical camera when
 // capacity is short) has no new owner to wait for and stops at once.

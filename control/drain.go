@@ -102,7 +102,17 @@ func (r *raiser) maintenance() {
 			d.Moved[id] = owner
 		}
 	}
-	d.Complete = len(st.Releasing) == 0
+	// Complete once nothing is waiting for its new owner: a camera kept
+	// past its handoff deadline (the owner cannot record it) stays here.
+	d.Complete = true
+	for _, id := range sortedKeys(st.Releasing) {
+		if now.Before(st.Releasing[id]) {
+			d.Complete = false
+		} else {
+			d.Kept = append(d.Kept, id)
+		}
+	}
+	slices.Sort(d.Kept)
 	st.Drain = &d
 	what := "entered maintenance"
 	if r.in.Stopping {

@@ -1,6 +1,9 @@
 package control
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Footage is the durable footage of one pipeline's current run, as the
 // index holds it: From is the first durable frame (the run's first
@@ -49,6 +52,16 @@ func handedOver(in Inputs, owner Record, id string) bool {
 	}
 	to := in.Footage[id].To
 	return !to.IsZero() && !to.Before(from.Add(in.Config.handoffOverlap()))
+}
+
+// ownerStuck reports whether camera id, past its handoff deadline, still
+// stays here: the new owner runs a pipeline for it but has written
+// nothing durable (it cannot reach the camera, or lacks its credentials),
+// while this server records it. Stopping would leave the camera recorded
+// by nobody; the owner's camera.offline alarm says why it cannot take it.
+func ownerStuck(in Inputs, owner Record, id string) bool {
+	_, durable := owner.Durable[id]
+	return !durable && slices.Contains(owner.Recording, id) && pipelineRecording(in.Pipelines, id)
 }
 
 func pipelineRecording(ps []Pipeline, id string) bool {

@@ -113,3 +113,39 @@ func TestDurablePublished(t *testing.T) {
 		t.Fatalf("published %v for no cameras", got)
 	}
 }
+
+// TestStuckOwnerKeepsTheOldRecorder: a new owner whose pipeline writes
+// nothing durable (it cannot reach the camera) does not get the camera
+// stopped on the old recorder at the handoff timeout; once it records,
+// the handover completes. With nothing recorded here either, the timeout
+// applies.
+func TestStuckOwnerKeepsTheOldRecorder(t *testing.T) {
+	w := newWorld(t, rec("a", []string{"b"}, 0, "cam1"), rec("b", []string{"a"}, 0))
+	w.run(2 * testFailbackAfter)
+	w.crash("a")
+	w.run(2 * time.Second)
+	w.restart("a")
+	w.noFootage["a a/cam1"] = true
+	w.run(testFailbackAfter + 2*time.Second + 3*5*time.Second) // well past the 5 s handoff timeout
+	if act := w.servers["b"].act; !slices.Contains(act.Cameras, "a/cam1") || act.Releasing["a/cam1"] != "a" {
+		t.Fatalf("b stopped a/cam1 at the handoff timeout while a records nothing durable: %+v", act)
+	}
+	delete(w.noFootage, "a a/cam1")
+	w.run(3 * time.Second)
+	if slices.Contains(w.recording("b"), "a/cam1") {
+		t.Fatalf("b still records a/cam1 once a's footage is durable")
+	}
+
+	// b's own pipeline offline too: nothing to keep, the timeout stops it.
+	w = newWorld(t, rec("a", []string{"b"}, 0, "cam1"), rec("b", []string{"a"}, 0))
+	w.run(2 * testFailbackAfter)
+	w.crash("a")
+	w.run(2 * time.Second)
+	w.restart("a")
+	w.noFootage["a a/cam1"] = true
+	w.failure["a/cam1"] = FailureOther // offline everywhere
+	w.run(testFailbackAfter + 2*time.Second + 2*5*time.Second)
+	if slices.Contains(w.recording("b"), "a/cam1") {
+		t.Fatalf("b keeps an offline a/cam1 past the handoff timeout")
+	}
+}

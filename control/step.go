@@ -122,7 +122,7 @@ func Step(prev State, in Inputs) (State, Actions) {
 		if !ok {
 			deadline = now.Add(in.Config.handoffTimeout())
 		}
-		if now.Before(deadline) {
+		if now.Before(deadline) || ownerStuck(in, st.Records[owner], id) {
 			st.Releasing[id] = deadline
 			act.Releasing[id] = owner
 		}

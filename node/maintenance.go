@@ -124,6 +124,9 @@ func (n *Node) DrainForStop(ctx context.Context) api.Maintenance {
 	}
 	n.maintMu.Lock()
 	n.maint.stopping = true
+	// Already drained for maintenance: the drain the loop keeps is this
+	// one; otherwise wait for the loop to step with the stop's drain.
+	drained := n.maint.On
 	n.maintMu.Unlock()
 	n.log.Info("stopping: handing cameras to buddies first (make-before-break)", "drain_timeout", n.DrainTimeout())
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -131,7 +134,7 @@ func (n *Node) DrainForStop(ctx context.Context) api.Maintenance {
 	started := time.Now()
 	for {
 		m := n.Maintenance()
-		if m.Complete && n.drainSeenSince(started) {
+		if m.Complete && (drained || n.drainSeenSince(started)) {
 			n.log.Info("stopping: cameras handed over", "moved", len(m.Moved), "kept", len(m.Kept), "took", time.Since(started).Round(time.Millisecond))
 			return m
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/storage"
 )
 
@@ -58,12 +59,22 @@ func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 // closes its file and holds again.
 func TestHotStandbyTakesOverInPlace(t *testing.T) {
 	srv := startCams(t, 1, "h264", nil)
+	hotTakeover(t, Camera{ID: "rec-a/cam1", Home: "rec-a", URL: srv.URL(1), Standby: StandbyHot})
+}
+
+// TestHotStandbyTakesOverInPlaceVLC is TestHotStandbyTakesOverInPlace
+// with VLC as a third-party camera over UDP.
+func TestHotStandbyTakesOverInPlaceVLC(t *testing.T) {
+	vlc := testutil.StartVLC(t, "../testdata/h264-aac.ts")
+	hotTakeover(t, Camera{ID: "rec-a/vlc", Home: "rec-a", URL: vlc.URL(), Transport: "udp", Standby: StandbyHot})
+}
+
+func hotTakeover(t *testing.T, cam Camera) {
 	sink := newFakeSink()
-	m := NewManager(ManagerOptions{Sink: sink, ReadTimeout: 1500 * time.Millisecond, StandbyWindow: 2 * time.Second})
+	m := NewManager(ManagerOptions{Sink: sink, ReadTimeout: 3 * time.Second, StandbyWindow: 2 * time.Second})
 	t.Cleanup(m.Close)
-	cam := Camera{ID: "rec-a/cam1", Home: "rec-a", URL: srv.URL(1), Standby: StandbyHot}
 	m.Set([]Camera{cam})
-	waitFor(t, 10*time.Second, "ring holds the window", func() bool {
+	waitFor(t, 20*time.Second, "ring holds the window", func() bool {
 		s := status(m, cam.ID)
 		return s.State == StateRecording && s.HeldSpan >= 2*time.Second
 	})

@@ -263,6 +263,9 @@ func TestDrainAndUndrainLeaveNoGap(t *testing.T) {
 		t.Errorf("drain not persisted: %v", err)
 	}
 	a.Stop(30 * time.Second)
+	if logText, _ := os.ReadFile(a.Log); !strings.Contains(string(logText), "stopping: cameras handed over") {
+		t.Errorf("stopping the drained server waited for its drain_timeout: it had nothing left to hand over")
+	}
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
