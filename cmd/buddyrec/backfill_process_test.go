@@ -154,6 +154,7 @@ func outage(t *testing.T, a, b *site.Server, ids []string, d time.Duration) time
 // itself, every copied segment is indexed as recorded by the buddy, and
 // the home's recorder dropped no frame while it copied.
 func TestBackfillAfterFailback(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 4, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 4), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
@@ -229,13 +230,19 @@ func TestBackfillAfterFailback(t *testing.T) {
 // TestBackfillResumesAfterKill: the home is killed -9 in the middle of a
 // (slow, rate-limited) copy; restarted, it resumes the copy from where it
 // stopped, never indexes the partial file, and ends whole.
-func TestBackfillResumesAfterKill(t *testing.T) { backfillKilledMidCopy(t, false) }
+func TestBackfillResumesAfterKill(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	backfillKilledMidCopy(t, false)
+}
 
 // TestBackfillRefusesCorruptedCopy: as above, but while the home is down a
 // byte of the partial copy on its disk is flipped (a bad sector): the
 // resumed copy fails the digest, is refused, never indexed, and copied
 // again from the start.
-func TestBackfillRefusesCorruptedCopy(t *testing.T) { backfillKilledMidCopy(t, true) }
+func TestBackfillRefusesCorruptedCopy(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	backfillKilledMidCopy(t, true)
+}
 
 func backfillKilledMidCopy(t *testing.T, corrupt bool) {
 	c := startCameras(t, 1, nil)
@@ -354,6 +361,7 @@ func backfillKilledMidCopy(t *testing.T, corrupt bool) {
 // it is restarted empty: within a minute it holds again, by itself, the
 // footage the buddy recorded of its cameras.
 func TestBackfillReplacedDisk(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},

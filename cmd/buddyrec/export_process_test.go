@@ -25,6 +25,7 @@ import (
 // timeline), the hole is reported, and the manifest names the buddy's
 // piece and the file's digest. H.264 + AAC and H.265.
 func TestExportAcrossRealFailoverAndFailback(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	ffmpeg := testutil.NeedTool(t, "ffmpeg")
 	ffprobe := testutil.NeedTool(t, "ffprobe")
 	for _, codec := range []string{"h264", "h265"} {

@@ -132,6 +132,7 @@ func checkNoGap(t *testing.T, what string, srv *site.Server, from, to time.Time,
 // durable footage overlaps its own, so the export across the failback has
 // no gap and at every poll some server records each camera.
 func TestFailbackLeavesNoGap(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
@@ -215,6 +216,7 @@ func inMaintenance(srv *site.Server, name string, want bool) func() string {
 // way. At every poll some server records each camera, and the export
 // across the drain, the restart and the undrain has no gap.
 func TestDrainAndUndrainLeaveNoGap(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	s, psim := startPSIMSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
@@ -312,6 +314,7 @@ func eventTypes(srv *site.Server, limit int) []string {
 // across the stop and the return has no gap. A second SIGTERM cuts the
 // drain short.
 func TestSIGTERMDrainsThenLeaves(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	s, psim := startPSIMSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s", DrainTimeout: "60s"},
@@ -375,6 +378,7 @@ func TestSIGTERMDrainsThenLeaves(t *testing.T) {
 // every poll some server records each camera, and the export across the
 // restart has no gap.
 func TestRestartFromTheAPI(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},

@@ -68,6 +68,7 @@ func TestReadyNotificationOnceRecording(t *testing.T) {
 // camera for camera, unrecorded ones included; `buddyrec plan` prints it
 // with the config's own credentials.
 func TestPlanPreviewMatchesRealFailover(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 6, nil)
 	s := startSite(t, site.Spec{User: "tech", Password: "tech-password",
 		Servers: []site.ServerSpec{

@@ -29,6 +29,13 @@ import (
 // These tests run real `buddyrec run` processes on loopback with simulated
 // cameras, kill them with signals, and check what a technician would: who
 // records which camera, per the servers' own APIs, and what is on disk.
+//
+// The long ones that only wait on their own site call t.Parallel, so two
+// (GOMAXPROCS on the 2-core CI machine) run at once and the package stays
+// within go test's default 10 min. Serial: tests that set the environment
+// their servers inherit (t.Setenv), that measure CPU or descriptors
+// (hostile_test.go), that build networks (partition_test.go), that drive
+// Chromium, and those whose timing a second site's load would change.
 
 var testBin string
 
@@ -158,6 +165,7 @@ func all(conds ...func() string) func() string {
 // all its cameras; restart it, the cameras come home; the killed server's
 // footage on disk is indexed and playable.
 func TestMirroredFailoverAndFailback(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	const camPassword = "cam2-Secret-pw"
 	c := startCameras(t, 3, map[int]camsim.Fault{2: {User: "admin", Pass: camPassword}})
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
@@ -363,6 +371,7 @@ func checkDisk(t *testing.T, dir, server string) map[string]time.Time {
 // standby that can carry three cameras: critical first, the rest unplaced
 // with an alarm.
 func TestSpreadServersIntoLimitedStandby(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 4, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2, 2), Buddies: []string{"rec-s"}},
@@ -406,6 +415,7 @@ func TestSpreadServersIntoLimitedStandby(t *testing.T) {
 // TestSpreadCamerasAndNPlus2: with cameras = "critical" only critical
 // cameras move; with the first buddy dead too, the second buddy takes over.
 func TestSpreadCamerasAndNPlus2(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 4, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 3, 1), Buddies: []string{"rec-b", "rec-c"}, Mode: "critical"},
@@ -587,6 +597,7 @@ func (p *psimRecorder) find(list func() []webhook.Notice, typ, failed string) (w
 // before the PSIM comes back: the takeover notice still arrives, signed,
 // with the webhook-id it was first tried with.
 func TestTakeoverNoticeSurvivesPSIMOutageAndAdopterCrash(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	psim := &psimRecorder{}
 	srv := httptest.NewServer(psim)

@@ -90,6 +90,7 @@ func hup(t *testing.T, srv *site.Server) {
 // restarts alone; a removed camera stops. The buddy sees the new record
 // (inventory and config hash) through gossip.
 func TestReloadCamerasOnSIGHUP(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 3, nil)
 	s := startSite(t, site.Spec{Segment: "120s", Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}},
@@ -312,6 +313,7 @@ func TestReloadRefusedKeepsRunning(t *testing.T) {
 // forgets them, without any restart; when rec-a is then killed -9, rec-c
 // adopts its camera and rec-b does not.
 func TestReloadBuddiesThenFailover(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 1, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 1), Buddies: []string{"rec-b"}},

@@ -82,14 +82,20 @@ func killAndDetect(t *testing.T, srv, buddySrv *site.Server) time.Duration {
 // failover. The buddy holds the
 // standby sessions before, adopts all four, and holds the standby again
 // after the failback.
-func TestHotStandbyFailoverWithoutGap(t *testing.T) { standbyFailover(t, "hot") }
+func TestHotStandbyFailoverWithoutGap(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	standbyFailover(t, "hot")
+}
 
 // TestMirrorStandbyFailoverWithoutGap: the same with standby = "mirror",
 // and then the home is killed again, its data_dir deleted and the home
 // restarted empty: the critical cameras' footage from before that crash
 // is exported, without a gap, from the buddy's mirror, and from the home
 // (site-wide) too.
-func TestMirrorStandbyFailoverWithoutGap(t *testing.T) { standbyFailover(t, "mirror") }
+func TestMirrorStandbyFailoverWithoutGap(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	standbyFailover(t, "mirror")
+}
 
 func standbyFailover(t *testing.T, mode string) {
 	const gop, part = time.Second, time.Second // the camsim clip's GOP; site.Spec's default part
@@ -182,6 +188,7 @@ func standbyFailover(t *testing.T, mode string) {
 // camera without a gap all along. When the home dies the buddy takes the
 // camera over cold (the session is free then).
 func TestStandbyRefusedByCamera(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, map[int]camsim.Fault{1: {MaxSessions: 1}})
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: "hot"},
@@ -298,6 +305,7 @@ func checkPlaysThrough(t *testing.T, srv *site.Server, cam string, from, to time
 // moves to rec-c, the planner's next choice; then rec-a is killed and
 // rec-c takes the camera over without a gap.
 func TestHotStandbyMovesWithThePlanner(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2, 1), Buddies: []string{"rec-b", "rec-c"}, FailbackAfter: "3s", Standby: "hot"},

@@ -113,6 +113,7 @@ func gapsOf(t *testing.T, srv *site.Server, camera string, from, to time.Time) [
 // than the restart costs, and the other four have no gap; the other two
 // workers are the same processes as before.
 func TestWorkerFailureCostsOnlyItsCameras(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	for _, tc := range []struct {
 		name string
 		sig  syscall.Signal
@@ -294,6 +295,7 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 // worker processes over, and the index covers the outage with at most a
 // part's gap.
 func TestSupervisorCrashCostsNoFootage(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 4, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
@@ -431,6 +433,7 @@ func TestWorkerOverMemoryReplacedWithoutGap(t *testing.T) {
 // time, make before break: new processes, an event each, and no gap
 // beyond a part.
 func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 4, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
@@ -495,6 +498,7 @@ func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 // camera's session started again), while the other's goes on as the same
 // stream.
 func TestLiveFromWorkersSurvivesAWorkerCrash(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 1\n"},
@@ -586,6 +590,7 @@ func TestLiveFromWorkersSurvivesAWorkerCrash(t *testing.T) {
 // folder is a small tmpfs that something else fills) reaches the
 // supervisor's event log like its own, naming the camera.
 func TestWorkerStorageAlarmReachesTheEventLog(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	dir := testutil.Tmpfs(t, "64m")
 	c := startCameras(t, 1, nil)
 	s, err := site.New(site.Spec{Dir: dir, Bin: testBin, Servers: []site.ServerSpec{
