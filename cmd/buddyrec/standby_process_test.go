@@ -328,3 +328,88 @@ func TestHotStandbyMovesWithThePlanner(t *testing.T) {
 		t.Errorf("rec-a/cam1 from rec-c across the takeover: gaps %v, want none (the ring covers the footage before the kill)", gaps)
 	}
 }
+
+// TestMirrorArchiveSurvivesTheHomesDisk: a home's 2 critical cameras are
+// mirrored on its buddy; the home is killed -9, its data_dir deleted (a
+// dead disk), the buddy told to forget its old node key, and the home
+// restarted empty. The pre-crash footage is exported from the buddy's
+// mirror meanwhile; within a minute the home holds it again in its own
+// index (backfill copies the mirror's segments); and once the buddy is
+// killed for good, the home alone exports it without a gap, in a file
+// ffmpeg decodes clean that lasts the range.
+func TestMirrorArchiveSurvivesTheHomesDisk(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: "mirror"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	ids := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 30*time.Second, all(recordsExactly(a, ids...), recordsExactly(b), standbyHolds(b, "mirror", ids...)))
+	// The mirror starts at a keyframe after its session opened: the range
+	// starts a little later, and ends before the home's last unflushed
+	// part (it is the mirror's footage that must survive, not the home's).
+	time.Sleep(2 * time.Second)
+	from := time.Now()
+	time.Sleep(10 * time.Second)
+	crash := time.Now()
+	to := crash.Add(-1500 * time.Millisecond)
+	killAndDetect(t, a, b)
+	if err := os.RemoveAll(a.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, recordsExactly(b, ids...))
+	for _, id := range ids {
+		if gaps := gapList(t, b, id, from, to); len(gaps) != 0 {
+			t.Errorf("%s: export from the buddy (home dead, disk gone) reports gaps %v, want the mirror whole", id, gaps)
+		}
+	}
+	if code, stdout, stderr := runCmd("forget", "-config", b.Config, "rec-a"); code != 0 {
+		t.Fatalf("buddyrec forget rec-a on rec-b: exit %d\n%s%s", code, stdout, stderr)
+	}
+	restarted := time.Now()
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 40*time.Second, all(recordsExactly(a, ids...), recordsExactly(b), standbyHolds(b, "mirror", ids...)))
+	// The home's own index, not the site-wide export: every piece of the
+	// pre-crash range is served by the home, with no gap.
+	eventually(t, 60*time.Second, func() string {
+		for _, id := range ids {
+			plan := exportPlan(t, a, id, from, to)
+			if len(plan.Gaps) != 0 {
+				return fmt.Sprintf("%s: the home's plan of the pre-crash range has gaps %v", id, plan.Gaps)
+			}
+			if len(plan.Pieces) == 0 {
+				return fmt.Sprintf("%s: the home's plan of the pre-crash range is empty", id)
+			}
+			for _, p := range plan.Pieces {
+				if p.Server != "rec-a" {
+					return fmt.Sprintf("%s: %s–%s is still served by %s", id, p.Start.Format("15:04:05.000"), p.End.Format("15:04:05.000"), p.Server)
+				}
+			}
+		}
+		return ""
+	})
+	t.Logf("the home held the mirror's pre-crash footage again %.1fs after its restart", time.Since(restarted).Seconds())
+
+	b.Kill()
+	eventually(t, 15*time.Second, sees(a, "rec-b", buddy.StateDead))
+	for _, id := range ids {
+		if gaps := gapList(t, a, id, from, to); len(gaps) != 0 {
+			t.Errorf("%s: the home alone (buddy dead) exports the pre-crash range with gaps %v, want none", id, gaps)
+			for _, p := range exportPlan(t, a, id, from, to).Pieces {
+				t.Logf("home alone: %s–%s from %s recorded by %s", p.Start.Format("15:04:05.000"), p.End.Format("15:04:05.000"), p.Server, p.RecordedBy)
+			}
+		}
+		// The home's own footage of the range died with its disk: what it
+		// exports now is the mirror's, copied back.
+		for _, p := range exportPlan(t, a, id, from, to).Pieces {
+			if p.Server != "rec-a" || p.RecordedBy != "rec-b" {
+				t.Errorf("%s: piece %s–%s served by %s recorded by %s, want the mirror's copy (rec-b) at the home", id, p.Start.Format("15:04:05.000"), p.End.Format("15:04:05.000"), p.Server, p.RecordedBy)
+			}
+		}
+		checkPlaysThrough(t, a, id, from, to)
+	}
+}
