@@ -369,6 +369,15 @@ func (s *Server) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	}
 }
 
+// OnStreamWriteError implements gortsplib.ServerHandlerOnStreamWriteError:
+// a client that cannot keep up loses packets, as with a real camera. It is
+// logged at debug level through Options.Logger; without this handler
+// gortsplib prints every dropped packet to the standard logger, thousands
+// of lines when a loaded test machine stalls a recorder.
+func (s *Server) OnStreamWriteError(ctx *gortsplib.ServerHandlerOnStreamWriteErrorCtx) {
+	s.log.Debug("camsim dropped a packet to a slow client", "err", ctx.Error)
+}
+
 // OnConnClose implements gortsplib.ServerHandlerOnConnClose.
 func (s *Server) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
 	s.log.Debug("camsim connection closed", "remote", ctx.Conn.NetConn().RemoteAddr().String(), "err", ctx.Error)
