@@ -363,13 +363,8 @@ func backfillKilledMidCopy(t *testing.T, corrupt bool) {
 func TestBackfillReplacedDisk(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
-		{Name: "rec-b", Buddies: []string{"rec-a"}},
-	}})
-	a, b := s.Server("rec-a"), s.Server("rec-b")
-	ids := []string{"rec-a/cam1", "rec-a/cam2"}
-	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	s := startSite(t, pairSpec(c))
+	a, b, ids := pairUp(t, s)
 	time.Sleep(3 * time.Second)
 	a.Kill()
 	eventually(t, 15*time.Second, recordsExactly(b, ids...))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/internal/testutil"
 	"github.com/buddyrec/buddyrec/webhook"
@@ -127,6 +128,25 @@ func checkNoGap(t *testing.T, what string, srv *site.Server, from, to time.Time,
 	}
 }
 
+// pairSpec is the site most handover tests use: rec-a records cameras 1
+// and 2 of c, rec-b is its buddy, and cameras go home 3 s after it is back.
+func pairSpec(c *camsim.Server) site.Spec {
+	return site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}}
+}
+
+// pairUp waits until rec-a of a pairSpec site records both its cameras
+// and rec-b sees it alive.
+func pairUp(t *testing.T, s *site.Site) (a, b *site.Server, ids []string) {
+	t.Helper()
+	a, b = s.Server("rec-a"), s.Server("rec-b")
+	ids = []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	return a, b, ids
+}
+
 // TestFailbackLeavesNoGap: a home that comes back after a crash takes its
 // cameras back make-before-break: the buddy stops only once the home's
 // durable footage overlaps its own, so the export across the failback has
@@ -134,13 +154,8 @@ func checkNoGap(t *testing.T, what string, srv *site.Server, from, to time.Time,
 func TestFailbackLeavesNoGap(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
-		{Name: "rec-b", Buddies: []string{"rec-a"}},
-	}})
-	a, b := s.Server("rec-a"), s.Server("rec-b")
-	ids := []string{"rec-a/cam1", "rec-a/cam2"}
-	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	s := startSite(t, pairSpec(c))
+	a, b, ids := pairUp(t, s)
 	a.Kill()
 	eventually(t, 15*time.Second, recordsExactly(b, ids...))
 	time.Sleep(3 * time.Second)
@@ -218,13 +233,8 @@ func inMaintenance(srv *site.Server, name string, want bool) func() string {
 func TestDrainAndUndrainLeaveNoGap(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
-	s, psim := startPSIMSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
-		{Name: "rec-b", Buddies: []string{"rec-a"}},
-	}})
-	a, b := s.Server("rec-a"), s.Server("rec-b")
-	ids := []string{"rec-a/cam1", "rec-a/cam2"}
-	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	s, psim := startPSIMSite(t, pairSpec(c))
+	a, b, ids := pairUp(t, s)
 	time.Sleep(4 * time.Second) // a is stable
 	from := time.Now()
 	cov := watchCoverage(s.Servers, ids...)
@@ -380,13 +390,8 @@ func TestSIGTERMDrainsThenLeaves(t *testing.T) {
 func TestRestartFromTheAPI(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	c := startCameras(t, 2, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
-		{Name: "rec-b", Buddies: []string{"rec-a"}},
-	}})
-	a, b := s.Server("rec-a"), s.Server("rec-b")
-	ids := []string{"rec-a/cam1", "rec-a/cam2"}
-	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	s := startSite(t, pairSpec(c))
+	a, b, ids := pairUp(t, s)
 	time.Sleep(4 * time.Second)
 	pid := a.Pid()
 	from := time.Now()
@@ -428,13 +433,8 @@ func TestDrainFromThePageInChromium(t *testing.T) {
 	ctx := testutil.Browser(t, 90*time.Second)
 	chromium := testutil.NeedTool(t, "chromium")
 	c := startCameras(t, 2, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s"},
-		{Name: "rec-b", Buddies: []string{"rec-a"}},
-	}})
-	a, b := s.Server("rec-a"), s.Server("rec-b")
-	ids := []string{"rec-a/cam1", "rec-a/cam2"}
-	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	s := startSite(t, pairSpec(c))
+	a, b, ids := pairUp(t, s)
 	time.Sleep(4 * time.Second)
 
 	click := func(button string) {

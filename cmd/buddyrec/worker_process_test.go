@@ -290,24 +290,32 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 	}
 }
 
+// startTwoWorkers starts rec-a recording 4 cameras in 2 workers and waits
+// until both workers run and every camera records.
+func startTwoWorkers(t *testing.T) (a *site.Server, all4 []string, workers []liveWorker) {
+	t.Helper()
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
+	}})
+	a = s.Server("rec-a")
+	killWorkersAfter(t, a)
+	all4 = []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
+	eventually(t, 30*time.Second, recordsExactly(a, all4...))
+	workers, _ = workersOf(a.DataDir)
+	if len(workers) != 2 {
+		t.Fatalf("want 2 workers, got %+v", workers)
+	}
+	return a, all4, workers
+}
+
 // The supervisor is killed -9 while its workers record: the segment files
 // keep growing during the outage, the restarted supervisor takes the same
 // worker processes over, and the index covers the outage with at most a
 // part's gap.
 func TestSupervisorCrashCostsNoFootage(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
-	c := startCameras(t, 4, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
-	}})
-	a := s.Server("rec-a")
-	killWorkersAfter(t, a)
-	all4 := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
-	eventually(t, 30*time.Second, recordsExactly(a, all4...))
-	before, _ := workersOf(a.DataDir)
-	if len(before) != 2 {
-		t.Fatalf("want 2 workers, got %+v", before)
-	}
+	a, all4, before := startTwoWorkers(t)
 	time.Sleep(3 * time.Second)
 	from := time.Now().Add(-2 * time.Second)
 
@@ -434,18 +442,7 @@ func TestWorkerOverMemoryReplacedWithoutGap(t *testing.T) {
 // beyond a part.
 func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
-	c := startCameras(t, 4, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
-	}})
-	a := s.Server("rec-a")
-	killWorkersAfter(t, a)
-	all4 := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
-	eventually(t, 30*time.Second, recordsExactly(a, all4...))
-	before, _ := workersOf(a.DataDir)
-	if len(before) != 2 {
-		t.Fatalf("want 2 workers, got %+v", before)
-	}
+	a, all4, before := startTwoWorkers(t)
 	time.Sleep(2 * time.Second)
 	from := time.Now().Add(-2 * time.Second)
 	a.Kill()
