@@ -18,6 +18,7 @@ import (
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/internal/profsock"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/recorder"
 )
@@ -134,6 +135,7 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	keep := fs.Bool("keep", false, "keep the recordings folder")
 	isolation := fs.String("isolation", "both", "off (cameras in the server process), on (in worker processes) or both, side by side")
 	perWorker := fs.Int("cameras-per-worker", config.DefaultCamerasPerWorkerOn, "[recorder] cameras_per_worker of the isolated run")
+	profile := fs.String("profile", "", "take a CPU profile of every process (server, each worker) over the measurement into this folder, and print per-process counts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -163,7 +165,7 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var results []recordResult
 	for _, per := range modes {
 		fmt.Fprintf(stdout, "recording %d cameras for %s into %s (%s) ...\n", *n, *dur, env.dir, isolationName(per))
-		r, err := recordRun(ctx, env, *n, per, *dur)
+		r, err := recordRun(ctx, env, *n, per, *dur, *profile)
 		if err != nil {
 			return err
 		}
@@ -181,6 +183,9 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			float64(r.pss)/1e6/float64(*n), float64(r.pss)/1e6, float64(idle)/1e6, float64(r.rss)/1e6)
 		fmt.Fprintf(stdout, "written            %.1f MB per camera-minute (%.0f MB in all, index included)\n", float64(r.bytes)/1e6/camMin, float64(r.bytes)/1e6)
 		fmt.Fprintf(stdout, "video frames sent  %d during the measurement; frames received in all %d, dropped %d\n", r.sent, r.received, r.dropped)
+		if len(r.profile) > 0 {
+			fmt.Fprintf(stdout, "per process (go tool pprof -top FILE):\n%s\n", strings.Join(r.profile, "\n"))
+		}
 	}
 	if len(results) == 2 {
 		off, on := results[0], results[1]
@@ -189,6 +194,14 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			(float64(on.pss)-float64(off.pss))/1e6/float64(*n), on.perWorker)
 	}
 	return nil
+}
+
+// isolationTag names a run's profile folder: off, or on-N.
+func isolationTag(perWorker int) string {
+	if perWorker == 0 {
+		return "off"
+	}
+	return fmt.Sprintf("on-%d", perWorker)
 }
 
 func isolationName(perWorker int) string {
@@ -210,13 +223,24 @@ type recordResult struct {
 	sent              int
 	received, dropped uint64
 	recording         int
+	profile           []string // -profile: one line per process
 }
 
 // recordRun records the env's cameras with one server for dur and
 // measures it, its workers included.
-func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Duration) (recordResult, error) {
+func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Duration, profileDir string) (recordResult, error) {
 	r := recordResult{perWorker: perWorker}
 	spec := site.ServerSpec{Name: "bench", Cameras: env.cameras()}
+	if profileDir != "" {
+		profileDir = filepath.Join(profileDir, isolationTag(perWorker))
+		if err := os.MkdirAll(profileDir, 0o700); err != nil {
+			return r, err
+		}
+		if abs, err := filepath.Abs(profileDir); err == nil {
+			profileDir = abs
+		}
+		spec.Exec = []string{"env", profsock.Env + "=" + profileDir}
+	}
 	if perWorker > 0 {
 		spec.Extra = fmt.Sprintf("[recorder]\ncameras_per_worker = %d\n", perWorker)
 	}
@@ -257,6 +281,10 @@ func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Du
 	cpu0 := cpuOf(before)
 	sup0 := procCPU(srv.Pid())
 	sent0 := totalSent(env.cams, n)
+	var prof *benchProfile
+	if profileDir != "" {
+		prof = startBenchProfile(ctx, profileDir, before, dur)
+	}
 	start := time.Now()
 	select {
 	case <-ctx.Done():
@@ -264,6 +292,9 @@ func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Du
 	case <-time.After(dur):
 	}
 	r.elapsed = time.Since(start)
+	if prof != nil {
+		r.profile = prof.finish(ctx, r.elapsed)
+	}
 	after := pids()
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		return r, fmt.Errorf("the worker processes changed during the measurement (%v, then %v): see %s", before, after, srv.Log)

@@ -38,6 +38,7 @@ import (
 	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/buildinfo"
 	"github.com/buddyrec/buddyrec/internal/httpserver"
+	"github.com/buddyrec/buddyrec/internal/profsock"
 	"github.com/buddyrec/buddyrec/internal/sdnotify"
 	"github.com/buddyrec/buddyrec/node"
 	"github.com/buddyrec/buddyrec/web"
@@ -171,6 +172,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 			log.Error("cannot serve profiles", "err", err)
 			return 1
 		}
+	}
+	// bench record -profile only: off unless its environment variable is set
+	if _, err := profsock.ServeFromEnv(ctx, "server"); err != nil {
+		log.Warn("cannot serve the benchmark's profile socket", "err", err)
 	}
 	n, err := node.New(node.Options{Config: cfg, Logger: log, Restart: stops.Restart, OnReady: func(status string) {
 		log.Info("ready", "status", status)

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/buddyrec/buddyrec/internal/profsock"
 	"github.com/buddyrec/buddyrec/worker"
 )
 
@@ -44,6 +45,10 @@ func cmdWorker(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("worker started")
+	// bench record -profile only: off unless its environment variable is set
+	if _, err := profsock.ServeFromEnv(ctx, fmt.Sprintf("worker%d", *id)); err != nil {
+		log.Warn("cannot serve the benchmark's profile socket", "err", err)
+	}
 	if err := worker.RunWorker(ctx, worker.WorkerOptions{Config: cfg, ID: *id, Socket: *socket, StandbyWindow: *standby, Logger: log}); err != nil {
 		log.Error("worker stopped with an error", "err", err)
 		return 1
