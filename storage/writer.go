@@ -393,8 +393,7 @@ func (w *Writer) flushPart() error {
 	w.buf = appendPartHeader(w.buf[:0], seg.seq, w.parts)
 	w.iov = partBuffers(w.iov[:0], w.buf, w.parts)
 	writeStart := time.Now()
-	pending := w.iov // WriteTo consumes its receiver; w.iov keeps the array
-	n, err := pending.WriteTo(seg.f)
+	n, err := writeFragment(seg.f, w.iov)
 	clear(w.iov) // drop payload references
 	for i := range w.tracks {
 		t := &w.tracks[i]
