@@ -291,6 +291,8 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 		Scheme:      u.Scheme,
 		Host:        u.Host,
 		ReadTimeout: p.opts.ReadTimeout,
+		// woken once per frame's worth of data, not per packet
+		DialContext: dialBatched,
 		OnDecodeError: func(err error) {
 			p.log.Debug("decode error", "err", err)
 		},

@@ -1,0 +1,99 @@
+package recorder
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func rcvLowat(t *testing.T, raw syscall.RawConn) int {
+	t.Helper()
+	var n int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		n, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT)
+	}); err != nil || gerr != nil {
+		t.Fatalf("getsockopt SO_RCVLOWAT: %v %v", err, gerr)
+	}
+	return n
+}
+
+// A stream read through batchedConn gets its low-water mark after the
+// first rate window, and every byte still arrives, the tail below the mark
+// included when the sender closes.
+func TestBatchedConnOverLoopback(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4<<10) // 64 KiB
+	tail := []byte("the last bytes")
+	var sent bytes.Buffer
+	stream := time.Now().Add(rateWindow + rateWindow/2)
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		// fast enough that even a loaded machine stays above minBatch
+		for time.Now().Before(stream) {
+			if _, err := c.Write(chunk); err != nil {
+				served <- err
+				return
+			}
+			sent.Write(chunk)
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // the reader is waiting at its mark
+		_, err = c.Write(tail)
+		sent.Write(tail)
+		served <- err
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchedConn(nc)
+	defer c.Close()
+	bc, ok := c.(*batchedConn)
+	if !ok {
+		t.Fatalf("a TCP connection is not batched: %T", c)
+	}
+	if got := rcvLowat(t, bc.raw); got != 1 {
+		t.Fatalf("SO_RCVLOWAT before the first window: %d, want 1", got)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var got bytes.Buffer
+	buf := make([]byte, 4096) // the RTSP client's read size
+	for {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", got.Len(), err)
+		}
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), sent.Bytes()) {
+		t.Fatalf("read %d bytes, sent %d (same: %v)", got.Len(), sent.Len(), bytes.Equal(got.Bytes(), sent.Bytes()))
+	}
+	if bc.lowat < minBatch {
+		t.Fatalf("after %v of a fast stream the mark is %d, want at least %d", rateWindow, bc.lowat, minBatch)
+	}
+	if k := rcvLowat(t, bc.raw); k != bc.lowat {
+		t.Fatalf("SO_RCVLOWAT is %d, the conn set %d", k, bc.lowat)
+	}
+}

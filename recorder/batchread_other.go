@@ -1,0 +1,12 @@
+//go:build !linux
+
+package recorder
+
+import (
+	"errors"
+	"syscall"
+)
+
+// setRcvLowat does nothing outside Linux, whose TCP wakes a reader only at
+// the low-water mark: elsewhere the stream is read packet by packet.
+func setRcvLowat(syscall.RawConn, int) error { return errors.ErrUnsupported }
