@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,15 +71,7 @@ func workersOf(dataDir string) ([]liveWorker, error) {
 func killWorkersAfter(t *testing.T, srv *site.Server) {
 	t.Cleanup(func() {
 		srv.Stop(10 * time.Second)
-		pids, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.pid"))
-		for _, p := range pids {
-			b, _ := os.ReadFile(p)
-			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
-				if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), srv.DataDir) {
-					syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-		}
+		srv.KillWorkers()
 		if t.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.log"))
 			for _, l := range logs {
@@ -319,7 +310,7 @@ func TestSupervisorCrashCostsNoFootage(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	from := time.Now().Add(-2 * time.Second)
 
-	a.Kill()
+	a.KillSupervisor()
 	down := time.Now()
 	time.Sleep(time.Second)
 	sizes := func() map[string]int64 {
@@ -445,7 +436,7 @@ func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 	a, all4, before := startTwoWorkers(t)
 	time.Sleep(2 * time.Second)
 	from := time.Now().Add(-2 * time.Second)
-	a.Kill()
+	a.KillSupervisor()
 	// the upgrade: a new file at the binary's path (byte-identical here;
 	// what makes it another build is that it is another file)
 	b, err := os.ReadFile(testBin)
@@ -644,7 +635,7 @@ func TestOrphanedWorkersStop(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	from := time.Now().Add(-time.Second)
-	a.Kill()
+	a.KillSupervisor()
 	killed := time.Now()
 	eventually(t, 20*time.Second, func() string {
 		for _, w := range ws {
