@@ -83,7 +83,7 @@ type Runner struct {
 	log      *slog.Logger
 	lim      *limiter // its rate is set under mu, read by the copy goroutine only between copies
 	rateHow  string   // how RateFor chose the limit of the last copy
-	maxCands int // maxCandidates; tests lower it
+	maxCands int      // maxCandidates; tests lower it
 
 	mu       sync.Mutex
 	peers    map[string]*peerState

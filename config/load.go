@@ -30,9 +30,9 @@ const (
 	DefaultPart          = time.Second
 	DefaultRetention     = 30 * 24 * time.Hour
 	DefaultMinFree       = 0.05
-	DefaultEventsKeep   = 10 * 24 * time.Hour
-	DefaultViewers      = 16
-	DefaultCameraMbps   = 4.0
+	DefaultEventsKeep    = 10 * 24 * time.Hour
+	DefaultViewers       = 16
+	DefaultCameraMbps    = 4.0
 )
 
 // AspectKinds are the aspect kinds a config may name.
