@@ -32,4 +32,19 @@
 //     bounded queue that loses frames rather than holding a worker up.
 //   - A worker that hears from no supervisor for the orphan timeout (10
 //     min) stops, so a server taken out of service does not record on.
+//
+// # Cost
+//
+// What a worker costs beyond the recording it does is wake-ups: each
+// process has its own netpoller thread, sysmon thread and scheduler, and a
+// wake-up in one process never serves another's cameras, so the same
+// cameras split over more processes are woken more often (bench record
+// -profile counts them: context switches, read system calls, garbage
+// collections per process). Hence: a worker runs one P (GOMAXPROCS=1:
+// idle Ps spinning for work cost more than they carry), a camera's TCP
+// stream wakes its reader once per 40 ms of data rather than per packet
+// (recorder: SO_RCVLOWAT), and a fragment is one writev. Anything that
+// adds periodic work to every worker (a ticker, a poll) is paid once per
+// worker: the heartbeat (500 ms), the index long poll and the orphan
+// check (1 s) are all there is.
 package worker
