@@ -34,17 +34,25 @@ const (
 // takeover of that camera waits for a keyframe like a cold one.
 const DefaultRingBytes = 64 << 20
 
-// ringEntry is one held sample with the stream it belongs to.
+// ringEntry is one held sample with the stream it belongs to. While
+// held, its payload is in the ring's arena at pos (sample.Payload is nil
+// and size its length).
 type ringEntry struct {
 	stream *storage.Stream
 	sample storage.Sample
+	pos    int64
+	size   int
 }
 
 // ring holds the samples of a hot standby: always from a video keyframe
 // on, at least window (plus two GOPs) long once that much has arrived,
-// and at most maxBytes of payload. Payloads are shared with the live hub,
-// never copied. Only the pipeline's writer goroutine touches it; the
-// figures it reports are read under Pipeline.mu.
+// and at most maxBytes of payload. The payloads are copied into one
+// arena per session (see payloadArena: outside the Go heap, no
+// allocation per sample, pages returned as GOPs are evicted), so a ring
+// costs what it holds; they leave it as heap copies, only when the ring
+// is taken over. Only the pipeline's writer goroutine touches it; the
+// figures it reports are read under Pipeline.mu. close releases the
+// arena: call it when the session ends.
 type ring struct {
 	window   time.Duration
 	maxBytes int
@@ -52,44 +60,70 @@ type ring struct {
 	keys     []int // indices in entries of the video keyframes, ascending
 	bytes    int
 	gop      time.Duration // the last keyframe interval (arrival times)
+	arena    *payloadArena
+	// err is an arena failure (the reservation was refused): the ring
+	// then holds nothing for the rest of the session, and the takeover
+	// waits for a keyframe as a cold one does.
+	err error
 }
 
 func (r *ring) add(e ringEntry) {
 	key := e.sample.Track == 0 && e.sample.Sync
-	if len(r.entries) == 0 && !key {
+	if r.err != nil || len(r.entries) == 0 && !key {
 		return // a ring starts at a keyframe
 	}
+	n := len(e.sample.Payload)
+	if r.arena == nil {
+		r.arena = newPayloadArena(r.maxBytes)
+	}
 	if key {
-		if n := len(r.keys); n > 0 {
-			r.gop = e.sample.Arrival.Sub(r.entries[r.keys[n-1]].sample.Arrival)
+		if k := len(r.keys); k > 0 {
+			r.gop = e.sample.Arrival.Sub(r.entries[r.keys[k-1]].sample.Arrival)
 		}
+	}
+	// Room first, whole GOPs from the front (what the byte bound would
+	// drop after the add anyway): the arena never holds more than
+	// maxBytes.
+	for !r.arena.fits(n) && len(r.keys) >= 2 {
+		r.drop(r.keys[1])
+	}
+	if !r.arena.fits(n) {
+		r.reset() // one GOP larger than the bound: hold nothing
+		if !key || !r.arena.fits(n) {
+			return
+		}
+	}
+	pos, err := r.arena.write(e.sample.Payload)
+	if err != nil {
+		r.err = err
+		r.reset()
+		return
+	}
+	if key {
 		r.keys = append(r.keys, len(r.entries))
 	}
+	e.pos, e.size, e.sample.Payload = pos, n, nil
 	r.entries = append(r.entries, e)
-	r.bytes += len(e.sample.Payload)
+	r.bytes += n
 	r.trim(e.sample.Arrival)
 }
 
 // trim drops whole GOPs from the front while what stays still reaches
-// back window + 2 GOPs, and while the ring is over its byte bound.
+// back window + 2 GOPs.
 func (r *ring) trim(now time.Time) {
-	keep := r.window + 2*r.gop
+	keep := r.need()
 	for len(r.keys) >= 2 {
-		second := r.entries[r.keys[1]].sample.Arrival
-		if now.Sub(second) < keep && r.bytes <= r.maxBytes {
+		if now.Sub(r.entries[r.keys[1]].sample.Arrival) < keep {
 			break
 		}
 		r.drop(r.keys[1])
 	}
-	if r.bytes > r.maxBytes {
-		r.reset() // one GOP larger than the bound: hold nothing
-	}
 }
 
-// drop removes entries[:n].
+// drop removes entries[:n] and gives their bytes back to the arena.
 func (r *ring) drop(n int) {
 	for _, e := range r.entries[:n] {
-		r.bytes -= len(e.sample.Payload)
+		r.bytes -= e.size
 	}
 	clear(r.entries[:n])
 	r.entries = append(r.entries[:0], r.entries[n:]...)
@@ -101,12 +135,23 @@ func (r *ring) drop(n int) {
 		}
 	}
 	r.keys = r.keys[:k]
+	if len(r.entries) > 0 {
+		r.arena.discard(r.entries[0].pos)
+	} else {
+		r.arena.reset()
+	}
 }
 
 func (r *ring) reset() {
 	clear(r.entries)
 	r.entries, r.keys, r.bytes = r.entries[:0], r.keys[:0], 0
+	if r.arena != nil {
+		r.arena.reset()
+	}
 }
+
+// need is how far back the ring must reach: the window plus two GOPs.
+func (r *ring) need() time.Duration { return r.window + 2*r.gop }
 
 // span is how far back the ring reaches.
 func (r *ring) span() time.Duration {
@@ -116,9 +161,33 @@ func (r *ring) span() time.Duration {
 	return r.entries[len(r.entries)-1].sample.Arrival.Sub(r.entries[0].sample.Arrival)
 }
 
-// take hands the ring's entries over and empties it.
-func (r *ring) take() []ringEntry {
-	out := r.entries
-	r.entries, r.keys, r.bytes = nil, nil, 0
-	return out
+// resident is the memory the ring's payloads occupy (whole pages).
+func (r *ring) resident() int64 {
+	if r.arena == nil {
+		return 0
+	}
+	return r.arena.resident()
+}
+
+// drain hands the held samples to fn in order, each payload a heap copy
+// that fn may keep (storage owns what it is given), and empties the
+// ring. It stops at the first false from fn and reports it.
+func (r *ring) drain(fn func(stream *storage.Stream, smp storage.Sample) bool) bool {
+	defer r.reset()
+	for _, e := range r.entries {
+		smp := e.sample
+		smp.Payload = r.arena.read(e.pos, e.size)
+		if !fn(e.stream, smp) {
+			return false
+		}
+	}
+	return true
+}
+
+// close empties the ring and releases its arena.
+func (r *ring) close() {
+	r.reset()
+	if r.arena != nil {
+		r.arena.close()
+	}
 }

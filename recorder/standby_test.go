@@ -36,7 +36,7 @@ func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 	}
 	sum := 0
 	for _, e := range r.entries {
-		sum += len(e.sample.Payload)
+		sum += e.size
 	}
 	if r.bytes != sum {
 		t.Errorf("ring counts %d bytes, holds %d", r.bytes, sum)
