@@ -702,7 +702,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 				}
 				w, begun = nil, nil
 			}
-			if held.add(ringEntry{stream: cur, sample: it.sample}); held.err != nil && !ringFailed {
+			if held.add(cur, it.sample); held.err != nil && !ringFailed {
 				ringFailed = true
 				s.p.log.Warn("hot standby ring unavailable: this camera's takeover will wait for a keyframe", "err", held.err)
 			}
@@ -719,7 +719,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			// is at or before the home's last durable footage (see
 			// StandbyWindow), then the live samples, on the same session.
 			s.p.log.Info("standby taken over: writing the held samples", "samples", len(held.entries),
-				"from", held.entries[0].sample.Arrival, "span", held.span().Round(time.Millisecond))
+				"from", held.entries[0].arrival, "span", held.span().Round(time.Millisecond))
 			if !held.drain(write) {
 				return false
 			}

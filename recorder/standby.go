@@ -34,15 +34,21 @@ const (
 // takeover of that camera waits for a keyframe like a cold one.
 const DefaultRingBytes = 64 << 20
 
-// ringEntry is one held sample with the stream it belongs to. While
-// held, its payload is in the ring's arena at pos (sample.Payload is nil
-// and size its length).
+// ringEntry is one held sample with the stream it belongs to, its
+// payload in the ring's arena at pos. It is storage.Sample without the
+// slice header, packed: a ring holds a few hundred of them per camera.
 type ringEntry struct {
-	stream *storage.Stream
-	sample storage.Sample
-	pos    int64
-	size   int
+	stream    *storage.Stream
+	arrival   time.Time
+	dts       int64
+	pos       int64
+	size      int32
+	ptsOffset int32
+	track     int16
+	sync      bool
 }
+
+func (e *ringEntry) key() bool { return e.track == 0 && e.sync }
 
 // ring holds the samples of a hot standby: always from a video keyframe
 // on, at least window (plus two GOPs) long once that much has arrived,
@@ -67,18 +73,25 @@ type ring struct {
 	err error
 }
 
-func (r *ring) add(e ringEntry) {
-	key := e.sample.Track == 0 && e.sample.Sync
+// add holds smp, of stream; its payload is copied, the caller keeps it.
+func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
+	e := ringEntry{stream: stream, arrival: smp.Arrival, dts: smp.DTS, ptsOffset: smp.PTSOffset,
+		track: int16(smp.Track), sync: smp.Sync, size: int32(len(smp.Payload))}
+	key := e.key()
 	if r.err != nil || len(r.entries) == 0 && !key {
 		return // a ring starts at a keyframe
 	}
-	n := len(e.sample.Payload)
+	n := len(smp.Payload)
+	if n > r.maxBytes {
+		r.reset() // a sample larger than the bound: hold nothing
+		return
+	}
 	if r.arena == nil {
 		r.arena = newPayloadArena(r.maxBytes)
 	}
 	if key {
 		if k := len(r.keys); k > 0 {
-			r.gop = e.sample.Arrival.Sub(r.entries[r.keys[k-1]].sample.Arrival)
+			r.gop = e.arrival.Sub(r.entries[r.keys[k-1]].arrival)
 		}
 	}
 	// Room first, whole GOPs from the front (what the byte bound would
@@ -93,7 +106,7 @@ func (r *ring) add(e ringEntry) {
 			return
 		}
 	}
-	pos, err := r.arena.write(e.sample.Payload)
+	pos, err := r.arena.write(smp.Payload)
 	if err != nil {
 		r.err = err
 		r.reset()
@@ -102,10 +115,10 @@ func (r *ring) add(e ringEntry) {
 	if key {
 		r.keys = append(r.keys, len(r.entries))
 	}
-	e.pos, e.size, e.sample.Payload = pos, n, nil
+	e.pos = pos
 	r.entries = append(r.entries, e)
 	r.bytes += n
-	r.trim(e.sample.Arrival)
+	r.trim(e.arrival)
 }
 
 // trim drops whole GOPs from the front while what stays still reaches
@@ -113,7 +126,7 @@ func (r *ring) add(e ringEntry) {
 func (r *ring) trim(now time.Time) {
 	keep := r.need()
 	for len(r.keys) >= 2 {
-		if now.Sub(r.entries[r.keys[1]].sample.Arrival) < keep {
+		if now.Sub(r.entries[r.keys[1]].arrival) < keep {
 			break
 		}
 		r.drop(r.keys[1])
@@ -123,7 +136,7 @@ func (r *ring) trim(now time.Time) {
 // drop removes entries[:n] and gives their bytes back to the arena.
 func (r *ring) drop(n int) {
 	for _, e := range r.entries[:n] {
-		r.bytes -= e.size
+		r.bytes -= int(e.size)
 	}
 	clear(r.entries[:n])
 	r.entries = append(r.entries[:0], r.entries[n:]...)
@@ -158,7 +171,7 @@ func (r *ring) span() time.Duration {
 	if len(r.entries) == 0 {
 		return 0
 	}
-	return r.entries[len(r.entries)-1].sample.Arrival.Sub(r.entries[0].sample.Arrival)
+	return r.entries[len(r.entries)-1].arrival.Sub(r.entries[0].arrival)
 }
 
 // resident is the memory the ring's payloads occupy (whole pages).
@@ -175,8 +188,8 @@ func (r *ring) resident() int64 {
 func (r *ring) drain(fn func(stream *storage.Stream, smp storage.Sample) bool) bool {
 	defer r.reset()
 	for _, e := range r.entries {
-		smp := e.sample
-		smp.Payload = r.arena.read(e.pos, e.size)
+		smp := storage.Sample{Track: int(e.track), DTS: e.dts, PTSOffset: e.ptsOffset, Sync: e.sync,
+			Payload: r.arena.read(e.pos, int(e.size)), Arrival: e.arrival}
 		if !fn(e.stream, smp) {
 			return false
 		}
