@@ -6,9 +6,14 @@ import "time"
 // copying back from its peers of its own cameras (archive consolidation).
 type Backfill struct {
 	Server string `json:"server"`
-	// RateMbps is the configured limit ([storage] backfill_mbps); 0 means
-	// unlimited.
+	// RateMbps is the limit in force ([storage] backfill_mbps, or what
+	// "auto" chose for the last peer copied from); 0 means unlimited.
 	RateMbps float64 `json:"rate_mbps"`
+	// RateAuto is set when backfill_mbps is "auto": the limit is half
+	// the speed of the link that reaches the peer, and RateChosen says
+	// which ("eth0 at 1000 Mbit/s", "loopback").
+	RateAuto   bool   `json:"rate_auto,omitempty"`
+	RateChosen string `json:"rate_chosen,omitempty"`
 	// Cameras lists, per camera and peer, the footage still to copy; a
 	// camera with nothing left is not listed.
 	Cameras []BackfillCamera `json:"cameras"`

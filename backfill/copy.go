@@ -47,7 +47,13 @@ func (r *Runner) copyOne(ctx context.Context, c Copy) {
 		r.mu.Unlock()
 		return
 	}
+	rate, how := r.o.Rate, ""
+	if r.o.RateFor != nil { // asked outside mu: it may look at the node's peers
+		rate, how = r.o.RateFor(export.Peer{Name: c.Peer, HTTP: r.peerHTTP(c.Peer)})
+	}
 	r.mu.Lock()
+	r.lim.setRate(rate)
+	r.rateHow = how
 	r.cur = &api.BackfillCopy{Camera: c.Segment.Camera, Peer: c.Peer, RecordedBy: c.Segment.RecordedBy,
 		SegmentStart: c.Segment.Start.UTC(), Bytes: c.Segment.Bytes}
 	r.mu.Unlock()

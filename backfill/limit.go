@@ -45,3 +45,12 @@ func (l *limiter) wait(ctx context.Context, n int) error {
 		return nil
 	}
 }
+
+// setRate changes the rate between copies; a change empties the bucket
+// of what the old rate granted.
+func (l *limiter) setRate(rate float64) {
+	if rate == l.rate {
+		return
+	}
+	*l = *newLimiter(rate)
+}

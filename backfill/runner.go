@@ -39,6 +39,11 @@ type Options struct {
 	Dir string
 	// Rate limits the copy, in bytes per second; 0 is unlimited.
 	Rate float64
+	// RateFor, when set, chooses the limit per peer instead of Rate, in
+	// bytes per second (0: unlimited), and says how it was chosen (see
+	// AutoMbps): it is asked before each segment is copied, so a peer
+	// that moved to another link gets that link's limit.
+	RateFor func(p export.Peer) (rate float64, how string)
 	// Retention is the home's: footage older is not copied. 0 means
 	// DefaultWindow.
 	Retention time.Duration
@@ -76,8 +81,9 @@ type Episode struct {
 type Runner struct {
 	o        Options
 	log      *slog.Logger
-	lim      *limiter
-	maxCands int // maxCandidates; tests lower it
+	lim      *limiter // its rate is set under mu, read by the copy goroutine only between copies
+	rateHow  string   // how RateFor chose the limit of the last copy
+	maxCands int      // maxCandidates; tests lower it
 
 	mu       sync.Mutex
 	peers    map[string]*peerState
@@ -204,7 +210,7 @@ func peerNames(ps []export.Peer) string {
 func (r *Runner) Status() api.Backfill {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := api.Backfill{Server: r.o.Home, RateMbps: r.o.Rate * 8 / 1e6, Cameras: []api.BackfillCamera{},
+	out := api.Backfill{Server: r.o.Home, RateMbps: r.lim.rate * 8 / 1e6, RateAuto: r.o.RateFor != nil, RateChosen: r.rateHow, Cameras: []api.BackfillCamera{},
 		CopiedSegments: r.copied, CopiedBytes: r.bytes, Refused: r.refused}
 	if r.cur != nil {
 		c := *r.cur

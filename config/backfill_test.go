@@ -9,15 +9,17 @@ func TestBackfillMbps(t *testing.T) {
 	base := "name = \"rec-a\"\ndata_dir = \"/tmp/x\"\n[listen]\nhttp = \"127.0.0.1:8080\"\n"
 	for _, tc := range []struct {
 		storage string
-		want    float64
+		want    string // Storage.BackfillSetting
 		err     string
 	}{
-		{"", DefaultBackfillMbps, ""},
-		{"[storage]\nbackfill_mbps = 50\n", 50, ""},
-		{"[storage]\nbackfill_mbps = 0.5\n", 0.5, ""},
-		{"[storage]\nbackfill_mbps = 0\n", 0, ""},
-		{"[storage]\nbackfill_mbps = -1\n", 0, "storage.backfill_mbps: must be a non-negative number"},
-		{"[storage]\nbackfill_mbps = \"fast\"\n", 0, "storage.backfill_mbps: must be a number"},
+		{"", "auto", ""},
+		{"[storage]\nbackfill_mbps = \"auto\"\n", "auto", ""},
+		{"[storage]\nbackfill_mbps = 50\n", "50", ""},
+		{"[storage]\nbackfill_mbps = 0.5\n", "0.5", ""},
+		{"[storage]\nbackfill_mbps = 0\n", "0", ""},
+		{"[storage]\nbackfill_mbps = -1\n", "", "storage.backfill_mbps: must be a non-negative number"},
+		{"[storage]\nbackfill_mbps = \"fast\"\n", "", `storage.backfill_mbps: must be a number of Mbit/s or "auto", not the string "fast"`},
+		{"[storage]\nbackfill_mbps = true\n", "", "storage.backfill_mbps: must be a number"},
 	} {
 		c, err := Load(writeConfig(t, base+tc.storage))
 		if tc.err != "" {
@@ -29,8 +31,8 @@ func TestBackfillMbps(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", tc.storage, err)
 		}
-		if c.Storage.BackfillMbps != tc.want {
-			t.Errorf("%q: backfill_mbps %v, want %v", tc.storage, c.Storage.BackfillMbps, tc.want)
+		if got := c.Storage.BackfillSetting(); got != tc.want {
+			t.Errorf("%q: backfill_mbps %v, want %v", tc.storage, got, tc.want)
 		}
 	}
 }

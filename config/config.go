@@ -8,6 +8,7 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,6 +108,19 @@ type Storage struct {
 	// BackfillMbps limits copying back what peers recorded of this
 	// server's cameras (archive consolidation); 0 is unlimited.
 	BackfillMbps float64
+	// BackfillAuto (backfill_mbps = "auto", the default) limits the copy
+	// from each peer to half the speed of the link that reaches it
+	// (backfill.AutoMbps): the limit that fits the link without a number
+	// the installer must know; BackfillMbps is then unused.
+	BackfillAuto bool
+}
+
+// BackfillSetting is backfill_mbps as written: "auto" or the number.
+func (s Storage) BackfillSetting() string {
+	if s.BackfillAuto {
+		return "auto"
+	}
+	return strconv.FormatFloat(s.BackfillMbps, 'g', -1, 64)
 }
 
 // Recorder configures how cameras are recorded: in worker processes of

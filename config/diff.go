@@ -160,7 +160,7 @@ func Compare(old, new *Config) Diff {
 	value("storage.segment", old.Storage.Segment, new.Storage.Segment)
 	value("storage.part", old.Storage.Part, new.Storage.Part)
 	value("storage.retention", old.Storage.Retention, new.Storage.Retention)
-	value("storage.backfill_mbps", old.Storage.BackfillMbps, new.Storage.BackfillMbps)
+	value("storage.backfill_mbps", old.Storage.BackfillSetting(), new.Storage.BackfillSetting())
 	if old.Storage.MinFreeFraction != new.Storage.MinFreeFraction || old.Storage.MinFreeBytes != new.Storage.MinFreeBytes {
 		add("storage.min_free", needsRestart["storage.min_free"], "changed")
 	}

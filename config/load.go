@@ -30,13 +30,9 @@ const (
 	DefaultPart          = time.Second
 	DefaultRetention     = 30 * 24 * time.Hour
 	DefaultMinFree       = 0.05
-	// DefaultBackfillMbps leaves a gigabit link and a recording disk
-	// most of their capacity while a day's outage of a few cameras is
-	// copied back within minutes.
-	DefaultBackfillMbps = 200.0
-	DefaultEventsKeep   = 10 * 24 * time.Hour
-	DefaultViewers      = 16
-	DefaultCameraMbps   = 4.0
+	DefaultEventsKeep    = 10 * 24 * time.Hour
+	DefaultViewers       = 16
+	DefaultCameraMbps    = 4.0
 )
 
 // AspectKinds are the aspect kinds a config may name.
@@ -601,7 +597,17 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 	if c.Storage.Part < 100*time.Millisecond || c.Storage.Part > c.Storage.Segment {
 		d.errorf("storage.part", "must be between 100ms and the segment length")
 	}
-	c.Storage.BackfillMbps = d.number(m, p, "backfill_mbps", DefaultBackfillMbps)
+	c.Storage.BackfillAuto = true // the default: see Storage.BackfillAuto
+	if v, ok := m["backfill_mbps"]; ok {
+		if s, isString := v.(string); isString {
+			if s != "auto" {
+				d.errorf("storage.backfill_mbps", "must be a number of Mbit/s or \"auto\", not the string %q", s)
+			}
+		} else {
+			c.Storage.BackfillAuto = false
+			c.Storage.BackfillMbps = d.number(m, p, "backfill_mbps", 0)
+		}
+	}
 	c.Storage.MinFreeFraction = DefaultMinFree
 	if v, ok := m["min_free"]; ok {
 		s, ok := v.(string)

@@ -50,8 +50,18 @@ func handedOver(in Inputs, owner Record, id string) bool {
 	if !pipelineRecording(in.Pipelines, id) {
 		return true
 	}
-	to := in.Footage[id].To
-	return !to.IsZero() && !to.Before(from.Add(in.Config.handoffOverlap()))
+	return Covered(in.Footage[id], from, in.Config.handoffOverlap())
+}
+
+// Covered is the make-before-break test every move of a camera between
+// two live recorders applies before the old one stops: the old
+// recorder's durable footage reaches overlap past newFrom, the new
+// recorder's first durable frame, so an export across the move finds no
+// hole. handedOver applies it between servers; worker.Pool between two
+// worker processes of one server (a replacement). Without a first
+// durable frame of the new recorder it never holds.
+func Covered(old Footage, newFrom time.Time, overlap time.Duration) bool {
+	return !newFrom.IsZero() && !old.To.IsZero() && !old.To.Before(newFrom.Add(overlap))
 }
 
 // ownerStuck reports whether camera id, past its handoff deadline, still

@@ -149,3 +149,24 @@ func TestStuckOwnerKeepsTheOldRecorder(t *testing.T) {
 		t.Fatalf("b keeps an offline a/cam1 past the handoff timeout")
 	}
 }
+
+func TestCovered(t *testing.T) {
+	k := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC) // the new recorder's first durable frame
+	for _, tc := range []struct {
+		name string
+		old  Footage
+		from time.Time
+		want bool
+	}{
+		{"reaches exactly the overlap past it", Footage{From: k.Add(-time.Minute), To: k.Add(DefaultHandoffOverlap)}, k, true},
+		{"reaches well past it", Footage{To: k.Add(3 * time.Second)}, k, true},
+		{"ends just short of the overlap", Footage{To: k.Add(DefaultHandoffOverlap - time.Millisecond)}, k, false},
+		{"ends before it: a hole", Footage{To: k.Add(-time.Second)}, k, false},
+		{"the new recorder has nothing durable", Footage{To: k.Add(time.Hour)}, time.Time{}, false},
+		{"the old recorder has nothing durable", Footage{}, k, false},
+	} {
+		if got := Covered(tc.old, tc.from, DefaultHandoffOverlap); got != tc.want {
+			t.Errorf("%s: Covered = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/buddyrec/buddyrec/backfill"
 	"github.com/buddyrec/buddyrec/camera"
 	"github.com/buddyrec/buddyrec/events"
+	"github.com/buddyrec/buddyrec/export"
 )
 
 // backfillDir holds the copy in progress. Its leading dot keeps it apart
@@ -33,6 +35,7 @@ func (n *Node) newBackfill() (*backfill.Runner, error) {
 		PeerHeader: n.peerHeader,
 		Dir:        filepath.Join(c.DataDir, backfillDir),
 		Rate:       c.Storage.BackfillMbps * 1e6 / 8,
+		RateFor:    n.backfillRateFor(),
 		Retention:  c.Storage.Retention,
 		Logger:     n.log.With("part", "backfill"),
 		OnCompleted: func(e backfill.Episode) {
@@ -45,6 +48,26 @@ func (n *Node) newBackfill() (*backfill.Runner, error) {
 	}
 	n.metrics.Registry().MustRegister(backfillCollector{r})
 	return r, nil
+}
+
+// backfillRateFor is the runner's RateFor for backfill_mbps = "auto" (nil
+// for a fixed number): half the link that reaches the peer.
+func (n *Node) backfillRateFor() func(export.Peer) (float64, string) {
+	if !n.cfg.Storage.BackfillAuto {
+		return nil
+	}
+	return func(p export.Peer) (float64, string) {
+		host := p.HTTP
+		if u, err := url.Parse(host); err == nil && u.Host != "" {
+			host = u.Host // a base URL
+		}
+		l, err := backfill.LinkTo(host, "/sys/class/net")
+		if err != nil {
+			n.log.Debug("backfill: link to peer not found", "peer", p.Name, "err", err)
+		}
+		mbps := backfill.AutoMbps(l)
+		return mbps * 1e6 / 8, l.String()
+	}
 }
 
 var (

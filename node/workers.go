@@ -60,7 +60,10 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		}), nil
 	}
 	pool, err := worker.NewPool(worker.PoolOptions{
-		ConfigFile:    c.File,
+		Server:        c.Name,
+		DataDir:       c.DataDir,
+		Segment:       c.Storage.Segment,
+		Part:          c.Storage.Part,
 		Dir:           n.workersDir(),
 		PerWorker:     c.Recorder.CamerasPerWorker,
 		StandbyWindow: standbyWindow(c.Cluster.FailoverAfter, c.Cluster.Keepalive, c.Storage.Part),

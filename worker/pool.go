@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/relay"
 	"github.com/buddyrec/buddyrec/storage"
@@ -21,9 +22,14 @@ import (
 
 // PoolOptions configures a Pool.
 type PoolOptions struct {
-	// ConfigFile is the server's config; workers read their storage
-	// settings from it.
-	ConfigFile string
+	// Server, DataDir, Segment and Part are what a worker's storage needs
+	// (config name, data_dir, [storage] segment and part) as the
+	// supervisor runs them. They are passed to each worker on its command
+	// line rather than read from the config file, which may have been
+	// edited since: a reload the server refused (or a file broken on
+	// disk) must not reach, or stop, a worker restarted later.
+	Server, DataDir string
+	Segment, Part   time.Duration
 	// Binary is the executable workers run (default: this one).
 	Binary string
 	// Dir holds the workers' sockets, pid files and logs
@@ -122,7 +128,10 @@ type WorkerInfo struct {
 // Invariants:
 //   - A camera belongs to at most one group at a time; a group has at
 //     most one worker recording, except during a make-before-break
-//     replacement, when the new one records before the old one stops.
+//     replacement, when the new one records before the old one stops:
+//     the old one stops once its durable footage reaches
+//     control.DefaultHandoffOverlap past the new one's first durable
+//     frame (control.Covered, the rule of every move).
 //   - The supervisor alone writes index.db: workers send their updates,
 //     and a dead worker's cameras are recovered from their files before
 //     a new worker writes them.
@@ -175,8 +184,8 @@ type group struct {
 
 // NewPool starts a pool; with Found it takes over those workers at once.
 func NewPool(o PoolOptions) (*Pool, error) {
-	if o.Store == nil || o.Dir == "" || o.ConfigFile == "" {
-		return nil, errors.New("worker pool: Store, Dir and ConfigFile are required")
+	if o.Store == nil || o.Dir == "" || o.Server == "" || o.DataDir == "" || o.Segment <= 0 || o.Part <= 0 {
+		return nil, errors.New("worker pool: Store, Dir, Server, DataDir, Segment and Part are required")
 	}
 	if o.PerWorker < 1 {
 		o.PerWorker = 1
@@ -338,10 +347,11 @@ func (p *Pool) CutSegments() {
 
 // workerArgs are the flags a worker gets beside its config and socket.
 func (p *Pool) workerArgs() []string {
+	args := []string{"-server", p.o.Server, "-data-dir", p.o.DataDir, "-segment", p.o.Segment.String(), "-part", p.o.Part.String()}
 	if p.o.StandbyWindow > 0 {
-		return []string{"-standby-window", p.o.StandbyWindow.String()}
+		args = append(args, "-standby-window", p.o.StandbyWindow.String())
 	}
-	return nil
+	return args
 }
 
 // update sets g's cameras (p.mu held) and wakes its supervisor if they
@@ -612,7 +622,7 @@ func (p *Pool) start(g *group) *proc {
 		id := p.nextID
 		p.nextID++
 		p.mu.Unlock()
-		w, err := spawn(p.ctx, p.o.Binary, p.o.ConfigFile, p.o.Dir, id, p.workerArgs()...)
+		w, err := spawn(p.ctx, p.o.Binary, p.o.Dir, id, p.workerArgs()...)
 		if err == nil {
 			p.mu.Lock()
 			g.proc = w
@@ -713,9 +723,11 @@ func (p *Pool) watch(g *group, w *proc) ending {
 	}
 }
 
-// replace starts a new worker for g beside w, waits until it records (or
-// 15 s), then stops w: make before break. It returns the new worker, or
-// nil when none could be started (w then goes on).
+// replace starts a new worker for g beside w, waits until its durable
+// footage overlaps w's by control.Covered (or 15 s after it started its
+// cameras, and 15 s more), then stops w: make before break, by the one
+// rule every move of a camera applies. It returns the new worker, or nil
+// when none could be started (w then goes on).
 func (p *Pool) replace(g *group, w *proc, idx *indexer, why ending) (*proc, uint64) {
 	p.upgrade.Lock()
 	defer p.upgrade.Unlock()
@@ -724,7 +736,7 @@ func (p *Pool) replace(g *group, w *proc, idx *indexer, why ending) (*proc, uint
 	id := p.nextID
 	p.nextID++
 	p.mu.Unlock()
-	nw, err := spawn(p.ctx, p.o.Binary, p.o.ConfigFile, p.o.Dir, id, p.workerArgs()...)
+	nw, err := spawn(p.ctx, p.o.Binary, p.o.Dir, id, p.workerArgs()...)
 	if err != nil {
 		p.log.Error("start replacement worker", "worker", w.id, "err", err)
 		return nil, 0
@@ -740,6 +752,16 @@ func (p *Pool) replace(g *group, w *proc, idx *indexer, why ending) (*proc, uint
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// Make before break, by the rule every move applies
+	// (control.Covered): w stops only when, for each camera it records,
+	// its durable footage reaches the overlap past the new worker's
+	// first durable frame. A camera that allows one session only never
+	// gets there: after the deadline w stops regardless, and the new
+	// worker connects once the session is free.
+	deadline = time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && p.ctx.Err() == nil && !p.covered(g, cams, idx, nidx) {
+		time.Sleep(100 * time.Millisecond)
 	}
 	after := nidx.end() // supervise goes on from here
 	p.mu.Lock()
@@ -765,6 +787,23 @@ func (p *Pool) replace(g *group, w *proc, idx *indexer, why ending) (*proc, uint
 	return nw, after
 }
 
+// covered reports whether the new worker's footage (nidx) of every
+// camera the old one records (idx) overlaps the old one's.
+func (p *Pool) covered(g *group, cams []recorder.Camera, idx, nidx *indexer) bool {
+	p.mu.Lock()
+	recording := map[string]bool{}
+	for _, c := range cams {
+		recording[c.ID] = g.status[c.ID].State == recorder.StateRecording
+	}
+	p.mu.Unlock()
+	for _, c := range cams {
+		if recording[c.ID] && !control.Covered(idx.footageOf(c.ID), nidx.footageOf(c.ID).From, control.DefaultHandoffOverlap) {
+			return false
+		}
+	}
+	return true
+}
+
 // allStarted reports whether every camera of cams has left connecting:
 // recording, or offline for a reason of the camera's own.
 func allStarted(st []recorder.Status, cams []recorder.Camera) bool {
@@ -788,7 +827,7 @@ func (p *Pool) stop(g *group, w *proc, idx *indexer, recover bool) {
 	after := idx.end()
 	b, err := w.stop(context.Background(), after)
 	if err == nil {
-		p.apply(w, b, &idx.alarmed)
+		p.apply(w, b, idx)
 	}
 	select {
 	case <-w.exited:
@@ -823,6 +862,42 @@ type indexer struct {
 	after  uint64 // the last update applied; read after done
 	// alarmed is the sequence of the last storage alarm raised
 	alarmed uint64
+
+	mu sync.Mutex
+	// footage is, per camera, what this worker has made durable and the
+	// index holds: the first frame of its first segment and the end of
+	// its newest part, for the make-before-break test of a replacement.
+	footage map[string]control.Footage
+}
+
+// note records the footage of updates the index has committed.
+func (ix *indexer) note(us []storage.IndexUpdate) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, u := range us {
+		if u.Delete || u.End <= u.Start {
+			continue
+		}
+		if ix.footage == nil {
+			ix.footage = map[string]control.Footage{}
+		}
+		f := ix.footage[u.Camera]
+		from, to := time.Unix(0, u.Start), time.Unix(0, u.End)
+		if f.From.IsZero() || from.Before(f.From) {
+			f.From = from
+		}
+		if to.After(f.To) {
+			f.To = to
+		}
+		ix.footage[u.Camera] = f
+	}
+}
+
+// footageOf is camera id's durable footage from this worker.
+func (ix *indexer) footageOf(id string) control.Footage {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.footage[id]
 }
 
 // end stops the indexer and returns the sequence of the last update it
@@ -851,7 +926,7 @@ func (p *Pool) index(w *proc, after uint64) *indexer {
 				}
 				continue
 			}
-			if p.apply(w, b, &ix.alarmed) {
+			if p.apply(w, b, ix) {
 				ix.after = b.Next
 				continue
 			}
@@ -866,8 +941,9 @@ func (p *Pool) index(w *proc, after uint64) *indexer {
 
 // apply commits a batch of w's updates; false when the index refused
 // them (they are asked for again). It raises the batch's storage alarms
-// numbered after *alarmed, and advances it.
-func (p *Pool) apply(w *proc, b Batch, alarmed *uint64) bool {
+// numbered after ix.alarmed, advances it, and notes the footage committed.
+func (p *Pool) apply(w *proc, b Batch, ix *indexer) bool {
+	alarmed := &ix.alarmed
 	if b.Lost {
 		p.log.Error("a worker dropped index updates while no supervisor listened; its files stay the truth and are indexed when it is replaced", "worker", w.id)
 	}
@@ -902,6 +978,7 @@ func (p *Pool) apply(w *proc, b Batch, alarmed *uint64) bool {
 			p.log.Error("apply worker index updates", "worker", w.id, "err", err)
 			return false
 		}
+		ix.note(us)
 	}
 	return true
 }

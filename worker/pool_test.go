@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/storage"
@@ -20,7 +21,7 @@ func TestPoolGrouping(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	p, err := NewPool(PoolOptions{ConfigFile: "unused.toml", Binary: "/bin/false", Dir: t.TempDir(), PerWorker: 2, Store: st})
+	p, err := NewPool(PoolOptions{Server: "rec-a", DataDir: t.TempDir(), Segment: time.Minute, Part: time.Second, Binary: "/bin/false", Dir: t.TempDir(), PerWorker: 2, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,7 +157,7 @@ func (p *proc) stop(ctx context.Context, after uint64) (Batch, error) {
 // outlives a kill -9 of the supervisor and its process group), logging to
 // a file (a pipe would give it SIGPIPE once the supervisor is gone), and
 // waits until its socket answers.
-func spawn(ctx context.Context, binary, configFile, dir string, id int, extra ...string) (*proc, error) {
+func spawn(ctx context.Context, binary, dir string, id int, extra ...string) (*proc, error) {
 	socket := filepath.Join(dir, fmt.Sprintf("w%d.sock", id))
 	logf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("w%d.log", id)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -165,7 +165,7 @@ func spawn(ctx context.Context, binary, configFile, dir string, id int, extra ..
 	}
 	defer logf.Close()
 	os.Remove(socket) //nolint:errcheck // a stale one would be mistaken for the new worker
-	args := append([]string{"worker", "-config", configFile, "-id", strconv.Itoa(id), "-socket", socket}, extra...)
+	args := append([]string{"worker", "-id", strconv.Itoa(id), "-socket", socket}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

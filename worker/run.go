@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/recorder"
 	"github.com/buddyrec/buddyrec/storage"
 )
@@ -30,9 +29,12 @@ const LeakEnv = "BUDDYREC_TEST_WORKER_LEAK"
 // WorkerOptions configures one worker process (the hidden `buddyrec
 // worker` command).
 type WorkerOptions struct {
-	Config *config.Config
-	ID     int
-	Socket string
+	// Server, DataDir, Segment and Part configure the worker's storage
+	// as the supervisor runs it (see PoolOptions).
+	Server, DataDir string
+	Segment, Part   time.Duration
+	ID              int
+	Socket          string
 	// StandbyWindow is the recorder's (see recorder.ManagerOptions).
 	StandbyWindow time.Duration
 	Logger        *slog.Logger
@@ -43,7 +45,6 @@ type WorkerOptions struct {
 // timeout). It writes and syncs segment files itself; the index updates go
 // to the supervisor, the only writer of index.db.
 func RunWorker(ctx context.Context, o WorkerOptions) error {
-	c := o.Config
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -58,10 +59,10 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 	}
 	q := &Queue{}
 	store, err := storage.Open(storage.Options{
-		Dir:     c.DataDir,
-		Server:  c.Name,
-		Segment: c.Storage.Segment,
-		Part:    c.Storage.Part,
+		Dir:     o.DataDir,
+		Server:  o.Server,
+		Segment: o.Segment,
+		Part:    o.Part,
 		Logger:  log.With("part", "storage"),
 		// the supervisor raises them as its own (event log, PSIM)
 		OnAlarm: func(a storage.Alarm) {

@@ -180,8 +180,8 @@ func TestBackfillAfterFailback(t *testing.T) {
 	}
 	var st api.Backfill
 	a.GetJSON(context.Background(), "/api/v1/backfill", &st)
-	if st.CopiedSegments < 4 || st.Refused != 0 || st.RateMbps != 200 {
-		t.Errorf("backfill status %+v, want ≥ 4 segments copied at the default 200 Mbit/s, none refused", st)
+	if st.CopiedSegments < 4 || st.Refused != 0 || !st.RateAuto || st.RateChosen != "loopback" || st.RateMbps != 0 {
+		t.Errorf("backfill status %+v, want ≥ 4 segments copied at the default \"auto\" (unlimited over loopback), none refused", st)
 	}
 
 	// The gaps with the buddy still there: the failover's own.

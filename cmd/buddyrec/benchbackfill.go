@@ -26,10 +26,18 @@ func benchBackfill(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	n := fs.Int("cameras", 20, "cameras of the home (each recorded live during the copy)")
 	outage := fs.Duration("outage", 10*time.Minute, "footage per camera the buddy recorded")
-	mbps := fs.Float64("mbps", 200, "[storage] backfill_mbps of the home (0: unlimited)")
+	mbps := fs.String("mbps", "auto", "[storage] backfill_mbps of the home: Mbit/s (0: unlimited) or \"auto\" (the default; unlimited over loopback; 500 is what it chooses on a gigabit link)")
 	clips := fs.String("clips", "testdata", "folder with the camera clips")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	setting := strconv.Quote(*mbps)
+	if *mbps != "auto" {
+		v, err := strconv.ParseFloat(*mbps, 64)
+		if err != nil || v < 0 {
+			return fmt.Errorf("bench backfill: -mbps %q: want a non-negative number or \"auto\"", *mbps)
+		}
+		setting = strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	env, err := newBenchEnv(ctx, *n, *clips, "h264", false)
 	if err != nil {
@@ -37,7 +45,7 @@ func benchBackfill(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer env.Close()
 	a := site.ServerSpec{Name: "rec-a", Buddies: []string{"rec-b"}, FailbackAfter: "3s", Cameras: env.cameras(),
-		Storage: "backfill_mbps = " + strconv.FormatFloat(*mbps, 'f', -1, 64) + "\n"}
+		Storage: "backfill_mbps = " + setting + "\n"}
 	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
 	s, err := site.New(site.Spec{Dir: env.dir, Bin: env.bin, Servers: []site.ServerSpec{a, b}, Segment: "60s", Part: "1s"})
 	if err != nil {
@@ -74,7 +82,7 @@ func benchBackfill(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := st.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rec-b holds %d segments, %.0f MB; starting rec-b, then rec-a (backfill_mbps = %g) ...\n", segments, float64(bytes)/1e6, *mbps)
+	fmt.Fprintf(stdout, "rec-b holds %d segments, %.0f MB; starting rec-b, then rec-a (backfill_mbps = %s) ...\n", segments, float64(bytes)/1e6, setting)
 
 	if err := rb.Start(); err != nil {
 		return err
@@ -115,10 +123,21 @@ func benchBackfill(ctx context.Context, args []string, stdout, stderr io.Writer)
 		received += c.FramesReceived
 	}
 	copySecs := whole.Sub(first).Seconds()
-	fmt.Fprintf(stdout, "backfill of a %s outage of %d cameras (%d segments, %.0f MB), backfill_mbps = %g:\n", *outage, *n, segments, float64(last.CopiedBytes)/1e6, *mbps)
+	fmt.Fprintf(stdout, "backfill of a %s outage of %d cameras (%d segments, %.0f MB), backfill_mbps = %s:\n", *outage, *n, segments, float64(last.CopiedBytes)/1e6, setting)
+	if last.RateAuto {
+		fmt.Fprintf(stdout, "  limit chosen         %s: %s\n", last.RateChosen, mbpsText(last.RateMbps))
+	}
 	fmt.Fprintf(stdout, "  copy rate            %.1f MB/s (%.0f Mbit/s), first copy to whole\n", float64(last.CopiedBytes)/1e6/copySecs, float64(last.CopiedBytes)*8/1e6/copySecs)
 	fmt.Fprintf(stdout, "  home whole after     %.1f s from its start (%.1f s copying)\n", whole.Sub(start).Seconds(), copySecs)
 	fmt.Fprintf(stdout, "  refused copies       %d\n", last.Refused)
 	fmt.Fprintf(stdout, "  frames dropped       %d of %d received by the home's recorder meanwhile\n", dropped, received)
 	return nil
+}
+
+// mbpsText is a rate limit as the README writes it.
+func mbpsText(mbps float64) string {
+	if mbps == 0 {
+		return "unlimited"
+	}
+	return strconv.FormatFloat(mbps, 'f', -1, 64) + " Mbit/s"
 }

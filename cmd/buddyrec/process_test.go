@@ -81,7 +81,9 @@ func cams(c *camsim.Server, from, to int, critical ...int) []site.Camera {
 func startSite(t *testing.T, spec site.Spec) *site.Site {
 	t.Helper()
 	spec.Dir = t.TempDir()
-	spec.Bin = testBin
+	if spec.Bin == "" {
+		spec.Bin = testBin
+	}
 	s, err := site.New(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -608,7 +610,9 @@ func TestTakeoverNoticeSurvivesPSIMOutageAndAdopterCrash(t *testing.T) {
 		{Name: "rec-b", Cameras: cams(c, 2, 2), Buddies: []string{"rec-a"}},
 	}}
 	spec.Dir = t.TempDir()
-	spec.Bin = testBin
+	if spec.Bin == "" {
+		spec.Bin = testBin
+	}
 	s, err := site.New(spec)
 	if err != nil {
 		t.Fatal(err)

@@ -24,12 +24,17 @@ func cmdWorker(args []string, stderr io.Writer) int {
 	socket := fs.String("socket", "", "Unix socket to serve the supervisor on")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	standby := fs.Duration("standby-window", 0, "how far back a hot standby's ring reaches (the supervisor computes it)")
-	cfg, code := loadConfig(fs, args, stderr)
-	if cfg == nil {
-		return code
+	// The storage settings come from the supervisor as it runs them, not
+	// from the config file (see worker.PoolOptions).
+	server := fs.String("server", "", "the server's name (config name)")
+	dataDir := fs.String("data-dir", "", "the server's data_dir")
+	segment := fs.Duration("segment", 0, "[storage] segment")
+	part := fs.Duration("part", 0, "[storage] part")
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
-	if *socket == "" || *id <= 0 {
-		fmt.Fprintln(stderr, "buddyrec worker: -id and -socket are required (the supervisor starts workers; see `buddyrec run`)")
+	if *socket == "" || *id <= 0 || *server == "" || *dataDir == "" || *segment <= 0 || *part <= 0 {
+		fmt.Fprintln(stderr, "buddyrec worker: -id, -socket, -server, -data-dir, -segment and -part are required (the supervisor starts workers; see `buddyrec run`)")
 		return 2
 	}
 	var lv slog.Level
@@ -37,14 +42,14 @@ func cmdWorker(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "buddyrec worker: -log-level: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", cfg.Name, "worker", *id, "pid", os.Getpid())
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", *server, "worker", *id, "pid", os.Getpid())
 	// SIGPIPE is ignored: the log is a file, but a supervisor's pipe must
 	// never kill a recorder. SIGTERM stops cleanly.
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("worker started")
-	if err := worker.RunWorker(ctx, worker.WorkerOptions{Config: cfg, ID: *id, Socket: *socket, StandbyWindow: *standby, Logger: log}); err != nil {
+	if err := worker.RunWorker(ctx, worker.WorkerOptions{Server: *server, DataDir: *dataDir, Segment: *segment, Part: *part, ID: *id, Socket: *socket, StandbyWindow: *standby, Logger: log}); err != nil {
 		log.Error("worker stopped with an error", "err", err)
 		return 1
 	}

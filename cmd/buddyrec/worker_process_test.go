@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -72,15 +71,7 @@ func workersOf(dataDir string) ([]liveWorker, error) {
 func killWorkersAfter(t *testing.T, srv *site.Server) {
 	t.Cleanup(func() {
 		srv.Stop(10 * time.Second)
-		pids, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.pid"))
-		for _, p := range pids {
-			b, _ := os.ReadFile(p)
-			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
-				if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), srv.DataDir) {
-					syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-		}
+		srv.KillWorkers()
 		if t.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.log"))
 			for _, l := range logs {
@@ -294,8 +285,14 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 // until both workers run and every camera records.
 func startTwoWorkers(t *testing.T) (a *site.Server, all4 []string, workers []liveWorker) {
 	t.Helper()
+	return startTwoWorkersOf(t, testBin)
+}
+
+// startTwoWorkersOf is startTwoWorkers running the binary bin.
+func startTwoWorkersOf(t *testing.T, bin string) (a *site.Server, all4 []string, workers []liveWorker) {
+	t.Helper()
 	c := startCameras(t, 4, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+	s := startSite(t, site.Spec{Bin: bin, Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n"},
 	}})
 	a = s.Server("rec-a")
@@ -319,7 +316,7 @@ func TestSupervisorCrashCostsNoFootage(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	from := time.Now().Add(-2 * time.Second)
 
-	a.Kill()
+	a.KillSupervisor()
 	down := time.Now()
 	time.Sleep(time.Second)
 	sizes := func() map[string]int64 {
@@ -442,20 +439,26 @@ func TestWorkerOverMemoryReplacedWithoutGap(t *testing.T) {
 // beyond a part.
 func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
-	a, all4, before := startTwoWorkers(t)
-	time.Sleep(2 * time.Second)
-	from := time.Now().Add(-2 * time.Second)
-	a.Kill()
-	// the upgrade: a new file at the binary's path (byte-identical here;
-	// what makes it another build is that it is another file)
+	// This test's own copy of the binary: replacing the shared one would
+	// upgrade the workers of the tests running beside it.
 	b, err := os.ReadFile(testBin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(testBin+".new", b, 0o755); err != nil {
+	bin := filepath.Join(t.TempDir(), "buddyrec")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(testBin+".new", testBin); err != nil {
+	a, all4, before := startTwoWorkersOf(t, bin)
+	time.Sleep(2 * time.Second)
+	from := time.Now().Add(-2 * time.Second)
+	a.KillSupervisor()
+	// the upgrade: a new file at the binary's path (byte-identical here;
+	// what makes it another build is that it is another file)
+	if err := os.WriteFile(bin+".new", b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Start(); err != nil {
@@ -644,7 +647,7 @@ func TestOrphanedWorkersStop(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	from := time.Now().Add(-time.Second)
-	a.Kill()
+	a.KillSupervisor()
 	killed := time.Now()
 	eventually(t, 20*time.Second, func() string {
 		for _, w := range ws {
@@ -666,4 +669,31 @@ func TestOrphanedWorkersStop(t *testing.T) {
 			t.Errorf("%s: the orphaned worker's footage is not indexed after the restart: gaps %v (orphans stopped %v after the kill)", id, gaps, stopped.Sub(killed).Round(time.Second))
 		}
 	}
+}
+
+// A worker restarted after its config file was broken on disk (an edit
+// not yet reloaded, or one the server refused) records again: workers get
+// their settings from the supervisor, never from the file.
+func TestWorkerRestartsDespiteBrokenConfigFile(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	a, all4, before := startTwoWorkers(t)
+	if err := os.WriteFile(a.Config, []byte("name = \"rec-a\"\n[storage\nsegment = 10s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	victim := before[0]
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() string {
+		now, err := workersOf(a.DataDir)
+		if err != nil {
+			return err.Error()
+		}
+		for _, w := range now {
+			if w.PID != victim.PID && strings.Join(w.Cameras, ",") == strings.Join(victim.Cameras, ",") {
+				return recordsExactly(a, all4...)()
+			}
+		}
+		return fmt.Sprintf("no new worker for %v yet: %+v", victim.Cameras, now)
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -330,8 +331,18 @@ func (srv *Server) Pid() int {
 	return srv.cmd.Process.Pid
 }
 
-// Kill sends SIGKILL (a crash) and reaps the process.
+// Kill is the death of the whole server, as from a power cut: the
+// supervisor process and every worker process it started (which run in
+// their own session and would otherwise go on recording) are killed -9
+// and the supervisor is reaped. KillSupervisor kills the supervisor alone.
 func (srv *Server) Kill() {
+	srv.KillSupervisor()
+	srv.KillWorkers()
+}
+
+// KillSupervisor sends SIGKILL to the server process only (a crash of
+// the supervisor) and reaps it; its worker processes, if any, go on.
+func (srv *Server) KillSupervisor() {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if srv.cmd == nil {
@@ -342,6 +353,30 @@ func (srv *Server) Kill() {
 	srv.cmd.Wait()
 	srv.out.Close()
 	srv.cmd, srv.out = nil, nil
+}
+
+// KillWorkers kills -9 every worker process of this server's data_dir
+// that is still running, found by the pid files its supervisor wrote
+// beside the workers' sockets (data_dir/workers/wN.pid); a pid is killed
+// only when its command line names this data_dir, so a recycled pid is
+// left alone. It returns how many it killed.
+func (srv *Server) KillWorkers() int {
+	pids, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.pid"))
+	killed := 0
+	for _, p := range pids {
+		b, _ := os.ReadFile(p)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid <= 0 {
+			continue
+		}
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), srv.DataDir) {
+			syscall.Kill(pid, syscall.SIGCONT) //nolint:errcheck // a stopped worker dies all the same
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+	}
+	return killed
 }
 
 // Signal sends sig (e.g. SIGSTOP to simulate a hung server, SIGCONT).
@@ -373,6 +408,9 @@ func (srv *Server) Stop(grace time.Duration) {
 	}
 	srv.out.Close()
 	srv.cmd, srv.out = nil, nil
+	// A clean stop stops the workers; these are what a stop that had to
+	// be cut short left behind.
+	srv.KillWorkers()
 }
 
 // GetJSON fetches http://srv.HTTP+path into v.
