@@ -20,28 +20,38 @@ import "os"
 //     two pages, however large the reservation.
 //   - No allocation per sample: a write copies into the buffer at head,
 //     wrapping at its end.
-//   - The reservation is released (munmap) when the session ends.
+//   - The reservation starts small and doubles when what is held needs
+//     it (up to the ring's byte bound), so its address space and commit
+//     charge stay within twice the most the ring held; it is released
+//     (munmap) when the session ends.
 //
-// Invariants: tail <= head, head-tail <= limit (the bytes held), and the
+// Invariants: tail <= head, head-tail <= limit (the bytes held); head -
+// (tail rounded down to a page) + a page <= size, so that no live byte
+// shares a physical page with one being released or written; and the
 // pages from the one holding tail to the one holding head-1 are the only
 // ones that may be resident. Bytes never leave the arena by reference:
 // read copies them onto the heap, so nothing can point into it once it
 // is released.
 type payloadArena struct {
-	mem   []byte // the reservation (len size); nil until the first write
-	size  int64  // a multiple of the page size
-	limit int64  // the most bytes held at once
-	head  int64  // logical position of the next byte written
-	tail  int64  // logical position of the oldest byte held
+	mem     []byte // the reservation (len size); nil until the first write
+	size    int64  // a multiple of the page size
+	maxSize int64  // what limit bytes need: the largest reservation
+	limit   int64  // the most bytes held at once
+	head    int64  // logical position of the next byte written
+	tail    int64  // logical position of the oldest byte held
 }
 
 var pageSize = int64(os.Getpagesize())
 
+// initialArena is the first reservation: a quarter second of a
+// 8 Mbit/s camera; it doubles as needed.
+const initialArena = 256 << 10
+
 // newPayloadArena is an arena that holds up to limit bytes. Nothing is
 // reserved before the first write.
 func newPayloadArena(limit int) *payloadArena {
-	size := (int64(limit) + 2*pageSize - 1) / pageSize * pageSize // limit, rounded up, + a page for tail's
-	return &payloadArena{size: size, limit: int64(limit)}
+	maxSize := (int64(limit) + 3*pageSize - 1) / pageSize * pageSize // limit, rounded up, + a page for tail's + a margin
+	return &payloadArena{maxSize: maxSize, limit: int64(limit)}
 }
 
 // fits tells whether n more bytes can be written.
@@ -53,12 +63,10 @@ func (a *payloadArena) write(p []byte) (int64, error) {
 	if !a.fits(len(p)) {
 		panic("recorder: payload arena overfilled") // the ring checks fits first
 	}
-	if a.mem == nil {
-		mem, err := reserve(int(a.size))
-		if err != nil {
+	if need := a.head + int64(len(p)) - a.tail/pageSize*pageSize + pageSize; a.mem == nil || need > a.size {
+		if err := a.grow(need); err != nil {
 			return 0, err
 		}
-		a.mem = mem
 	}
 	pos := a.head
 	off := pos % a.size
@@ -66,6 +74,33 @@ func (a *payloadArena) write(p []byte) (int64, error) {
 	copy(a.mem, p[n:])
 	a.head += int64(len(p))
 	return pos, nil
+}
+
+// grow moves what is held into a reservation of at least need bytes (the
+// current size doubled, within maxSize), keeping every logical position.
+func (a *payloadArena) grow(need int64) error {
+	size := max(a.size, min(initialArena/pageSize*pageSize, a.maxSize))
+	for size < need {
+		size = min(2*size, a.maxSize)
+	}
+	if a.mem != nil && size == a.size {
+		return nil
+	}
+	mem, err := reserve(int(size))
+	if err != nil {
+		return err
+	}
+	for x := a.tail; x < a.head; {
+		src, dst := x%a.size, x%size
+		n := min(a.head-x, a.size-src, size-dst)
+		copy(mem[dst:dst+n], a.mem[src:src+n])
+		x += n
+	}
+	if a.mem != nil {
+		unreserve(a.mem)
+	}
+	a.mem, a.size = mem, size
+	return nil
 }
 
 // read copies the n bytes at pos onto the heap.
@@ -134,7 +169,7 @@ func (a *payloadArena) resident() int64 {
 func (a *payloadArena) close() {
 	if a.mem != nil {
 		unreserve(a.mem)
-		a.mem = nil
+		a.mem, a.size = nil, 0
 	}
 	a.tail = a.head
 }

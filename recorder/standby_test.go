@@ -134,10 +134,12 @@ func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 	}
 }
 
-// TestPayloadArena: bytes come back as written across the arena's end;
-// it refuses what exceeds its limit; pages left behind are returned to
-// the operating system (they read as zeros); a reset keeps the
-// reservation, close gives it back.
+// TestPayloadArena: bytes come back as written across the arena's end
+// and across its growth; it refuses what exceeds its limit; its
+// reservation grows only as what it holds needs, never past twice
+// plus two pages of the most it held; pages left behind are returned to the operating system
+// (they read as zeros); a reset keeps the reservation, close gives it
+// back.
 func TestPayloadArena(t *testing.T) {
 	page := int(pageSize)
 	checked := 0 // cases where a returned page was looked at
@@ -149,6 +151,8 @@ func TestPayloadArena(t *testing.T) {
 		{name: "small samples", limit: 3 * page, sizes: []int{100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400}},
 		{name: "samples over a page", limit: 5 * page, sizes: []int{page + 1, 2*page - 1, 3 * page, 10, page, 4 * page, 7, 2 * page}},
 		{name: "a sample of the whole limit", limit: 2 * page, sizes: []int{10, 2 * page, 1, 2 * page, page}},
+		{name: "growing past the first reservation", limit: 4 << 20, sizes: []int{
+			100_000, 90_000, 150_000, 5, 300_000, 400_000, 700_000, 1 << 20, 100, 1 << 20, 2 << 20, 50_000, 4 << 20, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newPayloadArena(tc.limit)
@@ -159,6 +163,7 @@ func TestPayloadArena(t *testing.T) {
 			}
 			var q []held
 			var mem *byte
+			var size, peak int64
 			for i, n := range tc.sizes {
 				for !a.fits(n) {
 					q = q[1:]
@@ -176,11 +181,6 @@ func TestPayloadArena(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if mem == nil {
-					mem = &a.mem[0]
-				} else if &a.mem[0] != mem {
-					t.Fatalf("write %d reserved again", i)
-				}
 				q = append(q, held{pos, b})
 				var sum int64
 				for _, h := range q {
@@ -195,6 +195,14 @@ func TestPayloadArena(t *testing.T) {
 				if res := a.resident(); res > sum+2*pageSize {
 					t.Fatalf("after write %d: %d bytes of pages for %d held", i, res, sum)
 				}
+				if grown := mem != nil && &a.mem[0] != mem; grown && a.size <= size {
+					t.Fatalf("write %d reserved again without growing (%d bytes)", i, a.size)
+				}
+				peak = max(peak, sum)
+				if a.size > max(initialArena, 2*(peak+2*pageSize)) {
+					t.Fatalf("after write %d: reservation of %d bytes, at most %d held", i, a.size, peak)
+				}
+				mem, size = &a.mem[0], a.size
 			}
 			if a.fits(tc.limit + 1 - int(a.head-a.tail)) {
 				t.Errorf("fits more than the limit")
