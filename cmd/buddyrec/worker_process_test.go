@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -142,18 +143,7 @@ func TestWorkerFailureCostsOnlyItsCameras(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { syscall.Kill(victim.PID, syscall.SIGKILL) })
-			eventually(t, 20*time.Second, func() string {
-				now, err := workersOf(a.DataDir)
-				if err != nil {
-					return err.Error()
-				}
-				for _, w := range now {
-					if w.PID != victim.PID && strings.Join(w.Cameras, ",") == strings.Join(victim.Cameras, ",") {
-						return recordsExactly(a, all6...)()
-					}
-				}
-				return fmt.Sprintf("no new worker for %v yet: %+v", victim.Cameras, now)
-			})
+			eventually(t, 20*time.Second, replacedAndRecording(a, victim, all6...))
 			time.Sleep(4 * time.Second)
 			to := time.Now().Add(-2 * time.Second)
 
@@ -262,6 +252,10 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// the workers' part writes reach the supervisor's latency histogram
+	if m := regexp.MustCompile(`(?m)^buddyrec_segment_write_seconds_count(\{[^}]*\})? (\d+)$`).FindStringSubmatch(string(body)); m == nil || m[2] == "0" {
+		t.Errorf("/metrics: segment write latency from the workers missing or empty: %q", m)
 	}
 	time.Sleep(2 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
@@ -684,16 +678,22 @@ func TestWorkerRestartsDespiteBrokenConfigFile(t *testing.T) {
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() string {
-		now, err := workersOf(a.DataDir)
+	eventually(t, 20*time.Second, replacedAndRecording(a, victim, all4...))
+}
+
+// replacedAndRecording is a condition for eventually: another process
+// than victim records victim's cameras, and srv records exactly ids.
+func replacedAndRecording(srv *site.Server, victim liveWorker, ids ...string) func() string {
+	return func() string {
+		now, err := workersOf(srv.DataDir)
 		if err != nil {
 			return err.Error()
 		}
 		for _, w := range now {
 			if w.PID != victim.PID && strings.Join(w.Cameras, ",") == strings.Join(victim.Cameras, ",") {
-				return recordsExactly(a, all4...)()
+				return recordsExactly(srv, ids...)()
 			}
 		}
 		return fmt.Sprintf("no new worker for %v yet: %+v", victim.Cameras, now)
-	})
+	}
 }
