@@ -271,9 +271,16 @@ func hotTakeover(t *testing.T, cam Camera) {
 		t.Fatalf("a hot standby wrote %d streams", len(ws))
 	}
 	held := status(m, cam.ID)
-	if held.Standby != StandbyHot || held.HeldBytes <= 0 {
+	if held.Standby != StandbyHot || held.HeldBytes <= 0 || held.HeldResident < held.HeldBytes || held.HeldNeed < 2*time.Second {
 		t.Errorf("status %+v", held)
 	}
+	// A hot standby keeps no GOP for viewers (its ring holds the footage
+	// once): a viewer gets nothing at once.
+	frames, unsubscribe := m.SubscribeFromKeyframe(cam.ID, 512)
+	if n := len(frames); n != 0 {
+		t.Errorf("a hot standby handed a new viewer %d cached frames", n)
+	}
+	unsubscribe()
 
 	cam.Standby = StandbyNone
 	takeover := time.Now()
@@ -298,6 +305,14 @@ func hotTakeover(t *testing.T, cam Camera) {
 	if last := video[len(video)-1].Arrival; time.Since(last) > 500*time.Millisecond {
 		t.Errorf("live samples stopped %v ago", time.Since(last))
 	}
+	// Recording, it caches the GOP again: a viewer starts at once.
+	frames, unsubscribe = m.SubscribeFromKeyframe(cam.ID, 512)
+	if len(frames) == 0 {
+		t.Errorf("after the takeover a new viewer got no cached GOP")
+	} else if f := <-frames; !f.Startable() {
+		t.Errorf("the cached GOP starts with %+v, not a keyframe", f.Sample)
+	}
+	unsubscribe()
 
 	cam.Standby = StandbyHot
 	m.Set([]Camera{cam})
