@@ -702,7 +702,8 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 				}
 				w, begun = nil, nil
 			}
-			if held.add(cur, it.sample); held.err != nil && !ringFailed {
+			held.add(cur, it.sample)
+			if held.err != nil && !ringFailed {
 				ringFailed = true
 				s.p.log.Warn("hot standby ring unavailable: this camera's takeover will wait for a keyframe", "err", held.err)
 			}
