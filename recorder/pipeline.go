@@ -640,7 +640,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 	// (a hot standby holds, or was just taken over).
 	var cur, begun *storage.Stream
 	held := ring{window: s.p.opts.StandbyWindow, maxBytes: s.p.opts.StandbyMaxBytes}
-	defer held.close() // the arena goes back at once, not at the next GC
+	defer held.close()  // the arena goes back at once, not at the next GC
 	ringFailed := false // log one line per session
 	keyframe := func() {
 		s.p.lastKeyframe.Store(time.Now().UnixNano())
