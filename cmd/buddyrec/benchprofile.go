@@ -26,7 +26,6 @@ type benchProfile struct {
 	window time.Duration
 	socks  map[int]string // pid -> socket
 	before map[int]procCounters
-	counts map[int]profsock.Counts
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	files  map[int]string // pid -> profile written
@@ -113,7 +112,7 @@ func parseSyscalls(io string) (syscr, syscw uint64) {
 // startBenchProfile starts a CPU profile of window in every process of pids
 // that serves one in dir.
 func startBenchProfile(ctx context.Context, dir string, pids []int, window time.Duration) *benchProfile {
-	p := &benchProfile{dir: dir, window: window, socks: map[int]string{}, before: map[int]procCounters{}, counts: map[int]profsock.Counts{}, files: map[int]string{}}
+	p := &benchProfile{dir: dir, window: window, socks: map[int]string{}, before: map[int]procCounters{}, files: map[int]string{}}
 	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
 	for _, s := range socks {
 		name := strings.TrimSuffix(filepath.Base(s), ".sock")
