@@ -628,7 +628,7 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 // DefaultCamerasPerWorkerOn is the grouping `bench record` measures and
 // the README recommends when isolation is turned on.
 const (
-	DefaultCamerasPerWorker   = 0
+	DefaultCamerasPerWorker   = 25
 	DefaultCamerasPerWorkerOn = 25
 )
 
