@@ -39,6 +39,13 @@ import (
 
 var testBin string
 
+// durableLag is how far behind the present a test may expect the index
+// to reach: what storage promises to make durable within a part plus a
+// sync round (each 1 s in these tests; their phases are independent),
+// plus half a second for the commit, which in a worker process travels
+// to the supervisor first.
+const durableLag = 2500 * time.Millisecond
+
 func TestMain(m *testing.M) {
 	code := func() int {
 		dir, err := os.MkdirTemp("", "buddyrec-bin-")
