@@ -142,18 +142,7 @@ func TestWorkerFailureCostsOnlyItsCameras(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { syscall.Kill(victim.PID, syscall.SIGKILL) })
-			eventually(t, 20*time.Second, func() string {
-				now, err := workersOf(a.DataDir)
-				if err != nil {
-					return err.Error()
-				}
-				for _, w := range now {
-					if w.PID != victim.PID && strings.Join(w.Cameras, ",") == strings.Join(victim.Cameras, ",") {
-						return recordsExactly(a, all6...)()
-					}
-				}
-				return fmt.Sprintf("no new worker for %v yet: %+v", victim.Cameras, now)
-			})
+			eventually(t, 20*time.Second, replacedAndRecording(a, victim, all6...))
 			time.Sleep(4 * time.Second)
 			to := time.Now().Add(-2 * time.Second)
 
@@ -684,16 +673,22 @@ func TestWorkerRestartsDespiteBrokenConfigFile(t *testing.T) {
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() string {
-		now, err := workersOf(a.DataDir)
+	eventually(t, 20*time.Second, replacedAndRecording(a, victim, all4...))
+}
+
+// replacedAndRecording is a condition for eventually: another process
+// than victim records victim's cameras, and srv records exactly ids.
+func replacedAndRecording(srv *site.Server, victim liveWorker, ids ...string) func() string {
+	return func() string {
+		now, err := workersOf(srv.DataDir)
 		if err != nil {
 			return err.Error()
 		}
 		for _, w := range now {
 			if w.PID != victim.PID && strings.Join(w.Cameras, ",") == strings.Join(victim.Cameras, ",") {
-				return recordsExactly(a, all4...)()
+				return recordsExactly(srv, ids...)()
 			}
 		}
 		return fmt.Sprintf("no new worker for %v yet: %+v", victim.Cameras, now)
-	})
+	}
 }
