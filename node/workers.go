@@ -73,7 +73,8 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		Logger:        n.log.With("part", "workers"),
 		OnEvent:       n.onWorkerEvent,
 		// a worker's storage alarms are this server's
-		OnStorageAlarm: n.onStorageAlarm,
+		OnStorageAlarm:   n.onStorageAlarm,
+		ObservePartWrite: n.metrics.ObserveSegmentWrite,
 	})
 	if err != nil {
 		return nil, err

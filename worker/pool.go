@@ -64,6 +64,10 @@ type PoolOptions struct {
 	// (a full disk, a failed write), as the supervisor's own store would
 	// raise them. It must not block.
 	OnStorageAlarm func(storage.Alarm)
+	// ObservePartWrite receives how long each fragment write of a
+	// worker took (storage.Options.ObservePartWrite), for the segment
+	// write latency metric the in-process recorder feeds directly.
+	ObservePartWrite func(time.Duration)
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 	// OnEvent receives what an operator should see (restarts, alarms). It
@@ -214,6 +218,9 @@ func NewPool(o PoolOptions) (*Pool, error) {
 	}
 	if o.OnEvent == nil {
 		o.OnEvent = func(Event) {}
+	}
+	if o.ObservePartWrite == nil {
+		o.ObservePartWrite = func(time.Duration) {}
 	}
 	if o.OnStorageAlarm == nil {
 		o.OnStorageAlarm = func(storage.Alarm) {}
@@ -952,6 +959,7 @@ func (p *Pool) apply(w *proc, b Batch, ix *indexer) bool {
 	}
 	us := make([]storage.IndexUpdate, 0, len(b.Updates))
 	var alarms []storage.Alarm
+	var writes []time.Duration
 	first := b.Next - uint64(len(b.Updates)) + 1 // sequence of b.Updates[0]
 	for i, raw := range b.Updates {
 		var u queued
@@ -968,6 +976,10 @@ func (p *Pool) apply(w *proc, b Batch, ix *indexer) bool {
 			}
 			continue
 		}
+		if u.PartWrites != nil {
+			writes = append(writes, u.PartWrites...)
+			continue
+		}
 		us = append(us, u.IndexUpdate)
 	}
 	for _, a := range alarms {
@@ -979,6 +991,10 @@ func (p *Pool) apply(w *proc, b Batch, ix *indexer) bool {
 			return false
 		}
 		ix.note(us)
+	}
+	// observed once the batch is applied (a refused batch comes again)
+	for _, d := range writes {
+		p.o.ObservePartWrite(d)
 	}
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +59,7 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		runtime.GOMAXPROCS(1)
 	}
 	q := &Queue{}
+	var writes partWrites
 	store, err := storage.Open(storage.Options{
 		Dir:     o.DataDir,
 		Server:  o.Server,
@@ -70,14 +72,22 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 				q.Push(b)
 			}
 		},
+		ObservePartWrite: writes.add,
 		Commit: func(us []storage.IndexUpdate) error {
-			raw := make([]json.RawMessage, 0, len(us))
+			raw := make([]json.RawMessage, 0, len(us)+1)
 			for _, u := range us {
 				b, err := json.Marshal(u)
 				if err != nil {
 					return err
 				}
 				raw = append(raw, b)
+			}
+			// the round's part write times ride with its updates: the
+			// supervisor's segment write latency metric, no extra call
+			if ds := writes.take(); len(ds) > 0 {
+				if b, err := json.Marshal(queued{PartWrites: ds}); err == nil {
+					raw = append(raw, b)
+				}
 			}
 			q.Push(raw...)
 			return nil
@@ -127,6 +137,39 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 type queued struct {
 	storage.IndexUpdate
 	Alarm *storage.Alarm `json:"alarm,omitempty"`
+	// PartWrites are how long the fragment writes of a sync round took
+	// (storage.Options.ObservePartWrite), for the supervisor's metric.
+	PartWrites []time.Duration `json:"part_writes,omitempty"`
+}
+
+// maxPartWrites bounds what a worker keeps between sync rounds: a
+// round every part, a write per camera and part, so far more than any
+// worker's cameras write; beyond it the metric misses some writes
+// rather than the worker growing.
+const maxPartWrites = 4096
+
+// partWrites gathers the part write times between sync rounds. add runs
+// on the cameras' writer goroutines and never blocks on more than the
+// mutex.
+type partWrites struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func (p *partWrites) add(d time.Duration) {
+	p.mu.Lock()
+	if len(p.ds) < maxPartWrites {
+		p.ds = append(p.ds, d)
+	}
+	p.mu.Unlock()
+}
+
+func (p *partWrites) take() []time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ds := p.ds
+	p.ds = nil
+	return ds
 }
 
 // crashOn returns a Fault hook that crashes the process a second after it

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -251,6 +252,10 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// the workers' part writes reach the supervisor's latency histogram
+	if m := regexp.MustCompile(`(?m)^buddyrec_segment_write_seconds_count(\{[^}]*\})? (\d+)$`).FindStringSubmatch(string(body)); m == nil || m[2] == "0" {
+		t.Errorf("/metrics: segment write latency from the workers missing or empty: %q", m)
 	}
 	time.Sleep(2 * time.Second)
 	to := time.Now().Add(-2 * time.Second)
