@@ -135,6 +135,9 @@ const (
 	// the alarm names the camera.
 	TypeWorkerCrashLoop Type = "worker.crash_loop"
 	TypeWorkerUpgraded  Type = "worker.upgraded"
+	// TypeWorkerRegrouped: a camera split out by a crash loop recorded
+	// alone without a failure long enough to share a worker again.
+	TypeWorkerRegrouped Type = "worker.regrouped"
 )
 
 // DefaultRetention is how long events are kept when Options.Retention is 0.

@@ -133,12 +133,13 @@ func (n *Node) onWorkerEvent(e worker.Event) {
 		worker.EventIsolated:  events.TypeWorkerIsolated,
 		worker.EventCulprit:   events.TypeWorkerCrashLoop,
 		worker.EventUpgraded:  events.TypeWorkerUpgraded,
+		worker.EventRegrouped: events.TypeWorkerRegrouped,
 	}[e.Kind]
 	sev := events.SeverityWarning
 	if e.Alarm {
 		sev = events.SeverityAlarm
 	}
-	if e.Kind == worker.EventUpgraded {
+	if e.Kind == worker.EventUpgraded || e.Kind == worker.EventRegrouped {
 		sev = events.SeverityInfo
 	}
 	n.appendEvent(events.Event{Server: n.cfg.Name, Type: typ, Severity: sev, Cameras: e.Cameras, Text: e.Text})

@@ -60,6 +60,10 @@ type PoolOptions struct {
 	// worker is named in an alarm.
 	CrashLoop   int
 	CrashWindow time.Duration
+	// RegroupAfter is how long a camera split out by a crash loop must
+	// record alone without a failure before it shares a worker again
+	// (default DefaultRegroupAfter); the culprit never does.
+	RegroupAfter time.Duration
 	// OnStorageAlarm receives the storage alarms a worker's store raised
 	// (a full disk, a failed write), as the supervisor's own store would
 	// raise them. It must not block.
@@ -141,6 +145,11 @@ type WorkerInfo struct {
 //     a new worker writes them.
 //   - A worker's failure touches only its group: nothing in the pool
 //     waits on one worker while serving another.
+//   - A camera is in two groups only while it moves between them (a
+//     regroup, p.moving); the group it leaves owns it (byCam, Status)
+//     until control.Covered holds, and Set keeps it in both meanwhile.
+//   - A crash loop's culprit is never regrouped; the other cameras of a
+//     split are, one at a time, once stable for RegroupAfter.
 type Pool struct {
 	o       PoolOptions
 	log     *slog.Logger
@@ -157,16 +166,17 @@ type Pool struct {
 	mu       sync.Mutex
 	groups   []*group
 	byCam    map[string]*group
-	isolated map[string]bool // cameras that record alone after a crash loop
-	nextID   int             // next worker number
-	nextSlot int             // next group number
+	isolated map[string]bool        // cameras that record alone after a crash loop
+	moving   map[string]regroupMove // cameras in two groups during a regroup
+	nextID   int                    // next worker number
+	nextSlot int                    // next group number
 	closed   bool
 }
 
 // newGroupLocked returns an empty group with the next slot number.
 func (p *Pool) newGroupLocked() *group {
 	p.nextSlot++
-	return &group{slot: p.nextSlot, kick: make(chan struct{}, 1)}
+	return &group{slot: p.nextSlot, kick: make(chan struct{}, 1), created: time.Now()}
 }
 
 // group is a set of cameras that record in one worker process.
@@ -184,6 +194,10 @@ type group struct {
 	lastMem  time.Time // the last replacement over the memory limit
 	stat     procStat
 	removed  bool
+	created  time.Time // when the group was made (a split makes new ones)
+	idx      *indexer  // the indexer of proc, for moves (regroup)
+	// regroupFailed is when a move out of this group last gave up
+	regroupFailed time.Time
 }
 
 // NewPool starts a pool; with Found it takes over those workers at once.
@@ -213,6 +227,9 @@ func NewPool(o PoolOptions) (*Pool, error) {
 	if o.CrashWindow <= 0 {
 		o.CrashWindow = time.Minute
 	}
+	if o.RegroupAfter <= 0 {
+		o.RegroupAfter = regroupAfter()
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -228,7 +245,7 @@ func NewPool(o PoolOptions) (*Pool, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
-	p := &Pool{o: o, log: o.Logger, version: BinaryVersion(), byCam: map[string]*group{}, isolated: map[string]bool{}, nextID: 1}
+	p := &Pool{o: o, log: o.Logger, version: BinaryVersion(), byCam: map[string]*group{}, isolated: map[string]bool{}, moving: map[string]regroupMove{}, nextID: 1}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for _, f := range o.Found {
 		p.nextID = max(p.nextID, f.Hello.ID+1)
@@ -248,6 +265,8 @@ func NewPool(o PoolOptions) (*Pool, error) {
 		p.startLocked(g, f.proc)
 	}
 	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); p.regroupLoop() }()
 	return p, nil
 }
 
@@ -281,11 +300,22 @@ func (p *Pool) Set(cams []recorder.Camera) {
 		var next []recorder.Camera
 		for _, c := range g.cams {
 			nc, ok := want[c.ID]
-			if !ok || p.byCam[c.ID] != nil {
+			mv, moving := p.moving[c.ID]
+			switch {
+			case !ok:
 				continue
+			case moving && (g == mv.from || g == mv.to):
+				// in both during its make-before-break move (regroup);
+				// the group it leaves owns it until the move is done
+				if g == mv.from {
+					p.byCam[c.ID] = g
+				}
+			case p.byCam[c.ID] != nil:
+				continue
+			default:
+				p.byCam[c.ID] = g
 			}
 			next = append(next, nc)
-			p.byCam[c.ID] = g
 		}
 		p.update(g, next)
 		if len(next) > 0 {
@@ -382,6 +412,9 @@ func (p *Pool) Status() []recorder.Status {
 	var out []recorder.Status
 	for _, g := range p.groups {
 		for _, c := range g.cams {
+			if p.byCam[c.ID] != g {
+				continue // the camera's other worker during a move (regroup)
+			}
 			if st, ok := g.status[c.ID]; ok {
 				out = append(out, st)
 				continue
@@ -492,6 +525,7 @@ func (p *Pool) supervise(g *group, w *proc) {
 	var idx *indexer
 	if w != nil {
 		idx = p.index(w, 0)
+		p.setIndexer(g, idx)
 	}
 	for {
 		if w == nil {
@@ -500,6 +534,7 @@ func (p *Pool) supervise(g *group, w *proc) {
 				return // the pool closes or the group emptied
 			}
 			idx = p.index(w, 0)
+			p.setIndexer(g, idx)
 		}
 		why := p.watch(g, w)
 		switch why {
@@ -509,6 +544,7 @@ func (p *Pool) supervise(g *group, w *proc) {
 		case endMemory, endUpgrade:
 			if nw, after := p.replace(g, w, idx, why); nw != nil {
 				w, idx = nw, p.index(nw, after)
+				p.setIndexer(g, idx)
 				continue
 			}
 			// the replacement failed to start: keep the old one
@@ -544,6 +580,13 @@ func (p *Pool) supervise(g *group, w *proc) {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// setIndexer notes idx as the indexer of g's worker.
+func (p *Pool) setIndexer(g *group, idx *indexer) {
+	p.mu.Lock()
+	g.idx = idx
+	p.mu.Unlock()
 }
 
 // forget drops w from g after it died and returns g's camera ids.

@@ -275,6 +275,66 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 	}
 }
 
+// The innocent cameras of a crash loop share a worker again: cam3 crashes
+// the worker it shares with cam1 and cam2; the split leaves each alone,
+// and once cam1 and cam2 have recorded alone without a failure for the
+// regroup time (5 s here, 10 min by default) each moves, make before
+// break, into the worker of cam4, which has room. cam3 stays alone. No
+// camera but cam3 has a gap from after the split on.
+func TestInnocentCamerasRegroupAfterACrashLoop(t *testing.T) {
+	t.Setenv(worker.FaultEnv, "rec-a/cam3")
+	t.Setenv(worker.RegroupEnv, "5s")
+	c := startCameras(t, 4, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 3\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	eventually(t, 60*time.Second, eventsOf(a, "worker.isolated", "rec-a/cam1", "rec-a/cam2", "rec-a/cam3"))
+	innocent := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam4"}
+	eventually(t, 20*time.Second, func() string {
+		rec, err := a.Recording(context.Background())
+		if err != nil {
+			return err.Error()
+		}
+		for _, id := range innocent {
+			if !rec[id] {
+				return id + " does not record"
+			}
+		}
+		return ""
+	})
+	time.Sleep(2 * time.Second) // their first parts after the split are durable
+	from := time.Now()
+	eventually(t, 60*time.Second, func() string {
+		ws, err := workersOf(a.DataDir)
+		if err != nil {
+			return err.Error()
+		}
+		var groups []string
+		for _, w := range ws {
+			groups = append(groups, strings.Join(w.Cameras, ","))
+		}
+		sort.Strings(groups)
+		if strings.Join(groups, " ") != "rec-a/cam1,rec-a/cam2,rec-a/cam4 rec-a/cam3" {
+			return fmt.Sprintf("workers record %v", groups)
+		}
+		return ""
+	})
+	for _, id := range []string{"rec-a/cam1", "rec-a/cam2"} {
+		if msg := eventsOf(a, "worker.regrouped", id)(); msg != "" {
+			t.Errorf("no event about regrouping %s: %s", id, msg)
+		}
+	}
+	time.Sleep(4 * time.Second)
+	to := time.Now().Add(-durableLag)
+	for _, id := range innocent {
+		if gaps := gapsOf(t, a, id, from, to); len(gaps) > 0 {
+			t.Errorf("%s: gaps %v across the regrouping, want none", id, gaps)
+		}
+	}
+}
+
 // startTwoWorkers starts rec-a recording 4 cameras in 2 workers and waits
 // until both workers run and every camera records.
 func startTwoWorkers(t *testing.T) (a *site.Server, all4 []string, workers []liveWorker) {
