@@ -36,10 +36,15 @@ type CameraInfo struct {
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	LiveURL     string    `json:"live_url,omitempty"` // rtsp://host:port/home/name, no credentials
 	// Standby is set on a standby session (Cameras.Standby): "hot" or
-	// "mirror". HeldBytes and HeldSeconds are what a hot one's ring holds.
-	Standby     string  `json:"standby,omitempty"`
-	HeldBytes   int64   `json:"held_bytes,omitempty"`
-	HeldSeconds float64 `json:"held_seconds,omitempty"`
+	// "mirror". HeldBytes and HeldSeconds are what a hot one's ring holds;
+	// NeedSeconds is the span it must hold (failover_after + keepalive +
+	// 2 parts, plus 2 GOPs); ResidentBytes the memory its payloads
+	// occupy. Taken at the ring's last keyframe, when it is smallest.
+	Standby       string  `json:"standby,omitempty"`
+	HeldBytes     int64   `json:"held_bytes,omitempty"`
+	HeldSeconds   float64 `json:"held_seconds,omitempty"`
+	NeedSeconds   float64 `json:"need_seconds,omitempty"`
+	ResidentBytes int64   `json:"resident_bytes,omitempty"`
 }
 
 // AspectInfo is one aspect a server holds (its own or adopted).

@@ -170,6 +170,7 @@ var (
 	descStandby  = prometheus.NewDesc("buddyrec_standby_sessions", "Standby sessions this server holds for cameras their home records, by home and mode (hot, mirror), and whether they work (state).", []string{"home", "mode", "state"}, nil)
 	descHeld     = prometheus.NewDesc("buddyrec_standby_held_bytes", "Payload bytes a hot standby's ring holds in memory.", []string{"camera", "home"}, nil)
 	descHeldSecs = prometheus.NewDesc("buddyrec_standby_held_seconds", "How far back a hot standby's ring reaches.", []string{"camera", "home"}, nil)
+	descHeldRes  = prometheus.NewDesc("buddyrec_standby_resident_bytes", "Memory a hot standby's ring occupies (whole pages, outside the Go heap).", []string{"camera", "home"}, nil)
 )
 
 // sourceCollector reads the Source at scrape time.
@@ -182,7 +183,7 @@ type sourceCollector struct {
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBytes, descFrames, descDropped, descReconn, descBitrate, descState, descKeyframe,
 		descMembers, descAdopted, descQueue, descFailures, descDeliv, descGaveUp, descDisabled, descFree, descTotal,
-		descStandby, descHeld, descHeldSecs} {
+		descStandby, descHeld, descHeldSecs, descHeldRes} {
 		ch <- d
 	}
 }
@@ -295,6 +296,7 @@ func (c *sourceCollector) standby(ch chan<- prometheus.Metric, sessions []api.Ca
 			seen[s.ID] = true
 			c.emit(ch, descHeld, prometheus.GaugeValue, float64(s.HeldBytes), s.ID, s.Home)
 			c.emit(ch, descHeldSecs, prometheus.GaugeValue, s.HeldSeconds, s.ID, s.Home)
+			c.emit(ch, descHeldRes, prometheus.GaugeValue, float64(s.ResidentBytes), s.ID, s.Home)
 		}
 	}
 	for k, n := range count {

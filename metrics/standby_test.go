@@ -23,7 +23,7 @@ func (s standbySource) Disk() (uint64, uint64, error)   { return 1, 2, nil }
 func TestScrapeStandby(t *testing.T) {
 	m := New(Options{Source: standbySource{standby: []api.CameraInfo{
 		{ID: "rec-a/c1", Home: "rec-a", RecordedBy: "rec-b", State: "recording", Standby: "hot", HeldBytes: 1 << 20, HeldSeconds: 5.2},
-		{ID: "rec-a/c2", Home: "rec-a", RecordedBy: "rec-b", State: "recording", Standby: "hot", HeldBytes: 2 << 20, HeldSeconds: 5.1},
+		{ID: "rec-a/c2", Home: "rec-a", RecordedBy: "rec-b", State: "recording", Standby: "hot", HeldBytes: 2 << 20, HeldSeconds: 5.1, ResidentBytes: 2<<20 + 4096},
 		{ID: "rec-a/c3", Home: "rec-a", RecordedBy: "rec-b", State: "offline", Standby: "hot"},
 		{ID: "rec-c/c1", Home: "rec-c", RecordedBy: "rec-b", State: "recording", Standby: "mirror"},
 	}}, Server: "rec-b"})
@@ -38,6 +38,7 @@ func TestScrapeStandby(t *testing.T) {
 		{"buddyrec_standby_sessions", map[string]string{"home": "rec-c", "mode": "mirror", "state": "recording"}, 1},
 		{"buddyrec_standby_held_bytes", map[string]string{"camera": "rec-a/c2", "home": "rec-a"}, 2 << 20},
 		{"buddyrec_standby_held_seconds", map[string]string{"camera": "rec-a/c1", "home": "rec-a"}, 5.2},
+		{"buddyrec_standby_resident_bytes", map[string]string{"camera": "rec-a/c2", "home": "rec-a"}, 2<<20 + 4096},
 		{"buddyrec_cameras_adopted", nil, 0},
 	} {
 		got, ok := value(fams, tc.name, tc.labels)

@@ -50,7 +50,7 @@ func standbyInfo(self string, sts []recorder.Status, critical map[string]bool) [
 			Critical: critical[s.ID], Codec: s.Codec, BitrateBps: s.Bitrate, LastKeyframe: s.LastKeyframe,
 			FramesReceived: s.FramesReceived, FramesDropped: s.FramesDropped, BytesReceived: s.BytesReceived,
 			Reconnects: s.Reconnects, NextAttempt: s.NextAttempt,
-			Standby: string(s.Standby), HeldBytes: s.HeldBytes, HeldSeconds: s.HeldSpan.Seconds(),
+			Standby: string(s.Standby), HeldBytes: s.HeldBytes, HeldSeconds: s.HeldSpan.Seconds(), NeedSeconds: s.HeldNeed.Seconds(), ResidentBytes: s.HeldResident,
 		})
 	}
 	return out

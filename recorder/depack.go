@@ -189,6 +189,7 @@ func (v *videoRemuxer) remux(au [][]byte, pts int64) (payload []byte, dts int64,
 	if err != nil {
 		return nil, 0, 0, false, resized, fmt.Errorf("build sample: %w", err)
 	}
+	clear(v.buf) // the payload is a copy: let the NAL units go now, not at the next AU
 	return s.Payload, dts, s.PTSOffset, !s.IsNonSyncSample, resized, nil
 }
 

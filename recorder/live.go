@@ -104,10 +104,18 @@ type subscriber struct {
 }
 
 // publish never blocks: a subscriber whose buffer is full misses the frame.
-func (h *hub) publish(f Frame) {
+// cache keeps the GOP for viewers to come; a hot standby does not (no
+// viewer is sent to a server that does not record the camera, and the
+// cached GOP would keep a second copy of what its ring holds): its
+// cache starts again at the first keyframe after a takeover.
+func (h *hub) publish(f Frame, cache bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.gop.Add(f)
+	if cache {
+		h.gop.Add(f)
+	} else if h.gop.Frames() != nil {
+		h.gop.Reset()
+	}
 	for s := range h.subs {
 		select {
 		case s.ch <- f:

@@ -51,6 +51,8 @@ type Pipeline struct {
 	standby     Standby
 	heldBytes   int64
 	heldSpan    time.Duration
+	heldNeed    time.Duration
+	heldPages   int64
 	started     time.Time // when Manager.Set started the pipeline
 }
 
@@ -82,7 +84,7 @@ func (p *Pipeline) setStandby(m Standby) {
 		p.log.Info("standby mode changes in place", "from", string(p.standby), "to", string(m))
 		p.standby = m
 		if m != StandbyHot {
-			p.heldBytes, p.heldSpan = 0, 0
+			p.heldBytes, p.heldSpan, p.heldNeed, p.heldPages = 0, 0, 0, 0
 		}
 	}
 }
@@ -118,6 +120,8 @@ func (p *Pipeline) Status() Status {
 		Standby:        p.standby,
 		HeldBytes:      p.heldBytes,
 		HeldSpan:       p.heldSpan,
+		HeldNeed:       p.heldNeed,
+		HeldResident:   p.heldPages,
 	}
 	if ns := p.lastKeyframe.Load(); ns != 0 {
 		st.LastKeyframe = time.Unix(0, ns)
@@ -560,7 +564,7 @@ func (s *session) onVideo(au [][]byte, pts int64) {
 	if begin != nil {
 		s.stream, s.needBegin = begin, false
 	}
-	s.p.hub.publish(Frame{Stream: s.stream, Sample: smp})
+	s.p.hub.publish(Frame{Stream: s.stream, Sample: smp}, s.p.standbyMode() != StandbyHot)
 }
 
 func (s *session) newStream() *storage.Stream {
@@ -591,7 +595,7 @@ func (s *session) onAudio(aus [][]byte, pts int64) {
 		}
 		smp := storage.Sample{Track: s.audioTrack, DTS: dts, Sync: true, Payload: au, Arrival: now}
 		if s.enqueue(item{sample: smp}) {
-			s.p.hub.publish(Frame{Stream: s.stream, Sample: smp})
+			s.p.hub.publish(Frame{Stream: s.stream, Sample: smp}, s.p.standbyMode() != StandbyHot)
 		}
 	}
 }
@@ -636,6 +640,8 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 	// (a hot standby holds, or was just taken over).
 	var cur, begun *storage.Stream
 	held := ring{window: s.p.opts.StandbyWindow, maxBytes: s.p.opts.StandbyMaxBytes}
+	defer held.close()  // the arena goes back at once, not at the next GC
+	ringFailed := false // log one line per session
 	keyframe := func() {
 		s.p.lastKeyframe.Store(time.Now().UnixNano())
 		s.p.mu.Lock()
@@ -696,10 +702,14 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 				}
 				w, begun = nil, nil
 			}
-			held.add(ringEntry{stream: cur, sample: it.sample})
+			held.add(cur, it.sample)
+			if held.err != nil && !ringFailed {
+				ringFailed = true
+				s.p.log.Warn("hot standby ring unavailable: this camera's takeover will wait for a keyframe", "err", held.err)
+			}
 			if it.sample.Track == 0 && it.sample.Sync {
 				s.p.mu.Lock()
-				s.p.heldBytes, s.p.heldSpan = int64(held.bytes), held.span()
+				s.p.heldBytes, s.p.heldSpan, s.p.heldNeed, s.p.heldPages = int64(held.bytes), held.span(), held.need(), held.resident()
 				s.p.mu.Unlock()
 				keyframe()
 			}
@@ -709,13 +719,10 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			// Taken over: the ring first, from its oldest keyframe, which
 			// is at or before the home's last durable footage (see
 			// StandbyWindow), then the live samples, on the same session.
-			entries := held.take()
-			s.p.log.Info("standby taken over: writing the held samples", "samples", len(entries),
-				"from", entries[0].sample.Arrival, "span", entries[len(entries)-1].sample.Arrival.Sub(entries[0].sample.Arrival).Round(time.Millisecond))
-			for _, e := range entries {
-				if !write(e.stream, e.sample) {
-					return false
-				}
+			s.p.log.Info("standby taken over: writing the held samples", "samples", len(held.entries),
+				"from", held.entries[0].arrival, "span", held.span().Round(time.Millisecond))
+			if !held.drain(write) {
+				return false
 			}
 		}
 		return write(cur, it.sample)

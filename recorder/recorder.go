@@ -144,9 +144,16 @@ type Status struct {
 	// the camera as its own or adopted. For a hot standby, StateRecording
 	// means keyframes reach its ring.
 	Standby Standby
-	// HeldBytes and HeldSpan are what a hot standby's ring holds now.
-	HeldBytes int64
-	HeldSpan  time.Duration
+	// HeldBytes and HeldSpan are what a hot standby's ring holds now;
+	// HeldNeed is the span it must hold (the window plus two GOPs), and
+	// HeldResident the memory its payloads occupy (whole pages). All four
+	// are taken at the ring's keyframes, right after it dropped its
+	// oldest GOP: the ring is at its smallest then, and grows by up to a
+	// GOP until the next.
+	HeldBytes    int64
+	HeldSpan     time.Duration
+	HeldNeed     time.Duration
+	HeldResident int64
 }
 
 // redactString removes the credentials of rawURL from s: its userinfo as

@@ -34,17 +34,31 @@ const (
 // takeover of that camera waits for a keyframe like a cold one.
 const DefaultRingBytes = 64 << 20
 
-// ringEntry is one held sample with the stream it belongs to.
+// ringEntry is one held sample with the stream it belongs to, its
+// payload in the ring's arena at pos. It is storage.Sample without the
+// slice header, packed: a ring holds a few hundred of them per camera.
 type ringEntry struct {
-	stream *storage.Stream
-	sample storage.Sample
+	stream    *storage.Stream
+	arrival   time.Time
+	dts       int64
+	pos       int64
+	size      int32
+	ptsOffset int32
+	track     int16
+	sync      bool
 }
+
+func (e *ringEntry) key() bool { return e.track == 0 && e.sync }
 
 // ring holds the samples of a hot standby: always from a video keyframe
 // on, at least window (plus two GOPs) long once that much has arrived,
-// and at most maxBytes of payload. Payloads are shared with the live hub,
-// never copied. Only the pipeline's writer goroutine touches it; the
-// figures it reports are read under Pipeline.mu.
+// and at most maxBytes of payload. The payloads are copied into one
+// arena per session (see payloadArena: outside the Go heap, no
+// allocation per sample, pages returned as GOPs are evicted), so a ring
+// costs what it holds; they leave it as heap copies, only when the ring
+// is taken over. Only the pipeline's writer goroutine touches it; the
+// figures it reports are read under Pipeline.mu. close releases the
+// arena: call it when the session ends.
 type ring struct {
 	window   time.Duration
 	maxBytes int
@@ -52,44 +66,77 @@ type ring struct {
 	keys     []int // indices in entries of the video keyframes, ascending
 	bytes    int
 	gop      time.Duration // the last keyframe interval (arrival times)
+	arena    *payloadArena
+	// err is an arena failure (the reservation was refused): the ring
+	// then holds nothing for the rest of the session, and the takeover
+	// waits for a keyframe as a cold one does.
+	err error
 }
 
-func (r *ring) add(e ringEntry) {
-	key := e.sample.Track == 0 && e.sample.Sync
-	if len(r.entries) == 0 && !key {
+// add holds smp, of stream; its payload is copied, the caller keeps it.
+func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
+	e := ringEntry{stream: stream, arrival: smp.Arrival, dts: smp.DTS, ptsOffset: smp.PTSOffset,
+		track: int16(smp.Track), sync: smp.Sync, size: int32(len(smp.Payload))}
+	key := e.key()
+	if r.err != nil || len(r.entries) == 0 && !key {
 		return // a ring starts at a keyframe
 	}
+	n := len(smp.Payload)
+	if n > r.maxBytes {
+		r.reset() // a sample larger than the bound: hold nothing
+		return
+	}
+	if r.arena == nil {
+		r.arena = newPayloadArena(r.maxBytes)
+	}
 	if key {
-		if n := len(r.keys); n > 0 {
-			r.gop = e.sample.Arrival.Sub(r.entries[r.keys[n-1]].sample.Arrival)
+		if k := len(r.keys); k > 0 {
+			r.gop = e.arrival.Sub(r.entries[r.keys[k-1]].arrival)
 		}
+	}
+	// Room first, whole GOPs from the front (what the byte bound would
+	// drop after the add anyway): the arena never holds more than
+	// maxBytes.
+	for !r.arena.fits(n) && len(r.keys) >= 2 {
+		r.drop(r.keys[1])
+	}
+	if !r.arena.fits(n) {
+		r.reset() // one GOP larger than the bound: hold nothing
+		if !key || !r.arena.fits(n) {
+			return
+		}
+	}
+	pos, err := r.arena.write(smp.Payload)
+	if err != nil {
+		r.err = err
+		r.reset()
+		return
+	}
+	if key {
 		r.keys = append(r.keys, len(r.entries))
 	}
+	e.pos = pos
 	r.entries = append(r.entries, e)
-	r.bytes += len(e.sample.Payload)
-	r.trim(e.sample.Arrival)
+	r.bytes += n
+	r.trim(e.arrival)
 }
 
 // trim drops whole GOPs from the front while what stays still reaches
-// back window + 2 GOPs, and while the ring is over its byte bound.
+// back window + 2 GOPs.
 func (r *ring) trim(now time.Time) {
-	keep := r.window + 2*r.gop
+	keep := r.need()
 	for len(r.keys) >= 2 {
-		second := r.entries[r.keys[1]].sample.Arrival
-		if now.Sub(second) < keep && r.bytes <= r.maxBytes {
+		if now.Sub(r.entries[r.keys[1]].arrival) < keep {
 			break
 		}
 		r.drop(r.keys[1])
 	}
-	if r.bytes > r.maxBytes {
-		r.reset() // one GOP larger than the bound: hold nothing
-	}
 }
 
-// drop removes entries[:n].
+// drop removes entries[:n] and gives their bytes back to the arena.
 func (r *ring) drop(n int) {
 	for _, e := range r.entries[:n] {
-		r.bytes -= len(e.sample.Payload)
+		r.bytes -= int(e.size)
 	}
 	clear(r.entries[:n])
 	r.entries = append(r.entries[:0], r.entries[n:]...)
@@ -101,24 +148,59 @@ func (r *ring) drop(n int) {
 		}
 	}
 	r.keys = r.keys[:k]
+	if len(r.entries) > 0 {
+		r.arena.discard(r.entries[0].pos)
+	} else {
+		r.arena.reset()
+	}
 }
 
 func (r *ring) reset() {
 	clear(r.entries)
 	r.entries, r.keys, r.bytes = r.entries[:0], r.keys[:0], 0
+	if r.arena != nil {
+		r.arena.reset()
+	}
 }
+
+// need is how far back the ring must reach: the window plus two GOPs.
+func (r *ring) need() time.Duration { return r.window + 2*r.gop }
 
 // span is how far back the ring reaches.
 func (r *ring) span() time.Duration {
 	if len(r.entries) == 0 {
 		return 0
 	}
-	return r.entries[len(r.entries)-1].sample.Arrival.Sub(r.entries[0].sample.Arrival)
+	return r.entries[len(r.entries)-1].arrival.Sub(r.entries[0].arrival)
 }
 
-// take hands the ring's entries over and empties it.
-func (r *ring) take() []ringEntry {
-	out := r.entries
-	r.entries, r.keys, r.bytes = nil, nil, 0
-	return out
+// resident is the memory the ring's payloads occupy (whole pages).
+func (r *ring) resident() int64 {
+	if r.arena == nil {
+		return 0
+	}
+	return r.arena.resident()
+}
+
+// drain hands the held samples to fn in order, each payload a heap copy
+// that fn may keep (storage owns what it is given), and empties the
+// ring. It stops at the first false from fn and reports it.
+func (r *ring) drain(fn func(stream *storage.Stream, smp storage.Sample) bool) bool {
+	defer r.reset()
+	for _, e := range r.entries {
+		smp := storage.Sample{Track: int(e.track), DTS: e.dts, PTSOffset: e.ptsOffset, Sync: e.sync,
+			Payload: r.arena.read(e.pos, int(e.size)), Arrival: e.arrival}
+		if !fn(e.stream, smp) {
+			return false
+		}
+	}
+	return true
+}
+
+// close empties the ring and releases its arena.
+func (r *ring) close() {
+	r.reset()
+	if r.arena != nil {
+		r.arena.close()
+	}
 }

@@ -31,6 +31,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	failoverAfter := fs.String("failover-after", "", "[cluster] failover_after (default: the product default)")
 	planned := fs.Bool("planned", false, "drain (and undrain) rec-a instead of kill -9: frames lost per camera and time until every camera records on the buddy")
 	standby := fs.String("standby", "cold", "[failover] standby of the killed server: cold, hot or mirror (hot and mirror make every camera critical)")
+	profile := fs.String("profile", "", "with -standby hot: save the buddy's heap profiles (inuse_space) without and with the standby sessions in this folder")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,7 +49,19 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	for i := range a.Cameras {
 		a.Cameras[i].Critical = *standby != "cold"
 	}
-	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}}
+	// The buddy serves its Go profiles, so that its memory can be split
+	// into what the runtime says it is.
+	pprofPort, err := site.FreePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", pprofPort)
+	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}, Args: []string{"-pprof", pprofAddr}}
+	if *profile != "" {
+		// Every 4 KiB allocated sampled, not every 512 KiB: per-camera
+		// figures of a few KiB show.
+		b.Exec = []string{"env", "GODEBUG=memprofilerate=4096"}
+	}
 	s, err := site.New(site.Spec{Dir: env.dir, Bin: env.bin, Servers: []site.ServerSpec{a, b}, Keepalive: *keepalive, FailoverAfter: *failoverAfter})
 	if err != nil {
 		return err
@@ -61,7 +74,12 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	rssAlone := procRSS(rb.Pid())
+	var memAlone procMemory
+	if *standby == "hot" {
+		if memAlone, err = sampleMemory(ctx, rb.Pid(), pprofAddr, *profile, "heap-buddy-alone"); err != nil {
+			return fmt.Errorf("buddy memory: %w", err)
+		}
+	}
 	if err := ra.Start(); err != nil {
 		return err
 	}
@@ -76,13 +94,11 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		// rec-b must have released every camera (failback done), see
 		// rec-a alive and hold every standby session.
-		var sessions []api.CameraInfo
 		if err := waitFor(ctx, 60*time.Second, func() bool {
 			var resp api.Cameras
 			if rb.GetJSON(ctx, "/api/v1/cameras", &resp) != nil || serverState(ctx, rb, "rec-a") != buddy.StateAlive {
 				return false
 			}
-			sessions = resp.Standby
 			working := 0
 			for _, sb := range resp.Standby {
 				if sb.State == recorder.StateRecording {
@@ -100,8 +116,11 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if err := rb.GetJSON(ctx, "/api/v1/cameras", &resp); err != nil {
 				return err
 			}
-			sessions = resp.Standby
-			reportStandbyMemory(stdout, sessions, procRSS(rb.Pid()), rssAlone)
+			memWith, err := sampleMemory(ctx, rb.Pid(), pprofAddr, *profile, fmt.Sprintf("heap-buddy-%d-hot", *n))
+			if err != nil {
+				return fmt.Errorf("buddy memory: %w", err)
+			}
+			reportStandbyMemory(stdout, resp.Standby, memWith, memAlone)
 		}
 		// The loss is measured from 4 s before the kill: the home has
 		// recorded at least that long.
@@ -201,26 +220,6 @@ func gapSum(gaps []api.Gap) time.Duration {
 		d += g.End.Sub(g.Start)
 	}
 	return d
-}
-
-// reportStandbyMemory prints what the hot standby sessions hold: the
-// rings' payload against bitrate × window, and the buddy's resident
-// memory with the sessions against without.
-func reportStandbyMemory(w io.Writer, sessions []api.CameraInfo, rssWith, rssAlone uint64) {
-	if len(sessions) == 0 {
-		return
-	}
-	var held, ideal, secs float64
-	for _, s := range sessions {
-		held += float64(s.HeldBytes)
-		ideal += s.BitrateBps / 8 * s.HeldSeconds
-		secs += s.HeldSeconds
-	}
-	n := float64(len(sessions))
-	fmt.Fprintf(w, "hot standby: %d sessions, ring window %.1fs (mean), ring payload %.2f MiB per camera = %.2f × bitrate × window\n",
-		len(sessions), secs/n, held/n/(1<<20), held/ideal)
-	fmt.Fprintf(w, "hot standby: buddy resident memory %.0f MiB with the sessions, %.0f MiB alone: %.2f MiB per camera = %.2f × bitrate × window\n",
-		float64(rssWith)/(1<<20), float64(rssAlone)/(1<<20), (float64(rssWith)-float64(rssAlone))/n/(1<<20), (float64(rssWith)-float64(rssAlone))/ideal)
 }
 
 func maxTime(a, b time.Time) time.Time {

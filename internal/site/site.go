@@ -57,6 +57,9 @@ type ServerSpec struct {
 	// Exec prefixes the server's command line, e.g. ["ip", "netns", "exec",
 	// "ns1"] to run it inside a network namespace.
 	Exec []string
+	// Args are appended to the server's `run` command line, e.g.
+	// ["-pprof", "127.0.0.1:6060"] for a benchmark that profiles it.
+	Args []string
 }
 
 // Spec describes a site.
@@ -88,6 +91,7 @@ type Server struct {
 
 	bin        string
 	exec       []string
+	args       []string
 	user, pass string
 	mu         sync.Mutex
 	cmd        *exec.Cmd
@@ -163,7 +167,7 @@ func New(spec Spec) (*Site, error) {
 	}
 	var gossips []string
 	for _, ss := range spec.Servers {
-		srv := &Server{Name: ss.Name, bin: spec.Bin, exec: ss.Exec, user: spec.User, pass: spec.Password}
+		srv := &Server{Name: ss.Name, bin: spec.Bin, exec: ss.Exec, args: ss.Args, user: spec.User, pass: spec.Password}
 		host, probe := spec.Host, spec.Host
 		if ss.Host != "" {
 			host, probe = ss.Host, "127.0.0.1"
@@ -298,6 +302,7 @@ func (srv *Server) Start() error {
 		return err
 	}
 	args := append(append([]string(nil), srv.exec...), srv.bin, "run", "-config", srv.Config)
+	args = append(args, srv.args...)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
