@@ -18,7 +18,7 @@ import (
 func newTestNode(t *testing.T) *Node {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", dir))
+	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n", dir))
 	if err != nil {
 		t.Fatal(err)
 	}

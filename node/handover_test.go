@@ -14,7 +14,7 @@ import (
 // without a hole up to the newest part.
 func TestDurableRun(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), "name = \"rec-a\"\ndata_dir = \""+dir+"\"\n[listen]\nhttp = \"127.0.0.1:0\"\n")
+	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), "name = \"rec-a\"\ndata_dir = \""+dir+"\"\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n")
 	if err != nil {
 		t.Fatal(err)
 	}

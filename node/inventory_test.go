@@ -43,7 +43,7 @@ func startClusterPeer(t *testing.T, name string, join []string, body string) *cl
 		joinLine = fmt.Sprintf("join = [%q]\n", strings.Join(join, `", "`))
 	}
 	dir := t.TempDir()
-	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = %q\ngossip = %q\n[cluster]\ninsecure = true\n%s%s",
+	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = %q\ngossip = %q\n[cluster]\ninsecure = true\n%s%s",
 		name, dir, p.http, p.gossip, joinLine, body)
 	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), src)
 	if err != nil {

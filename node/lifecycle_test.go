@@ -38,7 +38,7 @@ func TestLifecycle(t *testing.T) {
 	}{
 		{"node", func(t *testing.T) part {
 			dir := t.TempDir()
-			src := fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", dir)
+			src := fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n", dir)
 			cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), src)
 			if err != nil {
 				t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 func TestDataDirInUse(t *testing.T) {
 	dir := t.TempDir()
 	cfgFor := func(name string) *config.Config {
-		src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", name, dir)
+		src := fmt.Sprintf("name = %q\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n", name, dir)
 		cfg, err := config.Parse(filepath.Join(t.TempDir(), name+".toml"), src)
 		if err != nil {
 			t.Fatal(err)

@@ -40,11 +40,15 @@ func startNode(t *testing.T, name, body string) (*Node, func()) {
 }
 
 // startNodeAt is startNode listening for HTTP on addr: a site's servers
-// need real ports, since each publishes its address to the others.
+// need real ports, since each publishes its address to the others. Node
+// tests record in the test's own process
+// ([recorder] cameras_per_worker = 0 in every config here): the test
+// binary is no buddyrec a worker process could run; worker processes are
+// tested by worker/ and the process tests of cmd/buddyrec.
 func startNodeAt(t *testing.T, name, addr, body string) (*Node, func()) {
 	t.Helper()
 	dir := t.TempDir()
-	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = %q\n%s", name, dir, addr, body)
+	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = %q\n%s", name, dir, addr, body)
 	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), src)
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -370,7 +374,7 @@ func TestAccessControl(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "open.toml:4: listen.http: 0.0.0.0:0 is reachable from the network") {
 		t.Errorf("config with an open network listener: %v", err)
 	}
-	cfg, err := config.Parse(filepath.Join(dir, "loop.toml"), fmt.Sprintf("name = \"x\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", t.TempDir()))
+	cfg, err := config.Parse(filepath.Join(dir, "loop.toml"), fmt.Sprintf("name = \"x\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n", t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,7 +202,7 @@ func startTLSPeer(t *testing.T, ca *testCA, name, join string, withCA bool, body
 		joinLine = fmt.Sprintf("join = [%q]\n", join)
 	}
 	dir := t.TempDir()
-	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[listen]\nhttp = %q\ngossip = %q\n[cluster]\ninsecure = true\n%s[http]\ncert_file = %q\nkey_file = %q\n%s%s",
+	src := fmt.Sprintf("name = %q\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = %q\ngossip = %q\n[cluster]\ninsecure = true\n%s[http]\ncert_file = %q\nkey_file = %q\n%s%s",
 		name, dir, httpAddr, gossip, joinLine, certFile, keyFile, trust, body)
 	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), src)
 	if err != nil {

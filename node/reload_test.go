@@ -64,7 +64,7 @@ func TestReloadAppliesPSIMAndUsers(t *testing.T) {
 	defer psim.Close()
 
 	path := filepath.Join(dir, "rec.toml")
-	base := fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n[http]\nusers_file = \"users\"\n", filepath.Join(dir, "data"))
+	base := fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n[http]\nusers_file = \"users\"\n", filepath.Join(dir, "data"))
 	write(path, base)
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -130,8 +130,8 @@ func TestReloadAppliesPSIMAndUsers(t *testing.T) {
 	code, body = call(http.MethodPost, "/api/v1/reload", "bob", "bob-password")
 	res = api.Reload{}
 	json.Unmarshal(body, &res)
-	if code != http.StatusUnprocessableEntity || res.Applied || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], path+":9") {
-		t.Errorf("broken reload: %d %s, want 422 naming %s:9", code, body, path)
+	if code != http.StatusUnprocessableEntity || res.Applied || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], path+":11") {
+		t.Errorf("broken reload: %d %s, want 422 naming %s:11", code, body, path)
 	}
 	if cams := n.config().Cameras; len(cams) != 1 || cams[0].URL != "rtsp://127.0.0.1:1/x" {
 		t.Errorf("config in force after a refused reload: %+v", cams)
@@ -144,7 +144,7 @@ func TestReloadAppliesPSIMAndUsers(t *testing.T) {
 func TestStartResolvesReloadAlarm(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rec.toml")
-	good := fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[listen]\nhttp = \"127.0.0.1:0\"\n", filepath.Join(dir, "data"))
+	good := fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n", filepath.Join(dir, "data"))
 	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	codec := fs.String("codec", "h264", "h264 or h265")
 	keep := fs.Bool("keep", false, "keep the recordings folder")
 	isolation := fs.String("isolation", "both", "off (cameras in the server process), on (in worker processes) or both, side by side")
-	perWorker := fs.Int("cameras-per-worker", config.DefaultCamerasPerWorkerOn, "[recorder] cameras_per_worker of the isolated run")
+	perWorker := fs.Int("cameras-per-worker", config.DefaultCamerasPerWorker, "[recorder] cameras_per_worker of the isolated run")
 	profile := fs.String("profile", "", "take a CPU profile of every process (server, each worker) over the measurement into this folder, and print per-process counts")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -241,9 +241,8 @@ func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Du
 		}
 		spec.Exec = []string{"env", profsock.Env + "=" + profileDir}
 	}
-	if perWorker > 0 {
-		spec.Extra = fmt.Sprintf("[recorder]\ncameras_per_worker = %d\n", perWorker)
-	}
+	// set either way: the default is isolation on
+	spec.Extra = fmt.Sprintf("[recorder]\ncameras_per_worker = %d\n", perWorker)
 	s, err := site.New(site.Spec{Dir: filepath.Join(env.dir, fmt.Sprintf("run-%d", perWorker)), Bin: env.bin, Servers: []site.ServerSpec{spec}, Segment: "60s", Part: "1s", Insecure: true})
 	if err != nil {
 		return r, err
