@@ -3,6 +3,7 @@ package recorder
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -32,6 +33,13 @@ const (
 	minBatch = 4 << 10
 	// maxBatch bounds the low-water mark (a 16 Mbit/s stream reaches it).
 	maxBatch = 64 << 10
+	// stallAfter is how long a reader may wait at its mark before the mark
+	// is dropped to 1 and what is queued is read at once: a stream that
+	// slowed or paused (a smart codec's still scene, a camera about to
+	// fail) would otherwise leave its last bytes in the kernel until the
+	// mark filled, seconds later, or until the read timeout took the
+	// session down. The next rate window sets the mark for the new rate.
+	stallAfter = 5 * batchInterval
 )
 
 // lowatFor is the receive low-water mark for a stream that brought n bytes
@@ -54,9 +62,12 @@ func lowatFor(n int64, d time.Duration) int {
 type batchedConn struct {
 	net.Conn
 	raw   syscall.RawConn
-	lowat int       // the mark set now (1: none)
-	since time.Time // start of the rate window
-	n     int64     // bytes read in the window
+	lowat atomic.Int64 // the mark set now (1: none); stall lowers it
+	since time.Time    // start of the rate window
+	n     int64        // bytes read in the window
+	// stall fires when no Read returned for stallAfter while a mark is
+	// set (see stallAfter); Read pushes it back while the stream flows.
+	stall *time.Timer
 }
 
 func newBatchedConn(c net.Conn) net.Conn {
@@ -68,19 +79,38 @@ func newBatchedConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &batchedConn{Conn: c, raw: raw, lowat: 1, since: time.Now()}
+	bc := &batchedConn{Conn: c, raw: raw, since: time.Now()}
+	bc.lowat.Store(1)
+	bc.stall = time.AfterFunc(time.Hour, bc.unstall)
+	bc.stall.Stop()
+	return bc
 }
 
 func (c *batchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.n += int64(n)
 	if now := time.Now(); now.Sub(c.since) >= rateWindow {
-		if want := lowatFor(c.n, now.Sub(c.since)); want != c.lowat && setRcvLowat(c.raw, want) == nil {
-			c.lowat = want
+		if want := lowatFor(c.n, now.Sub(c.since)); int64(want) != c.lowat.Load() && setRcvLowat(c.raw, want) == nil {
+			c.lowat.Store(int64(want))
 		}
 		c.since, c.n = now, 0
 	}
+	if c.lowat.Load() > 1 {
+		c.stall.Reset(stallAfter)
+	}
 	return n, err
+}
+
+// unstall drops the mark of a reader left waiting (stall's func).
+func (c *batchedConn) unstall() {
+	if c.lowat.Load() > 1 && setRcvLowat(c.raw, 1) == nil {
+		c.lowat.Store(1)
+	}
+}
+
+func (c *batchedConn) Close() error {
+	c.stall.Stop()
+	return c.Conn.Close()
 }
 
 // dialBatched dials a camera's RTSP connection as batchedConn.

@@ -90,10 +90,64 @@ func TestBatchedConnOverLoopback(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), sent.Bytes()) {
 		t.Fatalf("read %d bytes, sent %d (same: %v)", got.Len(), sent.Len(), bytes.Equal(got.Bytes(), sent.Bytes()))
 	}
-	if bc.lowat < minBatch {
-		t.Fatalf("after %v of a fast stream the mark is %d, want at least %d", rateWindow, bc.lowat, minBatch)
+	if bc.lowat.Load() < minBatch {
+		t.Fatalf("after %v of a fast stream the mark is %d, want at least %d", rateWindow, bc.lowat.Load(), minBatch)
 	}
-	if k := rcvLowat(t, bc.raw); k != bc.lowat {
-		t.Fatalf("SO_RCVLOWAT is %d, the conn set %d", k, bc.lowat)
+	if k := rcvLowat(t, bc.raw); int64(k) != bc.lowat.Load() {
+		t.Fatalf("SO_RCVLOWAT is %d, the conn set %d", k, bc.lowat.Load())
+	}
+}
+
+// A stream that pauses after flowing fast (a still scene, a camera about
+// to fail) does not leave its last bytes in the kernel below the mark:
+// the mark drops after stallAfter and they are read, the connection
+// still open.
+func TestBatchedConnReadsAStalledStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4<<10) // 64 KiB
+	little := []byte("a few bytes, far below the mark")
+	release := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for end := time.Now().Add(rateWindow + rateWindow/2); time.Now().Before(end); {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // the reader drained the queue and waits at its mark
+		c.Write(little)
+		<-release // open until the reader is done
+	}()
+	defer close(release)
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newBatchedConn(nc)
+	defer c.Close()
+	bc := c.(*batchedConn)
+	buf := make([]byte, 4096)
+	var got bytes.Buffer
+	for !bytes.HasSuffix(got.Bytes(), little) {
+		// ten stall times: a reader stranded at its mark would wait for
+		// the deadline instead
+		c.SetReadDeadline(time.Now().Add(10 * stallAfter))
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("after %d bytes (mark %d): %v; the last bytes stayed in the kernel", got.Len(), bc.lowat.Load(), err)
+		}
+	}
+	if k := rcvLowat(t, bc.raw); k != 1 {
+		t.Errorf("SO_RCVLOWAT %d after the stall, want 1", k)
 	}
 }
