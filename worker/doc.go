@@ -5,7 +5,9 @@
 // # Processes
 //
 // The server (`buddyrec run`, the supervisor) runs a Pool; each worker is
-// `buddyrec worker -config F -id N -socket data_dir/workers/wN.sock`,
+// `buddyrec worker -id N -socket data_dir/workers/wN.sock -server NAME
+// -data-dir DIR -segment D -part D` (its settings from the supervisor,
+// never from the config file, which may have been edited since),
 // started in its own session (setsid) with its output going to wN.log, so
 // that it outlives a kill -9 of the supervisor and never gets SIGPIPE. A
 // worker pulls RTSP, writes and fdatasyncs segment files (a storage.Store
@@ -26,7 +28,9 @@
 //     cameras of live workers out of its start-up recovery and takes the
 //     workers over.
 //   - Make before break: a worker replaced while it works (over
-//     worker_memory, another binary) records until its replacement does.
+//     worker_memory, another binary), and a camera regrouped after a
+//     crash loop, record until the new worker's durable footage overlaps
+//     theirs (control.Covered, the rule of every move).
 //   - A worker's failure costs only its cameras: nothing in the Pool waits
 //     on one worker while serving another, and a viewer's stream is a
 //     bounded queue that loses frames rather than holding a worker up.
@@ -46,5 +50,6 @@
 // (recorder: SO_RCVLOWAT), and a fragment is one writev. Anything that
 // adds periodic work to every worker (a ticker, a poll) is paid once per
 // worker: the heartbeat (500 ms), the index long poll and the orphan
-// check (1 s) are all there is.
+// check (1 s) are all there is. The supervisor's regroup check (a quarter
+// of RegroupAfter) runs once per pool, not per worker.
 package worker
