@@ -86,9 +86,14 @@ func writeFragment(f File, bufs [][]byte) (int64, error) {
 	if bw, ok := f.(buffersWriter); ok {
 		return bw.WriteBuffers(bufs)
 	}
+	return writeEach(f, bufs)
+}
+
+// writeEach writes bufs to w one Write per buffer.
+func writeEach(w io.Writer, bufs [][]byte) (int64, error) {
 	var n int64
 	for _, b := range bufs {
-		m, err := f.Write(b)
+		m, err := w.Write(b)
 		n += int64(m)
 		if err != nil {
 			return n, err

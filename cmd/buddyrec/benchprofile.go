@@ -69,28 +69,18 @@ func readProcCounters(pid int) procCounters {
 // parseCtxtSwitches reads the two context switch counters of a
 // /proc/.../status text.
 func parseCtxtSwitches(status string) (voluntary, involuntary uint64) {
-	for _, l := range strings.Split(status, "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			continue
-		}
-		switch k {
-		case "voluntary_ctxt_switches":
-			voluntary = n
-		case "nonvoluntary_ctxt_switches":
-			involuntary = n
-		}
-	}
-	return voluntary, involuntary
+	return procPair(status, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 }
 
 // parseSyscalls reads syscr and syscw of a /proc/PID/io text.
 func parseSyscalls(io string) (syscr, syscw uint64) {
-	for _, l := range strings.Split(io, "\n") {
+	return procPair(io, "syscr", "syscw")
+}
+
+// procPair reads the counters named a and b from a /proc text of
+// "key: number" lines; a missing or unreadable one is 0.
+func procPair(text, a, b string) (va, vb uint64) {
+	for _, l := range strings.Split(text, "\n") {
 		k, v, ok := strings.Cut(l, ":")
 		if !ok {
 			continue
@@ -100,13 +90,13 @@ func parseSyscalls(io string) (syscr, syscw uint64) {
 			continue
 		}
 		switch k {
-		case "syscr":
-			syscr = n
-		case "syscw":
-			syscw = n
+		case a:
+			va = n
+		case b:
+			vb = n
 		}
 	}
-	return syscr, syscw
+	return va, vb
 }
 
 // startBenchProfile starts a CPU profile of window in every process of pids
