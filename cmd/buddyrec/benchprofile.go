@@ -172,11 +172,16 @@ func fetchProfile(ctx context.Context, sock string, window time.Duration, file s
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	f, err := os.Create(file)
+	return saveBody(resp.Body, file)
+}
+
+// saveBody writes what r holds to a new file at path.
+func saveBody(r io.Reader, path string) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
 		return err
 	}

@@ -506,15 +506,7 @@ func download(url, path string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return saveBody(resp.Body, path)
 }
 
 // TestStatusPageShowsFailover: two real servers; kill one; the survivor's
