@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"syscall"
@@ -62,7 +63,9 @@ func TestBatchedConnOverLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newBatchedConn(nc)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := newBatchedConn(nc, newStallSweeper(ctx))
 	defer c.Close()
 	bc, ok := c.(*batchedConn)
 	if !ok {
@@ -100,7 +103,7 @@ func TestBatchedConnOverLoopback(t *testing.T) {
 
 // A stream that pauses after flowing fast (a still scene, a camera about
 // to fail) does not leave its last bytes in the kernel below the mark:
-// the mark drops after stallAfter and they are read, the connection
+// the sweeper drops the mark after stallAfter and they are read, the connection
 // still open.
 func TestBatchedConnReadsAStalledStream(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -132,7 +135,9 @@ func TestBatchedConnReadsAStalledStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newBatchedConn(nc)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := newBatchedConn(nc, newStallSweeper(ctx))
 	defer c.Close()
 	bc := c.(*batchedConn)
 	buf := make([]byte, 4096)

@@ -291,12 +291,15 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 	if err != nil {
 		return 0, fail(ReasonConfig, errors.New("invalid camera URL"))
 	}
+	var dial func(context.Context, string, string) (net.Conn, error)
+	if p.opts.sweeper != nil {
+		dial = p.opts.sweeper.dial // woken once per frame's worth of data, not per packet
+	}
 	c := &gortsplib.Client{
 		Scheme:      u.Scheme,
 		Host:        u.Host,
 		ReadTimeout: p.opts.ReadTimeout,
-		// woken once per frame's worth of data, not per packet
-		DialContext: dialBatched,
+		DialContext: dial,
 		OnDecodeError: func(err error) {
 			p.log.Debug("decode error", "err", err)
 		},
