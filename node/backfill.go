@@ -56,17 +56,29 @@ func (n *Node) backfillRateFor() func(export.Peer) (float64, string) {
 	if !n.cfg.Storage.BackfillAuto {
 		return nil
 	}
+	// The link is looked up once a minute per peer address, not once per
+	// segment copied (a route lookup, the interface list and a sysfs read
+	// each time). Only the copy goroutine calls this.
+	type known struct {
+		link backfill.Link
+		at   time.Time
+	}
+	links := map[string]known{}
 	return func(p export.Peer) (float64, string) {
 		host := p.HTTP
 		if u, err := url.Parse(host); err == nil && u.Host != "" {
 			host = u.Host // a base URL
 		}
-		l, err := backfill.LinkTo(host, "/sys/class/net")
-		if err != nil {
-			n.log.Debug("backfill: link to peer not found", "peer", p.Name, "err", err)
+		k, ok := links[host]
+		if !ok || time.Since(k.at) >= time.Minute {
+			l, err := backfill.LinkTo(host, "/sys/class/net")
+			if err != nil {
+				n.log.Debug("backfill: link to peer not found", "peer", p.Name, "err", err)
+			}
+			k = known{link: l, at: time.Now()}
+			links[host] = k
 		}
-		mbps := backfill.AutoMbps(l)
-		return mbps * 1e6 / 8, l.String()
+		return backfill.AutoMbps(k.link) * 1e6 / 8, k.link.String()
 	}
 }
 

@@ -24,19 +24,19 @@ func rcvLowat(t *testing.T, raw syscall.RawConn) int {
 	return n
 }
 
-// A stream read through batchedConn gets its low-water mark after the
-// first rate window, and every byte still arrives, the tail below the mark
-// included when the sender closes.
-func TestBatchedConnOverLoopback(t *testing.T) {
+// fastStream serves, on a loopback connection, a stream fast enough that
+// even a loaded machine stays above minBatch for one and a half rate
+// windows, written also to sent, then calls then on the server's side of
+// the connection (which closes when then returns). It returns the
+// client's side as a batchedConn, and the server's outcome.
+func fastStream(t *testing.T, sent *bytes.Buffer, then func(c net.Conn) error) (*batchedConn, <-chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4<<10) // 64 KiB
-	tail := []byte("the last bytes")
-	var sent bytes.Buffer
-	stream := time.Now().Add(rateWindow + rateWindow/2)
 	served := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -45,8 +45,7 @@ func TestBatchedConnOverLoopback(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		// fast enough that even a loaded machine stays above minBatch
-		for time.Now().Before(stream) {
+		for end := time.Now().Add(rateWindow + rateWindow/2); time.Now().Before(end); {
 			if _, err := c.Write(chunk); err != nil {
 				served <- err
 				return
@@ -54,23 +53,36 @@ func TestBatchedConnOverLoopback(t *testing.T) {
 			sent.Write(chunk)
 			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond) // the reader is waiting at its mark
-		_, err = c.Write(tail)
-		sent.Write(tail)
-		served <- err
+		served <- then(c)
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	c := newBatchedConn(nc, newStallSweeper(ctx))
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	bc, ok := c.(*batchedConn)
 	if !ok {
 		t.Fatalf("a TCP connection is not batched: %T", c)
 	}
+	return bc, served
+}
+
+// A stream read through batchedConn gets its low-water mark after the
+// first rate window, and every byte still arrives, the tail below the mark
+// included when the sender closes.
+func TestBatchedConnOverLoopback(t *testing.T) {
+	tail := []byte("the last bytes")
+	var sent bytes.Buffer
+	bc, served := fastStream(t, &sent, func(c net.Conn) error {
+		time.Sleep(50 * time.Millisecond) // the reader is waiting at its mark
+		_, err := c.Write(tail)
+		sent.Write(tail)
+		return err
+	})
+	c := net.Conn(bc)
 	if got := rcvLowat(t, bc.raw); got != 1 {
 		t.Fatalf("SO_RCVLOWAT before the first window: %d, want 1", got)
 	}
@@ -106,40 +118,17 @@ func TestBatchedConnOverLoopback(t *testing.T) {
 // the sweeper drops the mark after stallAfter and they are read, the connection
 // still open.
 func TestBatchedConnReadsAStalledStream(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4<<10) // 64 KiB
 	little := []byte("a few bytes, far below the mark")
 	release := make(chan struct{})
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for end := time.Now().Add(rateWindow + rateWindow/2); time.Now().Before(end); {
-			if _, err := c.Write(chunk); err != nil {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(100 * time.Millisecond) // the reader drained the queue and waits at its mark
-		c.Write(little)
-		<-release // open until the reader is done
-	}()
 	defer close(release)
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c := newBatchedConn(nc, newStallSweeper(ctx))
-	defer c.Close()
-	bc := c.(*batchedConn)
+	var sent bytes.Buffer
+	bc, _ := fastStream(t, &sent, func(c net.Conn) error {
+		time.Sleep(100 * time.Millisecond) // the reader drained the queue and waits at its mark
+		_, err := c.Write(little)
+		<-release // open until the reader is done
+		return err
+	})
+	c := net.Conn(bc)
 	buf := make([]byte, 4096)
 	var got bytes.Buffer
 	for !bytes.HasSuffix(got.Bytes(), little) {

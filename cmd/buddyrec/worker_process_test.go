@@ -335,6 +335,24 @@ func TestInnocentCamerasRegroupAfterACrashLoop(t *testing.T) {
 	}
 }
 
+// startWorkerPerCamera starts rec-a recording 2 cameras in a worker each
+// and waits until both record.
+func startWorkerPerCamera(t *testing.T) (*site.Server, []liveWorker) {
+	t.Helper()
+	c := startCameras(t, 2, nil)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 1\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1", "rec-a/cam2"))
+	ws, _ := workersOf(a.DataDir)
+	if len(ws) != 2 {
+		t.Fatalf("want a worker per camera, got %+v", ws)
+	}
+	return a, ws
+}
+
 // startTwoWorkers starts rec-a recording 4 cameras in 2 workers and waits
 // until both workers run and every camera records.
 func startTwoWorkers(t *testing.T) (a *site.Server, all4 []string, workers []liveWorker) {
@@ -553,17 +571,7 @@ func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 // stream.
 func TestLiveFromWorkersSurvivesAWorkerCrash(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
-	c := startCameras(t, 2, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 1\n"},
-	}})
-	a := s.Server("rec-a")
-	killWorkersAfter(t, a)
-	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1", "rec-a/cam2"))
-	ws, _ := workersOf(a.DataDir)
-	if len(ws) != 2 {
-		t.Fatalf("want a worker per camera, got %+v", ws)
-	}
+	a, ws := startWorkerPerCamera(t)
 	type watch struct {
 		mu      sync.Mutex
 		count   int
@@ -688,17 +696,7 @@ func TestWorkerStorageAlarmReachesTheEventLog(t *testing.T) {
 // indexes what they wrote.
 func TestOrphanedWorkersStop(t *testing.T) {
 	t.Setenv(worker.OrphanEnv, "3s")
-	c := startCameras(t, 2, nil)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 1\n"},
-	}})
-	a := s.Server("rec-a")
-	killWorkersAfter(t, a)
-	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1", "rec-a/cam2"))
-	ws, _ := workersOf(a.DataDir)
-	if len(ws) != 2 {
-		t.Fatalf("want 2 workers, got %+v", ws)
-	}
+	a, ws := startWorkerPerCamera(t)
 	time.Sleep(2 * time.Second)
 	from := time.Now().Add(-time.Second)
 	a.KillSupervisor()
