@@ -2,9 +2,10 @@ package recorder
 
 import (
 	"context"
+	"errors"
+	"github.com/buddyrec/buddyrec/internal/wallgrid"
 	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -15,67 +16,68 @@ import (
 // the Go runtime's netpoller and its sysmon thread), and splitting
 // cameras over worker processes multiplies that cost, since wake-ups in
 // one process never share another's (see README, Benchmarks). So once a
-// stream flows, the socket's receive low-water mark (SO_RCVLOWAT) is set
-// to batchInterval's worth of its bytes: the kernel then wakes the reader
-// about once per video frame instead of once per packet, and nothing is
-// read later than that. And a drained reader waits for the next tick of a
-// grid shared by the process's cameras (see Read), so the process wakes
-// once per tick for all of them.
+// stream flows, its reader polls: it reads what the socket holds at every
+// tick of a batchInterval grid shared by the process's cameras (a
+// readGrid) and never waits on the runtime's netpoller, so the process
+// wakes once per tick for all of them. The socket's receive low-water
+// mark (SO_RCVLOWAT) keeps the packets from waking it in between: the
+// netpoller watches every socket, edge-triggered, whether or not its
+// reader waits, and the kernel reports a socket only once the mark is
+// reached, so the mark is set to markSpan of the stream, far more than a
+// reader draining at every tick leaves queued. Without the mark (one
+// tick's worth of it, then two) a worker of 25 cameras was still woken
+// 15–30 times between two ticks.
 const (
-	// batchInterval is how much of a stream the kernel gathers before it
-	// wakes the reader: one frame at 25 fps, far below what a viewer or
-	// the recorder notices.
+	// batchInterval is the grid's tick: one frame at 25 fps, far below
+	// what a viewer or the recorder notices, and the most a byte waits in
+	// the kernel once its stream flows.
 	batchInterval = 40 * time.Millisecond
+	// markSpan is how much of the stream the low-water mark holds: enough
+	// that a keyframe's burst between two ticks rarely reaches it.
+	markSpan = 250 * time.Millisecond
 	// rateWindow is how often the stream's byte rate is measured and the
 	// low-water mark adjusted; the first window, which holds the RTSP
 	// handshake, is read packet by packet.
 	rateWindow = time.Second
 	// minBatch is the smallest low-water mark worth setting: a stream
-	// that brings less in batchInterval (a few packets) is read as it
-	// comes.
-	minBatch = 4 << 10
-	// maxBatch bounds the low-water mark (a 16 Mbit/s stream reaches it).
-	maxBatch = 64 << 10
-	// stallAfter is how long a reader may wait at its mark before the mark
-	// is dropped to 1 and what is queued is read at once: a stream that
-	// slowed or paused (a smart codec's still scene, a camera about to
-	// fail) would otherwise leave its last bytes in the kernel until the
-	// mark filled, seconds later, or until the read timeout took the
-	// session down. The next rate window sets the mark for the new rate.
-	stallAfter = 5 * batchInterval
+	// that brings less in markSpan (a few packets a tick) is read as it
+	// comes, woken by the netpoller.
+	minBatch = 24 << 10
+	// maxBatch bounds the low-water mark (an 8 Mbit/s stream reaches it);
+	// Linux grows the socket's receive buffer to hold it.
+	maxBatch = 256 << 10
 )
 
 // lowatFor is the receive low-water mark for a stream that brought n bytes
-// over d: batchInterval's worth of them, 1 (wake on every byte) below
+// over d: markSpan's worth of them, 1 (wake on every byte) below
 // minBatch, at most maxBatch.
 func lowatFor(n int64, d time.Duration) int {
 	if d <= 0 || n <= 0 {
 		return 1
 	}
-	b := n * int64(batchInterval) / int64(d)
+	b := n * int64(markSpan) / int64(d)
 	if b < minBatch {
 		return 1
 	}
 	return int(min(b, maxBatch))
 }
 
-// batchedConn is a camera's TCP connection whose receive low-water mark
-// follows the stream's rate (see batchInterval). Its Read is called by one
-// goroutine at a time (the RTSP client's), as net.Conn allows.
+// batchedConn is a camera's TCP connection read by polling once its
+// stream flows (see batchInterval). Its Read is called by one goroutine at
+// a time (the RTSP client's), as net.Conn allows.
 type batchedConn struct {
 	net.Conn
-	raw      syscall.RawConn
-	lowat    atomic.Int64 // the mark set now (1: none); the sweeper lowers it
-	lastRead atomic.Int64 // when a Read last returned (Unix ns), for the sweeper
-	since    time.Time    // start of the rate window
-	n        int64        // bytes read in the window
-	sweeper  *stallSweeper
-	// drained is set when the last Read came back short: the socket held
-	// less than asked, so the next Read would wait for the kernel.
+	raw   syscall.RawConn
+	grid  *readGrid
+	lowat int       // the mark set now (1: none, the stream is read as it comes)
+	since time.Time // start of the rate window
+	n     int64     // bytes read in the window
+	// drained is set when the last read came back short: the socket held
+	// less than asked, so there is nothing more before the next tick.
 	drained bool
 }
 
-func newBatchedConn(c net.Conn, s *stallSweeper) net.Conn {
+func newBatchedConn(c net.Conn, g *readGrid) net.Conn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c
@@ -84,106 +86,107 @@ func newBatchedConn(c net.Conn, s *stallSweeper) net.Conn {
 	if err != nil {
 		return c
 	}
-	bc := &batchedConn{Conn: c, raw: raw, since: time.Now(), sweeper: s}
-	bc.lowat.Store(1)
-	bc.lastRead.Store(bc.since.UnixNano())
-	s.add(bc)
-	return bc
+	return &batchedConn{Conn: c, raw: raw, grid: g, lowat: 1, since: time.Now()}
 }
 
+// Read reads as net.Conn does. A flowing stream's reader, once it has
+// drained its socket, waits for the grid's next tick and reads what came
+// meanwhile; the read deadline and Close are honoured at the tick (at most
+// batchInterval late), since the read itself never waits.
 func (c *batchedConn) Read(p []byte) (int, error) {
-	if c.drained && c.lowat.Load() > 1 {
-		// A flowing stream whose socket was drained waits for the next
-		// tick of a batchInterval grid of the wall clock, the same grid
-		// for every camera of the process, rather than for its own
-		// socket: timers due at one instant fire in one wake-up of the
-		// process, so its cameras are read together, once per tick,
-		// instead of each on a wake-up of its own. Nothing waits longer
-		// than batchInterval, and a socket still holding data after a
-		// read (a full one) is read again at once.
-		now := time.Now()
-		time.Sleep(now.Truncate(batchInterval).Add(batchInterval).Sub(now))
+	for {
+		if c.lowat <= 1 {
+			n, err := c.Conn.Read(p)
+			c.drained = n < len(p)
+			c.account(n)
+			return n, err
+		}
+		if c.drained {
+			c.grid.wait()
+		}
+		n, err := readNow(c.raw, p)
+		if errors.Is(err, errors.ErrUnsupported) {
+			c.lowat = 1 // no raw reads here: read as it comes
+			continue
+		}
+		if err == errWouldBlock {
+			c.drained = true
+			c.account(0)
+			continue
+		}
+		c.drained = n < len(p)
+		c.account(n)
+		return n, err
 	}
-	n, err := c.Conn.Read(p)
-	c.drained = n < len(p)
+}
+
+// account adds n bytes to the rate window and, at its end, sets the mark
+// for the stream's rate: a stream that slowed below minBatch (a still
+// scene of a smart codec, a camera about to fail) goes back to being read
+// as it comes.
+func (c *batchedConn) account(n int) {
 	c.n += int64(n)
 	now := time.Now()
-	c.lastRead.Store(now.UnixNano())
-	if now.Sub(c.since) >= rateWindow {
-		if want := lowatFor(c.n, now.Sub(c.since)); int64(want) != c.lowat.Load() && setRcvLowat(c.raw, want) == nil {
-			c.lowat.Store(int64(want))
+	if d := now.Sub(c.since); d >= rateWindow {
+		if want := lowatFor(c.n, d); remark(c.lowat, want) && setRcvLowat(c.raw, want) == nil {
+			c.lowat = want
 		}
 		c.since, c.n = now, 0
 	}
-	return n, err
 }
 
-// unstall drops the mark of a reader left waiting.
-func (c *batchedConn) unstall() {
-	if c.lowat.Load() > 1 && setRcvLowat(c.raw, 1) == nil {
-		c.lowat.Store(1)
+// remark tells whether a mark of have should become want: when the stream
+// starts or stops being polled, or its rate changed by more than half. The
+// mark only keeps packets from waking the process between two ticks, for
+// which markSpan leaves room, and a setsockopt per camera a second (a
+// stream's rate always changes a little) wakes the runtime's sysmon like
+// any system call.
+func remark(have, want int) bool {
+	if (have <= 1) != (want <= 1) {
+		return true
 	}
+	return want > have*3/2 || want < have/2
 }
 
-func (c *batchedConn) Close() error {
-	c.sweeper.remove(c)
-	return c.Conn.Close()
+// readGrid is the batchInterval grid of one recorder process: flowing
+// readers wait on it for the next tick. One timer per tick readies them
+// all at once, in one wake-up of the process (timers of their own, due
+// at the same instant, fired in a dozen wake-ups: the runtime's netpoller
+// sleeps in whole milliseconds). It arms a timer only while a reader
+// waits, so an idle process is not woken.
+type readGrid struct {
+	mu   sync.Mutex
+	tick chan struct{} // closed at the next tick; nil while nobody waits
 }
 
-// stallSweeper drops the mark of every reader of a recorder left waiting
-// at it for stallAfter (see stallAfter): one goroutine per Manager, woken
-// every stallAfter, rather than a timer per camera re-armed on every read,
-// which cost the workers more CPU than the batching saved (bench record:
-// 0.180 vs 0.154 CPU-s per camera-minute at 250 cameras).
-type stallSweeper struct {
-	mu    sync.Mutex
-	conns map[*batchedConn]struct{}
-}
-
-// newStallSweeper sweeps until ctx ends.
-func newStallSweeper(ctx context.Context) *stallSweeper {
-	s := &stallSweeper{conns: map[*batchedConn]struct{}{}}
-	go s.run(ctx)
-	return s
-}
-
-func (s *stallSweeper) add(c *batchedConn) {
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *stallSweeper) remove(c *batchedConn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-func (s *stallSweeper) run(ctx context.Context) {
-	t := time.NewTicker(stallAfter)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.mu.Lock()
-			for c := range s.conns {
-				if c.lowat.Load() > 1 && now.UnixNano()-c.lastRead.Load() >= int64(stallAfter) {
-					c.unstall() // a setsockopt: cheap, never blocks
-				}
-			}
-			s.mu.Unlock()
-		}
+// wait returns at the next tick of the batchInterval grid of the wall
+// clock.
+func (g *readGrid) wait() {
+	g.mu.Lock()
+	tick := g.tick
+	if tick == nil {
+		tick = make(chan struct{})
+		g.tick = tick
+		time.AfterFunc(wallgrid.Until(batchInterval), func() {
+			g.mu.Lock()
+			g.tick = nil
+			g.mu.Unlock()
+			close(tick)
+		})
 	}
+	g.mu.Unlock()
+	<-tick
 }
 
-// dial dials a camera's RTSP connection as a batchedConn swept by s.
-func (s *stallSweeper) dial(ctx context.Context, network, address string) (net.Conn, error) {
+// dial dials a camera's RTSP connection as a batchedConn on g.
+func (g *readGrid) dial(ctx context.Context, network, address string) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}
-	return newBatchedConn(c, s), nil
+	return newBatchedConn(c, g), nil
 }
+
+// errWouldBlock is readNow's answer for a socket that holds nothing.
+var errWouldBlock = errors.New("recorder: socket empty")

@@ -1,7 +1,11 @@
 package recorder
 
 import (
+	"io"
+	"net"
+	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,4 +21,46 @@ func setRcvLowat(raw syscall.RawConn, n int) error {
 		return err
 	}
 	return serr
+}
+
+// readNow reads what the socket holds into p, without waiting:
+// errWouldBlock when it holds nothing. The read is a raw read(2), which
+// skips the runtime's system call bookkeeping: the first system call of a
+// process woken from idle wakes its sysmon thread, which then polls every
+// 20 µs for as long as the process is busy (golang/go#18236), so a worker
+// whose cameras are read once per tick paid dozens of sysmon wake-ups per
+// tick for reads that never block (the socket is non-blocking). The read
+// deadline and Close are checked first, as for any read.
+func readNow(raw syscall.RawConn, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			switch e {
+			case 0:
+				n = int(r)
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				rerr = errWouldBlock
+			default:
+				rerr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", e)}
+			}
+			return true
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }

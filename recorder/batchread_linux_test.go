@@ -2,7 +2,7 @@ package recorder
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"io"
 	"net"
 	"syscall"
@@ -59,9 +59,7 @@ func fastStream(t *testing.T, sent *bytes.Buffer, then func(c net.Conn) error) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	c := newBatchedConn(nc, newStallSweeper(ctx))
+	c := newBatchedConn(nc, &readGrid{})
 	t.Cleanup(func() { c.Close() })
 	bc, ok := c.(*batchedConn)
 	if !ok {
@@ -105,25 +103,25 @@ func TestBatchedConnOverLoopback(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), sent.Bytes()) {
 		t.Fatalf("read %d bytes, sent %d (same: %v)", got.Len(), sent.Len(), bytes.Equal(got.Bytes(), sent.Bytes()))
 	}
-	if bc.lowat.Load() < minBatch {
-		t.Fatalf("after %v of a fast stream the mark is %d, want at least %d", rateWindow, bc.lowat.Load(), minBatch)
+	if int64(bc.lowat) < minBatch {
+		t.Fatalf("after %v of a fast stream the mark is %d, want at least %d", rateWindow, int64(bc.lowat), minBatch)
 	}
-	if k := rcvLowat(t, bc.raw); int64(k) != bc.lowat.Load() {
-		t.Fatalf("SO_RCVLOWAT is %d, the conn set %d", k, bc.lowat.Load())
+	if k := rcvLowat(t, bc.raw); int64(k) != int64(bc.lowat) {
+		t.Fatalf("SO_RCVLOWAT is %d, the conn set %d", k, int64(bc.lowat))
 	}
 }
 
 // A stream that pauses after flowing fast (a still scene, a camera about
 // to fail) does not leave its last bytes in the kernel below the mark:
-// the sweeper drops the mark after stallAfter and they are read, the connection
-// still open.
+// the reader polls its socket at every tick of the grid, so they are read
+// while the mark, far above them, is still set.
 func TestBatchedConnReadsAStalledStream(t *testing.T) {
 	little := []byte("a few bytes, far below the mark")
 	release := make(chan struct{})
 	defer close(release)
 	var sent bytes.Buffer
 	bc, _ := fastStream(t, &sent, func(c net.Conn) error {
-		time.Sleep(100 * time.Millisecond) // the reader drained the queue and waits at its mark
+		time.Sleep(100 * time.Millisecond) // the reader drained the queue
 		_, err := c.Write(little)
 		<-release // open until the reader is done
 		return err
@@ -132,16 +130,87 @@ func TestBatchedConnReadsAStalledStream(t *testing.T) {
 	buf := make([]byte, 4096)
 	var got bytes.Buffer
 	for !bytes.HasSuffix(got.Bytes(), little) {
-		// ten stall times: a reader stranded at its mark would wait for
-		// the deadline instead
-		c.SetReadDeadline(time.Now().Add(10 * stallAfter))
+		// a reader left waiting for its mark would reach the deadline
+		// instead
+		c.SetReadDeadline(time.Now().Add(time.Second))
 		n, err := c.Read(buf)
 		got.Write(buf[:n])
 		if err != nil {
-			t.Fatalf("after %d bytes (mark %d): %v; the last bytes stayed in the kernel", got.Len(), bc.lowat.Load(), err)
+			t.Fatalf("after %d bytes (mark %d): %v; the last bytes stayed in the kernel", got.Len(), bc.lowat, err)
 		}
 	}
-	if k := rcvLowat(t, bc.raw); k != 1 {
-		t.Errorf("SO_RCVLOWAT %d after the stall, want 1", k)
+	if k := rcvLowat(t, bc.raw); k <= len(little) {
+		t.Errorf("SO_RCVLOWAT %d when the last bytes were read: the stream was not read by polling", k)
+	}
+}
+
+// silentStream is a fastStream that then goes silent, open until the test
+// ends.
+func silentStream(t *testing.T) *batchedConn {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var sent bytes.Buffer
+	bc, _ := fastStream(t, &sent, func(net.Conn) error {
+		<-release
+		return nil
+	})
+	// drain the fast phase: its last chunk comes within rateWindow and a
+	// half; the mark is set after the first window
+	buf := make([]byte, 4096)
+	bc.SetReadDeadline(time.Now().Add(rateWindow*3/2 + 500*time.Millisecond))
+	for {
+		if _, err := bc.Read(buf); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("draining the stream: %v", err)
+			}
+			break
+		}
+	}
+	if bc.lowat <= 1 {
+		t.Fatalf("the mark is %d after a fast stream", bc.lowat)
+	}
+	return bc
+}
+
+// A polling reader honours its read deadline: the RTSP client's read
+// timeout ends a session whose camera went silent.
+func TestBatchedConnDeadline(t *testing.T) {
+	bc := silentStream(t)
+	bc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	done := make(chan error, 1)
+	go func() {
+		_, err := bc.Read(make([]byte, 4096))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("read of a silent stream past its deadline: %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read of a silent stream did not return at its deadline")
+	}
+}
+
+// Close ends a polling reader's Read, as it ends a waiting one's.
+func TestBatchedConnClose(t *testing.T) {
+	bc := silentStream(t)
+	bc.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := bc.Read(make([]byte, 4096))
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	bc.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read did not return after Close")
 	}
 }

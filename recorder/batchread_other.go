@@ -10,3 +10,6 @@ import (
 // setRcvLowat does nothing outside Linux, whose TCP wakes a reader only at
 // the low-water mark: elsewhere the stream is read packet by packet.
 func setRcvLowat(syscall.RawConn, int) error { return errors.ErrUnsupported }
+
+// readNow is not available here: a stream is read as it comes.
+func readNow(syscall.RawConn, []byte) (int, error) { return 0, errors.ErrUnsupported }

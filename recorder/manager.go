@@ -12,9 +12,9 @@ import (
 type ManagerOptions struct {
 	// Sink receives every recorded stream. Required.
 	Sink Sink
-	// sweeper is the Manager's, for its pipelines' batched reads (set by
+	// grid is the Manager's, for its pipelines' batched reads (set by
 	// NewManager; nil reads unbatched).
-	sweeper *stallSweeper
+	grid *readGrid
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 	// ReadTimeout ends a session whose camera sent nothing (default 5s).
@@ -90,7 +90,7 @@ type Manager struct {
 func NewManager(opts ManagerOptions) *Manager {
 	opts.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	opts.sweeper = newStallSweeper(ctx)
+	opts.grid = &readGrid{}
 	return &Manager{opts: opts, ctx: ctx, cancel: cancel, pipes: map[string]*Pipeline{}, hubs: map[string]*hub{}}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/buddyrec/buddyrec/internal/wallgrid"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -292,8 +293,8 @@ func (p *Pipeline) attempt(ctx context.Context) (healthy time.Duration, err erro
 		return 0, fail(ReasonConfig, errors.New("invalid camera URL"))
 	}
 	var dial func(context.Context, string, string) (net.Conn, error)
-	if p.opts.sweeper != nil {
-		dial = p.opts.sweeper.dial // woken once per frame's worth of data, not per packet
+	if p.opts.grid != nil {
+		dial = p.opts.grid.dial // read once per tick of the grid, not per packet
 	}
 	c := &gortsplib.Client{
 		Scheme:      u.Scheme,
@@ -756,8 +757,10 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 // watch ends a session whose camera stopped sending video and keeps the
 // bitrate estimate fresh.
 func (s *session) watch(ctx context.Context) {
+	// on the process's wall-clock grid, with every other camera's watch
+	// and the reads' ticks (see wallgrid)
 	tick := min(time.Second, s.p.opts.ReadTimeout/2)
-	t := time.NewTicker(tick)
+	t := time.NewTimer(wallgrid.Until(tick))
 	defer t.Stop()
 	lastBytes, lastT := s.p.bytesReceived.Load(), time.Now()
 	for {
@@ -765,6 +768,7 @@ func (s *session) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			t.Reset(wallgrid.Until(tick))
 			b := s.p.bytesReceived.Load()
 			if dt := now.Sub(lastT).Seconds(); dt > 0 {
 				bps := float64(b-lastBytes) * 8 / dt

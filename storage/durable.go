@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"github.com/buddyrec/buddyrec/internal/wallgrid"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -235,7 +236,9 @@ func kindOf(err error) string {
 // one.
 func (s *Store) runSyncer(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(interval)
+	// on the process's wall-clock grid, where the recorder's reads and
+	// watches wake it anyway (see wallgrid)
+	t := time.NewTimer(wallgrid.Until(interval))
 	defer t.Stop()
 	for {
 		select {
@@ -245,6 +248,7 @@ func (s *Store) runSyncer(interval time.Duration, stop <-chan struct{}, done cha
 			}
 			return
 		case <-t.C:
+			t.Reset(wallgrid.Until(interval))
 			if err := s.sync.round(); err != nil {
 				s.log.Debug("sync round", "err", err)
 			}
