@@ -75,6 +75,11 @@ type batchedConn struct {
 	// drained is set when the last read came back short: the socket held
 	// less than asked, so there is nothing more before the next tick.
 	drained bool
+	// readNow's state, kept here so that a read allocates nothing
+	rawRead func(fd uintptr) bool
+	rp      []byte
+	rn      int
+	rerr    error
 }
 
 func newBatchedConn(c net.Conn, g *readGrid) net.Conn {
@@ -104,7 +109,7 @@ func (c *batchedConn) Read(p []byte) (int, error) {
 		if c.drained {
 			c.grid.wait()
 		}
-		n, err := readNow(c.raw, p)
+		n, err := c.readNow(p)
 		if errors.Is(err, errors.ErrUnsupported) {
 			c.lowat = 1 // no raw reads here: read as it comes
 			continue

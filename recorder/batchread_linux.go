@@ -31,28 +31,18 @@ func setRcvLowat(raw syscall.RawConn, n int) error {
 // whose cameras are read once per tick paid dozens of sysmon wake-ups per
 // tick for reads that never block (the socket is non-blocking). The read
 // deadline and Close are checked first, as for any read.
-func readNow(raw syscall.RawConn, p []byte) (int, error) {
+func (c *batchedConn) readNow(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var rerr error
-	err := raw.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				n = int(r)
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				rerr = errWouldBlock
-			default:
-				rerr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", e)}
-			}
-			return true
-		}
-	})
+	if c.rawRead == nil {
+		// bound once: a closure per read cost an allocation per read
+		c.rawRead = c.readFD
+	}
+	c.rp, c.rn, c.rerr = p, 0, nil
+	err := c.raw.Read(c.rawRead)
+	n, rerr := c.rn, c.rerr
+	c.rp, c.rerr = nil, nil
 	if err != nil {
 		return 0, err
 	}
@@ -63,4 +53,22 @@ func readNow(raw syscall.RawConn, p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// readFD is readNow's read of the socket's descriptor.
+func (c *batchedConn) readFD(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rp[0])), uintptr(len(c.rp)))
+		switch e {
+		case 0:
+			c.rn = int(r)
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.rerr = errWouldBlock
+		default:
+			c.rerr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", e)}
+		}
+		return true
+	}
 }

@@ -12,4 +12,4 @@ import (
 func setRcvLowat(syscall.RawConn, int) error { return errors.ErrUnsupported }
 
 // readNow is not available here: a stream is read as it comes.
-func readNow(syscall.RawConn, []byte) (int, error) { return 0, errors.ErrUnsupported }
+func (c *batchedConn) readNow([]byte) (int, error) { return 0, errors.ErrUnsupported }

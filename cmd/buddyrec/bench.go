@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,8 +137,12 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	isolation := fs.String("isolation", "both", "off (cameras in the server process), on (in worker processes) or both, side by side")
 	perWorker := fs.Int("cameras-per-worker", config.DefaultCamerasPerWorker, "[recorder] cameras_per_worker of the isolated run")
 	profile := fs.String("profile", "", "take a CPU profile of every process (server, each worker) over the measurement into this folder, and print per-process counts")
+	rounds := fs.Int("rounds", 1, "with -isolation both: how many off/on pairs to run, alternating; the median of their costs is printed (single runs on a shared machine differ by up to 25 %)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *rounds < 1 {
+		return fmt.Errorf("-rounds: want at least 1")
 	}
 	var modes []int // cameras_per_worker of each run
 	switch *isolation {
@@ -163,7 +168,11 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	var results []recordResult
-	for _, per := range modes {
+	var runs []int
+	for range *rounds {
+		runs = append(runs, modes...)
+	}
+	for _, per := range runs {
 		fmt.Fprintf(stdout, "recording %d cameras for %s into %s (%s) ...\n", *n, *dur, env.dir, isolationName(per))
 		r, err := recordRun(ctx, env, *n, per, *dur, *profile)
 		if err != nil {
@@ -195,11 +204,20 @@ func benchRecord(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fmt.Fprintf(stdout, "per process (go tool pprof -top FILE):\n%s\n", strings.Join(r.profile, "\n"))
 		}
 	}
-	if len(results) == 2 {
-		off, on := results[0], results[1]
-		fmt.Fprintf(stdout, "\nisolation costs    %+.0f%% CPU, %+.2f MB resident per camera (%d cameras per worker)\n",
-			100*(on.cpu.Seconds()/on.elapsed.Seconds()/(off.cpu.Seconds()/off.elapsed.Seconds())-1),
-			(float64(on.pss)-float64(off.pss))/1e6/float64(*n), on.perWorker)
+	if len(modes) == 2 {
+		var costs []float64
+		fmt.Fprintln(stdout)
+		for i := 0; i+1 < len(results); i += 2 {
+			off, on := results[i], results[i+1]
+			c := 100 * (on.cpu.Seconds()/on.elapsed.Seconds()/(off.cpu.Seconds()/off.elapsed.Seconds()) - 1)
+			costs = append(costs, c)
+			fmt.Fprintf(stdout, "isolation costs    %+.0f%% CPU, %+.2f MB resident per camera (%d cameras per worker)\n",
+				c, (float64(on.pss)-float64(off.pss))/1e6/float64(*n), on.perWorker)
+		}
+		if len(costs) > 1 {
+			slices.Sort(costs)
+			fmt.Fprintf(stdout, "median of %d pairs %+.0f%% CPU (from %+.0f%% to %+.0f%%)\n", len(costs), median(costs), costs[0], costs[len(costs)-1])
+		}
 	}
 	return nil
 }
