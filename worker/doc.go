@@ -44,12 +44,23 @@
 // wake-up in one process never serves another's cameras, so the same
 // cameras split over more processes are woken more often (bench record
 // -profile counts them: context switches, read system calls, garbage
-// collections per process). Hence: a worker runs one P (GOMAXPROCS=1:
-// idle Ps spinning for work cost more than they carry), a camera's TCP
-// stream wakes its reader once per 40 ms of data rather than per packet
-// (recorder: SO_RCVLOWAT), and a fragment is one writev. Anything that
-// adds periodic work to every worker (a ticker, a poll) is paid once per
-// worker: the heartbeat (500 ms), the index long poll and the orphan
-// check (1 s) are all there is. The supervisor's regroup check (a quarter
-// of RegroupAfter) runs once per pool, not per worker.
+// collections per process). Hence a worker is built to wake once per tick
+// of its read grid (40 ms) and to do everything then:
+//   - it runs one P (GOMAXPROCS=1: idle Ps spinning for work cost more
+//     than they carry);
+//   - a flowing camera stream is polled at every tick with raw reads,
+//     never waited for, and its socket's SO_RCVLOWAT keeps packets from
+//     waking the process in between (recorder/batchread.go);
+//   - the per-camera watch and the storage sync rounds run on the same
+//     wall-clock grid (internal/wallgrid), so their timers fire in the
+//     ticks' wake-ups;
+//   - its sysmon thread is kept out of deep sleep (sysmonPacing, a GODEBUG
+//     setting in its environment): otherwise every wake-up of the idle
+//     process restarts sysmon polling at 20 µs;
+//   - a fragment is one writev.
+//
+// Anything that adds periodic work to every worker (a ticker, a poll) is
+// paid once per worker: the heartbeat (500 ms), the index long poll and
+// the orphan check (1 s) are all there is. The supervisor's regroup check
+// (a quarter of RegroupAfter) runs once per pool, not per worker.
 package worker
