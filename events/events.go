@@ -656,6 +656,21 @@ func addOpen(open *bolt.Bucket, cond string, key []byte) error {
 	return open.Put([]byte(cond), raw)
 }
 
+// OpenConditions lists the alarm conditions starting with prefix that
+// some unresolved alarm still holds, so that a component that restarted
+// without the state that would have resolved them can resolve them.
+func (l *Log) OpenConditions(prefix string) ([]string, error) {
+	var conds []string
+	err := l.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOpen).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			conds = append(conds, string(k))
+		}
+		return nil
+	})
+	return conds, err
+}
+
 // Get returns the event with the given id.
 func (l *Log) Get(id string) (Event, error) {
 	k, ok := parseID(id)

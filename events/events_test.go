@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -461,5 +462,31 @@ func TestPruneForgetsOpenAlarms(t *testing.T) {
 	res, _ := l.Append(Event{Type: TypeAlarmResolved, Resolves: []string{"disk.low"}})
 	if e, _ := l.Get(fresh.ID); e.ResolvedBy != res.ID {
 		t.Errorf("fresh alarm not resolved: %+v", e)
+	}
+}
+
+// OpenConditions lists what unresolved alarms hold under a prefix, and
+// forgets a condition once it is resolved.
+func TestOpenConditions(t *testing.T) {
+	clk := &fakeClock{t: t0}
+	l, _ := openTest(t, Options{Now: clk.Now})
+	for _, cond := range []string{"worker.isolated/a,b", "worker.isolated/c,d", "camera/rec-a/x"} {
+		if _, err := l.Append(Event{Type: TypeWorkerIsolated, Severity: SeverityAlarm, Condition: cond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.OpenConditions("worker.isolated/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"worker.isolated/a,b", "worker.isolated/c,d"}; !slices.Equal(got, want) {
+		t.Fatalf("open: %q, want %q", got, want)
+	}
+	if _, err := l.Append(Event{Type: TypeAlarmResolved, Severity: SeverityInfo, Resolves: []string{"worker.isolated/a,b"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = l.OpenConditions("worker.isolated/")
+	if want := []string{"worker.isolated/c,d"}; !slices.Equal(got, want) {
+		t.Fatalf("open after resolving a,b: %q, want %q", got, want)
 	}
 }

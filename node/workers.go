@@ -52,6 +52,7 @@ func (n *Node) findWorkers() (found []worker.Found, skip func(camera string) boo
 // worker processes taking over found.
 func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 	c := n.cfg
+	n.resolveStaleIsolations()
 	if c.Recorder.CamerasPerWorker <= 0 {
 		return recorder.NewManager(recorder.ManagerOptions{
 			Sink:          storeSink{n.store},
@@ -123,6 +124,23 @@ func workerMemory(set int64, perWorker int) int64 {
 	return 128<<20 + int64(perWorker)*48<<20
 }
 
+// resolveStaleIsolations resolves the worker.isolated alarms a previous
+// run of the server left open: a new recorder starts with no camera held
+// apart (a crash loop that goes on splits its worker again, with a new
+// alarm), and nothing else would ever resolve them.
+func (n *Node) resolveStaleIsolations() {
+	conds, err := n.events.OpenConditions(worker.IsolationCondition(nil))
+	if err != nil {
+		n.log.Warn("open worker.isolated alarms", "err", err)
+		return
+	}
+	if len(conds) == 0 {
+		return
+	}
+	n.appendEvent(events.Event{Server: n.cfg.Name, Type: events.TypeAlarmResolved, Severity: events.SeverityInfo, Resolves: conds,
+		Text: "the server restarted: cameras a crash loop had split into workers of their own are grouped as configured again"})
+}
+
 // onWorkerEvent records what happened to a worker in the event log (and
 // so to the PSIM).
 func (n *Node) onWorkerEvent(e worker.Event) {
@@ -134,15 +152,18 @@ func (n *Node) onWorkerEvent(e worker.Event) {
 		worker.EventCulprit:   events.TypeWorkerCrashLoop,
 		worker.EventUpgraded:  events.TypeWorkerUpgraded,
 		worker.EventRegrouped: events.TypeWorkerRegrouped,
+		// the last camera of a split left the configuration
+		worker.EventIsolationEnded: events.TypeAlarmResolved,
 	}[e.Kind]
 	sev := events.SeverityWarning
 	if e.Alarm {
 		sev = events.SeverityAlarm
 	}
-	if e.Kind == worker.EventUpgraded || e.Kind == worker.EventRegrouped {
+	if e.Kind == worker.EventUpgraded || e.Kind == worker.EventRegrouped || e.Kind == worker.EventIsolationEnded {
 		sev = events.SeverityInfo
 	}
-	n.appendEvent(events.Event{Server: n.cfg.Name, Type: typ, Severity: sev, Cameras: e.Cameras, Text: e.Text})
+	n.appendEvent(events.Event{Server: n.cfg.Name, Type: typ, Severity: sev, Cameras: e.Cameras, Text: e.Text,
+		Condition: e.Condition, Resolves: e.Resolves})
 }
 
 var _ cameraRecorder = (*recorder.Manager)(nil)

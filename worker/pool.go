@@ -96,6 +96,9 @@ const (
 	// EventIsolated: a shared worker kept crashing; each of its cameras
 	// now records in a worker of its own, so the culprit shows itself.
 	EventIsolated EventKind = "isolated"
+	// EventIsolationEnded: the last camera of a split left the
+	// configuration; it resolves the split's alarm (see isolationAlarms).
+	EventIsolationEnded EventKind = "isolation_ended"
 	// EventCulprit: a camera alone in its worker keeps crashing it (an
 	// alarm naming the camera); the other cameras are unaffected.
 	EventCulprit EventKind = "culprit"
@@ -112,6 +115,11 @@ type Event struct {
 	Text    string
 	// Alarm is true for what an operator must look at.
 	Alarm bool
+	// Condition, on an alarm that holds until something ends it, names
+	// it; Resolves lists the conditions an event ends (see
+	// isolationAlarms).
+	Condition string
+	Resolves  []string
 }
 
 // WorkerInfo is one worker's figures, for the API and metrics.
@@ -163,14 +171,15 @@ type Pool struct {
 	pending    []commitReq
 	committing bool
 
-	mu       sync.Mutex
-	groups   []*group
-	byCam    map[string]*group
-	isolated map[string]bool        // cameras that record alone after a crash loop
-	moving   map[string]regroupMove // cameras in two groups during a regroup
-	nextID   int                    // next worker number
-	nextSlot int                    // next group number
-	closed   bool
+	mu        sync.Mutex
+	groups    []*group
+	byCam     map[string]*group
+	isolated  map[string]bool        // cameras that record alone after a crash loop
+	isoAlarms isolationAlarms        // the open worker.isolated alarms
+	moving    map[string]regroupMove // cameras in two groups during a regroup
+	nextID    int                    // next worker number
+	nextSlot  int                    // next group number
+	closed    bool
 }
 
 // newGroupLocked returns an empty group with the next slot number.
@@ -289,10 +298,24 @@ func (p *Pool) Set(cams []recorder.Camera) {
 		want[c.ID] = c
 		order = append(order, c.ID)
 	}
+	var evs []Event
+	defer func() { // after the unlock below
+		for _, e := range evs {
+			p.o.OnEvent(e)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return
+	}
+	for id := range p.isoAlarms.of {
+		if _, stays := want[id]; !stays {
+			if cond := p.isoAlarms.settle(id); cond != "" {
+				evs = append(evs, Event{Kind: EventIsolationEnded, Cameras: []string{id}, Resolves: []string{cond}, Text: fmt.Sprintf(
+					"camera %s is no longer recorded here: the cameras of its crash loop are all accounted for", id)})
+			}
+		}
 	}
 	p.byCam = map[string]*group{}
 	var kept []*group
@@ -642,14 +665,18 @@ func (p *Pool) crashed(g *group, kind EventKind, what string, cams []string) (de
 			p.byCam[c.ID] = ng
 			p.startLocked(ng, nil)
 		}
-		evs = append(evs, Event{Kind: EventIsolated, Cameras: cams, Alarm: true, Text: fmt.Sprintf(
+		evs = append(evs, Event{Kind: EventIsolated, Cameras: cams, Alarm: true, Condition: p.isoAlarms.open(cams), Text: fmt.Sprintf(
 			"the worker of %s crashed %d times in %v: each of these cameras now records in a worker of its own, so that the one at fault crashes only itself",
 			strings.Join(cams, ", "), n, p.o.CrashWindow)})
 		return 0, true
 	}
 	if n >= p.o.CrashLoop && len(g.cams) == 1 && !g.culprit {
 		g.culprit = true
-		evs = append(evs, Event{Kind: EventCulprit, Cameras: cams, Alarm: true, Text: fmt.Sprintf(
+		var resolves []string
+		if cond := p.isoAlarms.settle(cams[0]); cond != "" {
+			resolves = []string{cond} // the others share workers again
+		}
+		evs = append(evs, Event{Kind: EventCulprit, Cameras: cams, Alarm: true, Resolves: resolves, Text: fmt.Sprintf(
 			"camera %s crashes the worker that records it (%d times in %v): it records alone in its own worker, restarted with backoff; no other camera is affected",
 			cams[0], n, p.o.CrashWindow)})
 	}

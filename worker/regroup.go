@@ -157,8 +157,12 @@ func (p *Pool) regroup(mv regroupMove) {
 		}
 	}
 	slot := mv.to.slot
+	var resolves []string
+	if cond := p.isoAlarms.settle(id); cond != "" {
+		resolves = []string{cond} // the last innocent of its crash loop
+	}
 	p.mu.Unlock()
-	p.o.OnEvent(Event{Kind: EventRegrouped, Cameras: []string{id}, Text: fmt.Sprintf(
+	p.o.OnEvent(Event{Kind: EventRegrouped, Cameras: []string{id}, Resolves: resolves, Text: fmt.Sprintf(
 		"camera %s recorded alone for %v without a failure since a crash loop split its worker: it shares worker slot %d with %s again, moved make before break",
 		id, p.o.RegroupAfter, slot, strings.Join(with, ", "))})
 }

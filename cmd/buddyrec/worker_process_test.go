@@ -326,6 +326,25 @@ func TestInnocentCamerasRegroupAfterACrashLoop(t *testing.T) {
 			t.Errorf("no event about regrouping %s: %s", id, msg)
 		}
 	}
+	// the split's alarm ends with it: cam1 and cam2 share a worker
+	// again, cam3 has its own crash_loop alarm
+	eventually(t, 10*time.Second, func() string {
+		var ev struct {
+			Events []struct {
+				Type       string    `json:"type"`
+				ResolvedAt time.Time `json:"resolved_at"`
+			} `json:"events"`
+		}
+		if err := a.GetJSON(context.Background(), "/api/v1/events?limit=200", &ev); err != nil {
+			return err.Error()
+		}
+		for _, e := range ev.Events {
+			if e.Type == "worker.isolated" && e.ResolvedAt.IsZero() {
+				return "the worker.isolated alarm is still open after the regroup"
+			}
+		}
+		return ""
+	})
 	time.Sleep(4 * time.Second)
 	to := time.Now().Add(-durableLag)
 	for _, id := range innocent {
