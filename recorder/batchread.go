@@ -3,11 +3,12 @@ package recorder
 import (
 	"context"
 	"errors"
-	"github.com/buddyrec/buddyrec/internal/wallgrid"
 	"net"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/buddyrec/buddyrec/internal/wallgrid"
 )
 
 // Read batching. A camera's RTSP stream over TCP arrives as ~200 packets

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/buddyrec/buddyrec/internal/wallgrid"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 	"github.com/pion/rtp"
 
+	"github.com/buddyrec/buddyrec/internal/wallgrid"
 	"github.com/buddyrec/buddyrec/storage"
 )
 

@@ -3,11 +3,12 @@ package storage
 import (
 	"errors"
 	"fmt"
-	"github.com/buddyrec/buddyrec/internal/wallgrid"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/buddyrec/buddyrec/internal/wallgrid"
 )
 
 // maxParallelSyncs bounds the fdatasync calls of one round in flight at
