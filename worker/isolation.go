@@ -28,22 +28,27 @@ type isolationAlarms struct {
 	of      map[string]string          // camera → the condition it belongs to
 }
 
-// open starts the alarm of a split of cams and returns its condition.
-func (a *isolationAlarms) open(cams []string) string {
+// open starts the alarm of a split of cams and returns its condition, and
+// the earlier splits' conditions it resolves: a camera split again
+// belongs to the new split, which may leave an earlier one with none
+// pending.
+func (a *isolationAlarms) open(cams []string) (cond string, resolves []string) {
 	if a.pending == nil {
 		a.pending, a.of = map[string]map[string]bool{}, map[string]string{}
 	}
-	cond := IsolationCondition(cams)
+	cond = IsolationCondition(cams)
 	set := map[string]bool{}
 	for _, c := range cams {
 		if old, ok := a.of[c]; ok && old != cond {
-			a.settle(c) // a camera split again: it belongs to the new split
+			if r := a.settle(c); r != "" {
+				resolves = append(resolves, r)
+			}
 		}
 		set[c] = true
 		a.of[c] = cond
 	}
 	a.pending[cond] = set
-	return cond
+	return cond, resolves
 }
 
 // settle accounts for cam and returns the condition it resolves: the one

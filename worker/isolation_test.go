@@ -43,7 +43,7 @@ func TestIsolationAlarms(t *testing.T) {
 			for i, s := range tc.steps {
 				var got string
 				if s.open != nil {
-					got = a.open(s.open)
+					got, _ = a.open(s.open)
 				} else {
 					got = a.settle(s.settle)
 				}
@@ -52,5 +52,23 @@ func TestIsolationAlarms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A camera split again leaves its earlier split; if it was the last one
+// pending there, the new split's alarm resolves the earlier one.
+func TestIsolationAlarmsSplitAgain(t *testing.T) {
+	var a isolationAlarms
+	first, _ := a.open([]string{"c1", "c2"})
+	a.settle("c1")
+	second, resolves := a.open([]string{"c2", "c3"})
+	if second != "worker.isolated/c2,c3" || len(resolves) != 1 || resolves[0] != first {
+		t.Fatalf("open of c2,c3 = %q, resolves %q; want worker.isolated/c2,c3 resolving %q", second, resolves, first)
+	}
+	if got := a.settle("c2"); got != "" {
+		t.Fatalf("settle c2 = %q while c3 is pending", got)
+	}
+	if got := a.settle("c3"); got != second {
+		t.Fatalf("settle c3 = %q, want %q", got, second)
 	}
 }

@@ -665,7 +665,8 @@ func (p *Pool) crashed(g *group, kind EventKind, what string, cams []string) (de
 			p.byCam[c.ID] = ng
 			p.startLocked(ng, nil)
 		}
-		evs = append(evs, Event{Kind: EventIsolated, Cameras: cams, Alarm: true, Condition: p.isoAlarms.open(cams), Text: fmt.Sprintf(
+		cond, resolves := p.isoAlarms.open(cams)
+		evs = append(evs, Event{Kind: EventIsolated, Cameras: cams, Alarm: true, Condition: cond, Resolves: resolves, Text: fmt.Sprintf(
 			"the worker of %s crashed %d times in %v: each of these cameras now records in a worker of its own, so that the one at fault crashes only itself",
 			strings.Join(cams, ", "), n, p.o.CrashWindow)})
 		return 0, true
