@@ -45,6 +45,17 @@ func storageEvent(server string, a storage.Alarm) events.Event {
 // onStorageAlarm logs a storage alarm as its event.
 func (n *Node) onStorageAlarm(a storage.Alarm) { n.appendEvent(storageEvent(n.cfg.Name, a)) }
 
+// onWorkerStorageAlarm logs a worker's storage alarm as this server's
+// event and, for a full disk, has retention free space now: only this
+// process's store can delete, and its next check of free space may come
+// after the disk refused more parts.
+func (n *Node) onWorkerStorageAlarm(a storage.Alarm) {
+	if a.Kind == storage.AlarmDiskFull {
+		n.store.RequestSpace()
+	}
+	n.onStorageAlarm(a)
+}
+
 // webhookEvent is the event an outbox alarm becomes; the kind already is
 // the event type.
 func webhookEvent(server string, kind events.Type, target, text string) events.Event {

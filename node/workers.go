@@ -73,8 +73,9 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		Found:         found,
 		Logger:        n.log.With("part", "workers"),
 		OnEvent:       n.onWorkerEvent,
-		// a worker's storage alarms are this server's
-		OnStorageAlarm:   n.onStorageAlarm,
+		// a worker's storage alarms are this server's, and its full
+		// disk is this server's to free: retention runs here
+		OnStorageAlarm:   n.onWorkerStorageAlarm,
 		ObservePartWrite: n.metrics.ObserveSegmentWrite,
 	})
 	if err != nil {

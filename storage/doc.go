@@ -52,10 +52,15 @@
 // # A full disk keeps recording
 //
 // Free space is checked every sync round, not only every retention pass.
-// A write that meets ENOSPC/EDQUOT frees space at once (retention down to
-// the floor plus a margin of 1 % of the disk, at least 1 MiB) and the
-// Writer goes on from the next keyframe in a new file; it never ends the
-// camera's session. When only open segments are left to delete, every
+// A write that meets ENOSPC/EDQUOT frees space at once, on the writer's
+// goroutine (a sync round so that what was closed can be deleted, then
+// retention down to the floor plus a margin of 1 % of the disk, at least
+// 1 MiB), and writes the rest of the fragment after what made it in: a
+// full disk loses nothing while there is older footage to delete. Only
+// when nothing could be freed (or in a worker, whose index owner runs
+// retention and is only asked) does the write fail: the Writer then goes
+// on from the next keyframe in a new file. It never ends the camera's
+// session. When only open segments are left to delete, every
 // Writer is asked to cut its segment at its next keyframe (at most once
 // per 5 s), so the oldest footage becomes deletable. When the index
 // itself cannot grow to mark a segment deleting, the file is removed

@@ -125,3 +125,21 @@ func createIn(fsys FS, root, rel string) (File, []string, error) {
 	}
 	return f, append(dirty, dir), nil
 }
+
+// unwritten is what of bufs is left after a short write of n bytes. It
+// copies the slice headers and never changes bufs.
+func unwritten(bufs [][]byte, n int64) [][]byte {
+	rest := make([][]byte, 0, len(bufs))
+	for _, b := range bufs {
+		switch {
+		case n >= int64(len(b)):
+			n -= int64(len(b))
+		case n > 0:
+			rest = append(rest, b[n:])
+			n = 0
+		default:
+			rest = append(rest, b)
+		}
+	}
+	return rest
+}

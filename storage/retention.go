@@ -57,6 +57,40 @@ func (s *Store) requestSpace() {
 	}
 }
 
+// makeRoom frees space for a write of camera that met a full disk, on the
+// writer's goroutine, and reports whether retention deleted anything, that
+// is whether writing the rest may succeed. The round first indexes what
+// was closed since the last one, so that it can be deleted. Only this
+// camera waits, and only on a full disk; without it, the samples of the
+// refused write were lost whenever retention was late, and the camera
+// went on only from its next keyframe. A store without an index (a
+// worker) cannot: the index owner runs retention, so it only asks.
+func (s *Store) makeRoom(camera string) bool {
+	if s.remote() {
+		s.requestSpace()
+		return false
+	}
+	s.sync.round() //nolint:errcheck // a failed round alarms its cameras; retention must run anyway
+	before, _, _ := s.opts.StatFS(s.opts.Dir)
+	n, err := s.enforceRetention(time.Now(), true)
+	if err != nil {
+		// A full disk may refuse the index commit that ends a deletion
+		// whose file is gone: free space says whether it freed any.
+		s.log.Error("retention failed", "err", err)
+	}
+	after, _, _ := s.opts.StatFS(s.opts.Dir)
+	if n == 0 && after <= before {
+		return false
+	}
+	s.log.Warn("disk full: retention freed space and the write goes on", "camera", camera, "deleted", n, "free_bytes", after)
+	return true
+}
+
+// RequestSpace asks the store to free space at once, as after one of its
+// own writes met a full disk: the supervisor calls it when a worker's
+// did, instead of waiting for the next check of free space.
+func (s *Store) RequestSpace() { s.requestSpace() }
+
 // checkSpace runs retention when free space fell below the floor: a
 // statfs each round is cheap, and waiting for the next retention pass lets
 // a busy server fill the disk.

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/buddyrec/buddyrec/internal/testutil"
 )
 
 // recordAt writes the 10 s clip for camera starting at start (three
@@ -215,4 +218,85 @@ func TestDiskFullFreesSpaceAtOnce(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	w.Close()
+}
+
+// TestDiskFullLosesNothing fills a real disk (a tmpfs) while retention is
+// late: no retention pass and no sync round is due, so only the write
+// that meets ENOSPC can make room. It frees the oldest footage on the
+// spot and goes on: the camera records the whole stream in one file,
+// every frame, and no write returns an error.
+func TestDiskFullLosesNothing(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	dir := testutil.Tmpfs(t, "12m")
+	var mu sync.Mutex
+	var alarms []string
+	st := openTestStore(t, dir, func(o *Options) {
+		o.Segment = time.Hour // the new camera's stream is one file
+		o.SyncInterval = time.Hour
+		o.MinFreeBytes = 1 << 20
+		o.OnAlarm = func(a Alarm) { mu.Lock(); alarms = append(alarms, a.Kind); mu.Unlock() }
+	})
+	for i := range 3 {
+		recordAt(t, st, c, "rec-a/old", testEpoch.Add(time.Duration(i)*time.Minute))
+	}
+	old := len(allSegments(t, st, "rec-a/old"))
+	// the rest of the disk: a ballast written until the disk refuses it
+	ballast, err := os.Create(filepath.Join(dir, "ballast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := ballast.Write(chunk); err != nil {
+			if !isDiskFull(err) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	ballast.Close()
+
+	samples := c.stream(testEpoch.Add(time.Hour), 2, false)
+	w, err := st.Begin(Stream{Camera: "rec-a/new", Home: "rec-a", Tracks: c.tracks(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range samples {
+		if err := w.Write(s); err != nil {
+			t.Fatalf("write %d of %d on the full disk: %v", i, len(samples), err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs := allSegments(t, st, "rec-a/new")
+	if len(segs) != 1 {
+		t.Fatalf("the stream is in %d segments, want 1 (a refused write ends a segment): %+v", len(segs), segs)
+	}
+	frames := 0
+	for _, s := range samples {
+		if s.Track == 0 {
+			frames++
+		}
+	}
+	p := ffprobe(t, st.SegmentPath(segs[0]))
+	var got string
+	for _, s := range p.Streams {
+		if s.CodecType == "video" {
+			got = s.NbReadFrames
+		}
+	}
+	if got != fmt.Sprint(frames) {
+		t.Errorf("ffprobe reads %s video frames, want all %d", got, frames)
+	}
+	if left := len(allSegments(t, st, "rec-a/old")); left >= old {
+		t.Errorf("the old camera still has %d of %d segments: nothing was freed", left, old)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range alarms {
+		if k == AlarmDiskFull || k == AlarmWriteError {
+			t.Errorf("alarm %s: a write was lost", k)
+		}
+	}
 }

@@ -252,7 +252,11 @@ func (w *Writer) startSegment(smp Sample) error {
 	if err != nil {
 		return w.fail(fmt.Errorf("create segment %s: %w", rel, err))
 	}
-	if _, err := f.Write(initBytes); err != nil {
+	k, err := f.Write(initBytes)
+	if err != nil && isDiskFull(err) && st.makeRoom(w.stream.Camera) {
+		_, err = f.Write(initBytes[k:]) // after what made it in, as a part
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(filepath.Join(st.opts.Dir, rel))
 		return w.fail(fmt.Errorf("write init %s: %w", rel, err))
@@ -394,6 +398,13 @@ func (w *Writer) flushPart() error {
 	w.iov = partBuffers(w.iov[:0], w.buf, w.parts)
 	writeStart := time.Now()
 	n, err := writeFragment(seg.f, w.iov)
+	if err != nil && isDiskFull(err) && w.st.makeRoom(w.stream.Camera) {
+		// The first n bytes are in the file and the offset is past
+		// them: the rest follows them, and the part is whole.
+		var m int64
+		m, err = writeFragment(seg.f, unwritten(w.iov, n))
+		n += m
+	}
 	clear(w.iov) // drop payload references
 	for i := range w.tracks {
 		t := &w.tracks[i]

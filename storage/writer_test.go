@@ -482,3 +482,34 @@ func TestConcurrentCameras(t *testing.T) {
 		}
 	}
 }
+
+// TestUnwritten: a short write resumes at the first byte not written,
+// across buffer boundaries, and never changes the caller's buffers.
+func TestUnwritten(t *testing.T) {
+	bufs := [][]byte{[]byte("abc"), nil, []byte("de"), []byte("fgh")}
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "abc|de|fgh"},
+		{1, "bc|de|fgh"},
+		{3, "de|fgh"},
+		{4, "e|fgh"},
+		{5, "fgh"},
+		{7, "h"},
+		{8, ""},
+	} {
+		var parts []string
+		for _, b := range unwritten(bufs, tc.n) {
+			if len(b) > 0 {
+				parts = append(parts, string(b))
+			}
+		}
+		if got := strings.Join(parts, "|"); got != tc.want {
+			t.Errorf("unwritten after %d bytes = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+	if string(bufs[0]) != "abc" || string(bufs[2]) != "de" {
+		t.Errorf("the caller's buffers changed: %q", bufs)
+	}
+}
