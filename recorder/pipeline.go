@@ -467,14 +467,14 @@ func (s *session) register(c *gortsplib.Client) {
 	var vdec auDecoder
 	switch f := s.videoFormat.(type) {
 	case *format.H264:
-		d, err := f.CreateDecoder()
+		d, err := newRenewingDecoder(false, func() (auDecoder, error) { return f.CreateDecoder() })
 		if err != nil {
 			s.cancel(fail(ReasonDecode, fmt.Errorf("H.264 decoder: %w", err)))
 			return
 		}
 		vdec = d
 	case *format.H265:
-		d, err := f.CreateDecoder()
+		d, err := newRenewingDecoder(true, func() (auDecoder, error) { return f.CreateDecoder() })
 		if err != nil {
 			s.cancel(fail(ReasonDecode, fmt.Errorf("H.265 decoder: %w", err)))
 			return
