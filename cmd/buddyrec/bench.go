@@ -285,17 +285,7 @@ func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Du
 	if err := waitRecording(ctx, srv, n, 60*time.Second); err != nil {
 		return r, err
 	}
-	pids := func() []int {
-		out := []int{srv.Pid()}
-		files, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.pid"))
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && procRSS(pid) > 0 {
-				out = append(out, pid)
-			}
-		}
-		return out
-	}
+	pids := func() []int { return serverPids(srv) }
 	cpuOf := func(ps []int) (t time.Duration) {
 		for _, p := range ps {
 			t += procCPU(p)
@@ -352,6 +342,38 @@ func recordRun(ctx context.Context, env *benchEnv, n, perWorker int, dur time.Du
 	srv.Stop(30 * time.Second)
 	r.bytes = dirBytes(srv.DataDir)
 	return r, nil
+}
+
+// serverPids are the server's process and its live worker processes
+// (their pid files under data_dir).
+func serverPids(srv *site.Server) []int {
+	out := []int{srv.Pid()}
+	files, _ := filepath.Glob(filepath.Join(srv.DataDir, "workers", "w*.pid"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && procRSS(pid) > 0 {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// pssOf sums the proportional set sizes of pids.
+func pssOf(pids []int) (sum uint64) {
+	for _, p := range pids {
+		sum += procPSS(p)
+	}
+	return sum
+}
+
+// anonOf sums the anonymous resident memory of pids (RssAnon: heaps,
+// stacks, mmap'd arenas), leaving out the pages of files mapped (the
+// binary's code, paid once per server and shared by its processes).
+func anonOf(pids []int) (sum uint64) {
+	for _, p := range pids {
+		sum += procStatusBytes(p, "RssAnon:")
+	}
+	return sum
 }
 
 // idleRSS measures the resident memory of a server with no cameras, so
@@ -445,14 +467,21 @@ func procCPU(pid int) time.Duration {
 }
 
 // procRSS reads a process's resident set size in bytes.
-func procRSS(pid int) uint64 {
+func procRSS(pid int) uint64 { return procStatusBytes(pid, "VmRSS:") }
+
+// procStatusBytes reads one "Name: N kB" line of /proc/PID/status in
+// bytes (0 if the process or the line is missing).
+func procStatusBytes(pid int, name string) uint64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, name) {
 			f := strings.Fields(l)
+			if len(f) < 2 {
+				return 0
+			}
 			kb, _ := strconv.ParseUint(f[1], 10, 64)
 			return kb * 1024
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
+	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/recorder"
 )
@@ -31,6 +32,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	failoverAfter := fs.String("failover-after", "", "[cluster] failover_after (default: the product default)")
 	planned := fs.Bool("planned", false, "drain (and undrain) rec-a instead of kill -9: frames lost per camera and time until every camera records on the buddy")
 	standby := fs.String("standby", "cold", "[failover] standby of the killed server: cold, hot or mirror (hot and mirror make every camera critical)")
+	perWorker := fs.Int("cameras-per-worker", config.DefaultCamerasPerWorker, "[recorder] cameras_per_worker of the buddy; with 0 its standby sessions run in its own process, and the Go runtime's split of their memory applies to all of it")
 	profile := fs.String("profile", "", "with -standby hot: save the buddy's heap profiles (inuse_space) without and with the standby sessions in this folder")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,7 +58,8 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	pprofAddr := fmt.Sprintf("127.0.0.1:%d", pprofPort)
-	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}, Args: []string{"-pprof", pprofAddr}}
+	b := site.ServerSpec{Name: "rec-b", Buddies: []string{"rec-a"}, Args: []string{"-pprof", pprofAddr},
+		Extra: fmt.Sprintf("[recorder]\ncameras_per_worker = %d\n", *perWorker)}
 	if *profile != "" {
 		// Every 4 KiB allocated sampled, not every 512 KiB: per-camera
 		// figures of a few KiB show.
@@ -75,10 +78,12 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	time.Sleep(3 * time.Second)
 	var memAlone procMemory
+	var alone processSet
 	if *standby == "hot" {
 		if memAlone, err = sampleMemory(ctx, rb.Pid(), pprofAddr, *profile, "heap-buddy-alone"); err != nil {
 			return fmt.Errorf("buddy memory: %w", err)
 		}
+		alone = weighProcesses(serverPids(rb))
 	}
 	if err := ra.Start(); err != nil {
 		return err
@@ -120,7 +125,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if err != nil {
 				return fmt.Errorf("buddy memory: %w", err)
 			}
-			reportStandbyMemory(stdout, resp.Standby, memWith, memAlone)
+			reportStandbyMemory(stdout, resp.Standby, memWith, memAlone, weighProcesses(serverPids(rb)), alone)
 		}
 		// The loss is measured from 4 s before the kill: the home has
 		// recorded at least that long.

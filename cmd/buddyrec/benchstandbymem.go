@@ -152,13 +152,33 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
+// processSet is the memory of a server's processes, summed.
+type processSet struct {
+	n         int
+	anon, pss uint64
+}
+
+func weighProcesses(pids []int) processSet {
+	return processSet{n: len(pids), anon: anonOf(pids), pss: pssOf(pids)}
+}
+
 // reportStandbyMemory prints what the hot standby sessions cost the buddy
 // against the target's unit, bitrate × window, where window is the span
 // each ring must hold (failover_after + keepalive + 2 parts + 2 GOPs, as
 // the buddy reports it): what the rings hold, and the process's resident
 // memory with the sessions against without, split by what the Go runtime
 // says it is.
-func reportStandbyMemory(w io.Writer, sessions []api.CameraInfo, with, alone procMemory) {
+//
+// The sessions run where the buddy records (worker processes at the
+// default grouping), so all its processes are weighed, and a worker's own
+// cost (its runtime and heap) is part of the figures. The one held to
+// the target is anonymous resident memory: what the processes allocated
+// (heaps, stacks, the rings' arenas), without the pages of the binary,
+// which the server pays once, whatever its cameras, and which on this
+// machine the home's process shares. The Go runtime's split is of the
+// buddy's own process, so it is printed only when that is where the
+// sessions run.
+func reportStandbyMemory(w io.Writer, sessions []api.CameraInfo, with, alone procMemory, procsWith, procsAlone processSet) {
 	if len(sessions) == 0 {
 		return
 	}
@@ -178,6 +198,14 @@ func reportStandbyMemory(w io.Writer, sessions []api.CameraInfo, with, alone pro
 		len(sessions), need/n, span/n)
 	fmt.Fprintf(w, "  bitrate × window        %s per camera\n", mib(unit))
 	fmt.Fprintf(w, "  ring payload            %s per camera = %s bitrate × window (at the rings' keyframes; %s of pages)\n", mib(held), ratio(held), mib(resident))
+	anon, pss := d(procsWith.anon, procsAlone.anon), d(procsWith.pss, procsAlone.pss)
+	fmt.Fprintf(w, "  anonymous memory        %s per camera = %s bitrate × window  (RssAnon of the buddy's %d process(es): %.1f MiB with the sessions, %.1f MiB without)\n",
+		mib(anon), ratio(anon), procsWith.n, float64(procsWith.anon)/(1<<20), float64(procsAlone.anon)/(1<<20))
+	fmt.Fprintf(w, "  proportional set size   %s per camera = %s  (the binary's pages shared with the home's process on this machine)\n", mib(pss), ratio(pss))
+	if procsWith.n > 1 {
+		fmt.Fprintf(w, "  (the sessions run in worker processes; -cameras-per-worker 0 splits their memory by what the Go runtime says it is)\n")
+		return
+	}
 	rss, peak := d(with.RSS, alone.RSS), d(with.RSSMax, alone.RSS)
 	fmt.Fprintf(w, "  resident memory         %s per camera = %s bitrate × window, at most %s = %s  (buddy %.1f MiB with the sessions, %.1f MiB without)\n",
 		mib(rss), ratio(rss), mib(peak), ratio(peak), float64(with.RSS)/(1<<20), float64(alone.RSS)/(1<<20))
