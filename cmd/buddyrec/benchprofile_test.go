@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 func TestParseProcCounters(t *testing.T) {
 	for _, tc := range []struct {
@@ -22,5 +25,27 @@ func TestParseProcCounters(t *testing.T) {
 				t.Fatalf("got switches %d/%d syscalls %d/%d, want %d/%d %d/%d", v, n, r, w, tc.vol, tc.invol, tc.rd, tc.wr)
 			}
 		})
+	}
+}
+
+// TestProcStatusBytes: the bench's memory figures come from
+// /proc/PID/status lines, in bytes; a missing line or process is 0.
+func TestProcStatusBytes(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	pid := os.Getpid()
+	rss, anon := procRSS(pid), procStatusBytes(pid, "RssAnon:")
+	if rss == 0 || anon == 0 || anon > rss {
+		t.Errorf("VmRSS %d, RssAnon %d: want both > 0 and anonymous within resident", rss, anon)
+	}
+	if got := anonOf([]int{pid, pid}); got < anon {
+		t.Errorf("anonOf twice the process = %d, want about %d", got, 2*anon)
+	}
+	if got := procStatusBytes(pid, "NoSuchLine:"); got != 0 {
+		t.Errorf("a missing line reads %d, want 0", got)
+	}
+	if got := procStatusBytes(1<<30, "VmRSS:"); got != 0 {
+		t.Errorf("a missing process reads %d, want 0", got)
 	}
 }
