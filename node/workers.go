@@ -76,6 +76,7 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		// a worker's storage alarms are this server's, and its full
 		// disk is this server's to free: retention runs here
 		OnStorageAlarm:   n.onWorkerStorageAlarm,
+		OnNeedSpace:      n.store.RequestSpace,
 		ObservePartWrite: n.metrics.ObserveSegmentWrite,
 	})
 	if err != nil {

@@ -56,11 +56,12 @@
 // goroutine (a sync round so that what was closed can be deleted, then
 // retention down to the floor plus a margin of 1 % of the disk, at least
 // 1 MiB), and writes the rest of the fragment after what made it in: a
-// full disk loses nothing while there is older footage to delete. Only
-// when nothing could be freed (or in a worker, whose index owner runs
-// retention and is only asked) does the write fail: the Writer then goes
-// on from the next keyframe in a new file. It never ends the camera's
-// session. When only open segments are left to delete, every
+// full disk loses nothing while there is older footage to delete. A
+// store without an index (a worker) asks the index owner to delete
+// (Options.NeedSpace) and waits up to SpaceWait for the space. Only when
+// nothing could be freed does the write fail, and the next parts of that
+// failure streak do not wait again: the Writer goes on from the next
+// keyframe in a new file. It never ends the camera's session. When only open segments are left to delete, every
 // Writer is asked to cut its segment at its next keyframe (at most once
 // per 5 s), so the oldest footage becomes deletable. When the index
 // itself cannot grow to mark a segment deleting, the file is removed

@@ -81,6 +81,14 @@ type Options struct {
 	// owner passes the request on to the workers that write the other
 	// open segments (their stores' CutSegments). It must not block.
 	OnCut func()
+	// NeedSpace, in a store without an index (Commit set), asks the
+	// index owner to run retention now: a write met a full disk, and only
+	// the owner can delete. The Writer then waits up to SpaceWait for
+	// free space to grow and writes the rest. It must not block.
+	NeedSpace func()
+	// SpaceWait bounds that wait (default 1 s); the writer queue absorbs
+	// the samples that arrive meanwhile.
+	SpaceWait time.Duration
 
 	// openIndexFile opens index.db in place of os.OpenFile (tests break
 	// the file under bbolt through it).
@@ -121,6 +129,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SpaceWait <= 0 {
+		o.SpaceWait = time.Second
 	}
 	if o.StatFS == nil {
 		o.StatFS = statFS

@@ -58,20 +58,20 @@ func (s *Store) requestSpace() {
 }
 
 // makeRoom frees space for a write of camera that met a full disk, on the
-// writer's goroutine, and reports whether retention deleted anything, that
-// is whether writing the rest may succeed. The round first indexes what
-// was closed since the last one, so that it can be deleted. Only this
-// camera waits, and only on a full disk; without it, the samples of the
-// refused write were lost whenever retention was late, and the camera
-// went on only from its next keyframe. A store without an index (a
-// worker) cannot: the index owner runs retention, so it only asks.
+// writer's goroutine, and reports whether it freed any, that is whether
+// writing the rest may succeed. The round first indexes what was closed
+// since the last one, so that it can be deleted. Only this camera waits,
+// and only on a full disk; without it, the samples of the refused write
+// were lost whenever retention was late, and the camera went on only
+// from its next keyframe. A store without an index (a worker) cannot
+// delete: it has the index owner's retention run (Options.NeedSpace) and
+// waits for free space to grow.
 func (s *Store) makeRoom(camera string) bool {
+	before, _, _ := s.opts.StatFS(s.opts.Dir)
 	if s.remote() {
-		s.requestSpace()
-		return false
+		return s.awaitRoom(camera, before)
 	}
 	s.sync.round() //nolint:errcheck // a failed round alarms its cameras; retention must run anyway
-	before, _, _ := s.opts.StatFS(s.opts.Dir)
 	n, err := s.enforceRetention(time.Now(), true)
 	if err != nil {
 		// A full disk may refuse the index commit that ends a deletion
@@ -84,6 +84,25 @@ func (s *Store) makeRoom(camera string) bool {
 	}
 	s.log.Warn("disk full: retention freed space and the write goes on", "camera", camera, "deleted", n, "free_bytes", after)
 	return true
+}
+
+// awaitRoom asks the index owner to free space and waits, up to
+// SpaceWait, for free space to grow beyond before.
+func (s *Store) awaitRoom(camera string, before uint64) bool {
+	if s.opts.NeedSpace == nil {
+		return false
+	}
+	s.sync.round() //nolint:errcheck // what closed since the last round must reach the index to be deletable
+	s.opts.NeedSpace()
+	deadline := time.Now().Add(s.opts.SpaceWait)
+	for time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if free, _, err := s.opts.StatFS(s.opts.Dir); err == nil && free > before {
+			s.log.Warn("disk full: the index owner freed space and the write goes on", "camera", camera, "free_bytes", free)
+			return true
+		}
+	}
+	return false
 }
 
 // RequestSpace asks the store to free space at once, as after one of its

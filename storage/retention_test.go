@@ -224,22 +224,44 @@ func TestDiskFullFreesSpaceAtOnce(t *testing.T) {
 // late: no retention pass and no sync round is due, so only the write
 // that meets ENOSPC can make room. It frees the oldest footage on the
 // spot and goes on: the camera records the whole stream in one file,
-// every frame, and no write returns an error.
+// every frame, and no write returns an error. A store without an index
+// (a worker) asks the index owner to delete and waits for the space.
 func TestDiskFullLosesNothing(t *testing.T) {
+	for _, remote := range []bool{false, true} {
+		name := "own index"
+		if remote {
+			name = "worker"
+		}
+		t.Run(name, func(t *testing.T) { diskFullLosesNothing(t, remote) })
+	}
+}
+
+func diskFullLosesNothing(t *testing.T, remote bool) {
 	c := loadClip(t, "../testdata/h264-aac.ts")
 	dir := testutil.Tmpfs(t, "12m")
 	var mu sync.Mutex
 	var alarms []string
-	st := openTestStore(t, dir, func(o *Options) {
+	onAlarm := func(a Alarm) { mu.Lock(); alarms = append(alarms, a.Kind); mu.Unlock() }
+	owner := openTestStore(t, dir, func(o *Options) {
 		o.Segment = time.Hour // the new camera's stream is one file
 		o.SyncInterval = time.Hour
 		o.MinFreeBytes = 1 << 20
-		o.OnAlarm = func(a Alarm) { mu.Lock(); alarms = append(alarms, a.Kind); mu.Unlock() }
+		o.OnAlarm = onAlarm
 	})
-	for i := range 3 {
-		recordAt(t, st, c, "rec-a/old", testEpoch.Add(time.Duration(i)*time.Minute))
+	st := owner
+	if remote {
+		st = openTestStore(t, dir, func(o *Options) {
+			o.Segment = time.Hour
+			o.SyncInterval = time.Hour
+			o.OnAlarm = onAlarm
+			o.Commit = owner.Apply
+			o.NeedSpace = owner.RequestSpace
+		})
 	}
-	old := len(allSegments(t, st, "rec-a/old"))
+	for i := range 3 {
+		recordAt(t, owner, c, "rec-a/old", testEpoch.Add(time.Duration(i)*time.Minute))
+	}
+	old := len(allSegments(t, owner, "rec-a/old"))
 	// the rest of the disk: a ballast written until the disk refuses it
 	ballast, err := os.Create(filepath.Join(dir, "ballast"))
 	if err != nil {
@@ -269,7 +291,10 @@ func TestDiskFullLosesNothing(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	segs := allSegments(t, st, "rec-a/new")
+	if err := st.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	segs := allSegments(t, owner, "rec-a/new")
 	if len(segs) != 1 {
 		t.Fatalf("the stream is in %d segments, want 1 (a refused write ends a segment): %+v", len(segs), segs)
 	}
@@ -279,7 +304,7 @@ func TestDiskFullLosesNothing(t *testing.T) {
 			frames++
 		}
 	}
-	p := ffprobe(t, st.SegmentPath(segs[0]))
+	p := ffprobe(t, owner.SegmentPath(segs[0]))
 	var got string
 	for _, s := range p.Streams {
 		if s.CodecType == "video" {
@@ -289,7 +314,7 @@ func TestDiskFullLosesNothing(t *testing.T) {
 	if got != fmt.Sprint(frames) {
 		t.Errorf("ffprobe reads %s video frames, want all %d", got, frames)
 	}
-	if left := len(allSegments(t, st, "rec-a/old")); left >= old {
+	if left := len(allSegments(t, owner, "rec-a/old")); left >= old {
 		t.Errorf("the old camera still has %d of %d segments: nothing was freed", left, old)
 	}
 	mu.Lock()

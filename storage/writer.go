@@ -253,7 +253,7 @@ func (w *Writer) startSegment(smp Sample) error {
 		return w.fail(fmt.Errorf("create segment %s: %w", rel, err))
 	}
 	k, err := f.Write(initBytes)
-	if err != nil && isDiskFull(err) && st.makeRoom(w.stream.Camera) {
+	if err != nil && isDiskFull(err) && !w.failed && st.makeRoom(w.stream.Camera) {
 		_, err = f.Write(initBytes[k:]) // after what made it in, as a part
 	}
 	if err != nil {
@@ -398,7 +398,9 @@ func (w *Writer) flushPart() error {
 	w.iov = partBuffers(w.iov[:0], w.buf, w.parts)
 	writeStart := time.Now()
 	n, err := writeFragment(seg.f, w.iov)
-	if err != nil && isDiskFull(err) && w.st.makeRoom(w.stream.Camera) {
+	// Room is made once per failure streak: when nothing could be freed,
+	// the next parts do not wait again (fail asks for space anyway).
+	if err != nil && isDiskFull(err) && !w.failed && w.st.makeRoom(w.stream.Camera) {
 		// The first n bytes are in the file and the offset is past
 		// them: the rest follows them, and the part is whole.
 		var m int64

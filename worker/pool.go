@@ -68,6 +68,11 @@ type PoolOptions struct {
 	// (a full disk, a failed write), as the supervisor's own store would
 	// raise them. It must not block.
 	OnStorageAlarm func(storage.Alarm)
+	// OnNeedSpace is called when a worker's write met a full disk and
+	// waits for space: only the supervisor's store can delete. It runs
+	// after the batch's index updates are committed, so what the worker
+	// closed is deletable. It must not block.
+	OnNeedSpace func()
 	// ObservePartWrite receives how long each fragment write of a
 	// worker took (storage.Options.ObservePartWrite), for the segment
 	// write latency metric the in-process recorder feeds directly.
@@ -247,6 +252,9 @@ func NewPool(o PoolOptions) (*Pool, error) {
 	}
 	if o.ObservePartWrite == nil {
 		o.ObservePartWrite = func(time.Duration) {}
+	}
+	if o.OnNeedSpace == nil {
+		o.OnNeedSpace = func() {}
 	}
 	if o.OnStorageAlarm == nil {
 		o.OnStorageAlarm = func(storage.Alarm) {}
@@ -1031,6 +1039,7 @@ func (p *Pool) apply(w *proc, b Batch, ix *indexer) bool {
 	us := make([]storage.IndexUpdate, 0, len(b.Updates))
 	var alarms []storage.Alarm
 	var writes []time.Duration
+	needSpace := false
 	first := b.Next - uint64(len(b.Updates)) + 1 // sequence of b.Updates[0]
 	for i, raw := range b.Updates {
 		var u queued
@@ -1038,11 +1047,14 @@ func (p *Pool) apply(w *proc, b Batch, ix *indexer) bool {
 			p.log.Error("undecodable index update from worker", "worker", w.id, "err", err)
 			continue
 		}
-		if u.Alarm != nil {
+		if u.Alarm != nil || u.NeedSpace {
 			// raised at once, and once: a full disk may be exactly
 			// what makes the commit below fail and the batch come again
 			if seq := first + uint64(i); seq > *alarmed {
-				alarms = append(alarms, *u.Alarm)
+				if u.Alarm != nil {
+					alarms = append(alarms, *u.Alarm)
+				}
+				needSpace = needSpace || u.NeedSpace
 				*alarmed = seq
 			}
 			continue
@@ -1057,11 +1069,22 @@ func (p *Pool) apply(w *proc, b Batch, ix *indexer) bool {
 		p.o.OnStorageAlarm(a)
 	}
 	if len(us) > 0 {
-		if err := p.commit(us); err != nil {
+		err := p.commit(us)
+		if err == nil {
+			ix.note(us)
+		}
+		if needSpace {
+			// after the commit, so that what the worker closed can
+			// go; and even when it failed, since a full disk may be
+			// why (retention can delete without the batch)
+			p.o.OnNeedSpace()
+		}
+		if err != nil {
 			p.log.Error("apply worker index updates", "worker", w.id, "err", err)
 			return false
 		}
-		ix.note(us)
+	} else if needSpace {
+		p.o.OnNeedSpace()
 	}
 	// observed once the batch is applied (a refused batch comes again)
 	for _, d := range writes {

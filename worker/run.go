@@ -74,6 +74,13 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 			}
 		},
 		ObservePartWrite: writes.add,
+		// only the supervisor can delete: a full disk asks it to, and
+		// the writer waits for the space (storage.Options.NeedSpace)
+		NeedSpace: func() {
+			if b, err := json.Marshal(queued{NeedSpace: true}); err == nil {
+				q.Push(b)
+			}
+		},
 		Commit: func(us []storage.IndexUpdate) error {
 			raw := make([]json.RawMessage, 0, len(us)+1)
 			for _, u := range us {
@@ -138,6 +145,9 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 type queued struct {
 	storage.IndexUpdate
 	Alarm *storage.Alarm `json:"alarm,omitempty"`
+	// NeedSpace asks the supervisor to run retention now: a write of
+	// this worker met a full disk and waits for space.
+	NeedSpace bool `json:"need_space,omitempty"`
 	// PartWrites are how long the fragment writes of a sync round took
 	// (storage.Options.ObservePartWrite), for the supervisor's metric.
 	PartWrites []time.Duration `json:"part_writes,omitempty"`
