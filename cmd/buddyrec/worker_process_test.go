@@ -774,3 +774,99 @@ func replacedAndRecording(srv *site.Server, victim liveWorker, ids ...string) fu
 		return fmt.Sprintf("no new worker for %v yet: %+v", victim.Cameras, now)
 	}
 }
+
+// Workers on a full disk lose nothing: 4 cameras in 2 workers fill a
+// 40 MB tmpfs (a ballast takes 24 MB) with no free-space floor, so only a
+// write that meets ENOSPC makes room. The worker asks the supervisor's
+// retention and waits for the space: over the 10 s after the first such
+// wait, every camera's footage was indexed at some point (retention
+// deletes the oldest meanwhile) without a hole, and no disk.full alarm
+// was raised.
+func TestWorkersOnAFullDiskLoseNothing(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	dir := testutil.Tmpfs(t, "40m")
+	if err := os.WriteFile(filepath.Join(dir, "ballast"), make([]byte, 24<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startCameras(t, 4, nil)
+	s, err := site.New(site.Spec{Dir: dir, Bin: testBin, Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n", Storage: "min_free = \"0%\"\n"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Server("rec-a")
+	t.Cleanup(s.StopAll)
+	if err := s.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	killWorkersAfter(t, a)
+	ids := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
+	eventually(t, 30*time.Second, recordsExactly(a, ids...))
+	waited := func() bool {
+		logs, _ := filepath.Glob(filepath.Join(a.DataDir, "workers", "w*.log"))
+		for _, l := range logs {
+			if b, _ := os.ReadFile(l); strings.Contains(string(b), "the index owner freed space and the write goes on") {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, 60*time.Second, func() string {
+		var sf syscall.Statfs_t
+		if err := syscall.Statfs(dir, &sf); err != nil {
+			return err.Error()
+		}
+		if free := sf.Bavail * uint64(sf.Bsize); free > 2<<20 {
+			return fmt.Sprintf("%d bytes still free", free)
+		}
+		return ""
+	})
+	from := time.Now().Add(time.Second)
+	to := from.Add(10 * time.Second)
+	covered := map[string][][2]time.Time{}
+	for time.Now().Before(to.Add(3 * time.Second)) { // the index lags by a part and a round
+		time.Sleep(250 * time.Millisecond)
+		for _, id := range ids {
+			var rec api.Recordings
+			q := url.Values{"camera": {id}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+			if err := a.GetJSON(context.Background(), "/api/v1/recordings?"+q.Encode(), &rec); err != nil {
+				t.Fatalf("recordings of %s: %v", id, err)
+			}
+			for _, sp := range rec.Spans {
+				covered[id] = append(covered[id], [2]time.Time{sp.Start, sp.End})
+			}
+		}
+	}
+	for _, id := range ids {
+		if holes := holesIn(covered[id], from, to); len(holes) > 0 {
+			t.Errorf("%s: footage missing on the full disk: %v", id, holes)
+		}
+	}
+	if msg := eventsOf(a, "disk.full")(); msg == "" {
+		t.Errorf("a disk.full alarm was raised: a write was lost")
+	}
+	if !waited() {
+		t.Errorf("no worker write met the full disk: the test did not test it")
+	}
+}
+
+// holesIn is what of [from, to) no span covers, in stretches longer than
+// 100 ms (the spans' ends are a frame apart).
+func holesIn(spans [][2]time.Time, from, to time.Time) [][2]time.Time {
+	sort.Slice(spans, func(i, j int) bool { return spans[i][0].Before(spans[j][0]) })
+	var holes [][2]time.Time
+	at := from
+	for _, sp := range spans {
+		if sp[0].Sub(at) > 100*time.Millisecond && sp[0].Before(to) {
+			holes = append(holes, [2]time.Time{at, sp[0]})
+		}
+		if sp[1].After(at) {
+			at = sp[1]
+		}
+	}
+	if to.Sub(at) > 100*time.Millisecond {
+		holes = append(holes, [2]time.Time{at, to})
+	}
+	return holes
+}
