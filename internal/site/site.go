@@ -166,6 +166,9 @@ func New(spec Spec) (*Site, error) {
 		}
 	}
 	var gossips []string
+	// A port is free when probed and closed again, so the kernel may hand
+	// it out again: no two listeners of the site may get the same one.
+	taken := map[string]bool{}
 	for _, ss := range spec.Servers {
 		srv := &Server{Name: ss.Name, bin: spec.Bin, exec: ss.Exec, args: ss.Args, user: spec.User, pass: spec.Password}
 		host, probe := spec.Host, spec.Host
@@ -174,11 +177,20 @@ func New(spec Spec) (*Site, error) {
 		}
 		ports := make([]int, 3)
 		for i := range ports {
-			p, err := FreePort(probe)
-			if err != nil {
-				return nil, err
+			for tries := 0; ; tries++ {
+				p, err := FreePort(probe)
+				if err != nil {
+					return nil, err
+				}
+				if k := net.JoinHostPort(host, fmt.Sprint(p)); !taken[k] {
+					taken[k] = true
+					ports[i] = p
+					break
+				}
+				if tries == 50 {
+					return nil, fmt.Errorf("no free port on %s not already given to this site", probe)
+				}
 			}
-			ports[i] = p
 		}
 		srv.HTTP = net.JoinHostPort(host, fmt.Sprint(ports[0]))
 		srv.Gossip = net.JoinHostPort(host, fmt.Sprint(ports[1]))
