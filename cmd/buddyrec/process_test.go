@@ -85,9 +85,14 @@ func cams(c *camsim.Server, from, to int, critical ...int) []site.Camera {
 	return out
 }
 
+// startSite writes and starts spec's site in spec.Dir (a fresh temporary
+// folder when empty, e.g. a tmpfs of the test's) and stops it, with its
+// logs shown on failure, when the test ends.
 func startSite(t *testing.T, spec site.Spec) *site.Site {
 	t.Helper()
-	spec.Dir = t.TempDir()
+	if spec.Dir == "" {
+		spec.Dir = t.TempDir()
+	}
 	if spec.Bin == "" {
 		spec.Bin = testBin
 	}

@@ -674,17 +674,9 @@ func TestWorkerStorageAlarmReachesTheEventLog(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
 	dir := testutil.Tmpfs(t, "64m")
 	c := startCameras(t, 1, nil)
-	s, err := site.New(site.Spec{Dir: dir, Bin: testBin, Servers: []site.ServerSpec{
+	a := startSite(t, site.Spec{Dir: dir, Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 1), Extra: "[recorder]\ncameras_per_worker = 1\n"},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := s.Server("rec-a")
-	t.Cleanup(s.StopAll)
-	if err := s.StartAll(); err != nil {
-		t.Fatal(err)
-	}
+	}}).Server("rec-a")
 	killWorkersAfter(t, a)
 	eventually(t, 30*time.Second, recordsExactly(a, "rec-a/cam1"))
 	// fill the disk to the last byte
@@ -789,17 +781,9 @@ func TestWorkersOnAFullDiskLoseNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := startCameras(t, 4, nil)
-	s, err := site.New(site.Spec{Dir: dir, Bin: testBin, Servers: []site.ServerSpec{
+	a := startSite(t, site.Spec{Dir: dir, Servers: []site.ServerSpec{
 		{Name: "rec-a", Cameras: cams(c, 1, 4), Extra: "[recorder]\ncameras_per_worker = 2\n", Storage: "min_free = \"0%\"\n"},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := s.Server("rec-a")
-	t.Cleanup(s.StopAll)
-	if err := s.StartAll(); err != nil {
-		t.Fatal(err)
-	}
+	}}).Server("rec-a")
 	killWorkersAfter(t, a)
 	ids := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
 	eventually(t, 30*time.Second, recordsExactly(a, ids...))
