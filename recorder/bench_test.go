@@ -33,7 +33,7 @@ func BenchmarkOnVideo(b *testing.B) {
 		if i%25 == 0 {
 			au = auIDR
 		}
-		s.onVideo(au, int64(i)*3600)
+		s.onVideo(accessUnitOf(au, 0), int64(i)*3600)
 		select {
 		case it := <-s.queue:
 			_ = it.sample

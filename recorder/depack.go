@@ -2,12 +2,12 @@ package recorder
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4"
 )
 
@@ -15,7 +15,7 @@ import (
 // key frame, or without parameters yet); it is not a failure.
 var errSkip = errors.New("skipped")
 
-// videoRemuxer turns decoded access units (Annex-B NAL lists) into MP4
+// videoRemuxer turns assembled access units (auAssembler) into MP4
 // samples: it tracks in-band parameter sets, waits for the first IDR,
 // computes DTS and produces the AVCC payload. It is used by one goroutine.
 type videoRemuxer struct {
@@ -28,7 +28,10 @@ type videoRemuxer struct {
 	freshAtIDR bool
 	dts264     *h264.DTSExtractor
 	dts265     *h265.DTSExtractor
-	buf        [][]byte // reused filtered AU
+	// keep, heads and views are reused per access unit: the NAL units
+	// recorded, their first bytes, and their bytes in the payload.
+	keep         []*nalUnit
+	heads, views [][]byte
 	// junk counts in-band parameter sets that did not parse.
 	junk uint64
 }
@@ -84,58 +87,65 @@ func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
 // remux processes one access unit with its PTS (90 kHz). It returns the
 // sample fields, whether the AU is a sync sample and whether the picture
-// size changed (the caller then begins a new stream).
-func (v *videoRemuxer) remux(au [][]byte, pts int64) (payload []byte, dts int64, ptsOffset int32, sync, resized bool, err error) {
-	v.buf = v.buf[:0]
-	for _, nalu := range au {
-		if len(nalu) == 0 {
+// size changed (the caller then begins a new stream). The payload is the
+// only copy of the frame's bytes: built here, once, from the pieces the
+// NAL units arrived in (auAssembler), with the parameter sets in front of
+// each IDR.
+func (v *videoRemuxer) remux(au *accessUnit, pts int64) (payload []byte, dts int64, ptsOffset int32, sync, resized bool, err error) {
+	v.keep, v.heads = v.keep[:0], v.heads[:0]
+	for i := range au.nalus {
+		n := &au.nalus[i]
+		head := au.head(n)
+		if len(head) == 0 {
 			continue
 		}
 		if v.h265 {
-			if len(nalu) < 2 {
+			if n.size < 2 || len(head) < 2 {
 				continue
 			}
-			switch h265.NALUType((nalu[0] >> 1) & 0x3f) {
+			switch h265.NALUType((head[0] >> 1) & 0x3f) {
 			case h265.NALUType_VPS_NUT:
-				if !bytes.Equal(nalu, v.vps) {
-					v.vps = clone(nalu)
+				if b := au.bytesOf(n); !bytes.Equal(b, v.vps) {
+					v.vps = clone(b)
 				}
 				continue
 			case h265.NALUType_SPS_NUT:
-				resized = v.setSPS(nalu) || resized
+				resized = v.setSPS(au.bytesOf(n)) || resized
 				continue
 			case h265.NALUType_PPS_NUT:
-				if !bytes.Equal(nalu, v.pps) {
-					v.pps = clone(nalu)
+				if b := au.bytesOf(n); !bytes.Equal(b, v.pps) {
+					v.pps = clone(b)
 				}
 				continue
 			case h265.NALUType_AUD_NUT:
 				continue
 			}
 		} else {
-			switch h264.NALUType(nalu[0] & 0x1f) {
+			switch h264.NALUType(head[0] & 0x1f) {
 			case h264.NALUTypeSPS:
-				resized = v.setSPS(nalu) || resized
+				resized = v.setSPS(au.bytesOf(n)) || resized
 				continue
 			case h264.NALUTypePPS:
-				if !bytes.Equal(nalu, v.pps) {
-					v.pps = clone(nalu)
+				if b := au.bytesOf(n); !bytes.Equal(b, v.pps) {
+					v.pps = clone(b)
 				}
 				continue
 			case h264.NALUTypeAccessUnitDelimiter:
 				continue
 			}
 		}
-		v.buf = append(v.buf, nalu)
+		v.keep = append(v.keep, n)
+		v.heads = append(v.heads, head)
 	}
-	if len(v.buf) == 0 {
+	defer clear(v.heads) // let the packets go now, not at the next AU
+	if len(v.keep) == 0 {
 		return nil, 0, 0, false, resized, errSkip
 	}
 	var idr bool
 	if v.h265 {
-		idr = h265.IsRandomAccess(v.buf)
+		idr = h265.IsRandomAccess(v.heads)
 	} else {
-		idr = h264.IsRandomAccess(v.buf)
+		idr = h264.IsRandomAccess(v.heads)
 	}
 	if !idr && !v.gotIDR {
 		return nil, 0, 0, false, resized, errSkip
@@ -143,35 +153,52 @@ func (v *videoRemuxer) remux(au [][]byte, pts int64) (payload []byte, dts int64,
 	if v.codec() == nil {
 		return nil, 0, 0, false, resized, errSkip
 	}
-	out := v.buf
+	// The AVCC payload: a 4-byte length before each NAL unit, the
+	// parameter sets first at an IDR.
+	var params [][]byte
 	if idr {
-		n := 2
 		if v.h265 {
-			n = 3
-		}
-		out = append(out, make([][]byte, n)...)
-		copy(out[n:], v.buf)
-		if v.h265 {
-			out[0], out[1], out[2] = v.vps, v.sps, v.pps
+			params = [][]byte{v.vps, v.sps, v.pps}
 		} else {
-			out[0], out[1] = v.sps, v.pps
+			params = [][]byte{v.sps, v.pps}
 		}
-		v.buf = out
 	}
+	size := 0
+	for _, p := range params {
+		size += 4 + len(p)
+	}
+	for _, n := range v.keep {
+		size += 4 + n.size
+	}
+	payload = make([]byte, 0, size)
+	views := v.views[:0]
+	for _, p := range params {
+		payload = binary.BigEndian.AppendUint32(payload, uint32(len(p)))
+		payload = append(payload, p...)
+		views = append(views, payload[len(payload)-len(p):])
+	}
+	for _, n := range v.keep {
+		payload = binary.BigEndian.AppendUint32(payload, uint32(n.size))
+		payload = au.appendTo(payload, n)
+		views = append(views, payload[len(payload)-n.size:])
+	}
+	v.views = views
+	defer clear(v.views) // the payload goes to the writer: keep no view of it
+	clear(v.keep)
 	if v.h265 {
 		if v.dts265 == nil || idr && (!v.gotIDR || v.freshAtIDR) {
 			v.freshAtIDR = false
 			v.dts265 = &h265.DTSExtractor{}
 			v.dts265.Initialize()
 		}
-		dts, err = v.dts265.Extract(out, pts)
+		dts, err = v.dts265.Extract(views, pts)
 	} else {
 		if v.dts264 == nil || idr && (!v.gotIDR || v.freshAtIDR) {
 			v.freshAtIDR = false
 			v.dts264 = &h264.DTSExtractor{}
 			v.dts264.Initialize()
 		}
-		dts, err = v.dts264.Extract(out, pts)
+		dts, err = v.dts264.Extract(views, pts)
 	}
 	if err != nil {
 		// Start over at the next IDR with a fresh extractor.
@@ -180,17 +207,7 @@ func (v *videoRemuxer) remux(au [][]byte, pts int64) (payload []byte, dts int64,
 		return nil, 0, 0, false, resized, fmt.Errorf("compute DTS: %w", err)
 	}
 	v.gotIDR = true
-	var s fmp4.Sample
-	if v.h265 {
-		err = s.FillH265(int32(pts-dts), out)
-	} else {
-		err = s.FillH264(int32(pts-dts), out)
-	}
-	if err != nil {
-		return nil, 0, 0, false, resized, fmt.Errorf("build sample: %w", err)
-	}
-	clear(v.buf) // the payload is a copy: let the NAL units go now, not at the next AU
-	return s.Payload, dts, s.PTSOffset, !s.IsNonSyncSample, resized, nil
+	return payload, dts, int32(pts - dts), idr, resized, nil
 }
 
 // setSPS adopts an in-band SPS if it parses; it reports a size change.

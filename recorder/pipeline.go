@@ -459,45 +459,38 @@ func (s *session) guard(where string) {
 	}
 }
 
-type auDecoder interface {
-	Decode(*rtp.Packet) ([][]byte, error)
-}
-
 func (s *session) register(c *gortsplib.Client) {
-	var vdec auDecoder
+	var (
+		asm *auAssembler
+		err error
+	)
 	switch f := s.videoFormat.(type) {
 	case *format.H264:
-		d, err := newRenewingDecoder(false, func() (auDecoder, error) { return f.CreateDecoder() })
-		if err != nil {
-			s.cancel(fail(ReasonDecode, fmt.Errorf("H.264 decoder: %w", err)))
-			return
-		}
-		vdec = d
+		asm, err = newAUAssembler(false, f.PacketizationMode, 0)
 	case *format.H265:
-		d, err := newRenewingDecoder(true, func() (auDecoder, error) { return f.CreateDecoder() })
-		if err != nil {
-			s.cancel(fail(ReasonDecode, fmt.Errorf("H.265 decoder: %w", err)))
-			return
-		}
-		vdec = d
+		asm, err = newAUAssembler(true, 0, f.MaxDONDiff)
+	}
+	if err != nil {
+		s.cancel(fail(ReasonDecode, err))
+		return
 	}
 	vm := s.videoMedia
+	emit := func(au *accessUnit) {
+		s.p.framesReceived.Add(1)
+		s.lastVideo.Store(time.Now().UnixNano())
+		if au.ptsOK {
+			s.onVideo(au, au.pts)
+		}
+	}
 	c.OnPacketRTP(vm, s.videoFormat, func(pkt *rtp.Packet) {
 		defer s.guard("video callback")
 		s.p.bytesReceived.Add(uint64(len(pkt.Payload)))
 		// The timestamp decoder must see every packet: it starts on the
 		// first one that carries PTS = DTS (IDR, SPS, PPS).
 		pts, ok := c.PacketPTS2(vm, pkt)
-		au, err := vdec.Decode(pkt)
-		if err != nil {
-			return // fragments in progress, or garbage the decoder rejected
-		}
-		s.p.framesReceived.Add(1)
-		s.lastVideo.Store(time.Now().UnixNano())
-		if !ok {
-			return
-		}
-		s.onVideo(au, pts)
+		// A dropped packet or NAL unit (a lost fragment, a stream joined
+		// mid-frame, garbage) costs only what it held.
+		_ = asm.Push(pkt, pts, ok, emit)
 	})
 	if s.audioMedia != nil {
 		am, af := s.audioMedia, s.audioFormat
@@ -519,7 +512,7 @@ func (s *session) register(c *gortsplib.Client) {
 	}
 }
 
-func (s *session) onVideo(au [][]byte, pts int64) {
+func (s *session) onVideo(au *accessUnit, pts int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
