@@ -21,9 +21,9 @@ import (
 // Why not gortsplib's decoders: they join each fragmented NAL unit into a
 // fresh buffer, which the MP4 sample then copies again. That join was a
 // third of all the bytes a recording allocated (`bench record`, allocs
-// profile of a worker: 127 of 419 MB in 30 s at 25 cameras), so a third
-// of the garbage collector's work, which weighs most in the small heaps
-// of worker processes. The decoders also kept the packets of the largest
+// profile of a worker of 25 cameras: 127 of 419 MB over a 30 s run), so
+// a third of the garbage collector's work, which weighs most in the small
+// heaps of worker processes. The decoders also kept the packets of the largest
 // fragmented NAL unit alive for the life of the session (they truncate
 // their fragment list instead of clearing it); here every reference to a
 // packet is cleared once its access unit has been handed over.
