@@ -330,3 +330,61 @@ func TestAUAssemblerFreesTheKeyframesPackets(t *testing.T) {
 		})
 	}
 }
+
+// FuzzAUAssembler: whatever a camera sends, the assembler and the remuxer
+// neither panic nor hand over an access unit that is not whole (each NAL
+// unit non-empty, the sizes adding up). The input is a list of packets,
+// each a flags byte (bit 0 marker, bit 1 new timestamp, bit 2 a skipped
+// sequence number), a length byte and the payload.
+func FuzzAUAssembler(f *testing.F) {
+	f.Add(false, []byte{1, 3, 0x65, 1, 2})
+	f.Add(false, []byte{0, 4, 0x7c, 0x85, 1, 2, 1, 3, 0x7c, 0x45, 3})
+	f.Add(false, []byte{1, 9, 24, 0, 2, 0x67, 1, 0, 2, 0x68, 2})
+	f.Add(false, []byte{1, 10, 0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x65})
+	f.Add(true, []byte{0, 4, 49 << 1, 1, 0x80 | 19, 1, 1, 4, 49 << 1, 1, 0x40 | 19, 2})
+	f.Add(true, []byte{1, 12, 48 << 1, 1, 0, 3, 32 << 1, 1, 9, 0, 3, 33 << 1, 1, 8})
+	f.Fuzz(func(t *testing.T, h265 bool, in []byte) {
+		asm, err := newAUAssembler(h265, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// H.264 with parameters, so that remux builds payloads too.
+		vm := newVideoRemuxer(false, nil, benchSPS, benchPPS)
+		if h265 {
+			vm = newVideoRemuxer(true, nil, nil, nil)
+		}
+		var seq uint16
+		var ts uint32
+		for len(in) >= 2 {
+			flags, n := in[0], int(in[1])
+			in = in[2:]
+			n = min(n, len(in))
+			payload := in[:n]
+			in = in[n:]
+			if flags&2 != 0 {
+				ts += 3600
+			}
+			seq++
+			if flags&4 != 0 {
+				seq++
+			}
+			pkt := &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: flags&1 != 0}, Payload: payload}
+			_ = asm.Push(pkt, int64(ts), true, func(u *accessUnit) {
+				if len(u.nalus) == 0 {
+					t.Fatal("an empty access unit was handed over")
+				}
+				sum := 0
+				for i := range u.nalus {
+					if u.nalus[i].size == 0 || len(u.join(&u.nalus[i])) != u.nalus[i].size {
+						t.Fatalf("NAL unit %d: size %d, bytes %d", i, u.nalus[i].size, len(u.join(&u.nalus[i])))
+					}
+					sum += u.nalus[i].size
+				}
+				if sum != u.size {
+					t.Fatalf("access unit size %d, its NAL units %d", u.size, sum)
+				}
+				_, _, _, _, _, _ = vm.remux(u, u.pts)
+			})
+		}
+	})
+}
