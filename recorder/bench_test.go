@@ -17,7 +17,7 @@ var (
 // Run: go test -run x -bench OnVideo -benchmem ./recorder/
 func BenchmarkOnVideo(b *testing.B) {
 	p := newPipeline(Camera{ID: "a/b"}, ManagerOptions{Logger: slog.New(slog.DiscardHandler)}, &hub{subs: map[*subscriber]struct{}{}})
-	s := &session{p: p, queue: make(chan item, 1), needBegin: true, audioTrack: -1,
+	s := &session{p: p, queue: newItemQueue(1), needBegin: true, audioTrack: -1,
 		video: newVideoRemuxer(false, nil, benchSPS, benchPPS)}
 	if s.video.sps == nil {
 		b.Fatal("benchmark SPS does not parse")
@@ -34,11 +34,7 @@ func BenchmarkOnVideo(b *testing.B) {
 			au = auIDR
 		}
 		s.onVideo(accessUnitOf(au, 0), int64(i)*3600)
-		select {
-		case it := <-s.queue:
-			_ = it.sample
-		default:
-		}
+		s.queue.pop()
 	}
 	if s.stream == nil {
 		b.Fatal("no stream began")

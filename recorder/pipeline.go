@@ -399,7 +399,7 @@ type session struct {
 	audioFormat *format.MPEG4Audio
 	codecName   string
 
-	queue     chan item
+	queue     *itemQueue
 	lastVideo atomic.Int64
 
 	// emit state, shared by the video and audio callbacks (which run on
@@ -418,7 +418,7 @@ type session struct {
 }
 
 func (p *Pipeline) newSession(desc *description.Session, cancel context.CancelCauseFunc) (*session, error) {
-	s := &session{p: p, cancel: cancel, queue: make(chan item, p.opts.QueueSize), needBegin: true, audioTrack: -1,
+	s := &session{p: p, cancel: cancel, queue: newItemQueue(p.opts.QueueSize), needBegin: true, audioTrack: -1,
 		vtime: newTimeline(90000)}
 	var h264f *format.H264
 	var h265f *format.H265
@@ -601,13 +601,11 @@ func (s *session) onAudio(aus [][]byte, pts int64) {
 
 // enqueue hands an item to the writer without ever blocking.
 func (s *session) enqueue(it item) bool {
-	select {
-	case s.queue <- it:
+	if s.queue.push(it) {
 		return true
-	default:
-		s.p.framesDropped.Add(1)
-		return false
 	}
+	s.p.framesDropped.Add(1)
+	return false
 }
 
 // writeLoop is the only place that touches the Sink.
@@ -719,7 +717,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			// is at or before the home's last durable footage (see
 			// StandbyWindow), then the live samples, on the same session.
 			s.p.log.Info("standby taken over: writing the held samples", "samples", len(held.entries),
-				"from", held.entries[0].arrival, "span", held.span().Round(time.Millisecond))
+				"from", held.at(held.entries[0]), "span", held.span().Round(time.Millisecond))
 			if !held.drain(write) {
 				return false
 			}
@@ -727,19 +725,22 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 		return write(cur, it.sample)
 	}
 	for {
-		select {
-		case it := <-s.queue:
+		for {
+			it, ok := s.queue.pop()
+			if !ok {
+				break
+			}
 			if !handle(it) {
 				return
 			}
+		}
+		select {
+		case <-s.queue.ready:
 		case <-stop:
+			// what was handed over before the stop is written
 			for {
-				select {
-				case it := <-s.queue:
-					if !handle(it) {
-						return
-					}
-				default:
+				it, ok := s.queue.pop()
+				if !ok || !handle(it) {
 					return
 				}
 			}

@@ -36,10 +36,14 @@ const DefaultRingBytes = 64 << 20
 
 // ringEntry is one held sample with the stream it belongs to, its
 // payload in the ring's arena at pos. It is storage.Sample without the
-// slice header, packed: a ring holds a few hundred of them per camera.
+// slice header, packed: a ring holds a few hundred of them per camera
+// (48 bytes each; with the arrival as a time.Time, 64).
 type ringEntry struct {
-	stream    *storage.Stream
-	arrival   time.Time
+	stream *storage.Stream
+	// arrival is the sample's Arrival as an offset from the ring's base,
+	// which keeps the monotonic clock reading: spans and GOPs measured on
+	// it do not move when the wall clock is stepped.
+	arrival   time.Duration
 	dts       int64
 	pos       int64
 	size      int32
@@ -66,6 +70,7 @@ type ring struct {
 	keys     []int // indices in entries of the video keyframes, ascending
 	bytes    int
 	gop      time.Duration // the last keyframe interval (arrival times)
+	base     time.Time     // what entries' arrivals are offsets from: the first sample's arrival
 	arena    *payloadArena
 	// err is an arena failure (the reservation was refused): the ring
 	// then holds nothing for the rest of the session, and the takeover
@@ -75,12 +80,16 @@ type ring struct {
 
 // add holds smp, of stream; its payload is copied, the caller keeps it.
 func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
-	e := ringEntry{stream: stream, arrival: smp.Arrival, dts: smp.DTS, ptsOffset: smp.PTSOffset,
+	e := ringEntry{stream: stream, dts: smp.DTS, ptsOffset: smp.PTSOffset,
 		track: int16(smp.Track), sync: smp.Sync, size: int32(len(smp.Payload))}
 	key := e.key()
 	if r.err != nil || len(r.entries) == 0 && !key {
 		return // a ring starts at a keyframe
 	}
+	if r.base.IsZero() {
+		r.base = smp.Arrival
+	}
+	e.arrival = smp.Arrival.Sub(r.base)
 	n := len(smp.Payload)
 	if n > r.maxBytes {
 		r.reset() // a sample larger than the bound: hold nothing
@@ -91,7 +100,7 @@ func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 	}
 	if key {
 		if k := len(r.keys); k > 0 {
-			r.gop = e.arrival.Sub(r.entries[r.keys[k-1]].arrival)
+			r.gop = e.arrival - r.entries[r.keys[k-1]].arrival
 		}
 	}
 	// Room first, whole GOPs from the front (what the byte bound would
@@ -122,11 +131,11 @@ func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 }
 
 // trim drops whole GOPs from the front while what stays still reaches
-// back window + 2 GOPs.
-func (r *ring) trim(now time.Time) {
+// back window + 2 GOPs from now (an arrival offset).
+func (r *ring) trim(now time.Duration) {
 	keep := r.need()
 	for len(r.keys) >= 2 {
-		if now.Sub(r.entries[r.keys[1]].arrival) < keep {
+		if now-r.entries[r.keys[1]].arrival < keep {
 			break
 		}
 		r.drop(r.keys[1])
@@ -166,12 +175,15 @@ func (r *ring) reset() {
 // need is how far back the ring must reach: the window plus two GOPs.
 func (r *ring) need() time.Duration { return r.window + 2*r.gop }
 
+// at is e's arrival time.
+func (r *ring) at(e ringEntry) time.Time { return r.base.Add(e.arrival) }
+
 // span is how far back the ring reaches.
 func (r *ring) span() time.Duration {
 	if len(r.entries) == 0 {
 		return 0
 	}
-	return r.entries[len(r.entries)-1].arrival.Sub(r.entries[0].arrival)
+	return r.entries[len(r.entries)-1].arrival - r.entries[0].arrival
 }
 
 // resident is the memory the ring's payloads occupy (whole pages).
@@ -189,7 +201,7 @@ func (r *ring) drain(fn func(stream *storage.Stream, smp storage.Sample) bool) b
 	defer r.reset()
 	for _, e := range r.entries {
 		smp := storage.Sample{Track: int(e.track), DTS: e.dts, PTSOffset: e.ptsOffset, Sync: e.sync,
-			Payload: r.arena.read(e.pos, int(e.size)), Arrival: e.arrival}
+			Payload: r.arena.read(e.pos, int(e.size)), Arrival: r.at(e)}
 		if !fn(e.stream, smp) {
 			return false
 		}
