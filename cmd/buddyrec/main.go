@@ -157,6 +157,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})).With("server", cfg.Name)
+	setSupervisorProcs(cfg.Recorder.CamerasPerWorker)
 	// Under systemd (Type=notify) the service is "started" once recording
 	// has; outside it the notifier does nothing.
 	notify := sdnotify.FromEnv()
