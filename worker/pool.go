@@ -739,6 +739,19 @@ func (p *Pool) watch(g *group, w *proc) ending {
 	over := 0
 	tick := time.NewTicker(p.o.Heartbeat)
 	defer tick.Stop()
+	// soon asks for the status again before the next heartbeat, in steps
+	// of followUpPoll while followUps last: after the worker was given
+	// cameras (a takeover, a standby that now records, a camera moved in)
+	// their new states are what the page, the PSIM's notice and the
+	// next move's make-before-break wait for, and a heartbeat later is up
+	// to half a second late for all of them.
+	followUps := 0
+	var soon *time.Timer
+	defer func() {
+		if soon != nil {
+			soon.Stop()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		cams, gen, removed := slices.Clone(g.cams), g.gen, g.removed
@@ -756,7 +769,17 @@ func (p *Pool) watch(g *group, w *proc) ending {
 				p.log.Warn("give worker its cameras", "worker", w.id, "err", err)
 			} else {
 				sent = gen
+				followUps = followUpPolls
 			}
+		}
+		var soonC <-chan time.Time
+		if followUps > 0 {
+			if soon == nil {
+				soon = time.NewTimer(followUpPoll)
+			} else {
+				soon.Reset(followUpPoll)
+			}
+			soonC = soon.C
 		}
 		select {
 		case <-p.ctx.Done():
@@ -765,6 +788,8 @@ func (p *Pool) watch(g *group, w *proc) ending {
 			return endCrash
 		case <-g.kick:
 			continue
+		case <-soonC:
+			followUps--
 		case <-tick.C:
 		}
 		hctx, cancel := context.WithTimeout(p.ctx, p.o.HangAfter)
@@ -808,6 +833,14 @@ func (p *Pool) watch(g *group, w *proc) ending {
 		}
 	}
 }
+
+// followUpPolls status polls, followUpPoll apart, follow each change of
+// a worker's cameras (see watch): they cover the first half second, the
+// heartbeat the rest.
+const (
+	followUpPolls = 10
+	followUpPoll  = 50 * time.Millisecond
+)
 
 // replace starts a new worker for g beside w, waits until its durable
 // footage overlaps w's by control.Covered (or 15 s after it started its
