@@ -724,26 +724,24 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 		}
 		return write(cur, it.sample)
 	}
-	for {
+	// drain writes what waits; false once the session must end
+	drain := func() bool {
 		for {
 			it, ok := s.queue.pop()
 			if !ok {
-				break
+				return true
 			}
 			if !handle(it) {
-				return
+				return false
 			}
 		}
+	}
+	for drain() {
 		select {
 		case <-s.queue.ready:
 		case <-stop:
-			// what was handed over before the stop is written
-			for {
-				it, ok := s.queue.pop()
-				if !ok || !handle(it) {
-					return
-				}
-			}
+			drain() // what was handed over before the stop is written
+			return
 		}
 	}
 }

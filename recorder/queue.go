@@ -92,10 +92,3 @@ func (q *itemQueue) pop() (item, bool) {
 	}
 	return it, true
 }
-
-// len is how many items wait.
-func (q *itemQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.n
-}

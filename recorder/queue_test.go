@@ -34,16 +34,16 @@ func TestItemQueueOrderAndBound(t *testing.T) {
 			var in, out int64 // DTS of the next item pushed, popped
 			for r := range tt.pushes {
 				for range tt.pushes[r] {
-					want := q.len() < tt.limit
+					want := q.n < tt.limit
 					if got := q.push(dtsItem(in)); got != want {
-						t.Fatalf("round %d: push with %d waiting = %v, want %v", r, q.len(), got, want)
+						t.Fatalf("round %d: push with %d waiting = %v, want %v", r, q.n, got, want)
 					}
 					if want {
 						in++
 					}
 				}
-				if q.len() > tt.limit {
-					t.Fatalf("round %d: %d items wait, limit %d", r, q.len(), tt.limit)
+				if q.n > tt.limit {
+					t.Fatalf("round %d: %d items wait, limit %d", r, q.n, tt.limit)
 				}
 				for range tt.pops[r] {
 					it, ok := q.pop()
@@ -59,7 +59,7 @@ func TestItemQueueOrderAndBound(t *testing.T) {
 					out++
 				}
 				if got := len(q.buf); got != tt.wantSizes[r] {
-					t.Errorf("round %d: buffer of %d items with %d waiting, want %d", r, got, q.len(), tt.wantSizes[r])
+					t.Errorf("round %d: buffer of %d items with %d waiting, want %d", r, got, q.n, tt.wantSizes[r])
 				}
 				for i, it := range q.buf {
 					if waiting := (i-q.head+len(q.buf))%len(q.buf) < q.n; !waiting && it.sample.Payload != nil {

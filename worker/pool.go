@@ -739,19 +739,13 @@ func (p *Pool) watch(g *group, w *proc) ending {
 	over := 0
 	tick := time.NewTicker(p.o.Heartbeat)
 	defer tick.Stop()
-	// soon asks for the status again before the next heartbeat, in steps
-	// of followUpPoll while followUps last: after the worker was given
-	// cameras (a takeover, a standby that now records, a camera moved in)
-	// their new states are what the page, the PSIM's notice and the
-	// next move's make-before-break wait for, and a heartbeat later is up
-	// to half a second late for all of them.
+	// followUps are polls left at followUpPoll before the ticker goes back
+	// to the heartbeat: after the worker was given cameras (a takeover, a
+	// standby that now records, a camera moved in) their new states are
+	// what the page, the PSIM's notice and the next move's
+	// make-before-break wait for, and a heartbeat later is up to half a
+	// second late for all of them.
 	followUps := 0
-	var soon *time.Timer
-	defer func() {
-		if soon != nil {
-			soon.Stop()
-		}
-	}()
 	for {
 		p.mu.Lock()
 		cams, gen, removed := slices.Clone(g.cams), g.gen, g.removed
@@ -769,17 +763,11 @@ func (p *Pool) watch(g *group, w *proc) ending {
 				p.log.Warn("give worker its cameras", "worker", w.id, "err", err)
 			} else {
 				sent = gen
+				if followUps == 0 {
+					tick.Reset(followUpPoll)
+				}
 				followUps = followUpPolls
 			}
-		}
-		var soonC <-chan time.Time
-		if followUps > 0 {
-			if soon == nil {
-				soon = time.NewTimer(followUpPoll)
-			} else {
-				soon.Reset(followUpPoll)
-			}
-			soonC = soon.C
 		}
 		select {
 		case <-p.ctx.Done():
@@ -788,9 +776,12 @@ func (p *Pool) watch(g *group, w *proc) ending {
 			return endCrash
 		case <-g.kick:
 			continue
-		case <-soonC:
-			followUps--
 		case <-tick.C:
+			if followUps > 0 {
+				if followUps--; followUps == 0 {
+					tick.Reset(p.o.Heartbeat)
+				}
+			}
 		}
 		hctx, cancel := context.WithTimeout(p.ctx, p.o.HangAfter)
 		st, err := w.status(hctx)
