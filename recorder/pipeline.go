@@ -55,6 +55,10 @@ type Pipeline struct {
 	heldNeed    time.Duration
 	heldPages   int64
 	started     time.Time // when Manager.Set started the pipeline
+	// standbyChanged wakes the session's writer when the standby mode
+	// changes, so that a hot standby taken over writes its ring at once
+	// rather than at the camera's next sample.
+	standbyChanged chan struct{}
 }
 
 func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
@@ -67,6 +71,8 @@ func newPipeline(cam Camera, opts ManagerOptions, h *hub) *Pipeline {
 		state:   StateConnecting,
 		since:   time.Now(),
 		standby: cam.Standby,
+
+		standbyChanged: make(chan struct{}, 1),
 	}
 	p.started = p.since
 	return p
@@ -83,11 +89,28 @@ func (p *Pipeline) setStandby(m Standby) {
 	defer p.mu.Unlock()
 	if p.standby != m {
 		p.log.Info("standby mode changes in place", "from", string(p.standby), "to", string(m))
+		// the order's arrival; a hot standby's writer moves it on to
+		// the moment it takes over, at its next sample (tookOver)
+		p.since = time.Now()
 		p.standby = m
+		select {
+		case p.standbyChanged <- struct{}{}:
+		default:
+		}
 		if m != StandbyHot {
 			p.heldBytes, p.heldSpan, p.heldNeed, p.heldPages = 0, 0, 0, 0
 		}
 	}
+}
+
+// tookOver marks the moment a hot standby's writer takes over: woken by
+// setStandby, it is about to write the ring (or, with nothing held, the
+// next live sample). That, not the order's arrival in setStandby, is when the camera
+// began recording here.
+func (p *Pipeline) tookOver() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.since = time.Now()
 }
 
 func (p *Pipeline) start(ctx context.Context) {
@@ -639,6 +662,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 	held := ring{window: s.p.opts.StandbyWindow, maxBytes: s.p.opts.StandbyMaxBytes}
 	defer held.close()  // the arena goes back at once, not at the next GC
 	ringFailed := false // log one line per session
+	holding := false    // the last sample was held: the next one written is the takeover
 	keyframe := func() {
 		s.p.lastKeyframe.Store(time.Now().UnixNano())
 		s.p.mu.Lock()
@@ -686,11 +710,29 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 		}
 		return true
 	}
+	// takeOver writes what a hot standby held, once it no longer is one:
+	// the ring first, from its oldest keyframe, which is at or before the
+	// home's last durable footage (see StandbyWindow), then (by the
+	// caller) the live samples, on the same session. False once the
+	// session must end.
+	takeOver := func() bool {
+		if holding {
+			holding = false
+			s.p.tookOver()
+		}
+		if len(held.entries) == 0 {
+			return true
+		}
+		s.p.log.Info("standby taken over: writing the held samples", "samples", len(held.entries),
+			"from", held.at(held.entries[0]), "span", held.span().Round(time.Millisecond))
+		return held.drain(write)
+	}
 	handle := func(it item) bool {
 		if it.stream != nil {
 			cur = it.stream
 		}
 		if s.p.standbyMode() == StandbyHot {
+			holding = true
 			// Hold: written nowhere. A file this pipeline was writing
 			// (the camera went home) ends here.
 			if w != nil {
@@ -712,15 +754,8 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 			}
 			return true
 		}
-		if len(held.entries) > 0 {
-			// Taken over: the ring first, from its oldest keyframe, which
-			// is at or before the home's last durable footage (see
-			// StandbyWindow), then the live samples, on the same session.
-			s.p.log.Info("standby taken over: writing the held samples", "samples", len(held.entries),
-				"from", held.at(held.entries[0]), "span", held.span().Round(time.Millisecond))
-			if !held.drain(write) {
-				return false
-			}
+		if !takeOver() {
+			return false
 		}
 		return write(cur, it.sample)
 	}
@@ -739,6 +774,11 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 	for drain() {
 		select {
 		case <-s.queue.ready:
+		case <-s.p.standbyChanged:
+			// taken over: the ring now, not at the next sample
+			if s.p.standbyMode() != StandbyHot && !takeOver() {
+				return
+			}
 		case <-stop:
 			drain() // what was handed over before the stop is written
 			return

@@ -290,6 +290,11 @@ func hotTakeover(t *testing.T, cam Camera) {
 	if st.Reconnects != 0 || st.Standby != StandbyNone || st.State != StateRecording {
 		t.Fatalf("after takeover: %+v", st)
 	}
+	// "recording since" is the takeover, when the writer began writing
+	// the ring: not the standby session's start, which is older
+	if st.Since.Before(takeover) || st.Since.After(takeover.Add(time.Second)) {
+		t.Errorf("since %v, %v after the takeover was ordered: want the takeover's moment", st.Since, st.Since.Sub(takeover))
+	}
 	ws := sink.writers(cam.ID)
 	if len(ws) != 1 {
 		t.Fatalf("%d streams after takeover, want 1", len(ws))
@@ -315,8 +320,12 @@ func hotTakeover(t *testing.T, cam Camera) {
 	unsubscribe()
 
 	cam.Standby = StandbyHot
+	backHot := time.Now()
 	m.Set([]Camera{cam})
 	time.Sleep(500 * time.Millisecond)
+	if st := status(m, cam.ID); st.Since.Before(backHot) {
+		t.Errorf("back to hot: since %v is before the change (%v)", st.Since, backHot)
+	}
 	ws = sink.writers(cam.ID)
 	if len(ws) != 1 || !ws[0].closed {
 		t.Fatalf("back to hot: %d streams, closed %v", len(ws), len(ws) > 0 && ws[0].closed)

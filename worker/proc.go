@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,7 +36,13 @@ type proc struct {
 	stream *http.Client // index long-polls and live frames
 
 	version string
+	// legacyStatus is set once the worker answered heartbeatRoute with
+	// 404: a worker of an older release, asked GET /status instead.
+	legacyStatus atomic.Bool
 }
+
+// errNoRoute is a worker's 404: a route its release does not have.
+var errNoRoute = errors.New("not served by this worker's release")
 
 // base is the URL prefix of the worker's API (the host is ignored: every
 // request goes to the Unix socket).
@@ -90,6 +97,9 @@ func (p *proc) do(c *http.Client, req *http.Request, v any) error {
 		return fmt.Errorf("worker %d: %w", p.id, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("worker %d: %s %s: %w", p.id, req.Method, req.URL.Path, errNoRoute)
+	}
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("worker %d: %s %s: %s: %s", p.id, req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
@@ -109,7 +119,25 @@ func (p *proc) hello(ctx context.Context) (Hello, error) {
 	return h, err
 }
 
+// status asks the worker for its cameras' status: over heartbeatRoute,
+// or GET /status from a worker of a release before it (an upgrade talks
+// to the old workers until it has replaced them).
 func (p *proc) status(ctx context.Context) ([]recorder.Status, error) {
+	if !p.legacyStatus.Load() {
+		var ws []wireStatus
+		err := p.getJSON(ctx, p.api, heartbeatRoute, &ws)
+		if !errors.Is(err, errNoRoute) {
+			if err != nil {
+				return nil, err
+			}
+			st := make([]recorder.Status, len(ws))
+			for i, w := range ws {
+				st[i] = fromWire(w)
+			}
+			return st, nil
+		}
+		p.legacyStatus.Store(true)
+	}
 	var st []recorder.Status
 	err := p.getJSON(ctx, p.api, "/status", &st)
 	return st, err

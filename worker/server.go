@@ -171,6 +171,9 @@ func (w *server) handler() http.Handler {
 	mux.HandleFunc("GET /status", func(rw http.ResponseWriter, r *http.Request) {
 		writeJSON(rw, w.o.Recorder.Status())
 	})
+	mux.HandleFunc("GET "+heartbeatRoute, func(rw http.ResponseWriter, r *http.Request) {
+		writeJSON(rw, heartbeatAnswer(w.o.Recorder.Status()))
+	})
 	mux.HandleFunc("PUT /cameras", func(rw http.ResponseWriter, r *http.Request) {
 		var cams []recorder.Camera
 		if err := json.NewDecoder(r.Body).Decode(&cams); err != nil {

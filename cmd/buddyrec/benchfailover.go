@@ -11,6 +11,8 @@ import (
 	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/buddy"
 	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/control"
+	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/recorder"
 )
@@ -92,7 +94,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return benchPlanned(ctx, stdout, ra, rb, *n, *runs)
 	}
 
-	var detect, takeover, lost []float64
+	var detect, takeover, shown, lost []float64
 	for run := 1; run <= *runs; run++ {
 		if err := waitRecording(ctx, ra, *n, 60*time.Second); err != nil {
 			return err
@@ -132,7 +134,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		time.Sleep(5 * time.Second)
 		killed := time.Now()
 		ra.Kill()
-		var detected, took time.Time
+		var detected, took, seen time.Time
 		err := waitFor(ctx, 60*time.Second, func() bool {
 			if detected.IsZero() && serverState(ctx, rb, "rec-a") == buddy.StateDead {
 				detected = time.Now()
@@ -144,7 +146,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			count := 0
 			last := time.Time{}
 			for _, c := range camsB {
-				if c.Home == "rec-a" && c.State == recorder.StateRecording {
+				if c.Home == "rec-a" && c.State == recorder.StateRecording && c.Standby == "" {
 					count++
 					last = maxTime(last, c.Since)
 				}
@@ -152,20 +154,40 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if count < *n {
 				return false
 			}
-			took = time.Now()
-			if *standby == "cold" {
-				took = last // the first keyframe written: the polls' delay is not the product's
-			}
+			// The product's instants, not the polls': a cold takeover's
+			// Since is its first keyframe written, a hot standby's the
+			// moment its writer took over (began writing its ring), a
+			// mirror's the moment it was told. seen is when the API
+			// showed all of them: the status heartbeat and this poll later.
+			took, seen = last, time.Now()
 			return true
 		})
 		if err != nil {
 			return fmt.Errorf("run %d: rec-b did not adopt all cameras: %w", run, err)
+		}
+		// A hot standby's Since is the order's arrival until its writer
+		// takes over at its next sample, then that moment: read it again
+		// once every writer has had a sample (and a heartbeat) since.
+		time.Sleep(300 * time.Millisecond)
+		if camsB, err := rb.Cameras(ctx); err == nil {
+			took = time.Time{}
+			for _, c := range camsB {
+				if c.Home == "rec-a" && c.State == recorder.StateRecording && c.Standby == "" {
+					took = maxTime(took, c.Since)
+				}
+			}
+		}
+		// detection: rec-b's server.down event, when its control loop
+		// acted on the death (the poll above only bounds it)
+		if at, ok := downEventTime(ctx, rb, "rec-a", killed); ok {
+			detected = at
 		}
 		if detected.IsZero() {
 			detected = took
 		}
 		d, t := detected.Sub(killed).Seconds(), took.Sub(killed).Seconds()
 		detect, takeover = append(detect, d), append(takeover, t)
+		shown = append(shown, seen.Sub(killed).Seconds())
 
 		// The failback, then the footage lost around the kill, from the index.
 		time.Sleep(3 * time.Second)
@@ -194,15 +216,21 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			runLost = append(runLost, l.Seconds())
 		}
 		lost = append(lost, runLost...)
-		fmt.Fprintf(stdout, "run %d: detected after %.2fs, all %d cameras recorded by rec-b after %.2fs (takeover − detection %.2fs); footage lost per camera median %.2fs max %.2fs\n",
-			run, d, *n, t, t-d, median(runLost), maxOf(runLost))
+		fmt.Fprintf(stdout, "run %d: detected after %.2fs, all %d cameras recorded by rec-b after %.2fs (takeover − detection %.2fs; the API showed it %.2fs later); footage lost per camera median %.2fs max %.2fs\n",
+			run, d, *n, t, t-d, shown[len(shown)-1]-t, median(runLost), maxOf(runLost))
 		for _, g := range worstGaps {
 			fmt.Fprintf(stdout, "  %s: no footage from kill %+.2fs to %+.2fs\n", worst, g.Start.Sub(killed).Seconds(), g.End.Sub(killed).Seconds())
 		}
 	}
 	fmt.Fprintf(stdout, "\nfailover of %d cameras, standby %q, over %d runs (kill -9 to every camera recorded by the buddy):\n", *n, *standby, *runs)
 	fmt.Fprintf(stdout, "  takeover   median %.2fs  max %.2fs\n", median(takeover), maxOf(takeover))
-	fmt.Fprintf(stdout, "  detection  median %.2fs  max %.2fs\n", median(detect), maxOf(detect))
+	fmt.Fprintf(stdout, "  detection  median %.2fs  max %.2fs  (rec-b's server.down event)\n", median(detect), maxOf(detect))
+	diffs := make([]float64, len(takeover))
+	for i := range takeover {
+		diffs[i] = takeover[i] - detect[i]
+	}
+	fmt.Fprintf(stdout, "  takeover − detection  median %.2fs  max %.2fs  (the recorders' own instants: Since of each adopted camera)\n", median(diffs), maxOf(diffs))
+	fmt.Fprintf(stdout, "  shown by the API  median %.2fs  max %.2fs after the kill (polled every 20 ms)\n", median(shown), maxOf(shown))
 	fmt.Fprintf(stdout, "  footage lost per camera (index, kill ± the outage)  median %.2fs  max %.2fs\n", median(lost), maxOf(lost))
 	return nil
 }
@@ -232,4 +260,22 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// downEventTime is when srv logged that server went down (its
+// server.down alarm) after since; false when it logged none, as a buddy
+// that is not the site's announcer does not.
+func downEventTime(ctx context.Context, srv *site.Server, server string, since time.Time) (time.Time, bool) {
+	var resp struct {
+		Events []events.Event `json:"events"`
+	}
+	if err := srv.GetJSON(ctx, "/api/v1/events?since="+url.QueryEscape(since.UTC().Format(time.RFC3339Nano)), &resp); err != nil {
+		return time.Time{}, false
+	}
+	for _, e := range resp.Events {
+		if e.Type == events.TypeServerDown && e.Condition == control.ConditionServerDown(server) {
+			return e.Time, true
+		}
+	}
+	return time.Time{}, false
 }
