@@ -89,8 +89,8 @@ func (p *Pipeline) setStandby(m Standby) {
 	defer p.mu.Unlock()
 	if p.standby != m {
 		p.log.Info("standby mode changes in place", "from", string(p.standby), "to", string(m))
-		// the order's arrival; a hot standby's writer moves it on to
-		// the moment it takes over, at its next sample (tookOver)
+		// the order's arrival; a hot standby's writer, woken below,
+		// moves it on to the moment it takes over (tookOver)
 		p.since = time.Now()
 		p.standby = m
 		select {
@@ -105,8 +105,8 @@ func (p *Pipeline) setStandby(m Standby) {
 
 // tookOver marks the moment a hot standby's writer takes over: woken by
 // setStandby, it is about to write the ring (or, with nothing held, the
-// next live sample). That, not the order's arrival in setStandby, is when the camera
-// began recording here.
+// next live sample). That, not the order's arrival in setStandby, is
+// when the camera began recording here.
 func (p *Pipeline) tookOver() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -662,7 +662,7 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 	held := ring{window: s.p.opts.StandbyWindow, maxBytes: s.p.opts.StandbyMaxBytes}
 	defer held.close()  // the arena goes back at once, not at the next GC
 	ringFailed := false // log one line per session
-	holding := false    // the last sample was held: the next one written is the takeover
+	holding := false    // the last sample was held: the next write is a takeover
 	keyframe := func() {
 		s.p.lastKeyframe.Store(time.Now().UnixNano())
 		s.p.mu.Lock()
