@@ -98,3 +98,12 @@ func heartbeatAnswer(sts []recorder.Status) []wireStatus {
 	}
 	return out
 }
+
+// readHeartbeat turns a decoded heartbeat back into statuses.
+func readHeartbeat(ws []wireStatus) []recorder.Status {
+	out := make([]recorder.Status, len(ws))
+	for i, w := range ws {
+		out[i] = fromWire(w)
+	}
+	return out
+}

@@ -72,11 +72,7 @@ func overTheWire(t *testing.T, sts []recorder.Status) []recorder.Status {
 	if err := json.Unmarshal(b, &ws); err != nil {
 		t.Fatal(err)
 	}
-	out := make([]recorder.Status, len(ws))
-	for i, w := range ws {
-		out[i] = fromWire(w)
-	}
-	return out
+	return readHeartbeat(ws)
 }
 
 func TestWireStatusCarriesEveryField(t *testing.T) {
@@ -217,10 +213,7 @@ func BenchmarkHeartbeatDecode(b *testing.B) {
 			if err := json.Unmarshal(wire, &ws); err != nil {
 				b.Fatal(err)
 			}
-			out := make([]recorder.Status, len(ws))
-			for i, w := range ws {
-				out[i] = fromWire(w)
-			}
+			readHeartbeat(ws)
 		}
 	})
 }

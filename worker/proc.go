@@ -130,11 +130,7 @@ func (p *proc) status(ctx context.Context) ([]recorder.Status, error) {
 			if err != nil {
 				return nil, err
 			}
-			st := make([]recorder.Status, len(ws))
-			for i, w := range ws {
-				st[i] = fromWire(w)
-			}
-			return st, nil
+			return readHeartbeat(ws), nil
 		}
 		p.legacyStatus.Store(true)
 	}
