@@ -41,8 +41,9 @@ type proc struct {
 	legacyStatus atomic.Bool
 }
 
-// errNoRoute is a worker's 404: a route its release does not have.
-var errNoRoute = errors.New("not served by this worker's release")
+// errNotFound marks a worker's 404: asked for heartbeatRoute, a worker
+// of a release that does not serve it.
+var errNotFound = errors.New("not found")
 
 // base is the URL prefix of the worker's API (the host is ignored: every
 // request goes to the Unix socket).
@@ -97,12 +98,13 @@ func (p *proc) do(c *http.Client, req *http.Request, v any) error {
 		return fmt.Errorf("worker %d: %w", p.id, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("worker %d: %s %s: %w", p.id, req.Method, req.URL.Path, errNoRoute)
-	}
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("worker %d: %s %s: %s: %s", p.id, req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
+		err := fmt.Errorf("worker %d: %s %s: %s: %s", p.id, req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
+		if resp.StatusCode == http.StatusNotFound {
+			err = fmt.Errorf("%w: %w", errNotFound, err)
+		}
+		return err
 	}
 	if v == nil {
 		return nil
@@ -126,7 +128,7 @@ func (p *proc) status(ctx context.Context) ([]recorder.Status, error) {
 	if !p.legacyStatus.Load() {
 		var ws []wireStatus
 		err := p.getJSON(ctx, p.api, heartbeatRoute, &ws)
-		if !errors.Is(err, errNoRoute) {
+		if !errors.Is(err, errNotFound) {
 			if err != nil {
 				return nil, err
 			}

@@ -143,14 +143,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if err != nil {
 				return false
 			}
-			count := 0
-			last := time.Time{}
-			for _, c := range camsB {
-				if c.Home == "rec-a" && c.State == recorder.StateRecording && c.Standby == "" {
-					count++
-					last = maxTime(last, c.Since)
-				}
-			}
+			count, last := adopted(camsB, "rec-a")
 			if count < *n {
 				return false
 			}
@@ -165,17 +158,12 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return fmt.Errorf("run %d: rec-b did not adopt all cameras: %w", run, err)
 		}
-		// A hot standby's Since is the order's arrival until its writer
-		// takes over at its next sample, then that moment: read it again
-		// once every writer has had a sample (and a heartbeat) since.
+		// A hot standby's Since is the order's arrival until its writer,
+		// woken by the order, takes over, then that moment: read it again
+		// once every writer has (and a heartbeat has carried it).
 		time.Sleep(300 * time.Millisecond)
 		if camsB, err := rb.Cameras(ctx); err == nil {
-			took = time.Time{}
-			for _, c := range camsB {
-				if c.Home == "rec-a" && c.State == recorder.StateRecording && c.Standby == "" {
-					took = maxTime(took, c.Since)
-				}
-			}
+			_, took = adopted(camsB, "rec-a")
 		}
 		// detection: rec-b's server.down event, when its control loop
 		// acted on the death (the poll above only bounds it)
@@ -278,4 +266,16 @@ func downEventTime(ctx context.Context, srv *site.Server, server string, since t
 		}
 	}
 	return time.Time{}, false
+}
+
+// adopted counts the cameras of home that cams records as its own (not
+// as a standby) and returns the latest of their Since.
+func adopted(cams []api.CameraInfo, home string) (count int, last time.Time) {
+	for _, c := range cams {
+		if c.Home == home && c.State == recorder.StateRecording && c.Standby == "" {
+			count++
+			last = maxTime(last, c.Since)
+		}
+	}
+	return count, last
 }
