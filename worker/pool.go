@@ -185,6 +185,7 @@ type Pool struct {
 	nextID    int                    // next worker number
 	nextSlot  int                    // next group number
 	closed    bool
+	followUp  time.Duration // followUpPoll; a test sets it longer
 }
 
 // newGroupLocked returns an empty group with the next slot number.
@@ -262,7 +263,7 @@ func NewPool(o PoolOptions) (*Pool, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
-	p := &Pool{o: o, log: o.Logger, version: BinaryVersion(), byCam: map[string]*group{}, isolated: map[string]bool{}, moving: map[string]regroupMove{}, nextID: 1}
+	p := &Pool{o: o, log: o.Logger, version: BinaryVersion(), byCam: map[string]*group{}, isolated: map[string]bool{}, moving: map[string]regroupMove{}, nextID: 1, followUp: followUpPoll}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for _, f := range o.Found {
 		p.nextID = max(p.nextID, f.Hello.ID+1)
@@ -746,6 +747,11 @@ func (p *Pool) watch(g *group, w *proc) ending {
 	// make-before-break wait for, and a heartbeat later is up to half a
 	// second late for all of them.
 	followUps := 0
+	// pollNow: the cameras were just given, so their states are asked at
+	// once: a PUT /cameras has applied them when it answers (a hot
+	// standby taken over is recording, a camera gone is gone), and the
+	// page and the PSIM's notice need not wait for the first follow-up
+	pollNow := false
 	for {
 		p.mu.Lock()
 		cams, gen, removed := slices.Clone(g.cams), g.gen, g.removed
@@ -764,25 +770,29 @@ func (p *Pool) watch(g *group, w *proc) ending {
 			} else {
 				sent = gen
 				if followUps == 0 {
-					tick.Reset(followUpPoll)
+					tick.Reset(p.followUp)
 				}
 				followUps = followUpPolls
+				pollNow = true
 			}
 		}
-		select {
-		case <-p.ctx.Done():
-			return endStop
-		case <-w.exited:
-			return endCrash
-		case <-g.kick:
-			continue
-		case <-tick.C:
-			if followUps > 0 {
-				if followUps--; followUps == 0 {
-					tick.Reset(p.o.Heartbeat)
+		if !pollNow {
+			select {
+			case <-p.ctx.Done():
+				return endStop
+			case <-w.exited:
+				return endCrash
+			case <-g.kick:
+				continue
+			case <-tick.C:
+				if followUps > 0 {
+					if followUps--; followUps == 0 {
+						tick.Reset(p.o.Heartbeat)
+					}
 				}
 			}
 		}
+		pollNow = false
 		hctx, cancel := context.WithTimeout(p.ctx, p.o.HangAfter)
 		st, err := w.status(hctx)
 		cancel()
@@ -826,8 +836,10 @@ func (p *Pool) watch(g *group, w *proc) ending {
 }
 
 // followUpPolls status polls, followUpPoll apart, follow each change of
-// a worker's cameras (see watch): they cover the first half second, the
-// heartbeat the rest.
+// a worker's cameras (see watch), after one at once: they cover the first
+// half second (a hot standby's writer marks its takeover a few
+// milliseconds after the order, a cold camera's first keyframe comes
+// later), the heartbeat the rest.
 const (
 	followUpPolls = 10
 	followUpPoll  = 50 * time.Millisecond
