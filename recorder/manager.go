@@ -41,13 +41,6 @@ type ManagerOptions struct {
 	// StandbyMaxBytes bounds one hot standby's ring (default
 	// DefaultRingBytes).
 	StandbyMaxBytes int
-	// OnRingDrain, when set, is called with true when a hot standby's
-	// writer begins writing its ring (a takeover) and with false when it
-	// is done, in pairs, from the writer's goroutine. A takeover wakes
-	// every hot standby writer of the Manager at once; a process that
-	// runs one P (a worker) lends itself a second while rings drain, so
-	// that their writes overlap instead of queueing (worker.takeoverProcs).
-	OnRingDrain func(draining bool)
 }
 
 func (o *ManagerOptions) setDefaults() {

@@ -725,10 +725,6 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 		}
 		s.p.log.Info("standby taken over: writing the held samples", "samples", len(held.entries),
 			"from", held.at(held.entries[0]), "span", held.span().Round(time.Millisecond))
-		if f := s.p.opts.OnRingDrain; f != nil {
-			f(true)
-			defer f(false)
-		}
 		return held.drain(write)
 	}
 	handle := func(it item) bool {

@@ -47,9 +47,7 @@
 // collections per process). Hence a worker is built to wake once per tick
 // of its read grid (40 ms) and to do everything then:
 //   - it runs one P (GOMAXPROCS=1: idle Ps spinning for work cost more
-//     than they carry), and lends itself a second only while hot standby
-//     rings are written at a takeover (takeoverProcs), so that twenty
-//     takeovers overlap instead of queueing on the one P;
+//     than they carry);
 //   - a flowing camera stream is polled at every tick with raw reads,
 //     never waited for, and its socket's SO_RCVLOWAT keeps packets from
 //     waking the process in between (recorder/batchread.go);

@@ -56,11 +56,8 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 	// than they carry (bench record at 250 cameras in 10 workers: 0.172
 	// CPU-s per camera-minute with GOMAXPROCS=2, 0.147 with one; before
 	// read batching +45 %). GOMAXPROCS in the environment overrides.
-	var onRingDrain func(bool)
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
-		procs := &takeoverProcs{set: runtime.GOMAXPROCS, procs: 2, linger: time.Second}
-		onRingDrain = procs.drain
 	}
 	q := &Queue{}
 	var writes partWrites
@@ -107,7 +104,7 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 	if err != nil {
 		return fmt.Errorf("worker %d: %w", o.ID, err)
 	}
-	rec := recorder.NewManager(recorder.ManagerOptions{Sink: storeSink{store}, Logger: log.With("part", "recorder"), StandbyWindow: o.StandbyWindow, OnRingDrain: onRingDrain})
+	rec := recorder.NewManager(recorder.ManagerOptions{Sink: storeSink{store}, Logger: log.With("part", "recorder"), StandbyWindow: o.StandbyWindow})
 	var faults []func([]recorder.Camera)
 	if id := os.Getenv(FaultEnv); id != "" {
 		faults = append(faults, crashOn(id, log))
