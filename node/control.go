@@ -207,7 +207,10 @@ func failureOf(s recorder.Status) control.Failure {
 }
 
 // execute carries out a step's actions: logs, the record, the pipelines,
-// events and notices.
+// events and notices. The events and notices are stamped now, when the
+// step decided them (a server.down when its death was concluded), not
+// when they are appended: that is after the pipelines were changed,
+// which for twenty hot standbys taking over takes tens of milliseconds.
 func (n *Node) execute(now time.Time, st control.State, act control.Actions, in control.Inputs) {
 	for _, l := range act.Logs {
 		n.log.Warn(l.Msg, l.Args...)
@@ -237,11 +240,13 @@ func (n *Node) execute(now time.Time, st control.State, act control.Actions, in 
 		case control.TypeFailbackCompleted:
 			n.metrics.Failback(n.cfg.Name)
 		}
-		n.appendEvent(events.Event{Server: n.cfg.Name, Type: events.Type(e.Type), Severity: events.Severity(e.Severity),
+		n.appendEvent(events.Event{Time: now, Server: n.cfg.Name, Type: events.Type(e.Type), Severity: events.Severity(e.Severity),
 			Cameras: e.Cameras, Text: e.Text, Condition: e.Condition, Resolves: e.Resolves})
 	}
-	for _, nt := range act.Notices {
-		n.notify(n.notice(nt))
+	for _, c := range act.Notices {
+		nt := n.notice(c)
+		nt.Time = now.UTC()
+		n.notify(nt)
 	}
 }
 

@@ -110,9 +110,10 @@ type Status struct {
 	// State is StateConnecting, StateRecording or StateOffline.
 	State string
 	// Since is when State last changed, or the standby mode did: a hot
-	// standby taken over in place has Since at the moment its writer
-	// took over (wrote its ring and went on), not when its session began,
-	// so the page's "recording since" is when it began recording here.
+	// standby taken over in place has Since at the moment its writer had
+	// written its ring and went on with the live samples, not when its
+	// session began, so the page's "recording since" is when it records
+	// here.
 	Since time.Time
 	// Started is when this pipeline was started (by Manager.Set): the
 	// footage of its current run is what storage holds from then on.

@@ -30,6 +30,7 @@ type fakeWriter struct {
 	sink    *fakeSink
 	stream  storage.Stream
 	samples []storage.Sample
+	written []time.Time // when each sample was written
 	closed  bool
 }
 
@@ -56,6 +57,7 @@ func (w *fakeWriter) Write(s storage.Sample) error {
 		return &os.PathError{Op: "write", Path: "segment", Err: syscall.ENOSPC}
 	}
 	w.samples = append(w.samples, s)
+	w.written = append(w.written, time.Now())
 	return nil
 }
 

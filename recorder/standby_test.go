@@ -299,6 +299,19 @@ func hotTakeover(t *testing.T, cam Camera) {
 	if len(ws) != 1 {
 		t.Fatalf("%d streams after takeover, want 1", len(ws))
 	}
+	// ... and not before the ring was written: its last held sample
+	// (arrived before the order) was written at or before since
+	sink.mu.Lock()
+	var ringWritten time.Time
+	for i, smp := range ws[0].samples {
+		if smp.Arrival.Before(takeover) {
+			ringWritten = ws[0].written[i]
+		}
+	}
+	sink.mu.Unlock()
+	if st.Since.Before(ringWritten) {
+		t.Errorf("since %v is %v before the ring was written", st.Since, ringWritten.Sub(st.Since))
+	}
 	video := videoOf(ws[0].samples)
 	gap := checkVideo(t, video)
 	if gap > 300*time.Millisecond {
