@@ -90,7 +90,7 @@ func (p *Pipeline) setStandby(m Standby) {
 	if p.standby != m {
 		p.log.Info("standby mode changes in place", "from", string(p.standby), "to", string(m))
 		// the order's arrival; a hot standby's writer, woken below,
-		// moves it on to the moment it takes over (tookOver)
+		// moves it on once it has written its ring (tookOver)
 		p.since = time.Now()
 		p.standby = m
 		select {
@@ -717,8 +717,8 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 	// takeOver writes what a hot standby held, once it no longer is one:
 	// the ring first, from its oldest keyframe, which is at or before the
 	// home's last durable footage (see StandbyWindow), then (by the
-	// caller) the live samples, on the same session. False once the
-	// session must end.
+	// caller) the live samples, on the same session, and marks the
+	// takeover once the ring is written. False once the session must end.
 	takeOver := func() bool {
 		took := holding
 		holding = false

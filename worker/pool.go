@@ -837,9 +837,10 @@ func (p *Pool) watch(g *group, w *proc) ending {
 
 // followUpPolls status polls, followUpPoll apart, follow each change of
 // a worker's cameras (see watch), after one at once: they cover the first
-// half second (a hot standby's writer marks its takeover a few
-// milliseconds after the order, a cold camera's first keyframe comes
-// later), the heartbeat the rest.
+// half second (a hot standby's writer marks its takeover once its ring
+// is written, tens of milliseconds after the order when twenty take over
+// at once; a cold camera's first keyframe comes later), the heartbeat the
+// rest.
 const (
 	followUpPolls = 10
 	followUpPoll  = 50 * time.Millisecond

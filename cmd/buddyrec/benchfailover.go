@@ -149,7 +149,7 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 			// The product's instants, not the polls': a cold takeover's
 			// Since is its first keyframe written, a hot standby's the
-			// moment its writer took over (began writing its ring), a
+			// moment its writer had written its ring and went on live, a
 			// mirror's the moment it was told. seen is when the API
 			// showed all of them: the status heartbeat and this poll later.
 			took, seen = last, time.Now()
@@ -159,8 +159,9 @@ func benchFailover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("run %d: rec-b did not adopt all cameras: %w", run, err)
 		}
 		// A hot standby's Since is the order's arrival until its writer,
-		// woken by the order, takes over, then that moment: read it again
-		// once every writer has (and a heartbeat has carried it).
+		// woken by the order, has written its ring, then that moment:
+		// read it again once every writer has (and a heartbeat has
+		// carried it).
 		time.Sleep(300 * time.Millisecond)
 		if camsB, err := rb.Cameras(ctx); err == nil {
 			_, took = adopted(camsB, "rec-a")
