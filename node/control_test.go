@@ -2,8 +2,13 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +18,7 @@ import (
 	"github.com/buddyrec/buddyrec/control"
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/webhook"
 )
 
 func newTestNode(t *testing.T) *Node {
@@ -186,5 +192,110 @@ func TestControlVocabulary(t *testing.T) {
 		if p[0] != p[1] {
 			t.Errorf("control says %q, the vocabulary %q", p[0], p[1])
 		}
+	}
+}
+
+// TestRoundEventsCarryTheRoundsTime: the events and PSIM notices a
+// control round concludes carry the round's time, when the round saw
+// what they report (a buddy gone silent), not when they were appended
+// after the recorder was told: carrying out a takeover of many hot
+// standbys takes tens of milliseconds, and a notice time taken after it
+// would put the detection that late.
+func TestRoundEventsCarryTheRoundsTime(t *testing.T) {
+	bodies := make(chan []byte, 4)
+	psim := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- b
+	}))
+	defer psim.Close()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "psim.secret")
+	if err := os.WriteFile(secret, []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n[[psim]]\nurl = %q\nsecret_file = %q\n", dir, psim.URL, secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.outbox.Run(ctx)
+	n.gathered = map[string]recordBody{}
+
+	// A round an hour ago: any time taken while carrying it out differs.
+	round := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	n.execute(round, control.State{}, control.Actions{
+		Events:  []control.Event{{Type: string(events.TypeServerDown), Severity: string(events.SeverityAlarm), About: "rec-b", Text: "rec-b is down"}},
+		Notices: []control.Notice{{Type: string(events.TypeServerDown), FailedServer: "rec-b", Text: "rec-b is down"}},
+	}, control.Inputs{})
+
+	list, _, err := n.events.List(time.Time{}, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range list {
+		if e.Type == events.TypeServerDown {
+			found = true
+			if !e.Time.Equal(round) {
+				t.Errorf("server.down event time %s, want the round's %s", e.Time, round)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no server.down event in %+v", list)
+	}
+	select {
+	case b := <-bodies:
+		var nt webhook.Notice
+		if err := json.Unmarshal(b, &nt); err != nil {
+			t.Fatalf("notice %s: %v", b, err)
+		}
+		if nt.Type != string(events.TypeServerDown) || !nt.Time.Equal(round) {
+			t.Errorf("PSIM notice %s at %s, want server.down at the round's %s", nt.Type, nt.Time, round)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the PSIM got no notice within 10 s")
+	}
+}
+
+// TestPipelineCamerasFollowTheConfigInForce: the recorder's view of this
+// server's cameras is built once per configuration, and a reload (a new
+// configuration in force) is seen at the next round: a camera's new URL
+// reaches the recorder, a removed camera is no longer asked for.
+func TestPipelineCamerasFollowTheConfigInForce(t *testing.T) {
+	n := newTestNode(t)
+	parse := func(cams string) *config.Config {
+		t.Helper()
+		c, err := config.Parse(filepath.Join(t.TempDir(), "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n%s", n.cfg.DataDir, cams))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ids := []string{"rec-a/door", "rec-a/yard"}
+	urls := func() map[string]string {
+		out := map[string]string{}
+		for _, c := range n.pipelineCameras(ids) {
+			out[c.ID] = c.URL
+		}
+		return out
+	}
+	n.running.Store(&runningConfig{cfg: parse("[[camera]]\nname = \"door\"\nurl = \"rtsp://127.0.0.1:1/a\"\n[[camera]]\nname = \"yard\"\nurl = \"rtsp://127.0.0.1:1/y\"\n")})
+	if got := urls(); got["rec-a/door"] != "rtsp://127.0.0.1:1/a" || got["rec-a/yard"] != "rtsp://127.0.0.1:1/y" {
+		t.Fatalf("first config: %v", got)
+	}
+	n.running.Store(&runningConfig{cfg: parse("[[camera]]\nname = \"door\"\nurl = \"rtsp://127.0.0.1:1/b\"\n")})
+	got := urls()
+	if got["rec-a/door"] != "rtsp://127.0.0.1:1/b" {
+		t.Errorf("after a reload the recorder is given %q for rec-a/door, want the new URL", got["rec-a/door"])
+	}
+	if _, ok := got["rec-a/yard"]; ok || len(got) != 1 {
+		t.Errorf("after a reload that removed rec-a/yard: %v", got)
 	}
 }

@@ -30,7 +30,7 @@ const joinTolerance = 100 * time.Millisecond
 // What the index holds is what a crash keeps, so a handover never counts
 // footage that is still in memory.
 func (n *Node) runFootage(statuses []recorder.Status) map[string]control.Footage {
-	out := map[string]control.Footage{}
+	out := make(map[string]control.Footage, len(statuses))
 	runs := make(map[string]runStart, len(statuses))
 	for _, s := range statuses {
 		if s.Started.IsZero() {

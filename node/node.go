@@ -87,7 +87,12 @@ type Node struct {
 	// control loop, reloadMu runs reloads one at a time (reload.go). cfg
 	// above is the config the server started with: a reload never changes
 	// the keys that need a restart, so they may be read there.
-	running  atomic.Pointer[runningConfig]
+	running atomic.Pointer[runningConfig]
+	// own caches ownCameras for the config in force (control loop only).
+	own struct {
+		rc   *runningConfig
+		byID map[string]recorder.Camera
+	}
 	reloads  chan reloadRequest
 	reloadMu sync.Mutex
 

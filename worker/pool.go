@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -326,10 +325,10 @@ func (p *Pool) Set(cams []recorder.Camera) {
 			}
 		}
 	}
-	p.byCam = map[string]*group{}
-	var kept []*group
+	p.byCam = make(map[string]*group, len(want))
+	kept := make([]*group, 0, len(p.groups))
 	for _, g := range p.groups {
-		var next []recorder.Camera
+		next := make([]recorder.Camera, 0, len(g.cams))
 		for _, c := range g.cams {
 			nc, ok := want[c.ID]
 			mv, moving := p.moving[c.ID]
@@ -441,7 +440,7 @@ func (p *Pool) update(g *group, cams []recorder.Camera) {
 // last reported it, or connecting while its worker (re)starts.
 func (p *Pool) Status() []recorder.Status {
 	p.mu.Lock()
-	var out []recorder.Status
+	out := make([]recorder.Status, 0, len(p.byCam))
 	for _, g := range p.groups {
 		for _, c := range g.cams {
 			if p.byCam[c.ID] != g {
@@ -455,7 +454,7 @@ func (p *Pool) Status() []recorder.Status {
 		}
 	}
 	p.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b recorder.Status) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
