@@ -21,10 +21,13 @@ import (
 	"github.com/buddyrec/buddyrec/webhook"
 )
 
-func newTestNode(t *testing.T) *Node {
+func newTestNode(t *testing.T) *Node { return newTestNodeWith(t, "") }
+
+// newTestNodeWith is newTestNode with more config (tables) after its own.
+func newTestNodeWith(t *testing.T, more string) *Node {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n", dir))
+	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n%s", dir, more))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,20 +211,11 @@ func TestRoundEventsCarryTheRoundsTime(t *testing.T) {
 		bodies <- b
 	}))
 	defer psim.Close()
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "psim.secret")
+	secret := filepath.Join(t.TempDir(), "psim.secret")
 	if err := os.WriteFile(secret, []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), fmt.Sprintf("name = \"rec-a\"\ndata_dir = %q\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n[[psim]]\nurl = %q\nsecret_file = %q\n", dir, psim.URL, secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := newTestNodeWith(t, fmt.Sprintf("[[psim]]\nurl = %q\nsecret_file = %q\n", psim.URL, secret))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.outbox.Run(ctx)

@@ -1,11 +1,9 @@
 package node
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/buddyrec/buddyrec/config"
 	"github.com/buddyrec/buddyrec/internal/testfootage"
 )
 
@@ -13,16 +11,7 @@ import (
 // stretch of this server's footage since the pipeline started that runs
 // without a hole up to the newest part.
 func TestDurableRun(t *testing.T) {
-	dir := t.TempDir()
-	cfg, err := config.Parse(filepath.Join(dir, "rec.toml"), "name = \"rec-a\"\ndata_dir = \""+dir+"\"\n[recorder]\ncameras_per_worker = 0\n[listen]\nhttp = \"127.0.0.1:0\"\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := newTestNode(t)
 	t0 := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
 	near := func(got, want time.Time) bool { return got.Sub(want).Abs() < 150*time.Millisecond }
 
