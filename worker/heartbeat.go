@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"slices"
 	"time"
 
 	"github.com/buddyrec/buddyrec/recorder"
@@ -99,11 +100,11 @@ func heartbeatAnswer(sts []recorder.Status) []wireStatus {
 	return out
 }
 
-// readHeartbeat turns a decoded heartbeat back into statuses.
-func readHeartbeat(ws []wireStatus) []recorder.Status {
-	out := make([]recorder.Status, len(ws))
-	for i, w := range ws {
-		out[i] = fromWire(w)
+// readHeartbeat appends a decoded heartbeat to out as statuses.
+func readHeartbeat(out []recorder.Status, ws []wireStatus) []recorder.Status {
+	out = slices.Grow(out, len(ws))
+	for _, w := range ws {
+		out = append(out, fromWire(w))
 	}
 	return out
 }

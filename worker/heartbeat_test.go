@@ -72,7 +72,7 @@ func overTheWire(t *testing.T, sts []recorder.Status) []recorder.Status {
 	if err := json.Unmarshal(b, &ws); err != nil {
 		t.Fatal(err)
 	}
-	return readHeartbeat(ws)
+	return readHeartbeat(nil, ws)
 }
 
 func TestWireStatusCarriesEveryField(t *testing.T) {
@@ -122,11 +122,6 @@ func TestStatusFromEitherRelease(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			socket := filepath.Join(t.TempDir(), "w1.sock")
-			ln, err := net.Listen("unix", socket)
-			if err != nil {
-				t.Fatal(err)
-			}
 			mux := http.NewServeMux()
 			var mu sync.Mutex // the handlers run on the server's goroutines
 			asked := map[string]int{}
@@ -141,14 +136,10 @@ func TestStatusFromEitherRelease(t *testing.T) {
 					writeJSON(rw, heartbeatAnswer(want))
 				})
 			}
-			srv := &http.Server{Handler: mux}
-			go srv.Serve(ln) //nolint:errcheck // closed below
-			t.Cleanup(func() { srv.Close() })
-			p := newProc(1, socket)
-			t.Cleanup(p.close)
+			p := fakeWorker(t, mux)
 			for range 2 {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				got, err := p.status(ctx)
+				got, err := p.status(ctx, nil)
 				cancel()
 				if err != nil {
 					t.Fatal(err)
@@ -176,12 +167,101 @@ func TestStatusFromEitherRelease(t *testing.T) {
 	}
 }
 
-// BenchmarkHeartbeatDecode decodes one heartbeat of a worker of 25
-// recording cameras (the default cameras_per_worker), in each form: what
-// the supervisor pays per worker every 500 ms.
+// fakeWorker serves mux on a worker's Unix socket until the test ends and
+// returns the supervisor's handle on it.
+func fakeWorker(t testing.TB, mux *http.ServeMux) *proc {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "w1.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln) //nolint:errcheck // closed below
+	t.Cleanup(func() { srv.Close() })
+	p := newProc(1, socket)
+	t.Cleanup(p.close)
+	return p
+}
+
+// TestHeartbeatsCarryNothingOver: the supervisor decodes each heartbeat
+// into what it kept from the one before (proc.hb, and the statuses the
+// caller hands back), so a camera gone, a field the worker now leaves out
+// (an error cleared, dropped frames back to zero) or a shorter answer must
+// still read exactly as the worker sent it.
+func TestHeartbeatsCarryNothingOver(t *testing.T) {
+	full := fullStatus(t)
+	full.ID = "rec-a/cam1"
+	second := fullStatus(t)
+	second.ID = "rec-a/cam2"
+	answers := [][]recorder.Status{
+		{full, second},
+		{{ID: "rec-a/cam2", State: recorder.StateConnecting}},
+		{{ID: "rec-a/cam1", State: recorder.StateRecording, FramesReceived: 7}, {ID: "rec-a/cam3"}},
+		{},
+		{full},
+	}
+	var mu sync.Mutex
+	next := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+heartbeatRoute, func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		a := answers[next%len(answers)]
+		next++
+		mu.Unlock()
+		writeJSON(rw, heartbeatAnswer(a))
+	})
+	p := fakeWorker(t, mux)
+	var st []recorder.Status
+	for round := range 2 {
+		for i, want := range answers {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			got, err := p.status(ctx, st)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("round %d, heartbeat %d: %d statuses, want %d", round, i, len(got), len(want))
+			}
+			for j := range want {
+				if !sameStatus(got[j], want[j]) {
+					t.Errorf("round %d, heartbeat %d, status %d:\n got %+v\nwant %+v", round, i, j, got[j], want[j])
+				}
+			}
+			st = got
+		}
+	}
+}
+
+// BenchmarkHeartbeatRead is one heartbeat of a worker of 25 recording
+// cameras as the supervisor's watch reads it, over the worker's Unix
+// socket, handing back the statuses of the one before: the allocations
+// per heartbeat are what the supervisor's collector pays for 2 × workers
+// times a second.
 //
-//	go test ./worker -run '^$' -bench HeartbeatDecode -benchmem
-func BenchmarkHeartbeatDecode(b *testing.B) {
+//	go test ./worker -run '^$' -bench HeartbeatRead -benchmem
+func BenchmarkHeartbeatRead(b *testing.B) {
+	sts := benchStatuses()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+heartbeatRoute, func(rw http.ResponseWriter, r *http.Request) {
+		writeJSON(rw, heartbeatAnswer(sts))
+	})
+	p := fakeWorker(b, mux)
+	ctx := context.Background()
+	var st []recorder.Status
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := p.status(ctx, st)
+		if err != nil || len(got) != len(sts) {
+			b.Fatal(len(got), err)
+		}
+		st = got
+	}
+}
+
+// benchStatuses are 25 recording cameras (the default cameras_per_worker).
+func benchStatuses() []recorder.Status {
 	now := time.Now()
 	sts := make([]recorder.Status, 25)
 	for i := range sts {
@@ -189,6 +269,16 @@ func BenchmarkHeartbeatDecode(b *testing.B) {
 			Since: now.Add(-time.Hour), Started: now.Add(-time.Hour), FramesReceived: 90_000 + uint64(i), BytesReceived: 900_000_000,
 			LastKeyframe: now.Add(-time.Second), Bitrate: 2_048_576.25, Codec: "H264+AAC"}
 	}
+	return sts
+}
+
+// BenchmarkHeartbeatDecode decodes one heartbeat of a worker of 25
+// recording cameras (the default cameras_per_worker), in each form: what
+// the supervisor pays per worker every 500 ms.
+//
+//	go test ./worker -run '^$' -bench HeartbeatDecode -benchmem
+func BenchmarkHeartbeatDecode(b *testing.B) {
+	sts := benchStatuses()
 	legacy, err := json.Marshal(sts)
 	if err != nil {
 		b.Fatal(err)
@@ -213,7 +303,7 @@ func BenchmarkHeartbeatDecode(b *testing.B) {
 			if err := json.Unmarshal(wire, &ws); err != nil {
 				b.Fatal(err)
 			}
-			readHeartbeat(ws)
+			readHeartbeat(nil, ws)
 		}
 	})
 }

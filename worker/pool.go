@@ -751,6 +751,7 @@ func (p *Pool) watch(g *group, w *proc) ending {
 	// standby taken over is recording, a camera gone is gone), and the
 	// page and the PSIM's notice need not wait for the first follow-up
 	pollNow := false
+	var st []recorder.Status // handed back to each heartbeat to fill
 	for {
 		p.mu.Lock()
 		cams, gen, removed := slices.Clone(g.cams), g.gen, g.removed
@@ -793,7 +794,7 @@ func (p *Pool) watch(g *group, w *proc) ending {
 		}
 		pollNow = false
 		hctx, cancel := context.WithTimeout(p.ctx, p.o.HangAfter)
-		st, err := w.status(hctx)
+		got, err := w.status(hctx, st)
 		cancel()
 		if p.ctx.Err() != nil {
 			return endStop
@@ -807,10 +808,15 @@ func (p *Pool) watch(g *group, w *proc) ending {
 			}
 			continue
 		}
-		lastOK = time.Now()
+		st, lastOK = got, time.Now()
 		ps, _ := readStat(w.pid)
 		p.mu.Lock()
-		g.status = make(map[string]recorder.Status, len(st))
+		// the map is g's alone and read under p.mu only: refilled, not
+		// made again, at every heartbeat
+		if g.status == nil {
+			g.status = make(map[string]recorder.Status, len(st))
+		}
+		clear(g.status)
 		for _, s := range st {
 			g.status[s.ID] = s
 		}
@@ -869,7 +875,7 @@ func (p *Pool) replace(g *group, w *proc, idx *indexer, why ending) (*proc, uint
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) && p.ctx.Err() == nil {
-		st, err := nw.status(p.ctx)
+		st, err := nw.status(p.ctx, nil)
 		if err == nil && allStarted(st, cams) {
 			break
 		}
