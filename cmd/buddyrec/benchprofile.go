@@ -40,6 +40,7 @@ type procCounters struct {
 	voluntary, involuntary uint64
 	threads                int
 	gcCycles               uint64
+	allocBytes             uint64 // heap bytes allocated (runtime/metrics)
 	role                   string
 	// syscr and syscw count the read- and write-like system calls
 	// (/proc/PID/io: read, recvmsg, ... and write, writev, sendmsg, ...)
@@ -120,7 +121,7 @@ func startBenchProfile(ctx context.Context, dir string, pids []int, window time.
 			continue
 		}
 		if n, err := getCounts(ctx, sock); err == nil {
-			c.gcCycles, c.role = n.GCCycles, n.Role
+			c.gcCycles, c.allocBytes, c.role = n.GCCycles, n.HeapAllocs, n.Role
 		}
 		p.before[pid] = c
 		p.wg.Add(1)
@@ -197,7 +198,7 @@ func (p *benchProfile) finish(ctx context.Context, elapsed time.Duration) []stri
 		c := readProcCounters(pid)
 		if sock := p.socks[pid]; sock != "" {
 			if n, err := getCounts(ctx, sock); err == nil {
-				c.gcCycles, c.role = n.GCCycles, n.Role
+				c.gcCycles, c.allocBytes, c.role = n.GCCycles, n.HeapAllocs, n.Role
 			}
 		}
 		after[pid] = c
@@ -213,7 +214,7 @@ func (p *benchProfile) finish(ctx context.Context, elapsed time.Duration) []stri
 	var tot procCounters
 	for _, pid := range pids {
 		b, a := p.before[pid], after[pid]
-		d := procCounters{cpu: a.cpu - b.cpu, voluntary: a.voluntary - b.voluntary, involuntary: a.involuntary - b.involuntary, gcCycles: a.gcCycles - b.gcCycles, threads: a.threads,
+		d := procCounters{cpu: a.cpu - b.cpu, voluntary: a.voluntary - b.voluntary, involuntary: a.involuntary - b.involuntary, gcCycles: a.gcCycles - b.gcCycles, allocBytes: a.allocBytes - b.allocBytes, threads: a.threads,
 			syscr: a.syscr - b.syscr, syscw: a.syscw - b.syscw}
 		tot.syscr += d.syscr
 		tot.syscw += d.syscw
@@ -221,6 +222,7 @@ func (p *benchProfile) finish(ctx context.Context, elapsed time.Duration) []stri
 		tot.voluntary += d.voluntary
 		tot.involuntary += d.involuntary
 		tot.gcCycles += d.gcCycles
+		tot.allocBytes += d.allocBytes
 		tot.threads += d.threads
 		lines = append(lines, p.line(a.role, fmt.Sprintf("pid %d", pid), d, s)+"  "+p.files[pid])
 	}
@@ -233,6 +235,6 @@ func (p *benchProfile) finish(ctx context.Context, elapsed time.Duration) []stri
 
 // line formats one process's (or the sum's) counters over s seconds.
 func (p *benchProfile) line(role, pid string, d procCounters, s float64) string {
-	return fmt.Sprintf("  %-9s %-11s CPU %5.1f s  GC %4d (%.1f/s)  syscalls read %6.0f/s write %5.0f/s  context switches %6.0f/s voluntary, %5.0f/s involuntary  threads %2d",
-		role, pid, d.cpu.Seconds(), d.gcCycles, float64(d.gcCycles)/s, float64(d.syscr)/s, float64(d.syscw)/s, float64(d.voluntary)/s, float64(d.involuntary)/s, d.threads)
+	return fmt.Sprintf("  %-9s %-11s CPU %5.1f s  GC %4d (%.1f/s, %5.1f MB/s allocated)  syscalls read %6.0f/s write %5.0f/s  context switches %6.0f/s voluntary, %5.0f/s involuntary  threads %2d",
+		role, pid, d.cpu.Seconds(), d.gcCycles, float64(d.gcCycles)/s, float64(d.allocBytes)/1e6/s, float64(d.syscr)/s, float64(d.syscw)/s, float64(d.voluntary)/s, float64(d.involuntary)/s, d.threads)
 }

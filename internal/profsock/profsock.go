@@ -39,6 +39,9 @@ type Counts struct {
 	GCCycles uint64 `json:"gc_cycles"`
 	// HeapGoal is the heap size the next GC aims for, in bytes.
 	HeapGoal uint64 `json:"heap_goal_bytes"`
+	// HeapAllocs is the bytes allocated on the heap since the process
+	// began: its rate over a window is what drives GCCycles.
+	HeapAllocs uint64 `json:"heap_allocs_bytes"`
 	// Goroutines is the number of live goroutines.
 	Goroutines uint64 `json:"goroutines"`
 	// CPU is the runtime's estimate of its CPU seconds by class (see
@@ -60,6 +63,7 @@ var counters = []struct {
 }{
 	{"/gc/cycles/total:gc-cycles", func(c *Counts, v metrics.Value) { c.GCCycles = v.Uint64() }},
 	{"/gc/heap/goal:bytes", func(c *Counts, v metrics.Value) { c.HeapGoal = v.Uint64() }},
+	{"/gc/heap/allocs:bytes", func(c *Counts, v metrics.Value) { c.HeapAllocs = v.Uint64() }},
 	{"/sched/goroutines:goroutines", func(c *Counts, v metrics.Value) { c.Goroutines = v.Uint64() }},
 	{"/cpu/classes/gc/total:cpu-seconds", func(c *Counts, v metrics.Value) { c.CPU.GC = v.Float64() }},
 	{"/cpu/classes/scavenge/total:cpu-seconds", func(c *Counts, v metrics.Value) { c.CPU.Scavenge = v.Float64() }},

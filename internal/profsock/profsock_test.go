@@ -69,8 +69,8 @@ func TestServeAnswers(t *testing.T) {
 			if err := json.Unmarshal(body, &n); err != nil {
 				t.Fatal(err)
 			}
-			if n.Role != "server" || n.PID != os.Getpid() || n.Goroutines == 0 || n.HeapGoal == 0 {
-				t.Fatalf("counts %+v: want role server, this pid, goroutines and a heap goal", n)
+			if n.Role != "server" || n.PID != os.Getpid() || n.Goroutines == 0 || n.HeapGoal == 0 || n.HeapAllocs == 0 {
+				t.Fatalf("counts %+v: want role server, this pid, goroutines, a heap goal and bytes allocated", n)
 			}
 		}},
 		{"/debug/pprof/profile?seconds=1", func(t *testing.T, body []byte) {
