@@ -137,21 +137,8 @@ func TestStatusFromEitherRelease(t *testing.T) {
 				})
 			}
 			p := fakeWorker(t, mux)
-			for range 2 {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				got, err := p.status(ctx, nil)
-				cancel()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(got) != len(want) {
-					t.Fatalf("got %d statuses, want %d", len(got), len(want))
-				}
-				for i := range want {
-					if !sameStatus(got[i], want[i]) {
-						t.Errorf("status %d: got %+v, want %+v", i, got[i], want[i])
-					}
-				}
+			for i := range 2 {
+				askStatus(t, p, nil, want, fmt.Sprintf("ask %d", i))
 			}
 			// the older release is asked the heartbeat route once only
 			wantAsked := map[string]int{heartbeatRoute: 2}
@@ -215,23 +202,30 @@ func TestHeartbeatsCarryNothingOver(t *testing.T) {
 	var st []recorder.Status
 	for round := range 2 {
 		for i, want := range answers {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			got, err := p.status(ctx, st)
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("round %d, heartbeat %d: %d statuses, want %d", round, i, len(got), len(want))
-			}
-			for j := range want {
-				if !sameStatus(got[j], want[j]) {
-					t.Errorf("round %d, heartbeat %d, status %d:\n got %+v\nwant %+v", round, i, j, got[j], want[j])
-				}
-			}
-			st = got
+			st = askStatus(t, p, st, want, fmt.Sprintf("round %d, heartbeat %d", round, i))
 		}
 	}
+}
+
+// askStatus asks p's status as the supervisor's watch does, handing back
+// buf, and checks it is want.
+func askStatus(t *testing.T, p *proc, buf, want []recorder.Status, where string) []recorder.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got, err := p.status(ctx, buf)
+	if err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d statuses, want %d", where, len(got), len(want))
+	}
+	for j := range want {
+		if !sameStatus(got[j], want[j]) {
+			t.Errorf("%s, status %d:\n got %+v\nwant %+v", where, j, got[j], want[j])
+		}
+	}
+	return got
 }
 
 // BenchmarkHeartbeatRead is one heartbeat of a worker of 25 recording
