@@ -23,51 +23,77 @@ func setRcvLowat(raw syscall.RawConn, n int) error {
 	return serr
 }
 
-// readNow reads what the socket holds into p, without waiting:
-// errWouldBlock when it holds nothing. The read is a raw read(2), which
-// skips the runtime's system call bookkeeping: the first system call of a
-// process woken from idle wakes its sysmon thread, which then polls every
-// 20 µs for as long as the process is busy (golang/go#18236), so a worker
-// whose cameras are read once per tick paid dozens of sysmon wake-ups per
-// tick for reads that never block (the socket is non-blocking). The read
-// deadline and Close are checked first, as for any read.
-func (c *batchedConn) readNow(p []byte) (int, error) {
+// pollState is readNow's state: the read's vector and outcome, kept in
+// the conn so that a read allocates nothing.
+type pollState struct {
+	rawRead func(fd uintptr) bool
+	iov     [2]syscall.Iovec
+	rn      int
+	rerr    error
+}
+
+// readNow reads what the socket holds into p and, beyond it, into c's
+// spill buffer, without waiting: errWouldBlock when it holds nothing. It
+// returns what went into p, the total read (the rest is c.spilled, for
+// the Reads that follow), and whether the read filled all it offered, so
+// that the socket may hold more. Nothing may be spilled when it is called.
+//
+// The read is one raw readv(2), which skips the runtime's system call
+// bookkeeping: the first system call of a process woken from idle wakes
+// its sysmon thread, which then polls every 20 µs for as long as the
+// process is busy (golang/go#18236), so a worker whose cameras are read
+// once per tick paid dozens of sysmon wake-ups per tick for reads that
+// never block (the socket is non-blocking). The read deadline and Close
+// are checked first, as for any read.
+func (c *batchedConn) readNow(p []byte) (n, total int, full bool, err error) {
 	if len(p) == 0 {
-		return 0, nil
+		return 0, 0, true, nil
 	}
-	if c.rawRead == nil {
+	st := &c.poll
+	if st.rawRead == nil {
 		// bound once: a closure per read cost an allocation per read
-		c.rawRead = c.readFD
+		st.rawRead = c.readFD
 	}
-	c.rp, c.rn, c.rerr = p, 0, nil
-	err := c.raw.Read(c.rawRead)
-	n, rerr := c.rn, c.rerr
-	c.rp, c.rerr = nil, nil
-	if err != nil {
-		return 0, err
+	spill := c.holdSpill()
+	st.iov[0].Base, st.iov[1].Base = &p[0], &spill[0]
+	st.iov[0].SetLen(len(p))
+	st.iov[1].SetLen(len(spill))
+	st.rn, st.rerr = 0, nil
+	err = c.raw.Read(st.rawRead)
+	total, rerr := st.rn, st.rerr
+	st.iov[0].Base, st.rerr = nil, nil // keep nothing of the caller's alive
+	switch {
+	case err != nil:
+	case rerr != nil:
+		err = rerr
+	case total == 0:
+		err = io.EOF
 	}
-	if rerr != nil {
-		return 0, rerr
+	if err != nil || total <= len(p) {
+		c.releaseSpill()
+		if err != nil {
+			return 0, 0, false, err
+		}
+		return total, total, total == len(p)+len(spill), nil
 	}
-	if n == 0 {
-		return 0, io.EOF
-	}
-	return n, nil
+	c.spilled = spill[:total-len(p)]
+	return len(p), total, total == len(p)+len(spill), nil
 }
 
 // readFD is readNow's read of the socket's descriptor.
 func (c *batchedConn) readFD(fd uintptr) bool {
+	st := &c.poll
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rp[0])), uintptr(len(c.rp)))
+		r, _, e := syscall.RawSyscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(&st.iov[0])), uintptr(len(st.iov)))
 		switch e {
 		case 0:
-			c.rn = int(r)
+			st.rn = int(r)
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			c.rerr = errWouldBlock
+			st.rerr = errWouldBlock
 		default:
-			c.rerr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", e)}
+			st.rerr = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("readv", e)}
 		}
 		return true
 	}

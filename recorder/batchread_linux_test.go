@@ -242,7 +242,8 @@ func TestReadNowAllocatesNothing(t *testing.T) {
 	buf := make([]byte, 4096)
 	// the first read binds the raw read; wait for the data to be there
 	for got := 0; got < 8192; {
-		n, err := c.readNow(buf)
+		n, _, _, err := c.readNow(buf)
+		c.releaseSpill()
 		if err == errWouldBlock {
 			time.Sleep(10 * time.Millisecond)
 			continue
@@ -253,10 +254,92 @@ func TestReadNowAllocatesNothing(t *testing.T) {
 		got += n
 	}
 	if a := testing.AllocsPerRun(100, func() {
-		if _, err := c.readNow(buf); err != nil && err != errWouldBlock {
+		if _, _, _, err := c.readNow(buf); err != nil && err != errWouldBlock {
 			t.Fatal(err)
 		}
+		c.releaseSpill() // as the Reads that consume it do
 	}); a != 0 {
 		t.Errorf("readNow allocates %.1f times a read, want 0", a)
 	}
+}
+
+// One poll takes in all that a tick brought: the RTSP client's 4 KiB
+// Reads that follow are served from the poll's spill buffer, in order,
+// without a system call (a read deadline in the past fails any read of
+// the socket), and once it is empty the buffer goes back to the grid and
+// the next Read goes to the socket again.
+func TestPollReadsATickAtOnce(t *testing.T) {
+	sent := make([]byte, 20<<10) // a tick of a 4 Mbit/s stream
+	for i := range sent {
+		sent[i] = byte(i % 251)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	release := make(chan struct{})
+	defer close(release)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write(sent) //nolint:errcheck // the reader checks what came
+		<-release
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &readGrid{}
+	c := newBatchedConn(nc, g).(*batchedConn)
+	defer c.Close()
+	c.lowat = minBatch // polled, as a flowing stream is
+	for deadline := time.Now().Add(10 * time.Second); queued(t, c.raw) < len(sent); {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d bytes reached the socket", queued(t, c.raw), len(sent))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil || n != len(buf) {
+		t.Fatalf("first read: %d bytes, %v", n, err)
+	}
+	got := append([]byte(nil), buf[:n]...)
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	for len(got) < len(sent) {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d of %d bytes went to the socket: %v", len(got), len(sent), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, sent) {
+		t.Fatal("the bytes read differ from those sent")
+	}
+	if c.spill != nil || len(g.spills) != 1 {
+		t.Fatalf("after the spill was consumed: held %v, the grid keeps %d, want the one buffer back", c.spill != nil, len(g.spills))
+	}
+	_, err = c.Read(buf)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read once the spill is empty: %v, want the deadline's timeout", err)
+	}
+}
+
+// queued is how many bytes wait in the socket's receive queue.
+func queued(t *testing.T, raw syscall.RawConn) int {
+	t.Helper()
+	var n int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) {
+		n, gerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	}); err != nil || gerr != nil {
+		t.Fatalf("ioctl SIOCINQ: %v %v", err, gerr)
+	}
+	return n
 }

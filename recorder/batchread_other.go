@@ -11,5 +11,10 @@ import (
 // the low-water mark: elsewhere the stream is read packet by packet.
 func setRcvLowat(syscall.RawConn, int) error { return errors.ErrUnsupported }
 
+// pollState is empty here: nothing is read by polling.
+type pollState struct{}
+
 // readNow is not available here: a stream is read as it comes.
-func (c *batchedConn) readNow([]byte) (int, error) { return 0, errors.ErrUnsupported }
+func (c *batchedConn) readNow([]byte) (n, total int, full bool, err error) {
+	return 0, 0, false, errors.ErrUnsupported
+}
