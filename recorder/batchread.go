@@ -47,17 +47,23 @@ const (
 	// maxBatch bounds the low-water mark (an 8 Mbit/s stream reaches it);
 	// Linux grows the socket's receive buffer to hold it.
 	maxBatch = 256 << 10
-	// spillSize is the room a poll offers beyond the caller's buffer: a
-	// tick of an 8 Mbit/s stream (40 KB) and more, so that one read(2)
-	// takes in what a tick brought. The RTSP client reads 4 KiB at a
-	// time, so a tick of a 2 Mbit/s stream (10 KB) took three system
-	// calls, and they were a fifth of a recorder's CPU (`bench record`,
-	// CPU profile: 4.9 µs each, mostly the call itself, not the copy).
-	spillSize = 64 << 10
+	// spillSize is the room a poll offers beyond the caller's buffer, so
+	// that one read(2) takes in what a tick brought: with the RTSP
+	// client's 4 KiB, a tick of a 2 Mbit/s stream (10 KB) and most of a
+	// 4 Mbit/s one; an 8 Mbit/s stream's 40 KB take two. Before, a tick
+	// of a 2 Mbit/s stream took three reads of 4 KiB, and reads were a
+	// fifth of a recorder's CPU profile. Not larger: more than a few
+	// buffers are held at once when the collector preempts readers at a
+	// tick, and 64 KiB ones cost a hot standby of 20 cameras 0.04 MiB
+	// each (`bench failover -standby hot`), where 16 KiB is a small
+	// object of the allocator.
+	spillSize = 16 << 10
 	// maxFreeSpills bounds the spill buffers a grid keeps between polls:
 	// a reader holds one only from its poll until it has consumed it,
-	// within one tick, so a process needs about one per P.
-	maxFreeSpills = 4
+	// within one tick, so a process needs about one per P (a worker runs
+	// one). What it keeps is charged to every session of the process,
+	// the hot standbys' included (issue 14's memory per camera).
+	maxFreeSpills = 2
 )
 
 // lowatFor is the receive low-water mark for a stream that brought n bytes
@@ -206,8 +212,13 @@ type readGrid struct {
 	mu   sync.Mutex
 	tick chan struct{} // closed at the next tick; nil while nobody waits
 
+	// spills are the free spill buffers, at most maxFreeSpills: a free
+	// list rather than a sync.Pool, so that what a process keeps is
+	// bounded and known, and a poll allocates nothing once it is warm
+	// (TestReadNowAllocatesNothing holds it to that, under the race
+	// detector too, which makes a sync.Pool drop a quarter of its Puts).
 	spillMu sync.Mutex
-	spills  []*[spillSize]byte // free spill buffers, at most maxFreeSpills
+	spills  []*[spillSize]byte
 }
 
 // getSpill hands out a spill buffer, a kept one if there is one.

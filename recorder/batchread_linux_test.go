@@ -269,7 +269,7 @@ func TestReadNowAllocatesNothing(t *testing.T) {
 // the socket), and once it is empty the buffer goes back to the grid and
 // the next Read goes to the socket again.
 func TestPollReadsATickAtOnce(t *testing.T) {
-	sent := make([]byte, 20<<10) // a tick of a 4 Mbit/s stream
+	sent := make([]byte, 16<<10) // a tick of a 3 Mbit/s stream
 	for i := range sent {
 		sent[i] = byte(i % 251)
 	}
