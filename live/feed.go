@@ -264,10 +264,10 @@ func aacTrack(c *mp4.CodecMPEG4Audio, pt uint8) (*track, error) {
 	}
 	medi := &description.Media{Type: description.MediaTypeAudio, Formats: []format.Format{forma}}
 	return &track{media: medi, encode: func(s storage.Sample) ([]*rtp.Packet, error) {
-		if len(s.Payload) == 0 || len(s.Payload) > mpeg4audio.MaxAccessUnitSize {
-			return nil, fmt.Errorf("bad AAC access unit of %d bytes", len(s.Payload))
+		if n := s.Size(); n == 0 || n > mpeg4audio.MaxAccessUnitSize {
+			return nil, fmt.Errorf("bad AAC access unit of %d bytes", n)
 		}
-		return stamp(enc.Encode([][]byte{s.Payload}))(uint32(s.DTS))
+		return stamp(enc.Encode([][]byte{s.Bytes()}))(uint32(s.DTS))
 	}}, nil
 }
 
@@ -276,7 +276,7 @@ func aacTrack(c *mp4.CodecMPEG4Audio, pt uint8) (*track, error) {
 // it ignores the SDP.
 func avccNALUs(s storage.Sample, params [][]byte) ([][]byte, error) {
 	var au h264.AVCC
-	if err := au.Unmarshal(s.Payload); err != nil {
+	if err := au.Unmarshal(s.Bytes()); err != nil {
 		return nil, fmt.Errorf("split AVCC sample: %w", err)
 	}
 	if !s.Sync {

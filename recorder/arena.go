@@ -76,6 +76,19 @@ func (a *payloadArena) write(p []byte) (int64, error) {
 	return pos, nil
 }
 
+// writeAll writes bufs one after another as one payload (a sample's
+// pieces) and returns its position; the caller made sure that all of them
+// fit.
+func (a *payloadArena) writeAll(bufs [][]byte) (int64, error) {
+	pos := a.head
+	for _, p := range bufs {
+		if _, err := a.write(p); err != nil {
+			return 0, err
+		}
+	}
+	return pos, nil
+}
+
 // grow moves what is held into a reservation of at least need bytes (the
 // current size doubled, within maxSize), keeping every logical position.
 func (a *payloadArena) grow(need int64) error {

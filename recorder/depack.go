@@ -28,10 +28,12 @@ type videoRemuxer struct {
 	freshAtIDR bool
 	dts264     *h264.DTSExtractor
 	dts265     *h265.DTSExtractor
-	// keep, heads and views are reused per access unit: the NAL units
-	// recorded, their first bytes, and their bytes in the payload.
+	// keep, heads, views and viewBuf are reused per access unit: the NAL
+	// units recorded, their first bytes, what the DTS extractor reads of
+	// each (see viewSize), and the room for the views of fragmented ones.
 	keep         []*nalUnit
 	heads, views [][]byte
+	viewBuf      []byte
 	// junk counts in-band parameter sets that did not parse.
 	junk uint64
 }
@@ -85,13 +87,23 @@ func (v *videoRemuxer) codec() mp4.Codec {
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
+// viewSize is how much of a slice NAL unit the DTS extractor is shown
+// when the unit came in fragments: mediacommon reads at most its header
+// and 22 bytes (h264.maxBytesToGetPOC; 12 for H.265).
+const viewSize = 32
+
 // remux processes one access unit with its PTS (90 kHz). It returns the
 // sample fields, whether the AU is a sync sample and whether the picture
-// size changed (the caller then begins a new stream). The payload is the
-// only copy of the frame's bytes: built here, once, from the pieces the
-// NAL units arrived in (auAssembler), with the parameter sets in front of
-// each IDR.
-func (v *videoRemuxer) remux(au *accessUnit, pts int64) (payload []byte, dts int64, ptsOffset int32, sync, resized bool, err error) {
+// size changed (the caller then begins a new stream). The payload is
+// returned as pieces (storage.Sample.Pieces): the NAL units' bytes stay in
+// the packets they arrived in, which the RTP client allocated for them and
+// nobody writes to again, and only their 4-byte lengths (and the rebuilt
+// header of a fragmented unit) are written, into one small buffer; the
+// parameter sets go in front of each IDR. Copying a frame into one buffer
+// was half of the bytes a recorder allocated (`bench record -profile`),
+// and so half of its collector's work, which weighs most in the small
+// heaps of worker processes.
+func (v *videoRemuxer) remux(au *accessUnit, pts int64) (pieces [][]byte, dts int64, ptsOffset int32, sync, resized bool, err error) {
 	v.keep, v.heads = v.keep[:0], v.heads[:0]
 	for i := range au.nalus {
 		n := &au.nalus[i]
@@ -153,8 +165,6 @@ func (v *videoRemuxer) remux(au *accessUnit, pts int64) (payload []byte, dts int
 	if v.codec() == nil {
 		return nil, 0, 0, false, resized, errSkip
 	}
-	// The AVCC payload: a 4-byte length before each NAL unit, the
-	// parameter sets first at an IDR.
 	var params [][]byte
 	if idr {
 		if v.h265 {
@@ -163,27 +173,49 @@ func (v *videoRemuxer) remux(au *accessUnit, pts int64) (payload []byte, dts int
 			params = [][]byte{v.sps, v.pps}
 		}
 	}
-	size := 0
-	for _, p := range params {
-		size += 4 + len(p)
-	}
+	// prefixes holds each unit's length (and rebuilt header); allocated
+	// whole first, so that the pieces cut from it never move.
+	nPieces, nPrefix, nView := 2*len(params), 4*len(params), 0
 	for _, n := range v.keep {
-		size += 4 + n.size
+		nPieces += 1 + n.hi - n.lo
+		nPrefix += 4 + n.hdrLen
+		if n.hdrLen > 0 || n.hi-n.lo != 1 {
+			nView += viewSize
+		}
 	}
-	payload = make([]byte, 0, size)
+	prefixes := make([]byte, 0, nPrefix)
+	pieces = make([][]byte, 0, nPieces)
+	if cap(v.viewBuf) < nView {
+		v.viewBuf = make([]byte, 0, nView)
+	}
+	viewBuf := v.viewBuf[:0]
 	views := v.views[:0]
 	for _, p := range params {
-		payload = binary.BigEndian.AppendUint32(payload, uint32(len(p)))
-		payload = append(payload, p...)
-		views = append(views, payload[len(payload)-len(p):])
+		at := len(prefixes)
+		prefixes = binary.BigEndian.AppendUint32(prefixes, uint32(len(p)))
+		pieces = append(pieces, prefixes[at:len(prefixes):len(prefixes)], p)
+		views = append(views, p)
 	}
 	for _, n := range v.keep {
-		payload = binary.BigEndian.AppendUint32(payload, uint32(n.size))
-		payload = au.appendTo(payload, n)
-		views = append(views, payload[len(payload)-n.size:])
+		at := len(prefixes)
+		prefixes = binary.BigEndian.AppendUint32(prefixes, uint32(n.size))
+		prefixes = append(prefixes, n.hdr[:n.hdrLen]...)
+		pieces = append(pieces, prefixes[at:len(prefixes):len(prefixes)])
+		for _, p := range au.pieces[n.lo:n.hi] {
+			if len(p) > 0 {
+				pieces = append(pieces, p)
+			}
+		}
+		if n.hdrLen == 0 && n.hi-n.lo == 1 {
+			views = append(views, au.pieces[n.lo])
+			continue
+		}
+		vat := len(viewBuf)
+		viewBuf = au.appendPrefix(viewBuf, n, viewSize)
+		views = append(views, viewBuf[vat:])
 	}
 	v.views = views
-	defer clear(v.views) // the payload goes to the writer: keep no view of it
+	defer clear(v.views) // the packets go to the writer: keep no view of them
 	clear(v.keep)
 	if v.h265 {
 		if v.dts265 == nil || idr && (!v.gotIDR || v.freshAtIDR) {
@@ -207,7 +239,7 @@ func (v *videoRemuxer) remux(au *accessUnit, pts int64) (payload []byte, dts int
 		return nil, 0, 0, false, resized, fmt.Errorf("compute DTS: %w", err)
 	}
 	v.gotIDR = true
-	return payload, dts, int32(pts - dts), idr, resized, nil
+	return pieces, dts, int32(pts - dts), idr, resized, nil
 }
 
 // setSPS adopts an in-band SPS if it parses; it reports a size change.

@@ -66,7 +66,7 @@ func (g *GOP) Add(f Frame) {
 		g.Reset() // a new stream must start at its own keyframe
 		return
 	}
-	g.bytes += len(f.Sample.Payload)
+	g.bytes += f.Sample.Size()
 	if g.bytes > max {
 		g.Reset()
 		return

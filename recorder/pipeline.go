@@ -556,7 +556,7 @@ func (s *session) onVideo(au *accessUnit, pts int64) {
 			s.p.log.Debug("camera clock jumped again: timestamps remapped within the segment")
 		}
 	}
-	payload, dts, off, sync, resized, err := s.video.remux(au, pts)
+	pieces, dts, off, sync, resized, err := s.video.remux(au, pts)
 	if resized {
 		s.needBegin = true
 	}
@@ -566,7 +566,7 @@ func (s *session) onVideo(au *accessUnit, pts int64) {
 		}
 		return
 	}
-	smp := storage.Sample{Track: 0, DTS: dts, PTSOffset: off, Sync: sync, Payload: payload, Arrival: now}
+	smp := storage.Sample{Track: 0, DTS: dts, PTSOffset: off, Sync: sync, Pieces: pieces, Arrival: now}
 	if sync && s.cutPending {
 		s.cutPending = false
 		s.needBegin = true

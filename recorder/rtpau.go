@@ -430,6 +430,20 @@ func (u *accessUnit) appendTo(b []byte, n *nalUnit) []byte {
 	return b
 }
 
+// appendPrefix appends the first max bytes of n (all of it if shorter) to
+// b.
+func (u *accessUnit) appendPrefix(b []byte, n *nalUnit, max int) []byte {
+	end := len(b) + max
+	b = append(b, n.hdr[:n.hdrLen]...)
+	for _, p := range u.pieces[n.lo:n.hi] {
+		if len(b) >= end {
+			break
+		}
+		b = append(b, p[:min(len(p), end-len(b))]...)
+	}
+	return b
+}
+
 // accessUnitOf makes an access unit of whole NAL units (tests, benchmarks).
 func accessUnitOf(nalus [][]byte, pts int64) *accessUnit {
 	u := &accessUnit{pts: pts, ptsOK: true}

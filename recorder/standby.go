@@ -81,7 +81,7 @@ type ring struct {
 // add holds smp, of stream; its payload is copied, the caller keeps it.
 func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 	e := ringEntry{stream: stream, dts: smp.DTS, ptsOffset: smp.PTSOffset,
-		track: int16(smp.Track), sync: smp.Sync, size: int32(len(smp.Payload))}
+		track: int16(smp.Track), sync: smp.Sync, size: int32(smp.Size())}
 	key := e.key()
 	if r.err != nil || len(r.entries) == 0 && !key {
 		return // a ring starts at a keyframe
@@ -90,7 +90,7 @@ func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 		r.base = smp.Arrival
 	}
 	e.arrival = smp.Arrival.Sub(r.base)
-	n := len(smp.Payload)
+	n := int(e.size)
 	if n > r.maxBytes {
 		r.reset() // a sample larger than the bound: hold nothing
 		return
@@ -115,7 +115,13 @@ func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 			return
 		}
 	}
-	pos, err := r.arena.write(smp.Payload)
+	var pos int64
+	var err error
+	if smp.Pieces == nil {
+		pos, err = r.arena.write(smp.Payload)
+	} else {
+		pos, err = r.arena.writeAll(smp.Pieces)
+	}
 	if err != nil {
 		r.err = err
 		r.reset()

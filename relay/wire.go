@@ -53,8 +53,9 @@ func initOf(st *storage.Stream) *fmp4.Init {
 
 // encoder writes records to w.
 type encoder struct {
-	w   io.Writer
-	buf []byte
+	w    io.Writer
+	buf  []byte
+	body [][]byte // a frame's header and pieces, reused
 }
 
 func (e *encoder) record(kind byte, body ...[]byte) error {
@@ -97,7 +98,13 @@ func (e *encoder) frame(s storage.Sample) error {
 		arrival = s.Arrival.UnixNano()
 	}
 	binary.BigEndian.PutUint64(h[14:], uint64(arrival))
-	return e.record(kindFrame, h[:], s.Payload)
+	if s.Pieces == nil {
+		return e.record(kindFrame, h[:], s.Payload)
+	}
+	e.body = append(append(e.body[:0], h[:]), s.Pieces...)
+	err := e.record(kindFrame, e.body...)
+	clear(e.body) // hold no frame past its record
+	return err
 }
 
 // decoder reads records from r and rebuilds frames; each 'S' record makes a

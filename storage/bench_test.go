@@ -78,10 +78,11 @@ func cpuTime() time.Duration {
 }
 
 // TestAppendPartMatchesMediacommon pins the hand-written fragment encoder
-// to mediacommon's fmp4.Part.Marshal byte for byte.
+// to mediacommon's fmp4.Part.Marshal byte for byte, and the buffers it
+// writes to the payloads, whether they came in one buffer or in pieces.
 func TestAppendPartMatchesMediacommon(t *testing.T) {
-	mk := func(n int, nonSync, cto bool) []fmp4.Sample {
-		var out []fmp4.Sample
+	mk := func(n int, nonSync, cto bool) []partSample {
+		var out []partSample
 		for i := range n {
 			s := fmp4.Sample{Duration: uint32(3000 + i), Payload: bytes.Repeat([]byte{byte(i)}, 10+i)}
 			if nonSync && i > 0 {
@@ -93,7 +94,17 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 					s.PTSOffset = -1500
 				}
 			}
-			out = append(out, s)
+			out = append(out, newPartSample(s, nil))
+		}
+		return out
+	}
+	// inPieces is mk's samples as the recorder hands video over: each
+	// payload in three pieces, one of them empty.
+	inPieces := func(in []partSample) []partSample {
+		out := make([]partSample, len(in))
+		for i, s := range in {
+			p := s.Payload
+			out[i] = newPartSample(s.Sample, [][]byte{p[:3], p[3:3], p[3:]})
 		}
 		return out
 	}
@@ -105,6 +116,7 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 		{"video non-sync with cto", []partTrack{{ID: 1, BaseTime: 90000, Samples: mk(25, true, true)}}},
 		{"video and audio", []partTrack{{ID: 1, BaseTime: 1 << 40, Samples: mk(25, true, false)}, {ID: 2, BaseTime: 48000, Samples: mk(47, false, false)}}},
 		{"audio only track 2", []partTrack{{ID: 2, BaseTime: 7, Samples: mk(1, false, false)}}},
+		{"video in pieces and audio", []partTrack{{ID: 1, BaseTime: 3, Samples: inPieces(mk(25, true, true))}, {ID: 2, BaseTime: 48000, Samples: mk(47, false, false)}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,7 +124,11 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 			for _, tr := range tc.tracks {
 				pt := &fmp4.PartTrack{ID: int(tr.ID), BaseTime: tr.BaseTime}
 				for i := range tr.Samples {
-					pt.Samples = append(pt.Samples, &tr.Samples[i])
+					ms := tr.Samples[i].Sample
+					if ps := tr.Samples[i].pieces; ps != nil {
+						ms.Payload = bytes.Join(ps, nil)
+					}
+					pt.Samples = append(pt.Samples, &ms)
 				}
 				p.Tracks = append(p.Tracks, pt)
 			}
@@ -120,12 +136,8 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 			if err := p.Marshal(&want); err != nil {
 				t.Fatal(err)
 			}
-			got := appendPartHeader([]byte("prefix"), 42, tc.tracks)
-			for _, tr := range tc.tracks {
-				for i := range tr.Samples {
-					got = append(got, tr.Samples[i].Payload...)
-				}
-			}
+			hdr := appendPartHeader([]byte("prefix"), 42, tc.tracks)
+			got := bytes.Join(partBuffers(nil, hdr, tc.tracks), nil)
 			if !bytes.Equal(got[6:], want.Bytes()) {
 				t.Errorf("fragment differs from mediacommon:\n got %x\nwant %x", got[6:], want.Bytes())
 			}

@@ -256,11 +256,32 @@ func sortedDirNames(dir string, wantDir bool) ([]string, error) {
 }
 
 // partTrack is one track's samples in a fragment.
-type partTrack = fragment.Track[fmp4.Sample]
+type partTrack = fragment.Track[partSample]
+
+// partSample is one sample of a fragment being written: mediacommon's
+// fields, with the payload as the Writer was given it, in Payload or, when
+// that is nil, in pieces (see Sample.Pieces).
+type partSample struct {
+	fmp4.Sample
+	pieces [][]byte
+	size   uint32
+}
+
+func newPartSample(s fmp4.Sample, pieces [][]byte) partSample {
+	ps := partSample{Sample: s, pieces: pieces, size: uint32(len(s.Payload))}
+	if pieces != nil {
+		ps.Payload = nil
+		ps.size = 0
+		for _, p := range pieces {
+			ps.size += uint32(len(p))
+		}
+	}
+	return ps
+}
 
 // sampleFields reads what a fragment header says about a recorded sample.
-func sampleFields(s *fmp4.Sample) fragment.Fields {
-	return fragment.Fields{Duration: s.Duration, Size: uint32(len(s.Payload)), PTSOffset: s.PTSOffset, NonSync: s.IsNonSyncSample}
+func sampleFields(s *partSample) fragment.Fields {
+	return fragment.Fields{Duration: s.Duration, Size: s.size, PTSOffset: s.PTSOffset, NonSync: s.IsNonSyncSample}
 }
 
 // appendPartHeader appends the moof and the mdat header of one fragment to
@@ -277,7 +298,11 @@ func partBuffers(bufs net.Buffers, header []byte, tracks []partTrack) net.Buffer
 	bufs = append(bufs, header)
 	for _, t := range tracks {
 		for i := range t.Samples {
-			bufs = append(bufs, t.Samples[i].Payload)
+			if s := &t.Samples[i]; s.pieces != nil {
+				bufs = append(bufs, s.pieces...)
+			} else {
+				bufs = append(bufs, s.Payload)
+			}
 		}
 	}
 	return bufs

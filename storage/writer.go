@@ -29,7 +29,8 @@ type pending struct {
 	dts     int64
 	ptsOff  int32
 	sync    bool
-	payload []byte
+	payload []byte // or, when nil, pieces (see Sample)
+	pieces  [][]byte
 	arrival time.Time
 }
 
@@ -48,7 +49,7 @@ type trackState struct {
 
 	// per part; reused between parts
 	partBase uint64
-	samples  []fmp4.Sample
+	samples  []partSample
 }
 
 // openSegment is the file a Writer currently appends to.
@@ -192,7 +193,7 @@ func (w *Writer) Write(smp Sample) error {
 }
 
 func (t *trackState) setPending(s Sample) {
-	t.pend = pending{dts: s.DTS, ptsOff: s.PTSOffset, sync: s.Sync || !t.video, payload: s.Payload, arrival: s.Arrival}
+	t.pend = pending{dts: s.DTS, ptsOff: s.PTSOffset, sync: s.Sync || !t.video, payload: s.Payload, pieces: s.Pieces, arrival: s.Arrival}
 	t.hasPend = true
 }
 
@@ -201,7 +202,7 @@ func (t *trackState) setPending(s Sample) {
 func (w *Writer) finishPending(t *trackState, d uint32) {
 	p := t.pend
 	t.hasPend = false
-	t.pend.payload = nil
+	t.pend.payload, t.pend.pieces = nil, nil
 	if p.dts < t.segStart {
 		return
 	}
@@ -212,12 +213,12 @@ func (w *Writer) finishPending(t *trackState, d uint32) {
 	if len(t.samples) == 0 {
 		t.partBase = uint64(t.written)
 	}
-	t.samples = append(t.samples, fmp4.Sample{
+	t.samples = append(t.samples, newPartSample(fmp4.Sample{
 		Duration:        d,
 		PTSOffset:       p.ptsOff,
 		IsNonSyncSample: !p.sync,
 		Payload:         p.payload,
-	})
+	}, p.pieces))
 	t.written += int64(d)
 	t.lastDur = d
 	if t == &w.tracks[w.drive] {
@@ -442,7 +443,7 @@ func (w *Writer) abortSegment(cause error) error {
 	for i := range w.tracks {
 		t := &w.tracks[i]
 		t.hasPend = false
-		t.pend.payload = nil
+		t.pend.payload, t.pend.pieces = nil, nil
 		clear(t.samples)
 		t.samples = t.samples[:0]
 	}

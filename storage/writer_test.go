@@ -513,3 +513,56 @@ func TestUnwritten(t *testing.T) {
 		t.Errorf("the caller's buffers changed: %q", bufs)
 	}
 }
+
+// A sample handed over in pieces (as the recorder hands video over) is
+// written exactly as the same sample in one buffer: the segment files of
+// a clip written both ways are the same bytes, and ffprobe reads them.
+func TestPiecesWriteTheSameFile(t *testing.T) {
+	clip := loadClip(t, "../testdata/h264-aac.ts")
+	write := func(dir string, split bool) (paths []string) {
+		st := openTestStore(t, dir, nil)
+		w, err := st.Begin(Stream{Camera: "rec-a/lobby", Home: "rec-a", Tracks: clip.tracks(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples := clip.stream(testEpoch, 1, true)
+		if split {
+			for i := range samples {
+				if p := samples[i].Payload; samples[i].Track == 0 && len(p) > 8 {
+					a, b := len(p)/3, len(p)/2
+					samples[i].Pieces = [][]byte{p[:a], p[a:a], p[a:b], p[b:]}
+					samples[i].Payload = nil
+				}
+			}
+		}
+		writeAll(t, w, samples)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, seg := range checkConsistent(t, st, dir) {
+			paths = append(paths, st.SegmentPath(seg))
+		}
+		return paths
+	}
+	whole := write(t.TempDir(), false)
+	pieces := write(t.TempDir(), true)
+	if len(whole) == 0 || len(pieces) != len(whole) {
+		t.Fatalf("%d segments in pieces, %d whole", len(pieces), len(whole))
+	}
+	for i := range whole {
+		a, err := os.ReadFile(whole[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(pieces[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("segment %d: %d bytes written from pieces differ from the %d written whole", i, len(b), len(a))
+		}
+		if codec, n, _, ok := ffprobe(t, pieces[i]).stream("video"); !ok || codec != "h264" || n == 0 {
+			t.Errorf("segment %d from pieces: ffprobe video %q, %d frames", i, codec, n)
+		}
+	}
+}

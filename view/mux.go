@@ -175,16 +175,16 @@ func (m *muxer) fragment() []byte {
 	size := 0
 	for _, tr := range tracks {
 		for _, s := range tr.Samples {
-			size += len(s.s.Payload)
+			size += s.s.Size()
 		}
 	}
 	b := make([]byte, 0, 256+size)
 	b = fragment.AppendHeader(b, m.seq, tracks, func(s *doneSample) fragment.Fields {
-		return fragment.Fields{Duration: s.duration, Size: uint32(len(s.s.Payload)), PTSOffset: s.s.PTSOffset, NonSync: !s.s.Sync}
+		return fragment.Fields{Duration: s.duration, Size: uint32(s.s.Size()), PTSOffset: s.s.PTSOffset, NonSync: !s.s.Sync}
 	})
 	for _, tr := range tracks {
 		for _, s := range tr.Samples {
-			b = append(b, s.s.Payload...)
+			b = s.s.AppendPayload(b)
 		}
 	}
 	for _, t := range m.tracks {
