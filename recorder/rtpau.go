@@ -14,19 +14,21 @@ import (
 // auAssembler rebuilds H.264 (RFC 6184: single NAL unit, STAP-A, FU-A)
 // and H.265 (RFC 7798: single, AP, FU) access units from a camera's RTP
 // packets, and leaves every NAL unit where it arrived: a NAL unit is the
-// list of payload ranges it came in, so that the sample's AVCC payload,
-// built once the access unit is complete (videoRemuxer.remux), is the
-// only copy of the frame the recorder makes.
+// list of payload ranges it came in, and the sample handed to storage is
+// those ranges with their AVCC length prefixes (videoRemuxer.remux), so
+// that the recorder never copies a frame's bytes on the heap (a hot
+// standby copies them once, into its ring's arena).
 //
 // Why not gortsplib's decoders: they join each fragmented NAL unit into a
-// fresh buffer, which the MP4 sample then copies again. That join was a
+// fresh buffer, which the MP4 sample then copied again. That join was a
 // third of all the bytes a recording allocated (`bench record`, allocs
 // profile of a worker of 25 cameras: 127 of 419 MB over a 30 s run), so
 // a third of the garbage collector's work, which weighs most in the small
 // heaps of worker processes. The decoders also kept the packets of the largest
 // fragmented NAL unit alive for the life of the session (they truncate
 // their fragment list instead of clearing it); here every reference to a
-// packet is cleared once its access unit has been handed over.
+// packet is cleared once its access unit has been handed over (the
+// sample then holds the packets until its part is written).
 //
 // What it keeps of the decoders' behaviour, so that a camera is read as
 // before: an access unit ends at the marker bit, or at a packet with
