@@ -61,7 +61,9 @@ func (c *batchedConn) readNow(p []byte) (n, total int, full bool, err error) {
 	st.rn, st.rerr = 0, nil
 	err = c.raw.Read(st.rawRead)
 	total, rerr := st.rn, st.rerr
-	st.iov[0].Base, st.rerr = nil, nil // keep nothing of the caller's alive
+	// keep nothing alive: the caller's buffer, nor a spill buffer the
+	// grid may drop once it is back
+	st.iov[0].Base, st.iov[1].Base, st.rerr = nil, nil, nil
 	switch {
 	case err != nil:
 	case rerr != nil:
