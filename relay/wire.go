@@ -55,7 +55,8 @@ func initOf(st *storage.Stream) *fmp4.Init {
 type encoder struct {
 	w    io.Writer
 	buf  []byte
-	body [][]byte // a frame's header and pieces, reused
+	hdr  [frameHeader]byte
+	body [][]byte // a frame's header and payload buffers, reused
 }
 
 func (e *encoder) record(kind byte, body ...[]byte) error {
@@ -86,7 +87,8 @@ func (e *encoder) stream(st *storage.Stream) error {
 }
 
 func (e *encoder) frame(s storage.Sample) error {
-	var h [frameHeader]byte
+	e.hdr = [frameHeader]byte{}
+	h := &e.hdr
 	h[0] = byte(s.Track)
 	if s.Sync {
 		h[1] = 1
@@ -98,10 +100,7 @@ func (e *encoder) frame(s storage.Sample) error {
 		arrival = s.Arrival.UnixNano()
 	}
 	binary.BigEndian.PutUint64(h[14:], uint64(arrival))
-	if s.Pieces == nil {
-		return e.record(kindFrame, h[:], s.Payload)
-	}
-	e.body = append(append(e.body[:0], h[:]), s.Pieces...)
+	e.body = s.AppendBuffers(append(e.body[:0], h[:]))
 	err := e.record(kindFrame, e.body...)
 	clear(e.body) // hold no frame past its record
 	return err
