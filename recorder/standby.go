@@ -72,6 +72,7 @@ type ring struct {
 	gop      time.Duration // the last keyframe interval (arrival times)
 	base     time.Time     // what entries' arrivals are offsets from: the first sample's arrival
 	arena    *payloadArena
+	bufs     [][]byte // the sample being added, as buffers; reused
 	// err is an arena failure (the reservation was refused): the ring
 	// then holds nothing for the rest of the session, and the takeover
 	// waits for a keyframe as a cold one does.
@@ -115,13 +116,9 @@ func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 			return
 		}
 	}
-	var pos int64
-	var err error
-	if smp.Pieces == nil {
-		pos, err = r.arena.write(smp.Payload)
-	} else {
-		pos, err = r.arena.writeAll(smp.Pieces)
-	}
+	r.bufs = smp.AppendBuffers(r.bufs[:0])
+	pos, err := r.arena.writeAll(r.bufs)
+	clear(r.bufs) // hold no payload past the copy
 	if err != nil {
 		r.err = err
 		r.reset()

@@ -94,7 +94,7 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 					s.PTSOffset = -1500
 				}
 			}
-			out = append(out, newPartSample(s, nil))
+			out = append(out, newPartSample(s, Sample{Payload: s.Payload}))
 		}
 		return out
 	}
@@ -103,8 +103,8 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 	inPieces := func(in []partSample) []partSample {
 		out := make([]partSample, len(in))
 		for i, s := range in {
-			p := s.Payload
-			out[i] = newPartSample(s.Sample, [][]byte{p[:3], p[3:3], p[3:]})
+			p := s.data.Payload
+			out[i] = newPartSample(s.Sample, Sample{Pieces: [][]byte{p[:3], p[3:3], p[3:]}})
 		}
 		return out
 	}
@@ -125,9 +125,7 @@ func TestAppendPartMatchesMediacommon(t *testing.T) {
 				pt := &fmp4.PartTrack{ID: int(tr.ID), BaseTime: tr.BaseTime}
 				for i := range tr.Samples {
 					ms := tr.Samples[i].Sample
-					if ps := tr.Samples[i].pieces; ps != nil {
-						ms.Payload = bytes.Join(ps, nil)
-					}
+					ms.Payload = tr.Samples[i].data.Bytes()
 					pt.Samples = append(pt.Samples, &ms)
 				}
 				p.Tracks = append(p.Tracks, pt)

@@ -258,25 +258,18 @@ func sortedDirNames(dir string, wantDir bool) ([]string, error) {
 // partTrack is one track's samples in a fragment.
 type partTrack = fragment.Track[partSample]
 
-// partSample is one sample of a fragment being written: mediacommon's
-// fields, with the payload as the Writer was given it, in Payload or, when
-// that is nil, in pieces (see Sample.Pieces).
+// partSample is one sample of a fragment being written: the fields of
+// mediacommon's sample (whose Payload is unused), and the payload as the
+// Writer was given it (data's Payload or Pieces).
 type partSample struct {
 	fmp4.Sample
-	pieces [][]byte
-	size   uint32
+	data Sample
+	size uint32
 }
 
-func newPartSample(s fmp4.Sample, pieces [][]byte) partSample {
-	ps := partSample{Sample: s, pieces: pieces, size: uint32(len(s.Payload))}
-	if pieces != nil {
-		ps.Payload = nil
-		ps.size = 0
-		for _, p := range pieces {
-			ps.size += uint32(len(p))
-		}
-	}
-	return ps
+func newPartSample(s fmp4.Sample, data Sample) partSample {
+	s.Payload = nil
+	return partSample{Sample: s, data: data, size: uint32(data.Size())}
 }
 
 // sampleFields reads what a fragment header says about a recorded sample.
@@ -298,11 +291,7 @@ func partBuffers(bufs net.Buffers, header []byte, tracks []partTrack) net.Buffer
 	bufs = append(bufs, header)
 	for _, t := range tracks {
 		for i := range t.Samples {
-			if s := &t.Samples[i]; s.pieces != nil {
-				bufs = append(bufs, s.pieces...)
-			} else {
-				bufs = append(bufs, s.Payload)
-			}
+			bufs = t.Samples[i].data.AppendBuffers(bufs)
 		}
 	}
 	return bufs

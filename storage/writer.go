@@ -29,8 +29,7 @@ type pending struct {
 	dts     int64
 	ptsOff  int32
 	sync    bool
-	payload []byte // or, when nil, pieces (see Sample)
-	pieces  [][]byte
+	data    Sample // only its payload, Payload or Pieces
 	arrival time.Time
 }
 
@@ -193,7 +192,7 @@ func (w *Writer) Write(smp Sample) error {
 }
 
 func (t *trackState) setPending(s Sample) {
-	t.pend = pending{dts: s.DTS, ptsOff: s.PTSOffset, sync: s.Sync || !t.video, payload: s.Payload, pieces: s.Pieces, arrival: s.Arrival}
+	t.pend = pending{dts: s.DTS, ptsOff: s.PTSOffset, sync: s.Sync || !t.video, data: Sample{Payload: s.Payload, Pieces: s.Pieces}, arrival: s.Arrival}
 	t.hasPend = true
 }
 
@@ -202,7 +201,7 @@ func (t *trackState) setPending(s Sample) {
 func (w *Writer) finishPending(t *trackState, d uint32) {
 	p := t.pend
 	t.hasPend = false
-	t.pend.payload, t.pend.pieces = nil, nil
+	t.pend.data = Sample{}
 	if p.dts < t.segStart {
 		return
 	}
@@ -217,8 +216,7 @@ func (w *Writer) finishPending(t *trackState, d uint32) {
 		Duration:        d,
 		PTSOffset:       p.ptsOff,
 		IsNonSyncSample: !p.sync,
-		Payload:         p.payload,
-	}, p.pieces))
+	}, p.data))
 	t.written += int64(d)
 	t.lastDur = d
 	if t == &w.tracks[w.drive] {
@@ -443,7 +441,7 @@ func (w *Writer) abortSegment(cause error) error {
 	for i := range w.tracks {
 		t := &w.tracks[i]
 		t.hasPend = false
-		t.pend.payload, t.pend.pieces = nil, nil
+		t.pend.data = Sample{}
 		clear(t.samples)
 		t.samples = t.samples[:0]
 	}
