@@ -141,7 +141,7 @@ func (c *batchedConn) Read(p []byte) (int, error) {
 		if c.drained {
 			c.grid.wait()
 		}
-		n, total, full, err := c.readNow(p)
+		total, full, err := c.readNow(p)
 		if errors.Is(err, errors.ErrUnsupported) {
 			c.lowat = 1 // no raw reads here: read as it comes
 			continue
@@ -153,7 +153,7 @@ func (c *batchedConn) Read(p []byte) (int, error) {
 		}
 		c.drained = !full
 		c.account(total)
-		return n, err
+		return min(total, len(p)), err
 	}
 }
 

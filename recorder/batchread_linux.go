@@ -34,9 +34,9 @@ type pollState struct {
 
 // readNow reads what the socket holds into p and, beyond it, into c's
 // spill buffer, without waiting: errWouldBlock when it holds nothing. It
-// returns what went into p, the total read (the rest is c.spilled, for
-// the Reads that follow), and whether the read filled all it offered, so
-// that the socket may hold more. Nothing may be spilled when it is called.
+// returns the bytes read (what is beyond p is c.spilled, for the Reads
+// that follow), and whether the read filled all it offered, so that the
+// socket may hold more. Nothing may be spilled when it is called.
 //
 // The read is one raw readv(2), which skips the runtime's system call
 // bookkeeping: the first system call of a process woken from idle wakes
@@ -45,9 +45,9 @@ type pollState struct {
 // once per tick paid dozens of sysmon wake-ups per tick for reads that
 // never block (the socket is non-blocking). The read deadline and Close
 // are checked first, as for any read.
-func (c *batchedConn) readNow(p []byte) (n, total int, full bool, err error) {
+func (c *batchedConn) readNow(p []byte) (total int, full bool, err error) {
 	if len(p) == 0 {
-		return 0, 0, true, nil
+		return 0, true, nil
 	}
 	st := &c.poll
 	if st.rawRead == nil {
@@ -74,12 +74,12 @@ func (c *batchedConn) readNow(p []byte) (n, total int, full bool, err error) {
 	if err != nil || total <= len(p) {
 		c.releaseSpill()
 		if err != nil {
-			return 0, 0, false, err
+			return 0, false, err
 		}
-		return total, total, total == len(p)+len(spill), nil
+		return total, total == len(p)+len(spill), nil
 	}
 	c.spilled = spill[:total-len(p)]
-	return len(p), total, total == len(p)+len(spill), nil
+	return total, total == len(p)+len(spill), nil
 }
 
 // readFD is readNow's read of the socket's descriptor.

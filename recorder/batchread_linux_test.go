@@ -242,7 +242,8 @@ func TestReadNowAllocatesNothing(t *testing.T) {
 	buf := make([]byte, 4096)
 	// the first read binds the raw read; wait for the data to be there
 	for got := 0; got < 8192; {
-		n, _, _, err := c.readNow(buf)
+		n, _, err := c.readNow(buf)
+		n = min(n, len(buf))
 		c.releaseSpill()
 		if err == errWouldBlock {
 			time.Sleep(10 * time.Millisecond)
@@ -254,7 +255,7 @@ func TestReadNowAllocatesNothing(t *testing.T) {
 		got += n
 	}
 	if a := testing.AllocsPerRun(100, func() {
-		if _, _, _, err := c.readNow(buf); err != nil && err != errWouldBlock {
+		if _, _, err := c.readNow(buf); err != nil && err != errWouldBlock {
 			t.Fatal(err)
 		}
 		c.releaseSpill() // as the Reads that consume it do

@@ -15,6 +15,6 @@ func setRcvLowat(syscall.RawConn, int) error { return errors.ErrUnsupported }
 type pollState struct{}
 
 // readNow is not available here: a stream is read as it comes.
-func (c *batchedConn) readNow([]byte) (n, total int, full bool, err error) {
-	return 0, 0, false, errors.ErrUnsupported
+func (c *batchedConn) readNow([]byte) (total int, full bool, err error) {
+	return 0, false, errors.ErrUnsupported
 }
