@@ -53,14 +53,19 @@ type trackState struct {
 
 // openSegment is the file a Writer currently appends to.
 type openSegment struct {
-	sf           *syncedFile
-	f            File
-	e            entry
-	startArrival time.Time
-	size         int64 // bytes durably handed to the kernel
-	mvhdOff      int64
-	seq          uint32
-	partDrive    int64 // driving-track ticks buffered in the current part
+	sf *syncedFile
+	f  File
+	e  entry
+	// startWall is the wall clock the segment's first sample is dated at
+	// (before the index's truncation to the millisecond): its arrival, or
+	// for a segment that continues the last one, that one's end (see
+	// continueAt). Later samples are dated by media time from it, and
+	// their arrival checked against it for clock jumps.
+	startWall time.Time
+	size      int64 // bytes durably handed to the kernel
+	mvhdOff   int64
+	seq       uint32
+	partDrive int64 // driving-track ticks buffered in the current part
 }
 
 // Writer appends the samples of one Stream to segment files. It is not safe
@@ -164,7 +169,7 @@ func (w *Writer) Write(smp Sample) error {
 	if isDrive {
 		seg := w.seg
 		rtpElapsed := ticksToDuration(smp.DTS-t.segStart, t.ts)
-		wallElapsed := smp.Arrival.Sub(seg.startArrival)
+		wallElapsed := smp.Arrival.Sub(seg.startWall)
 		if diff := wallElapsed - rtpElapsed; diff > maxClockJump || diff < -maxClockJump {
 			w.st.log.Warn("clock jump, closing segment", "camera", w.stream.Camera,
 				"wall_elapsed", wallElapsed, "rtp_elapsed", rtpElapsed)
@@ -175,8 +180,9 @@ func (w *Writer) Write(smp Sample) error {
 			return err
 		}
 		if canStart && smp.DTS > t.segStart && (smp.DTS-t.segStart >= w.segTicks || w.st.cutGen.Load() != w.cutGen) {
+			at := continueAt(seg.startWall.Add(rtpElapsed), smp.Arrival, ticksToDuration(int64(t.lastDur), t.ts))
 			err := w.closeSegmentAt(smp.DTS)
-			return errors.Join(err, w.startSegment(smp))
+			return errors.Join(err, w.startSegmentAt(smp, at))
 		}
 		if seg.partDrive >= w.partTicks {
 			if err := w.flushPart(); err != nil {
@@ -224,11 +230,37 @@ func (w *Writer) finishPending(t *trackState, d uint32) {
 	}
 }
 
+// continueAt is the wall clock a segment starts at when it continues the
+// previous one of the same stream at a keyframe (a cut by duration or by
+// CutSegments): the previous one's end, moved towards the keyframe's
+// arrival by at most one frame interval.
+//
+// Dating each segment by its first keyframe's arrival alone would leave a
+// hole (or an overlap) between two segments of one unbroken stream as
+// wide as the difference in that keyframe's delay: the recorder reads at
+// a 40 ms tick (recorder/batchread.go) and a loaded server adds
+// scheduling delay, so holes of 80–300 ms were seen on a busy CI machine,
+// and the export reported them as lost footage (its tolerance is two
+// frame intervals, export/plan.go). Starting exactly at the end instead
+// would let the camera's clock drift (tens of ppm, up to a few hundred on
+// cheap ones) from the server's without bound; the step of at most a
+// frame per segment follows a drift of up to 667 ppm at the default
+// 60 s segments and 25 fps, and a larger one still ends in the clock-jump
+// check's fresh start. So the index's segments of one stream meet within
+// a frame, and their dates stay within a few frames of the arrivals.
+func continueAt(end, arrival time.Time, frame time.Duration) time.Time {
+	return end.Add(max(-frame, min(frame, arrival.Sub(end))))
+}
+
 // startSegment creates a new segment file beginning with smp, a keyframe
-// of the driving track.
-func (w *Writer) startSegment(smp Sample) error {
+// of the driving track, dated by its arrival.
+func (w *Writer) startSegment(smp Sample) error { return w.startSegmentAt(smp, smp.Arrival) }
+
+// startSegmentAt creates a new segment file beginning with smp, a keyframe
+// of the driving track, dated at (see continueAt).
+func (w *Writer) startSegmentAt(smp Sample, at time.Time) error {
 	st := w.st
-	start := smp.Arrival.UTC().Truncate(time.Millisecond)
+	start := at.UTC().Truncate(time.Millisecond)
 	initBytes, mvhdOff, err := marshalInit(&fmp4.Init{Tracks: w.init})
 	if err != nil {
 		return w.fail(fmt.Errorf("marshal init for %s: %w", w.stream.Camera, err))
@@ -261,11 +293,11 @@ func (w *Writer) startSegment(smp Sample) error {
 		return w.fail(fmt.Errorf("write init %s: %w", rel, err))
 	}
 	seg := &openSegment{
-		sf:           &syncedFile{f: f, camera: w.stream.Camera, dirs: dirs},
-		f:            f,
-		startArrival: smp.Arrival,
-		size:         int64(len(initBytes)),
-		mvhdOff:      mvhdOff,
+		sf:        &syncedFile{f: f, camera: w.stream.Camera, dirs: dirs},
+		f:         f,
+		startWall: at,
+		size:      int64(len(initBytes)),
+		mvhdOff:   mvhdOff,
 		e: entry{
 			File:       rel,
 			Start:      start.UnixNano(),

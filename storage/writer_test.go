@@ -188,6 +188,80 @@ func TestSegmentLengthAndParts(t *testing.T) {
 	}
 }
 
+// TestSegmentsOfOneStreamMeet: the segments one Writer cuts from an
+// unbroken stream meet within a frame interval, however late a cut's
+// keyframe arrives, so the export never reports a hole between them; and
+// their dates follow the arrivals when the camera's clock drifts from
+// the server's.
+func TestSegmentsOfOneStreamMeet(t *testing.T) {
+	c := loadClip(t, "../testdata/h264-aac.ts")
+	const frame = 40 * time.Millisecond // the clip's 25 fps
+	cases := []struct {
+		name string
+		// arrival is when the sample at media time elapsed (from the
+		// first) arrives; keyframe says whether it is one.
+		arrival func(elapsed time.Duration, keyframe bool) time.Time
+		// follow bounds how far a segment's date may be from its first
+		// keyframe's arrival.
+		follow time.Duration
+	}{
+		{"every keyframe arrives 300 ms late", func(el time.Duration, key bool) time.Time {
+			if key && el > 0 {
+				return testEpoch.Add(el + 300*time.Millisecond)
+			}
+			return testEpoch.Add(el)
+		}, 300 * time.Millisecond},
+		{"one keyframe in two arrives 70 ms late", func(el time.Duration, key bool) time.Time {
+			if key && (el/time.Second)%2 == 1 {
+				return testEpoch.Add(el + 70*time.Millisecond)
+			}
+			return testEpoch.Add(el)
+		}, 70 * time.Millisecond},
+		{"the camera's clock runs 1 % fast", func(el time.Duration, _ bool) time.Time {
+			return testEpoch.Add(el - el/100)
+		}, 2 * frame},
+		{"the camera's clock runs 1 % slow", func(el time.Duration, _ bool) time.Time {
+			return testEpoch.Add(el + el/100)
+		}, 2 * frame},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st := openTestStore(t, dir, func(o *Options) { o.Segment = 3 * time.Second })
+			w, err := st.Begin(Stream{Camera: "rec-a/door", Home: "rec-a", Tracks: c.tracks(false)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			samples := c.stream(testEpoch, 3, false) // 30 s
+			first := samples[0].DTS
+			for i := range samples {
+				samples[i].Arrival = tc.arrival(ticksToDuration(samples[i].DTS-first, 90000), samples[i].Sync)
+			}
+			writeAll(t, w, samples)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			segs := checkConsistent(t, st, dir)
+			if len(segs) != 10 {
+				t.Fatalf("30 s in 3 s segments: got %d segments", len(segs))
+			}
+			var elapsed time.Duration // media time of the segment's first keyframe
+			for i, seg := range segs {
+				if i > 0 {
+					if d := seg.Start.Sub(segs[i-1].End); d > frame || d < -frame-time.Millisecond {
+						t.Errorf("segment %d starts %v after segment %d ends, want within a frame (%v)", i, d, i-1, frame)
+					}
+				}
+				arrived := tc.arrival(elapsed, true)
+				if d := seg.Start.Sub(arrived); d > tc.follow || d < -tc.follow-time.Millisecond {
+					t.Errorf("segment %d is dated %v from its first keyframe's arrival, want within %v", i, d, tc.follow)
+				}
+				elapsed += seg.End.Sub(seg.Start)
+			}
+		})
+	}
+}
+
 func TestDropsUntilKeyframe(t *testing.T) {
 	c := loadClip(t, "../testdata/h264-aac.ts")
 	dir := t.TempDir()

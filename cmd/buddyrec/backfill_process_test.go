@@ -170,7 +170,7 @@ func TestBackfillAfterFailback(t *testing.T) {
 	took := eventually(t, 120*time.Second, backfillDone(a, time.Time{}, ids...))
 	t.Logf("backfill done %.1fs after failback", took.Seconds())
 	time.Sleep(4 * time.Second)
-	to := time.Now().Add(-durableLag)
+	to := indexedTo(t, a, ids...)
 
 	// The recorder of the home ran through the whole copy (it started
 	// before it) and dropped nothing.

@@ -48,7 +48,7 @@ func TestExportAcrossRealFailoverAndFailback(t *testing.T) {
 			}
 			eventually(t, 30*time.Second, all(recordsExactly(a, "rec-a/cam1"), recordsExactly(b)))
 			time.Sleep(4 * time.Second)
-			to := time.Now().Add(-durableLag)
+			to := indexedTo(t, a, "rec-a/cam1")
 
 			out := filepath.Join(t.TempDir(), "evidence.mp4")
 			code, stdout, stderr := runCmd("export", "-config", a.Config, "-camera", "rec-a/cam1",

@@ -135,7 +135,7 @@ func TestReloadCamerasOnSIGHUP(t *testing.T) {
 	if !slices.Equal(files1, files2) || sizes2[files1[0]] <= sizes1[files1[0]] {
 		t.Errorf("rec-a/cam1's segment files went from %v (%v) to %v (%v): want the same file, grown", files1, sizes1, files2, sizes2)
 	}
-	to := time.Now().Add(-durableLag)
+	to := indexedTo(t, a, "rec-a/cam1")
 	q := url.Values{"camera": {"rec-a/cam1"}, "from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
 	resp, err := http.Get("http://" + a.HTTP + "/api/v1/export?" + q.Encode())
 	if err != nil {

@@ -145,7 +145,7 @@ func TestWorkerFailureCostsOnlyItsCameras(t *testing.T) {
 			t.Cleanup(func() { syscall.Kill(victim.PID, syscall.SIGKILL) })
 			eventually(t, 20*time.Second, replacedAndRecording(a, victim, all6...))
 			time.Sleep(4 * time.Second)
-			to := time.Now().Add(-2 * time.Second)
+			to := indexedTo(t, a, all6...)
 
 			after, _ := workersOf(a.DataDir)
 			pids := map[int]bool{}
@@ -258,7 +258,7 @@ func TestCrashingCameraEndsUpAlone(t *testing.T) {
 		t.Errorf("/metrics: segment write latency from the workers missing or empty: %q", m)
 	}
 	time.Sleep(2 * time.Second)
-	to := time.Now().Add(-2 * time.Second)
+	to := indexedTo(t, a, innocent...)
 	for _, id := range innocent {
 		// from its first footage on (before it, the server was starting)
 		var rec api.Recordings
@@ -346,7 +346,7 @@ func TestInnocentCamerasRegroupAfterACrashLoop(t *testing.T) {
 		return ""
 	})
 	time.Sleep(4 * time.Second)
-	to := time.Now().Add(-durableLag)
+	to := indexedTo(t, a, innocent...)
 	for _, id := range innocent {
 		if gaps := gapsOf(t, a, id, from, to); len(gaps) > 0 {
 			t.Errorf("%s: gaps %v across the regrouping, want none", id, gaps)
@@ -443,7 +443,7 @@ func TestSupervisorCrashCostsNoFootage(t *testing.T) {
 		t.Errorf("the restarted supervisor should take over the same workers: before %+v, after %+v", before, after)
 	}
 	time.Sleep(3 * time.Second)
-	to := time.Now().Add(-2 * time.Second)
+	to := indexedTo(t, a, all4...)
 	for _, id := range all4 {
 		gaps := gapsOf(t, a, id, from, to)
 		t.Logf("%s: gaps %v over a supervisor outage from %v", id, gaps, down.Format("15:04:05.000"))
@@ -512,7 +512,7 @@ func TestWorkerOverMemoryReplacedWithoutGap(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, recordsExactly(a, both...))
 	time.Sleep(3 * time.Second)
-	to := time.Now().Add(-2 * time.Second)
+	to := indexedTo(t, a, both...)
 	ws, _ := workersOf(a.DataDir)
 	t.Logf("worker of 2 cameras after the replacement: %+v, RSS %d MiB", ws, procRSS(ws[0].PID)>>20)
 	for _, id := range both {
@@ -572,7 +572,7 @@ func TestUpgradeReplacesWorkersWithoutGap(t *testing.T) {
 		t.Error(msg)
 	}
 	time.Sleep(3 * time.Second)
-	to := time.Now().Add(-2 * time.Second)
+	to := indexedTo(t, a, all4...)
 	for _, id := range all4 {
 		gaps := gapsOf(t, a, id, from, to)
 		t.Logf("%s: gaps %v", id, gaps)
