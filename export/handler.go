@@ -414,9 +414,10 @@ func (h *handler) findStart(ctx context.Context, p *planned) error {
 }
 
 // joinWindow bounds how far apart two recorders' wall clocks may place the
-// same keyframe: each dates a segment by the arrival of its first keyframe
-// and the rest by media time, so copies of one frame differ by network
-// jitter and clock drift (milliseconds), far less than a GOP.
+// same keyframe: each dates its session's first segment by the arrival of
+// its first keyframe, the rest by media time (and later segments within a
+// frame of their keyframes' arrival), so copies of one frame differ by
+// network jitter and clock drift (milliseconds), far less than a GOP.
 const joinWindow = 200 * time.Millisecond
 
 // ownCopyOf is where prev must end so that the next piece, starting at the

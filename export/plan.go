@@ -21,9 +21,10 @@ const (
 // holeTolerance is the largest hole (or overlap) between two pieces that
 // is clock jitter rather than lost (or repeated) footage: two frame
 // intervals. Consecutive segments of one recorder session meet within a
-// few milliseconds (a segment's start is the arrival time of its first
-// keyframe, its end the start plus the media duration), while a reconnect,
-// a failover or a make-before-break overlap is many frames long.
+// frame (a segment's end is its start plus the media duration, and the
+// next one starts there, moved towards its keyframe's arrival by at most
+// a frame: storage's continueAt), while a reconnect, a failover or a
+// make-before-break overlap is many frames long.
 func holeTolerance(frame time.Duration) time.Duration {
 	if frame <= 0 {
 		frame = defaultFrame

@@ -12,6 +12,18 @@
 // indexes files it does not know and shortens entries to what their files
 // hold.
 //
+// # Dates
+//
+// A segment's entry spans [Start, Start + media duration): Start is a
+// wall clock (to the millisecond, as in the file name), the rest is the
+// camera's media time. The first segment a Writer opens after Begin, a
+// discontinuity, a clock jump or a failed write starts at its first
+// keyframe's Arrival. A segment that continues an unbroken stream (a cut
+// by Segment or by CutSegments) starts at the previous one's end, moved
+// towards its keyframe's Arrival by at most one frame interval
+// (continueAt), so one stream's segments meet within a frame and their
+// dates follow a drifting camera clock.
+//
 // # Durability
 //
 // The index never claims footage that is not on stable storage:
