@@ -1,6 +1,7 @@
 package control
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -303,15 +304,86 @@ func TestStandbyPlacementCachedUntilTheViewChanges(t *testing.T) {
 	before := w.servers["b"].st.placement
 	w.run(time.Second)
 	after := w.servers["b"].st.placement
-	if before.key != after.key {
-		t.Fatalf("placement key changed in a quiet site:\n%s\n%s", before.key, after.key)
+	if !before.view.equal(after.view) {
+		t.Fatalf("placement view changed in a quiet site:\n%+v\n%+v", before.view, after.view)
 	}
 	if fresh := StandbyPlacement(w.servers["b"].st.Records, w.servers["b"].st.Alive); !reflect.DeepEqual(fresh, after.out) {
 		t.Errorf("cached placement %v, fresh %v", after.out, fresh)
 	}
 	w.crash("b")
 	w.run(time.Second)
-	if got := w.servers["c"].st.placement; got.key == after.key || got.out["a/cam1"].Server != "c" {
-		t.Errorf("after b died c's placement is %v (key unchanged: %v)", got.out, got.key == after.key)
+	if got := w.servers["c"].st.placement; got.view.equal(after.view) || got.out["a/cam1"].Server != "c" {
+		t.Errorf("after b died c's placement is %v (view unchanged: %v)", got.out, got.view.equal(after.view))
+	}
+}
+
+// TestPlacementViewSeesTheOwnRecord: the own record carries no version,
+// so every change of it the planner reads changes the view, and the
+// placement is computed again.
+func TestPlacementViewSeesTheOwnRecord(t *testing.T) {
+	base := func() map[string]Record {
+		a := withStandby(rec("a", []string{"b"}, 0, "cam1*", "cam2"), StandbyHot, 2, 100)
+		a.Version = 0 // the own record, as Step holds it
+		return map[string]Record{"a": a, "b": rec("b", nil, 0)}
+	}
+	alive := map[string]bool{"a": true, "b": true}
+	v0 := viewOf(base(), alive, "a").clone()
+	if !v0.equal(viewOf(base(), alive, "a")) {
+		t.Fatal("the same records give different views")
+	}
+	changes := []struct {
+		name   string
+		change func(*Record)
+	}{
+		{"standby mode", func(r *Record) { r.Standby = StandbyMirror }},
+		{"a camera's bitrate", func(r *Record) { r.Cameras[1].BitrateMbps = 4 }},
+		{"a camera made critical", func(r *Record) { r.Cameras[1].Critical = true }},
+		{"a camera added", func(r *Record) { r.Cameras = append(r.Cameras, r.Cameras[0]) }},
+		{"capacity", func(r *Record) { r.Capacity.Cameras = 7 }},
+		{"buddies", func(r *Record) { r.Buddies = []string{"c"} }},
+		{"mode", func(r *Record) { r.Mode = "critical" }},
+		{"failback", func(r *Record) { r.Failback = !r.Failback }},
+		{"maintenance", func(r *Record) { r.Maintenance = true }},
+		{"stable", func(r *Record) { r.Stable = !r.Stable }},
+		{"a claim", func(r *Record) { r.Claims = []string{"b/x"} }},
+	}
+	for _, c := range changes {
+		records := base()
+		a := records["a"]
+		a.Cameras = slices.Clone(a.Cameras)
+		c.change(&a)
+		records["a"] = a
+		if v0.equal(viewOf(records, alive, "a")) {
+			t.Errorf("%s changed in the own record: the view is the same", c.name)
+		}
+	}
+	// A record's slices changed in place do not change the cached view.
+	records := base()
+	v := viewOf(records, alive, "a").clone()
+	records["a"].Cameras[1].Critical = true
+	if v.equal(viewOf(records, alive, "a")) {
+		t.Error("the cached view shares the record's cameras")
+	}
+}
+
+// BenchmarkPlacementView250 is what every Step pays to know whether the
+// standby placement must be computed again, on a server of 250 cameras
+// with two peers.
+func BenchmarkPlacementView250(b *testing.B) {
+	var names []string
+	for i := range 250 {
+		names = append(names, fmt.Sprintf("cam%d*", i))
+	}
+	records := map[string]Record{
+		"a": withStandby(rec("a", []string{"b", "c"}, 0, names...), StandbyHot, 2, 1000),
+		"b": rec("b", []string{"a"}, 0), "c": rec("c", []string{"a"}, 0),
+	}
+	alive := map[string]bool{"a": true, "b": true, "c": true}
+	cached := viewOf(records, alive, "a").clone()
+	b.ReportAllocs()
+	for b.Loop() {
+		if !viewOf(records, alive, "a").equal(cached) {
+			b.Fatal("view changed")
+		}
 	}
 }

@@ -83,6 +83,15 @@ type Server struct {
 	Draining bool
 }
 
+// Equal reports whether s and o are the same server to the planner: a
+// caller that caches a plan compares its inputs with it.
+func (s Server) Equal(o Server) bool {
+	return s.Name == o.Name && s.Alive == o.Alive && s.Stable == o.Stable &&
+		s.Capacity == o.Capacity && slices.Equal(s.Buddies, o.Buddies) &&
+		s.Mode == o.Mode && s.Failback == o.Failback && slices.Equal(s.Cameras, o.Cameras) &&
+		slices.Equal(s.Recording, o.Recording) && s.Draining == o.Draining
+}
+
 // Input is the site view the planner works from.
 type Input struct {
 	Servers []Server

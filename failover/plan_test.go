@@ -561,3 +561,37 @@ func clone(in []Server) []Server {
 	}
 	return out
 }
+
+// TestServerEqualSeesEveryField: a change of any field of a Server makes
+// Equal false, so a caller that caches a plan by comparing its inputs
+// (control's standby placement) never keeps a stale one. A field added
+// to Server and not to Equal fails here.
+func TestServerEqualSeesEveryField(t *testing.T) {
+	base := func() Server {
+		return Server{Name: "a", Alive: true, Buddies: []string{"b"}, Mode: ModeAll,
+			Cameras: []Camera{{Name: "cam1", BitrateMbps: 2}}, Recording: []string{"a/cam1"}}
+	}
+	if !base().Equal(base()) {
+		t.Fatal("a server differs from its copy")
+	}
+	typ := reflect.TypeOf(Server{})
+	for i := range typ.NumField() {
+		s := base()
+		f := reflect.ValueOf(&s).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.Struct: // Capacity
+			f.Field(0).SetInt(f.Field(0).Int() + 1)
+		case reflect.Slice:
+			f.Set(reflect.Append(f, f.Index(0)))
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", typ.Field(i).Name, f.Kind())
+		}
+		if base().Equal(s) {
+			t.Errorf("Equal does not see a change of %s", typ.Field(i).Name)
+		}
+	}
+}
