@@ -23,7 +23,7 @@ const (
 // intervals. Consecutive segments of one recorder session meet within a
 // frame (a segment's end is its start plus the media duration, and the
 // next one starts there, moved towards its keyframe's arrival by at most
-// a frame: storage's continueAt), while a reconnect, a failover or a
+// a frame later or half a frame earlier: storage's continueAt), while a reconnect, a failover or a
 // make-before-break overlap is many frames long.
 func holeTolerance(frame time.Duration) time.Duration {
 	if frame <= 0 {

@@ -20,9 +20,9 @@
 // discontinuity, a clock jump or a failed write starts at its first
 // keyframe's Arrival. A segment that continues an unbroken stream (a cut
 // by Segment or by CutSegments) starts at the previous one's end, moved
-// towards its keyframe's Arrival by at most one frame interval
-// (continueAt), so one stream's segments meet within a frame and their
-// dates follow a drifting camera clock.
+// towards its keyframe's Arrival by at most one frame interval later or
+// half a one earlier (continueAt), so one stream's segments meet within a
+// frame and their dates follow a drifting camera clock.
 //
 // # Durability
 //

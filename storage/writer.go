@@ -233,7 +233,7 @@ func (w *Writer) finishPending(t *trackState, d uint32) {
 // continueAt is the wall clock a segment starts at when it continues the
 // previous one of the same stream at a keyframe (a cut by duration or by
 // CutSegments): the previous one's end, moved towards the keyframe's
-// arrival by at most one frame interval.
+// arrival by at most one frame interval later or half a one earlier.
 //
 // Dating each segment by its first keyframe's arrival alone would leave a
 // hole (or an overlap) between two segments of one unbroken stream as
@@ -243,13 +243,17 @@ func (w *Writer) finishPending(t *trackState, d uint32) {
 // and the export reported them as lost footage (its tolerance is two
 // frame intervals, export/plan.go). Starting exactly at the end instead
 // would let the camera's clock drift (tens of ppm, up to a few hundred on
-// cheap ones) from the server's without bound; the step of at most a
-// frame per segment follows a drift of up to 667 ppm at the default
-// 60 s segments and 25 fps, and a larger one still ends in the clock-jump
-// check's fresh start. So the index's segments of one stream meet within
-// a frame, and their dates stay within a few frames of the arrivals.
+// cheap ones) from the server's without bound. The steps follow a drift
+// of up to 667 ppm (a camera clock slower than the server's) or 333 ppm
+// (faster) at the default 60 s segments and 25 fps; a larger one still
+// ends in the clock-jump check's fresh start. An earlier start is held to
+// half a frame because the export stops a piece where the next one
+// starts: an overlap of a whole frame would drop the previous segment's
+// last frame, while a hole of a frame drops nothing. So one stream's
+// segments meet within a frame, and their dates stay within a few frames
+// of the arrivals.
 func continueAt(end, arrival time.Time, frame time.Duration) time.Time {
-	return end.Add(max(-frame, min(frame, arrival.Sub(end))))
+	return end.Add(max(-frame/2, min(frame, arrival.Sub(end))))
 }
 
 // startSegment creates a new segment file beginning with smp, a keyframe
