@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -43,6 +44,34 @@ func TestExportAcrossSegments(t *testing.T) {
 	}
 	if want := to.Sub(from); !near(p.duration, want, gop) {
 		t.Errorf("duration = %v, want %v ± %v", p.duration, want, gop)
+	}
+}
+
+// TestExportAcrossLateKeyframes: a recorder session whose cuts' keyframes
+// arrive 70 ms late, then on time again (a loaded server), exports every
+// frame once, with no gap. Dated by their arrivals alone, the segment
+// after a late keyframe overlapped the next by 70 ms, and the export,
+// which stops a piece where the next one starts, dropped its last frame.
+func TestExportAcrossLateKeyframes(t *testing.T) {
+	c := loadClip(t, "h264-aac.ts", 1)
+	st := openStore(t, "rec-a", 500*time.Millisecond) // 2 s segments
+	samples := c.window(0, 10*time.Second, 0)
+	late := slices.Clone(samples)
+	for i, s := range late {
+		if k := s.Arrival.Sub(testEpoch) / time.Second; s.Track == 0 && s.Sync && (k/2)%2 == 1 {
+			late[i].Arrival = s.Arrival.Add(70 * time.Millisecond) // the cuts at 2 s and 6 s
+		}
+	}
+	record(t, st, c.tracks, late)
+	srv := serve(t, NewHandler(Options{Store: st, Self: "rec-a"}))
+
+	from, to := testEpoch.Add(1500*time.Millisecond), testEpoch.Add(11*time.Second)
+	path, gaps := download(t, exportURL(srv.URL, RouteExport, from, to))
+	if len(gaps) != 1 || gaps[0].Start.Before(testEpoch.Add(9900*time.Millisecond)) {
+		t.Errorf("gaps = %v, want only the one after the footage ends (10 s)", gaps)
+	}
+	if p, want := ffprobe(t, path), videoFrames(samples, from, to); p.videoFrames != want {
+		t.Errorf("video frames = %d, want %d: every frame from the keyframe at 1 s on, once", p.videoFrames, want)
 	}
 }
 
