@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,12 +33,12 @@ import (
 // cameras, kill them with signals, and check what a technician would: who
 // records which camera, per the servers' own APIs, and what is on disk.
 //
-// The long ones that only wait on their own site call t.Parallel, so two
-// (GOMAXPROCS on the 2-core CI machine) run at once and the package stays
-// within go test's default 10 min. Serial: tests that set the environment
-// their servers inherit (t.Setenv), that measure CPU or descriptors
-// (hostile_test.go), that build networks (partition_test.go), that drive
-// Chromium, and those whose timing a second site's load would change.
+// The long ones that only wait on their own site call t.Parallel, and
+// processTestParallel of them run at once. Serial: tests that set the
+// environment their servers inherit (t.Setenv), that measure CPU or
+// descriptors (hostile_test.go), that build networks (partition_test.go),
+// that drive Chromium, and those whose timing a second site's load would
+// change.
 
 var testBin string
 
@@ -74,8 +75,43 @@ func indexedTo(t *testing.T, srv *site.Server, ids ...string) time.Time {
 	return to
 }
 
+// processTestParallel is how many parallel process tests run at once
+// unless -parallel says otherwise: three, or two (GOMAXPROCS on the 2-core
+// CI machine, go test's default) under the race detector.
+//
+// Why three: the package's tests add up to some 880 s, nearly all of it
+// waiting on footage, failovers and timeouts (user and system CPU together
+// 140 s), so two at a time took 583–586 s on 2 cores: within a few
+// seconds of go test's default 10 min timeout, which the README's
+// `go test ./...` keeps. A third fits in the idle CPU. Under -race every
+// process needs several times the CPU, and a third site would compete
+// with the two for it, which is what the tests' timing bounds must not
+// see; .ci/run gives that run a longer timeout instead.
+func processTestParallel() int {
+	if raceEnabled {
+		return 2
+	}
+	return 3
+}
+
+// setTestParallel applies processTestParallel when the command line left
+// -parallel alone.
+func setTestParallel() error {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if given {
+		return nil
+	}
+	return flag.Set("test.parallel", strconv.Itoa(processTestParallel()))
+}
+
 func TestMain(m *testing.M) {
 	code := func() int {
+		if err := setTestParallel(); err != nil {
+			fmt.Fprintln(os.Stderr, "set -parallel for the process tests:", err)
+			return 1
+		}
 		dir, err := os.MkdirTemp("", "buddyrec-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
