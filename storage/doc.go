@@ -32,7 +32,8 @@
 //     extent; it never waits for the disk.
 //   - Once per sync interval (Options.SyncInterval, default one part) the
 //     store's syncer fdatasyncs every file written since the last round
-//     (up to 16 at a time, for all cameras), fsyncs every folder that
+//     (Options.SyncParallelism at a time, 16 unless set; a worker process
+//     starts all of its files' at once), fsyncs every folder that
 //     gained a segment file or a date folder, and only then commits the
 //     index entries covering that data, all cameras in one bbolt
 //     transaction (whose own commit is fsynced). A closed segment is

@@ -11,10 +11,10 @@ import (
 	"github.com/buddyrec/buddyrec/internal/wallgrid"
 )
 
-// maxParallelSyncs bounds the fdatasync calls of one round in flight at
-// once: enough for the file system to merge them into few journal commits,
-// few enough not to flood the disk queue.
-const maxParallelSyncs = 16
+// DefaultSyncParallelism bounds the fdatasync calls of one round in flight
+// at once (Options.SyncParallelism): enough for the file system to merge
+// them into few journal commits, few enough not to flood the disk queue.
+const DefaultSyncParallelism = 16
 
 // syncedFile is one segment file between its Writer, which writes to it,
 // and the syncer, which makes what was written durable and then indexes
@@ -50,11 +50,12 @@ type indexUpdate struct {
 // them in one transaction. A Writer only notes what it wrote; it never
 // waits for a sync.
 type syncer struct {
-	fsys   FS
-	commit func([]indexUpdate) error // one transaction
-	remove func(rel string) error    // a discarded segment's file
-	alarm  func(Alarm)
-	log    *slog.Logger
+	fsys     FS
+	parallel int                       // fdatasync calls in flight at once (Options.SyncParallelism)
+	commit   func([]indexUpdate) error // one transaction
+	remove   func(rel string) error    // a discarded segment's file
+	alarm    func(Alarm)
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	pending []*syncedFile
@@ -127,7 +128,7 @@ func (s *syncer) round() error {
 			}
 		}
 	}
-	sem := make(chan struct{}, maxParallelSyncs)
+	sem := make(chan struct{}, s.parallel)
 	var wg sync.WaitGroup
 	for i := range items {
 		it := &items[i]

@@ -59,6 +59,11 @@ type Options struct {
 	// commit for all cameras); default Part. A power cut loses at most
 	// one part plus this.
 	SyncInterval time.Duration
+	// SyncParallelism is how many segment files a sync round syncs at
+	// once; default DefaultSyncParallelism. A worker process sets it to
+	// at least its cameras, so that a round's fdatasync calls all start
+	// together (see worker.RunWorker).
+	SyncParallelism int
 	// FS is the file layer segment files are written through; nil means
 	// the operating system's. Tests inject faults through it.
 	FS FS
@@ -120,6 +125,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = o.Part
+	}
+	if o.SyncParallelism <= 0 {
+		o.SyncParallelism = DefaultSyncParallelism
 	}
 	if o.FS == nil {
 		o.FS = OSFS{}

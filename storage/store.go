@@ -91,7 +91,7 @@ func newStore(opts Options) *Store {
 		syncDone:  make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	s.sync = &syncer{fsys: opts.FS, remove: s.removeFile, alarm: s.alarm, log: s.log}
+	s.sync = &syncer{fsys: opts.FS, parallel: opts.SyncParallelism, remove: s.removeFile, alarm: s.alarm, log: s.log}
 	return s
 }
 

@@ -3,6 +3,9 @@ package worker
 import (
 	"slices"
 	"testing"
+
+	"github.com/buddyrec/buddyrec/config"
+	"github.com/buddyrec/buddyrec/storage"
 )
 
 func TestWorkerEnv(t *testing.T) {
@@ -33,5 +36,19 @@ func TestWorkerEnv(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWorkerSyncsARoundInOneWave: a worker of the default grouping syncs
+// every file of a round at once (storage.Options.SyncParallelism), which
+// is what keeps its sysmon's fast polling to one wave of fdatasync calls
+// (see workerSyncParallelism); a larger default grouping needs a larger
+// bound, and this says so.
+func TestWorkerSyncsARoundInOneWave(t *testing.T) {
+	if workerSyncParallelism < config.DefaultCamerasPerWorker {
+		t.Errorf("workerSyncParallelism %d < DefaultCamerasPerWorker %d: a worker's sync round would start in waves", workerSyncParallelism, config.DefaultCamerasPerWorker)
+	}
+	if workerSyncParallelism <= storage.DefaultSyncParallelism {
+		t.Errorf("workerSyncParallelism %d is no more than the default %d", workerSyncParallelism, storage.DefaultSyncParallelism)
 	}
 }

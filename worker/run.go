@@ -41,6 +41,26 @@ type WorkerOptions struct {
 	Logger        *slog.Logger
 }
 
+// workerSyncParallelism is how many segment files a worker's sync round
+// syncs at once: more than the default grouping's 25 cameras, so that a
+// round's fdatasync calls all start together instead of 16 and then the
+// rest as slots free.
+//
+// Why: a worker runs one P, and a goroutine blocked in fdatasync keeps it
+// until the runtime's sysmon thread retakes it for the next one. Each
+// retake sets sysmon polling every 20 µs again, for as long as the round
+// lasts, so a round in two waves kept it polling about twice as long.
+// bench record -cameras 250 (10 workers), per-thread CPU from
+// /proc/PID/task/*/schedstat over 15 s: the ten sysmons woke 24–36 k
+// times (0.34–0.60 CPU-s) in five runs with all at once, against 45–47 k
+// in seven of eight runs with 16 (25 k once; 0.53–0.72 CPU-s); syncing
+// one file at a time made it 164 k (1.47 CPU-s). The whole server's CPU
+// moved within the noise (README, Benchmarks, session 16). What the disk
+// sees changes little: ten workers already had 160 calls in flight at a
+// round's start. The server's own store, recording in process, keeps the
+// default.
+const workerSyncParallelism = 64
+
 // RunWorker records cameras the supervisor gives it over Socket until the
 // supervisor stops it (or ctx ends, or no supervisor calls for the orphan
 // timeout). It writes and syncs segment files itself; the index updates go
@@ -66,7 +86,9 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		Server:  o.Server,
 		Segment: o.Segment,
 		Part:    o.Part,
-		Logger:  log.With("part", "storage"),
+		// every fdatasync of a round at once (see workerSyncParallelism)
+		SyncParallelism: workerSyncParallelism,
+		Logger:          log.With("part", "storage"),
 		// the supervisor raises them as its own (event log, PSIM)
 		OnAlarm: func(a storage.Alarm) {
 			if b, err := json.Marshal(queued{Alarm: &a}); err == nil {
