@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,11 @@ type syncer struct {
 	remove   func(rel string) error    // a discarded segment's file
 	alarm    func(Alarm)
 	log      *slog.Logger
+	// ring syncs the operating system's files of a round at once
+	// (*uring.Ring): nil where the kernel refuses io_uring, or after the
+	// ring failed once; the round then calls fdatasync itself. Only a
+	// round touches it, under roundMu.
+	ring fileSyncer
 
 	mu      sync.Mutex
 	pending []*syncedFile
@@ -89,6 +95,15 @@ func (s *syncer) queueLocked(sf *syncedFile) {
 		sf.queued = true
 		s.pending = append(s.pending, sf)
 	}
+}
+
+// fileSyncer makes many files of the operating system durable at once:
+// *uring.Ring. Fdatasync puts each file's result in errs and returns an
+// error only when the syncer itself failed, after marking with that same
+// error every file whose sync did not complete.
+type fileSyncer interface {
+	Fdatasync(fds []int, errs []error, parallel int) error
+	Close() error
 }
 
 type roundItem struct {
@@ -128,8 +143,7 @@ func (s *syncer) round() error {
 			}
 		}
 	}
-	sem := make(chan struct{}, s.parallel)
-	var wg sync.WaitGroup
+	toSync := make([]int, 0, len(items))
 	for i := range items {
 		it := &items[i]
 		for _, d := range it.dirs {
@@ -137,9 +151,17 @@ func (s *syncer) round() error {
 				it.err = fmt.Errorf("sync folder %s: %w", d, err)
 			}
 		}
-		if it.closed || it.err != nil {
-			continue
+		if !it.closed && it.err == nil {
+			toSync = append(toSync, i)
 		}
+	}
+	if s.ring != nil {
+		toSync = s.syncThroughRing(items, toSync)
+	}
+	sem := make(chan struct{}, s.parallel)
+	var wg sync.WaitGroup
+	for _, i := range toSync {
+		it := &items[i]
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -226,6 +248,47 @@ func (s *syncer) round() error {
 	return nil
 }
 
+// syncThroughRing syncs the operating system's files among items[i] for
+// i in toSync through s.ring, all submitted at once (at most s.parallel
+// in flight), and returns the indices it left to the caller: files of
+// another file layer, and, if the ring itself failed, every file whose
+// sync did not complete (synced again the usual way: a second fdatasync
+// is harmless). A ring that failed is not used again.
+func (s *syncer) syncThroughRing(items []roundItem, toSync []int) []int {
+	rest := toSync[:0:0]
+	fds := make([]int, 0, len(toSync))
+	idx := make([]int, 0, len(toSync))
+	for _, i := range toSync {
+		if f, ok := items[i].sf.f.(osFile); ok {
+			fds = append(fds, int(f.Fd()))
+			idx = append(idx, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	if len(fds) == 0 {
+		return rest
+	}
+	errs := make([]error, len(fds))
+	ringErr := s.ring.Fdatasync(fds, errs, s.parallel)
+	for k, i := range idx {
+		it := &items[i]
+		switch err := errs[k]; {
+		case ringErr != nil && err == ringErr:
+			rest = append(rest, i)
+		case err != nil:
+			f := it.sf.f.(osFile)
+			it.err = fmt.Errorf("sync segment %s: %w", it.e.File, &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err})
+		}
+	}
+	if ringErr != nil {
+		s.log.Warn("io_uring failed: syncing with fdatasync from now on", "err", ringErr)
+		s.ring.Close() //nolint:errcheck // no longer used either way
+		s.ring = nil
+	}
+	return rest
+}
+
 // kindOf is the alarm kind of a failed write.
 func kindOf(err error) string {
 	if isDiskFull(err) {
@@ -238,6 +301,7 @@ func kindOf(err error) string {
 // one.
 func (s *Store) runSyncer(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
+	defer s.sync.closeRing()
 	// on the process's wall-clock grid, where the recorder's reads and
 	// watches wake it anyway (see wallgrid)
 	t := time.NewTimer(wallgrid.Until(interval))
@@ -259,6 +323,16 @@ func (s *Store) runSyncer(interval time.Duration, stop <-chan struct{}, done cha
 			s.sync.round() //nolint:errcheck // alarmed; retention must run anyway
 			s.freeSpace(true)
 		}
+	}
+}
+
+// closeRing releases the ring once no round can run any more.
+func (s *syncer) closeRing() {
+	s.roundMu.Lock()
+	defer s.roundMu.Unlock()
+	if s.ring != nil {
+		s.ring.Close() //nolint:errcheck // nothing left to sync through it
+		s.ring = nil
 	}
 }
 

@@ -64,6 +64,11 @@ type Options struct {
 	// at least its cameras, so that a round's fdatasync calls all start
 	// together (see worker.RunWorker).
 	SyncParallelism int
+	// NoSyncRing makes a sync round call fdatasync itself, one goroutine
+	// per file, instead of submitting the round's files to the kernel
+	// through io_uring (see internal/uring), which is used where the
+	// kernel allows it. Tests cover both paths with it.
+	NoSyncRing bool
 	// FS is the file layer segment files are written through; nil means
 	// the operating system's. Tests inject faults through it.
 	FS FS

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/buddyrec/buddyrec/internal/boltfile"
+	"github.com/buddyrec/buddyrec/internal/uring"
 )
 
 // Store is the recording storage of one server. Its methods are safe for
@@ -92,6 +93,13 @@ func newStore(opts Options) *Store {
 		done:      make(chan struct{}),
 	}
 	s.sync = &syncer{fsys: opts.FS, parallel: opts.SyncParallelism, remove: s.removeFile, alarm: s.alarm, log: s.log}
+	if _, ok := opts.FS.(OSFS); ok && !opts.NoSyncRing {
+		if ring, err := uring.New(opts.SyncParallelism); err != nil {
+			s.log.Debug("no io_uring: a sync round calls fdatasync itself", "err", err)
+		} else {
+			s.sync.ring = ring
+		}
+	}
 	return s
 }
 
