@@ -38,6 +38,15 @@
 //     index entries covering that data, all cameras in one bbolt
 //     transaction (whose own commit is fsynced). A closed segment is
 //     indexed closed only after its last sync.
+//   - Where the kernel allows io_uring, a round's fdatasyncs are
+//     submitted to it at once (IORING_OP_FSYNC with
+//     IORING_FSYNC_DATASYNC, internal/uring) and their completions
+//     awaited on an eventfd, so no thread of the process blocks in them;
+//     the guarantee is fdatasync's either way. A file is counted synced
+//     only on the kernel's answer of success for it; when the ring itself
+//     fails, every file whose answer did not come is synced again by
+//     fdatasync, and the ring is not used again
+//     (Options.NoSyncRing forces that path).
 //   - A file whose sync fails is never claimed beyond what its previous
 //     round made durable; its Writer abandons it and starts a new file at
 //     the next keyframe.
