@@ -95,7 +95,9 @@ func newStore(opts Options) *Store {
 	s.sync = &syncer{fsys: opts.FS, parallel: opts.SyncParallelism, remove: s.removeFile, alarm: s.alarm, log: s.log}
 	if _, ok := opts.FS.(OSFS); ok && !opts.NoSyncRing {
 		if ring, err := uring.New(opts.SyncParallelism); err != nil {
-			s.log.Debug("no io_uring: a sync round calls fdatasync itself", "err", err)
+			// worth knowing where CPU matters: a container's seccomp
+			// profile is the usual cause
+			s.log.Info("sync rounds call fdatasync themselves: io_uring unavailable", "err", err)
 		} else {
 			s.sync.ring = ring
 		}
