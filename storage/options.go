@@ -67,7 +67,8 @@ type Options struct {
 	// NoSyncRing makes a sync round call fdatasync itself, one goroutine
 	// per file, instead of submitting the round's files to the kernel
 	// through io_uring (see internal/uring), which is used where the
-	// kernel allows it. Tests cover both paths with it.
+	// kernel allows it: for a kernel whose io_uring misbehaves, and for
+	// tests.
 	NoSyncRing bool
 	// FS is the file layer segment files are written through; nil means
 	// the operating system's. Tests inject faults through it.

@@ -93,6 +93,6 @@ func openRemote(opts Options) *Store {
 	s := newStore(opts)
 	commit := opts.Commit
 	s.sync.commit = func(us []indexUpdate) error { return commit(toWire(us)) }
-	go s.runSyncer(opts.SyncInterval, s.stopSync, s.syncDone)
+	s.startSyncer()
 	return s
 }

@@ -76,7 +76,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open storage %s: recovery: %w", opts.Dir, err)
 	}
-	go s.runSyncer(opts.SyncInterval, s.stopSync, s.syncDone)
+	s.startSyncer()
 	return s, nil
 }
 
@@ -93,8 +93,16 @@ func newStore(opts Options) *Store {
 		done:      make(chan struct{}),
 	}
 	s.sync = &syncer{fsys: opts.FS, parallel: opts.SyncParallelism, remove: s.removeFile, alarm: s.alarm, log: s.log}
-	if _, ok := opts.FS.(OSFS); ok && !opts.NoSyncRing {
-		if ring, err := uring.New(opts.SyncParallelism); err != nil {
+	return s
+}
+
+// startSyncer runs the sync rounds until Close, through an io_uring ring
+// where the store writes the operating system's files and the kernel
+// allows it. The ring is opened here, once nothing can fail any more, and
+// runSyncer closes it when the rounds end.
+func (s *Store) startSyncer() {
+	if _, ok := s.opts.FS.(OSFS); ok && !s.opts.NoSyncRing {
+		if ring, err := uring.New(s.opts.SyncParallelism); err != nil {
 			// worth knowing where CPU matters: a container's seccomp
 			// profile is the usual cause
 			s.log.Info("sync rounds call fdatasync themselves: io_uring unavailable", "err", err)
@@ -102,7 +110,7 @@ func newStore(opts Options) *Store {
 			s.sync.ring = ring
 		}
 	}
-	return s
+	go s.runSyncer(s.opts.SyncInterval, s.stopSync, s.syncDone)
 }
 
 // Close ends Run, makes what the Writers wrote durable, indexes it and
