@@ -16,16 +16,19 @@ import (
 
 // The kernel's ABI (include/uapi/linux/io_uring.h), the part used here.
 const (
-	opFsync        = 3          // IORING_OP_FSYNC
-	fsyncDatasync  = 1          // IORING_FSYNC_DATASYNC
-	offSQRing      = 0          // IORING_OFF_SQ_RING
-	offCQRing      = 0x8000000  // IORING_OFF_CQ_RING
-	offSQEs        = 0x10000000 // IORING_OFF_SQES
-	registerEvtFD  = 4          // IORING_REGISTER_EVENTFD
-	sqeSize        = 64         // sizeof(struct io_uring_sqe)
-	cqeSize        = 16         // sizeof(struct io_uring_cqe)
-	maxReapTimeout = time.Second
+	opFsync       = 3          // IORING_OP_FSYNC
+	fsyncDatasync = 1          // IORING_FSYNC_DATASYNC
+	offSQRing     = 0          // IORING_OFF_SQ_RING
+	offCQRing     = 0x8000000  // IORING_OFF_CQ_RING
+	offSQEs       = 0x10000000 // IORING_OFF_SQES
+	registerEvtFD = 4          // IORING_REGISTER_EVENTFD
+	sqeSize       = 64         // sizeof(struct io_uring_sqe)
+	cqeSize       = 16         // sizeof(struct io_uring_cqe)
 )
+
+// maxReapTimeout is how long a wait for completions lasts before the
+// ring is looked at again without the eventfd's word.
+const maxReapTimeout = time.Second
 
 type sqringOffsets struct {
 	head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
