@@ -113,6 +113,11 @@ type Storage struct {
 	// (backfill.AutoMbps): the limit that fits the link without a number
 	// the installer must know; BackfillMbps is then unused.
 	BackfillAuto bool
+	// SyncMethod is how sync rounds make segment files durable
+	// (storage.SyncMethod): "auto" (io_uring where the kernel allows it,
+	// else fdatasync), "io_uring" (the server refuses to start where the
+	// kernel refuses it) or "fdatasync".
+	SyncMethod string
 }
 
 // BackfillSetting is backfill_mbps as written: "auto" or the number.

@@ -35,7 +35,7 @@ var needsRestart = map[string]bool{
 	"cluster.failback": false, "cluster.failback_after": false, "cluster.drain_timeout": false,
 	"capacity.cameras": false, "capacity.bitrate_mbps": false, "capacity.viewers": false,
 	"failover.buddies": false, "failover.cameras": false, "failover.standby": false,
-	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true, "storage.backfill_mbps": true,
+	"storage.segment": true, "storage.part": true, "storage.retention": true, "storage.min_free": true, "storage.backfill_mbps": true, "storage.sync_method": true,
 	"events.retention": true,
 	"http.users_file":  false, "http.token_file": true, "http.cert_file": true, "http.key_file": true, "http.ca_file": true,
 	// the recorder is chosen, and workers grouped, when the server starts
@@ -161,6 +161,7 @@ func Compare(old, new *Config) Diff {
 	value("storage.part", old.Storage.Part, new.Storage.Part)
 	value("storage.retention", old.Storage.Retention, new.Storage.Retention)
 	value("storage.backfill_mbps", old.Storage.BackfillSetting(), new.Storage.BackfillSetting())
+	value("storage.sync_method", old.Storage.SyncMethod, new.Storage.SyncMethod)
 	if old.Storage.MinFreeFraction != new.Storage.MinFreeFraction || old.Storage.MinFreeBytes != new.Storage.MinFreeBytes {
 		add("storage.min_free", needsRestart["storage.min_free"], "changed")
 	}

@@ -14,7 +14,7 @@ var keys = map[string][]string{
 	"cluster":  {"join", "key_file", "keepalive", "failover_after", "failback", "failback_after", "insecure", "forget_after", "drain_timeout"},
 	"capacity": {"cameras", "bitrate_mbps", "viewers"},
 	"failover": {"buddies", "cameras", "standby"},
-	"storage":  {"segment", "part", "retention", "min_free", "backfill_mbps"},
+	"storage":  {"segment", "part", "retention", "min_free", "backfill_mbps", "sync_method"},
 	"recorder": {"cameras_per_worker", "worker_memory"},
 	"events":   {"retention"},
 	"http":     {"users_file", "token_file", "cert_file", "key_file", "ca_file"},

@@ -608,6 +608,12 @@ func (d *decoder) decodeStorage(c *Config, m map[string]any) {
 			c.Storage.BackfillMbps = d.number(m, p, "backfill_mbps", 0)
 		}
 	}
+	c.Storage.SyncMethod = d.str(m, p, "sync_method", "auto")
+	switch c.Storage.SyncMethod {
+	case "auto", "io_uring", "fdatasync":
+	default:
+		d.errorf("storage.sync_method", "must be \"auto\", \"io_uring\" or \"fdatasync\", not %q", c.Storage.SyncMethod)
+	}
 	c.Storage.MinFreeFraction = DefaultMinFree
 	if v, ok := m["min_free"]; ok {
 		s, ok := v.(string)

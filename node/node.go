@@ -182,6 +182,7 @@ func New(o Options) (*Node, error) {
 		Retention:       c.Storage.Retention,
 		MinFreeFraction: c.Storage.MinFreeFraction,
 		MinFreeBytes:    c.Storage.MinFreeBytes,
+		SyncMethod:      storage.SyncMethod(c.Storage.SyncMethod),
 		Logger:          log.With("part", "storage"),
 		OnAlarm:         n.onStorageAlarm,
 		ObservePartWrite: func(d time.Duration) {

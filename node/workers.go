@@ -8,6 +8,7 @@ import (
 
 	"github.com/buddyrec/buddyrec/events"
 	"github.com/buddyrec/buddyrec/recorder"
+	"github.com/buddyrec/buddyrec/storage"
 	"github.com/buddyrec/buddyrec/worker"
 )
 
@@ -68,6 +69,7 @@ func (n *Node) newRecorder(found []worker.Found) (cameraRecorder, error) {
 		Dir:           n.workersDir(),
 		PerWorker:     c.Recorder.CamerasPerWorker,
 		StandbyWindow: standbyWindow(c.Cluster.FailoverAfter, c.Cluster.Keepalive, c.Storage.Part),
+		SyncMethod:    storage.SyncMethod(c.Storage.SyncMethod),
 		Store:         n.store,
 		MemoryLimit:   workerMemory(c.Recorder.WorkerMemory, c.Recorder.CamerasPerWorker),
 		Found:         found,

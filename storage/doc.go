@@ -46,7 +46,8 @@
 //     only on the kernel's answer of success for it; when the ring itself
 //     fails, every file whose answer did not come is synced again by
 //     fdatasync, and the ring is not used again
-//     (Options.NoSyncRing forces that path).
+//     (Options.SyncMethod SyncFdatasync forces that path, and
+//     SyncIOURing refuses to open without a ring).
 //   - A file whose sync fails is never claimed beyond what its previous
 //     round made durable; its Writer abandons it and starts a new file at
 //     the next keyframe.

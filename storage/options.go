@@ -64,12 +64,12 @@ type Options struct {
 	// at least its cameras, so that a round's fdatasync calls all start
 	// together (see worker.RunWorker).
 	SyncParallelism int
-	// NoSyncRing makes a sync round call fdatasync itself, one goroutine
-	// per file, instead of submitting the round's files to the kernel
-	// through io_uring (see internal/uring), which is used where the
-	// kernel allows it: for a kernel whose io_uring misbehaves, and for
-	// tests.
-	NoSyncRing bool
+	// SyncMethod is how a sync round hands its files to fdatasync
+	// ([storage] sync_method); the zero value is SyncAuto.
+	SyncMethod SyncMethod
+	// openRing opens a sync round's io_uring ring; nil is uring.New.
+	// Tests stand in a kernel that refuses it.
+	openRing func(entries int) (fileSyncer, error)
 	// FS is the file layer segment files are written through; nil means
 	// the operating system's. Tests inject faults through it.
 	FS FS
@@ -135,6 +135,9 @@ func (o *Options) setDefaults() {
 	if o.SyncParallelism <= 0 {
 		o.SyncParallelism = DefaultSyncParallelism
 	}
+	if o.SyncMethod == "" {
+		o.SyncMethod = SyncAuto
+	}
 	if o.FS == nil {
 		o.FS = OSFS{}
 	}
@@ -151,3 +154,23 @@ func (o *Options) setDefaults() {
 		o.StatFS = statFS
 	}
 }
+
+// SyncMethod is how a sync round makes its segment files durable. Each
+// file is durable only once fdatasync answered success for it, whichever
+// the method: they differ in who waits for the disk.
+type SyncMethod string
+
+const (
+	// SyncAuto submits a round's files to the kernel in one io_uring
+	// submission that does not block (see internal/uring), and calls
+	// fdatasync itself, one goroutine per file, where the kernel refuses
+	// io_uring (before 5.6, kernel.io_uring_disabled, a seccomp profile).
+	// The zero value is SyncAuto.
+	SyncAuto SyncMethod = "auto"
+	// SyncIOURing is SyncAuto that refuses to open where the kernel
+	// refuses io_uring: for a site that measured its CPU with it.
+	SyncIOURing SyncMethod = "io_uring"
+	// SyncFdatasync never uses io_uring: for a kernel whose io_uring
+	// misbehaves, or a policy that forbids it.
+	SyncFdatasync SyncMethod = "fdatasync"
+)

@@ -89,10 +89,12 @@ func (s *Store) dbView(fn func(*bolt.Tx) error) error {
 func (s *Store) CutSegments() { s.cutGen.Add(1) }
 
 // openRemote returns a store without an index (Options.Commit set).
-func openRemote(opts Options) *Store {
+func openRemote(opts Options) (*Store, error) {
 	s := newStore(opts)
 	commit := opts.Commit
 	s.sync.commit = func(us []indexUpdate) error { return commit(toWire(us)) }
-	s.startSyncer()
-	return s
+	if err := s.startSyncer(); err != nil {
+		return nil, fmt.Errorf("open storage %s: %w", opts.Dir, err)
+	}
+	return s, nil
 }

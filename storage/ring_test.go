@@ -181,27 +181,61 @@ func TestSyncRoundThroughRing(t *testing.T) {
 	}
 }
 
-// TestStoreSyncsThroughARing checks that a store of the operating
-// system's files gets a ring where the kernel has io_uring, and none when
-// told not to; what the ring does is internal/uring's test.
-func TestStoreSyncsThroughARing(t *testing.T) {
+// TestStoreSyncMethod checks which sync rounds a store of the operating
+// system's files gets for each sync method, on this kernel and on one
+// that refuses io_uring; what the ring does is internal/uring's test.
+func TestStoreSyncMethod(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("io_uring is Linux's")
 	}
-	for _, no := range []bool{false, true} {
-		st := openTestStore(t, t.TempDir(), func(o *Options) { o.NoSyncRing = no })
-		st.sync.roundMu.Lock()
-		has := st.sync.ring != nil
-		st.sync.roundMu.Unlock()
-		if no && has {
-			t.Error("NoSyncRing: the store has a ring")
-		}
-		if !no && !has {
-			// a kernel that forbids it: the store rightly has none
-			if b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil && strings.TrimSpace(string(b)) != "0" {
-				t.Skip("io_uring disabled on this machine")
+	if b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil && strings.TrimSpace(string(b)) != "0" {
+		t.Skip("io_uring disabled on this machine")
+	}
+	refused := func(int) (fileSyncer, error) { return nil, unix.EPERM }
+	for _, tc := range []struct {
+		name     string
+		method   SyncMethod
+		openRing func(int) (fileSyncer, error)
+		ring     bool   // the store syncs through a ring
+		err      string // Open fails with this
+	}{
+		{name: "default", method: "", ring: true},
+		{name: "auto", method: SyncAuto, ring: true},
+		{name: "io_uring", method: SyncIOURing, ring: true},
+		{name: "fdatasync", method: SyncFdatasync, ring: false},
+		{name: "auto, refused", method: SyncAuto, openRing: refused, ring: false},
+		{name: "io_uring, refused", method: SyncIOURing, openRing: refused, err: `sync_method "io_uring": the kernel refuses io_uring: operation not permitted`},
+		{name: "unknown", method: "aio", err: `unknown sync method "aio"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options{Dir: t.TempDir(), Server: "rec-a", SyncMethod: tc.method, openRing: tc.openRing}
+			st, err := Open(opts)
+			if tc.err != "" {
+				if err == nil {
+					st.Close()
+					t.Fatalf("Open: no error, want %q", tc.err)
+				}
+				if !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Open: %v, want %q", err, tc.err)
+				}
+				// the index is closed again: another store opens it
+				again, err := Open(Options{Dir: opts.Dir, Server: "rec-a"})
+				if err != nil {
+					t.Fatalf("Open after a refused open: %v", err)
+				}
+				again.Close()
+				return
 			}
-			t.Error("the store has no ring on a kernel with io_uring")
-		}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			st.sync.roundMu.Lock()
+			has := st.sync.ring != nil
+			st.sync.roundMu.Unlock()
+			if has != tc.ring {
+				t.Errorf("syncs through a ring: %v, want %v", has, tc.ring)
+			}
+		})
 	}
 }

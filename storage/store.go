@@ -55,11 +55,16 @@ func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("open storage: no data dir")
 	}
+	switch opts.SyncMethod {
+	case SyncAuto, SyncIOURing, SyncFdatasync:
+	default:
+		return nil, fmt.Errorf("open storage: unknown sync method %q", opts.SyncMethod)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	if opts.Commit != nil {
-		return openRemote(opts), nil
+		return openRemote(opts)
 	}
 	path := filepath.Join(opts.Dir, "index.db")
 	db, err := boltfile.Open(path, boltfile.Options{Bolt: bolt.Options{OpenFile: opts.openIndexFile}})
@@ -76,7 +81,10 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open storage %s: recovery: %w", opts.Dir, err)
 	}
-	s.startSyncer()
+	if err := s.startSyncer(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open storage %s: %w", opts.Dir, err)
+	}
 	return s, nil
 }
 
@@ -97,20 +105,30 @@ func newStore(opts Options) *Store {
 }
 
 // startSyncer runs the sync rounds until Close, through an io_uring ring
-// where the store writes the operating system's files and the kernel
-// allows it. The ring is opened here, once nothing can fail any more, and
-// runSyncer closes it when the rounds end.
-func (s *Store) startSyncer() {
-	if _, ok := s.opts.FS.(OSFS); ok && !s.opts.NoSyncRing {
-		if ring, err := uring.New(s.opts.SyncParallelism); err != nil {
+// where the store writes the operating system's files, the sync method
+// allows it and so does the kernel; with SyncIOURing a kernel that
+// refuses it is an error. The ring is opened here, once nothing else can
+// fail, and runSyncer closes it when the rounds end.
+func (s *Store) startSyncer() error {
+	if _, ok := s.opts.FS.(OSFS); ok && s.opts.SyncMethod != SyncFdatasync {
+		openRing := s.opts.openRing
+		if openRing == nil {
+			openRing = func(entries int) (fileSyncer, error) { return uring.New(entries) }
+		}
+		ring, err := openRing(s.opts.SyncParallelism)
+		switch {
+		case err == nil:
+			s.sync.ring = ring
+		case s.opts.SyncMethod == SyncIOURing:
+			return fmt.Errorf("sync_method %q: the kernel refuses io_uring: %w", SyncIOURing, err)
+		default:
 			// worth knowing where CPU matters: a container's seccomp
 			// profile is the usual cause
 			s.log.Info("sync rounds call fdatasync themselves: io_uring unavailable", "err", err)
-		} else {
-			s.sync.ring = ring
 		}
 	}
 	go s.runSyncer(s.opts.SyncInterval, s.stopSync, s.syncDone)
+	return nil
 }
 
 // Close ends Run, makes what the Writers wrote durable, indexes it and

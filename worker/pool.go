@@ -43,6 +43,8 @@ type PoolOptions struct {
 	// StandbyWindow is the recorder's ManagerOptions.StandbyWindow in
 	// every worker (0: the recorder's default).
 	StandbyWindow time.Duration
+	// SyncMethod is every worker's storage.Options.SyncMethod ("": auto).
+	SyncMethod storage.SyncMethod
 	// MemoryLimit replaces a worker whose resident memory stays above it
 	// (0: no limit).
 	MemoryLimit int64
@@ -418,6 +420,9 @@ func (p *Pool) workerArgs() []string {
 	args := []string{"-server", p.o.Server, "-data-dir", p.o.DataDir, "-segment", p.o.Segment.String(), "-part", p.o.Part.String()}
 	if p.o.StandbyWindow > 0 {
 		args = append(args, "-standby-window", p.o.StandbyWindow.String())
+	}
+	if m := p.o.SyncMethod; m != "" && m != storage.SyncAuto {
+		args = append(args, "-sync-method", string(m))
 	}
 	return args
 }

@@ -38,7 +38,9 @@ type WorkerOptions struct {
 	Socket          string
 	// StandbyWindow is the recorder's (see recorder.ManagerOptions).
 	StandbyWindow time.Duration
-	Logger        *slog.Logger
+	// SyncMethod is the storage's, as the supervisor's (PoolOptions).
+	SyncMethod storage.SyncMethod
+	Logger     *slog.Logger
 }
 
 // workerSyncParallelism is how many segment files a worker's sync round
@@ -88,6 +90,7 @@ func RunWorker(ctx context.Context, o WorkerOptions) error {
 		Part:    o.Part,
 		// every fdatasync of a round at once (see workerSyncParallelism)
 		SyncParallelism: workerSyncParallelism,
+		SyncMethod:      o.SyncMethod,
 		Logger:          log.With("part", "storage"),
 		// the supervisor raises them as its own (event log, PSIM)
 		OnAlarm: func(a storage.Alarm) {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/buddyrec/buddyrec/internal/profsock"
+	"github.com/buddyrec/buddyrec/storage"
 	"github.com/buddyrec/buddyrec/worker"
 )
 
@@ -25,6 +26,7 @@ func cmdWorker(args []string, stderr io.Writer) int {
 	socket := fs.String("socket", "", "Unix socket to serve the supervisor on")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	standby := fs.Duration("standby-window", 0, "how far back a hot standby's ring reaches (the supervisor computes it)")
+	syncMethod := fs.String("sync-method", string(storage.SyncAuto), "[storage] sync_method of the supervisor: auto, io_uring or fdatasync")
 	// The storage settings come from the supervisor as it runs them, not
 	// from the config file (see worker.PoolOptions).
 	server := fs.String("server", "", "the server's name (config name)")
@@ -54,7 +56,7 @@ func cmdWorker(args []string, stderr io.Writer) int {
 	if _, err := profsock.ServeFromEnv(ctx, fmt.Sprintf("worker%d", *id)); err != nil {
 		log.Warn("cannot serve the benchmark's profile socket", "err", err)
 	}
-	if err := worker.RunWorker(ctx, worker.WorkerOptions{Server: *server, DataDir: *dataDir, Segment: *segment, Part: *part, ID: *id, Socket: *socket, StandbyWindow: *standby, Logger: log}); err != nil {
+	if err := worker.RunWorker(ctx, worker.WorkerOptions{Server: *server, DataDir: *dataDir, Segment: *segment, Part: *part, ID: *id, Socket: *socket, StandbyWindow: *standby, SyncMethod: storage.SyncMethod(*syncMethod), Logger: log}); err != nil {
 		log.Error("worker stopped with an error", "err", err)
 		return 1
 	}
