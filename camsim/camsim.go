@@ -221,6 +221,17 @@ func (s *Server) Sent(i int) int {
 	return int(s.cams[i-1].sent.Load())
 }
 
+// VideoRate is the video frames per second a camera sends in real time:
+// the clip's frames over its length. A session that falls behind its
+// schedule sends the frames it owes at once, so a count over a window
+// far from VideoRate × cameras × window means the sender was held up.
+func (s *Server) VideoRate() float64 {
+	if s.clip.loop90 <= 0 {
+		return 0
+	}
+	return float64(len(s.clip.video)) * 90000 / float64(s.clip.loop90)
+}
+
 // Close stops the server, ends every session and waits for all goroutines.
 // It is safe to call more than once.
 func (s *Server) Close() {
