@@ -46,7 +46,7 @@ func (c *Config) Summary() string {
 	if c.Storage.MinFreeBytes > 0 {
 		minFree = fmt.Sprintf("%d bytes", c.Storage.MinFreeBytes)
 	}
-	fmt.Fprintf(&b, "storage: segments %s, parts %s, retention %s, min free %s\n", c.Storage.Segment, c.Storage.Part, c.Storage.Retention, minFree)
+	fmt.Fprintf(&b, "storage: segments %s, parts %s, retention %s, min free %s, sync %s\n", c.Storage.Segment, c.Storage.Part, c.Storage.Retention, minFree, c.Storage.SyncMethod)
 	fmt.Fprintf(&b, "cameras (%d):\n", len(c.Cameras))
 	for _, cam := range c.Cameras {
 		crit := ""

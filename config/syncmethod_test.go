@@ -61,3 +61,20 @@ func TestSyncMethodNeedsRestart(t *testing.T) {
 		t.Errorf("no change for storage.sync_method in %+v", d.Changes)
 	}
 }
+
+// `buddyrec check` shows the sync method in force.
+func TestSyncMethodInSummary(t *testing.T) {
+	base := "name = \"rec-a\"\ndata_dir = \"/tmp/x\"\n[listen]\nhttp = \"127.0.0.1:8080\"\n"
+	for storage, want := range map[string]string{
+		"": ", sync auto\n",
+		"[storage]\nsync_method = \"fdatasync\"\n": ", sync fdatasync\n",
+	} {
+		c, err := Load(writeConfig(t, base+storage))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := c.Summary(); !strings.Contains(sum, want) {
+			t.Errorf("%q: summary %q, want it to contain %q", storage, sum, want)
+		}
+	}
+}
