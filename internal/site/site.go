@@ -425,9 +425,16 @@ func (srv *Server) Stop(grace time.Duration) {
 	srv.KillWorkers()
 }
 
-// GetJSON fetches http://srv.HTTP+path into v.
+// GetJSON fetches http://srv.HTTP+path into v, giving up after 2 s: the
+// polls of eventually try again.
 func (srv *Server) GetJSON(ctx context.Context, path string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	return srv.GetJSONWithin(ctx, 2*time.Second, path, v)
+}
+
+// GetJSONWithin is GetJSON giving up after d: for a call that must be
+// answered, on a machine the test itself loads.
+func (srv *Server) GetJSONWithin(ctx context.Context, d time.Duration, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+srv.HTTP+path, nil)
 	if err != nil {
