@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buddyrec/buddyrec/api"
 	"github.com/buddyrec/buddyrec/camsim"
 	"github.com/buddyrec/buddyrec/internal/site"
 	"github.com/buddyrec/buddyrec/internal/testutil"
@@ -125,4 +126,46 @@ func TestPartitionRecordsEverythingThenHeals(t *testing.T) {
 	eventually(t, 30*time.Second, all(sees(a, "rec-b", "alive"), sees(b, "rec-a", "alive"),
 		recordsExactly(a, "rec-a/cam1"), recordsExactly(b, "rec-b/cam2")))
 	t.Logf("healed: one recorder per camera again after %.1fs", time.Since(start).Seconds())
+}
+
+// TestBackfillAutoOverALink: backfill_mbps "auto" (the default) over a
+// link that is not loopback. The home, in a namespace of its own, reaches
+// its buddy over a veth (which the kernel reports at 10000 Mbit/s):
+// after a failover and failback it copies back the buddy's footage at
+// half that link, says so on the API, and ends whole.
+func TestBackfillAutoOverALink(t *testing.T) {
+	// parallel: only after the serial partition test, whose lab's names
+	// and addresses this one reuses, has removed its own
+	t.Parallel()
+	lab := newNetLab(t, 2)
+	cams, err := camsim.Start(context.Background(), camsim.Options{Listen: "10.77.0.1:0", Cameras: 2, ClipDir: "../../testdata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cams.Close)
+	s := startSite(t, site.Spec{User: "tech", Password: "backfill-link-pw", Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: []site.Camera{{Name: "cam1", URL: cams.URL(1)}, {Name: "cam2", URL: cams.URL(2)}},
+			Buddies: []string{"rec-b"}, FailbackAfter: "3s",
+			Host: "10.77.0.11", Exec: []string{"ip", "netns", "exec", lab.servers[0]}},
+		{Name: "rec-b", Buddies: []string{"rec-a"},
+			Host: "10.77.0.12", Exec: []string{"ip", "netns", "exec", lab.servers[1]}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	ids := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 20*time.Second, all(recordsExactly(a, ids...), sees(b, "rec-a", "alive")))
+	time.Sleep(2 * time.Second)
+	outage(t, a, b, ids, 12*time.Second)
+	took := eventually(t, 120*time.Second, backfillDone(a, time.Time{}, ids...))
+	t.Logf("backfill over the veth done %.1fs after failback", took.Seconds())
+
+	var st api.Backfill
+	if err := a.GetJSON(context.Background(), "/api/v1/backfill", &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.RateAuto || st.RateChosen != "eth0 at 10000 Mbit/s" || st.RateMbps != 5000 {
+		t.Errorf("backfill limit: auto %v, %q, %g Mbit/s; want \"auto\" to choose half of eth0 at 10000 Mbit/s", st.RateAuto, st.RateChosen, st.RateMbps)
+	}
+	if st.CopiedSegments < len(ids) || st.Refused != 0 {
+		t.Errorf("backfill copied %d segments (%d refused), want at least %d and none refused", st.CopiedSegments, st.Refused, len(ids))
+	}
 }
