@@ -114,6 +114,63 @@ func TestVLCBackRecordedAtOnce(t *testing.T) {
 	}
 }
 
+// TestVLCRecordsFromTheFirstKeyframe: VLC sends each NAL unit in a
+// packet of its own, and its keyframes open with an access unit
+// delimiter, a packet from which the RTP client's timestamp decoder cannot
+// start. A recorder connecting to it must still record from the first
+// keyframe it receives: it loses only the frames before it, less than a
+// GOP (25 frames of the clip), never a whole one. Counted in frames (the
+// frames received minus those written, up to one moment), over four
+// connects at different points of the GOP; one connect may lose a
+// keyframe to a dropped packet.
+func TestVLCRecordsFromTheFirstKeyframe(t *testing.T) {
+	vlc := testutil.StartVLC(t, testutil.LongClip(t, "../testdata/h264-aac.ts", 6))
+	sink := newFakeSink()
+	m := NewManager(ManagerOptions{Sink: sink, ReadTimeout: 3 * time.Second})
+	t.Cleanup(m.Close)
+	const id, gop = "rec-a/vlc", 25
+	var lost []uint64
+	for i := range 4 {
+		streams := len(sink.writers(id))
+		m.Set([]Camera{{ID: id, Home: "rec-a", URL: vlc.URL(), Transport: "udp"}})
+		waitFor(t, 20*time.Second, "recording VLC", func() bool { return status(m, id).State == StateRecording })
+		read := time.Now()
+		received := status(m, id).FramesReceived
+		// every frame that arrived before read is written once one that
+		// arrived after it is (one writer, in order)
+		var written uint64
+		waitFor(t, 10*time.Second, "a frame written after the count", func() bool {
+			written = 0
+			for _, w := range sink.writers(id)[streams:] {
+				for _, smp := range w.samples {
+					if smp.Track != 0 {
+						continue
+					}
+					if smp.Arrival.After(read) {
+						return true
+					}
+					written++
+				}
+			}
+			return false
+		})
+		m.Set(nil)
+		waitFor(t, 10*time.Second, "the camera stopped", func() bool { return status(m, id).ID == "" })
+		lost = append(lost, received-min(written, received))
+		time.Sleep(time.Duration(i) * 330 * time.Millisecond) // the next connect at another point of the GOP
+	}
+	t.Logf("video frames lost before recording began, per connect: %v (a GOP is %d)", lost, gop)
+	over := 0
+	for _, n := range lost {
+		if n > gop {
+			over++
+		}
+	}
+	if over > 1 {
+		t.Errorf("%d of %d connects lost more than a GOP before recording began (%v frames): the first keyframe received was not recorded", over, len(lost), lost)
+	}
+}
+
 func TestProbeAddress(t *testing.T) {
 	for _, tc := range []struct{ url, want string }{
 		{"rtsp://10.0.1.21/stream1", "10.0.1.21:554"},

@@ -137,6 +137,16 @@ func (a *auAssembler) Push(pkt *rtp.Packet, pts int64, ptsOK bool, emit func(*ac
 	}
 	if len(a.cur.nalus) == 0 && !a.frag.open {
 		a.cur.ts, a.cur.pts, a.cur.ptsOK = pkt.Timestamp, pts, ptsOK
+	} else if ptsOK && !a.cur.ptsOK {
+		// The client's timestamp decoder starts on the first packet
+		// that carries PTS = DTS (an SPS, a PPS, an IDR slice). A
+		// keyframe that opens with an access unit delimiter or an SEI,
+		// as VLC's and many encoders' do, starts it on its second
+		// packet: the frame takes the PTS of its first packet that has
+		// one (they all share its RTP timestamp). Before, the first
+		// keyframe after every connect was dropped, and recording began
+		// a GOP late.
+		a.cur.pts, a.cur.ptsOK = pts, true
 	}
 	err := a.parse(pkt)
 	if pkt.Marker && !a.frag.open && len(a.cur.nalus) > 0 {

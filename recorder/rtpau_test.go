@@ -245,6 +245,55 @@ func TestAUAssemblerCases(t *testing.T) {
 	}
 }
 
+// TestAUAssemblerTakesTheFirstPTSItGets: the RTP client gives a PTS only
+// from the first packet that carries PTS = DTS on (an SPS, a PPS, an IDR
+// slice); an access unit takes the PTS of the first of its packets that
+// has one, so a keyframe that opens with an access unit delimiter or an
+// SEI (VLC's) is not lost for want of a PTS on its first packet.
+func TestAUAssemblerTakesTheFirstPTSItGets(t *testing.T) {
+	type in struct {
+		payload []byte
+		pts     int64
+		ok      bool
+	}
+	for _, tc := range []struct {
+		name   string
+		h265   bool
+		pkts   []in // one access unit, the marker on its last packet
+		wantOK bool
+		pts    int64
+	}{
+		{"H.264 keyframe led by a delimiter", false,
+			[]in{{[]byte{0x09, 0xf0}, 0, false}, {[]byte{0x67, 1}, 900, true}, {[]byte{0x68, 2}, 900, true}, {[]byte{0x65, 3}, 900, true}}, true, 900},
+		{"H.264 keyframe led by an SEI, the IDR fragmented", false,
+			[]in{{[]byte{0x06, 5}, 0, false}, {[]byte{0x7c, 0x85, 1}, 900, true}, {[]byte{0x7c, 0x45, 2}, 900, true}}, true, 900},
+		{"H.264 frame before the decoder starts", false,
+			[]in{{[]byte{0x09, 0xf0}, 0, false}, {[]byte{0x41, 1}, 0, false}}, false, 0},
+		{"H.264 first packet with a PTS", false,
+			[]in{{[]byte{0x67, 1}, 500, true}, {[]byte{0x65, 3}, 500, true}}, true, 500},
+		{"H.265 keyframe led by a delimiter", true,
+			[]in{{[]byte{35 << 1, 1, 0x50}, 0, false}, {[]byte{33 << 1, 1, 7}, 900, true}, {[]byte{19 << 1, 1, 3}, 900, true}}, true, 900},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			asm, err := newAUAssembler(tc.h265, 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []accessUnit
+			for i, p := range tc.pkts {
+				pkt := &rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i + 1), Timestamp: 100, Marker: i == len(tc.pkts)-1}, Payload: p.payload}
+				_ = asm.Push(pkt, p.pts, p.ok, func(u *accessUnit) { got = append(got, accessUnit{pts: u.pts, ptsOK: u.ptsOK}) })
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d access units, want 1", len(got))
+			}
+			if got[0].ptsOK != tc.wantOK || got[0].pts != tc.pts {
+				t.Errorf("access unit with PTS %d (known %v), want %d (known %v)", got[0].pts, got[0].ptsOK, tc.pts, tc.wantOK)
+			}
+		})
+	}
+}
+
 func TestAUAssemblerRefusesWhatItCannotRead(t *testing.T) {
 	if _, err := newAUAssembler(false, 2, 0); err == nil {
 		t.Error("H.264 interleaved mode accepted")

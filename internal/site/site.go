@@ -32,6 +32,9 @@ type Camera struct {
 	Name     string
 	URL      string
 	Critical bool
+	// Transport is the [[camera]] transport key; empty leaves the
+	// product's default (tcp). A VLC camera serves "udp" only.
+	Transport string
 }
 
 // ServerSpec describes one server of the site.
@@ -263,7 +266,11 @@ func (s *Site) config(ss ServerSpec, srv *Server, gossips []string) string {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "[storage]\nsegment = %q\npart = %q\n%s\n", s.Spec.Segment, s.Spec.Part, ss.Storage)
 	for _, c := range ss.Cameras {
-		fmt.Fprintf(&b, "[[camera]]\nname = %q\nurl = %q\ncritical = %v\n\n", c.Name, c.URL, c.Critical)
+		fmt.Fprintf(&b, "[[camera]]\nname = %q\nurl = %q\ncritical = %v\n", c.Name, c.URL, c.Critical)
+		if c.Transport != "" {
+			fmt.Fprintf(&b, "transport = %q\n", c.Transport)
+		}
+		b.WriteString("\n")
 	}
 	if s.Spec.PSIMURL != "" {
 		fmt.Fprintf(&b, "[[psim]]\nurl = %q\nsecret_file = %q\n\n", s.Spec.PSIMURL, s.SecretFile)

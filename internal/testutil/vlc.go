@@ -34,8 +34,28 @@ type VLCCamera struct {
 	done chan struct{}
 }
 
+// LongClip returns clip repeated times times over (ffmpeg, streams
+// copied: the timestamps run on across each repeat) in a file of the
+// test's. A VLC camera ends every RTSP session when its clip loops (it
+// sends nothing more to them: a recorder sees a UDP timeout at the end of
+// each pass), so a test whose sessions must outlive one pass of a short
+// clip serves a long one. Without ffmpeg the test skips (fails with
+// BUDDYREC_REQUIRE_TOOLS).
+func LongClip(t testing.TB, clip string, times int) string {
+	t.Helper()
+	ffmpeg := NeedTool(t, "ffmpeg")
+	out := filepath.Join(t.TempDir(), "long-"+filepath.Base(clip))
+	cmd := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-stream_loop", strconv.Itoa(times-1),
+		"-i", clip, "-c", "copy", "-f", "mpegts", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: repeat %s %d times: %v\n%s", clip, times, err, b)
+	}
+	return out
+}
+
 // StartVLC serves clip with cvlc on a free loopback port and waits until
-// the port accepts connections. Without cvlc the test skips (fails with
+// the port accepts connections. VLC ends its sessions at each loop of
+// the clip (see LongClip). Without cvlc the test skips (fails with
 // BUDDYREC_REQUIRE_TOOLS). As root it runs VLC as the system user
 // buddyrec-vlc, creating it with useradd when it is missing.
 func StartVLC(t testing.TB, clip string) *VLCCamera {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/buddyrec/buddyrec/internal/site"
+	"github.com/buddyrec/buddyrec/internal/testutil"
+)
+
+// These tests repeat the two promises of zero-loss failover (issue 14)
+// and process isolation (issue 15) with cameras not written here: VLC
+// serving the test clip over RTSP with UDP transport, as the standards
+// ask, since camsim, written beside the recorder, agrees with it too
+// easily. What is checked is what a technician checks: the export's
+// X-Buddyrec-Gaps, and that ffmpeg plays the export through.
+
+// vlcClip is the clip every VLC camera serves: 25 fps, a keyframe every
+// second (what checkPlaysThrough and the bounds below assume), 10 s long.
+// VLC drops its sessions when the clip loops, so the cameras serve it 18
+// times over (3 minutes, longer than any of these tests).
+const vlcClip, vlcClipRepeats = "../../testdata/h264-aac.ts", 18
+
+// vlcCameras starts n VLC cameras and returns them as the site's
+// cam1..camN, the first critical ones critical, over UDP.
+func vlcCameras(t *testing.T, n, critical int) []site.Camera {
+	t.Helper()
+	clip := testutil.LongClip(t, vlcClip, vlcClipRepeats)
+	out := make([]site.Camera, n)
+	for i := range out {
+		v := testutil.StartVLC(t, clip)
+		out[i] = site.Camera{Name: fmt.Sprintf("cam%d", i+1), URL: v.URL(), Critical: i < critical, Transport: "udp"}
+	}
+	return out
+}
+
+// TestHotStandbyFailoverWithVLC: rec-a records two VLC cameras, the first
+// critical with standby = "hot", and is killed with SIGKILL, then comes
+// back. The critical camera's export from rec-a over the outage and the
+// failback has no gap and plays through; the cold one loses no more than
+// detection + 1 GOP + 1 part.
+func TestHotStandbyFailoverWithVLC(t *testing.T) {
+	t.Parallel()                               // a process test: mostly waiting; two run at once (see process_test.go)
+	const gop, part = time.Second, time.Second // the clip's GOP; site.Spec's default part
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: vlcCameras(t, 2, 1), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: "hot"},
+		{Name: "rec-b", Buddies: []string{"rec-a"}},
+	}})
+	a, b := s.Server("rec-a"), s.Server("rec-b")
+	killWorkersAfter(t, a)
+	killWorkersAfter(t, b)
+	const hot, cold = "rec-a/cam1", "rec-a/cam2"
+	eventually(t, 30*time.Second, all(recordsExactly(a, hot, cold), recordsExactly(b), standbyHolds(b, "hot", hot)))
+	time.Sleep(6 * time.Second) // the ring fills (window + 2 GOPs)
+	from := time.Now().Add(-3 * time.Second)
+
+	detect := killAndDetect(t, a, b)
+	eventually(t, 15*time.Second, all(recordsExactly(b, hot, cold), standbyHolds(b, "hot")))
+	time.Sleep(4 * time.Second)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 40*time.Second, all(recordsExactly(a, hot, cold), recordsExactly(b), standbyHolds(b, "hot", hot)))
+	time.Sleep(5 * time.Second)
+	to := indexedTo(t, a, hot, cold)
+
+	if gaps := gapList(t, a, hot, from, to); len(gaps) != 0 {
+		t.Errorf("%s (critical, hot standby, VLC): export reports gaps %v over the outage and failback, want none", hot, gaps)
+	}
+	gaps := gapList(t, a, cold, from, to)
+	t.Logf("%s (cold): gaps %v (total %v; detection %v)", cold, gaps, gapTotal(gaps), detect.Round(time.Millisecond))
+	if bound := detect + gop + part; gapTotal(gaps) > bound {
+		t.Errorf("%s (cold, VLC): lost %v over the outage and failback, want at most detection + 1 GOP + 1 part = %v", cold, gapTotal(gaps), bound)
+	}
+	checkPlaysThrough(t, a, hot, from, to)
+}
+
+// TestWorkerKillWithVLC: rec-a records two VLC cameras in a worker each;
+// one worker is killed with SIGKILL. Its camera records again in a new
+// worker, losing at most 3 s (the issue's bound); the other camera's
+// export has no gap and plays through, and its worker is the same
+// process as before.
+func TestWorkerKillWithVLC(t *testing.T) {
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
+		{Name: "rec-a", Cameras: vlcCameras(t, 2, 0), Extra: "[recorder]\ncameras_per_worker = 1\n"},
+	}})
+	a := s.Server("rec-a")
+	killWorkersAfter(t, a)
+	both := []string{"rec-a/cam1", "rec-a/cam2"}
+	eventually(t, 30*time.Second, recordsExactly(a, both...))
+	before, err := workersOf(a.DataDir)
+	if err != nil || len(before) != 2 {
+		t.Fatalf("want a worker per camera, got %+v (%v)", before, err)
+	}
+	time.Sleep(3 * time.Second)
+	from := time.Now().Add(-2 * time.Second)
+
+	victim, bystander := before[0], before[1]
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, replacedAndRecording(a, victim, both...))
+	time.Sleep(4 * time.Second)
+	to := indexedTo(t, a, both...)
+
+	after, _ := workersOf(a.DataDir)
+	if !containsPID(after, bystander.PID) {
+		t.Errorf("worker %d (pid %d, %v) was replaced too; only the victim should be: %+v", bystander.ID, bystander.PID, bystander.Cameras, after)
+	}
+	for _, id := range victim.Cameras {
+		gaps := gapsOf(t, a, id, from, to)
+		t.Logf("%s (its worker killed): gaps %v (total %v)", id, gaps, gapTotal(gaps))
+		if gapTotal(gaps) > 3*time.Second {
+			t.Errorf("%s (VLC) lost %v to its worker's kill, want ≤ 3 s", id, gapTotal(gaps))
+		}
+	}
+	for _, id := range bystander.Cameras {
+		if gaps := gapsOf(t, a, id, from, to); len(gaps) > 0 {
+			t.Errorf("%s (VLC) records in another worker but its export has gaps %v", id, gaps)
+		}
+		checkPlaysThrough(t, a, id, from, to)
+	}
+}
+
+// containsPID reports whether a worker of ws has pid.
+func containsPID(ws []liveWorker, pid int) bool {
+	for _, w := range ws {
+		if w.PID == pid {
+			return true
+		}
+	}
+	return false
+}
