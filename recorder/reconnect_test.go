@@ -119,56 +119,77 @@ func TestVLCBackRecordedAtOnce(t *testing.T) {
 // delimiter, a packet from which the RTP client's timestamp decoder cannot
 // start. A recorder connecting to it must still record from the first
 // keyframe it receives: it loses only the frames before it, less than a
-// GOP (25 frames of the clip), never a whole one. Counted in frames (the
-// frames received minus those written, up to one moment), over four
+// GOP (25 frames of either clip), never a whole one. Counted in frames
+// (the frames received minus those written, up to one moment), over four
 // connects at different points of the GOP; one connect may lose a
-// keyframe to a dropped packet.
+// keyframe to a dropped packet. H.265 too: VLC's packetizer, not
+// gortsplib's, is the one a camera resembles.
 func TestVLCRecordsFromTheFirstKeyframe(t *testing.T) {
-	vlc := testutil.StartVLC(t, testutil.LongClip(t, "../testdata/h264-aac.ts", 6))
-	sink := newFakeSink()
-	m := NewManager(ManagerOptions{Sink: sink, ReadTimeout: 3 * time.Second})
-	t.Cleanup(m.Close)
-	const id, gop = "rec-a/vlc", 25
-	var lost []uint64
-	for i := range 4 {
-		streams := len(sink.writers(id))
-		m.Set([]Camera{{ID: id, Home: "rec-a", URL: vlc.URL(), Transport: "udp"}})
-		waitFor(t, 20*time.Second, "recording VLC", func() bool { return status(m, id).State == StateRecording })
-		read := time.Now()
-		received := status(m, id).FramesReceived
-		// every frame that arrived before read is written once one that
-		// arrived after it is (one writer, in order)
-		var written uint64
-		waitFor(t, 10*time.Second, "a frame written after the count", func() bool {
-			written = 0
-			for _, w := range sink.writers(id)[streams:] {
-				for _, smp := range w.samples {
-					if smp.Track != 0 {
-						continue
-					}
-					if smp.Arrival.After(read) {
-						return true
-					}
-					written++
+	for _, tc := range []struct{ codec, clip string }{
+		{"H264+AAC", "../testdata/h264-aac.ts"},
+		{"H265", "../testdata/h265.ts"},
+	} {
+		t.Run(tc.codec, func(t *testing.T) {
+			vlc := testutil.StartVLC(t, testutil.LongClip(t, tc.clip, 6))
+			sink := newFakeSink()
+			m := NewManager(ManagerOptions{Sink: sink, ReadTimeout: 3 * time.Second})
+			t.Cleanup(m.Close)
+			const id, gop = "rec-a/vlc", 25
+			var lost []uint64
+			for i := range 4 {
+				lost = append(lost, framesLostAtConnect(t, m, sink, Camera{ID: id, Home: "rec-a", URL: vlc.URL(), Transport: "udp"}, tc.codec))
+				time.Sleep(time.Duration(i) * 330 * time.Millisecond) // the next connect at another point of the GOP
+			}
+			t.Logf("video frames lost before recording began, per connect: %v (a GOP is %d)", lost, gop)
+			over := 0
+			for _, n := range lost {
+				if n > gop {
+					over++
 				}
 			}
-			return false
+			if over > 1 {
+				t.Errorf("%d of %d connects lost more than a GOP before recording began (%v frames): the first keyframe received was not recorded", over, len(lost), lost)
+			}
 		})
+	}
+}
+
+// framesLostAtConnect records cam with m until it records, then returns
+// the video frames received that were not written (those before the
+// first keyframe recorded), and stops it. The camera must send codec.
+func framesLostAtConnect(t *testing.T, m *Manager, sink *fakeSink, cam Camera, codec string) uint64 {
+	t.Helper()
+	streams := len(sink.writers(cam.ID))
+	m.Set([]Camera{cam})
+	defer func() {
 		m.Set(nil)
-		waitFor(t, 10*time.Second, "the camera stopped", func() bool { return status(m, id).ID == "" })
-		lost = append(lost, received-min(written, received))
-		time.Sleep(time.Duration(i) * 330 * time.Millisecond) // the next connect at another point of the GOP
+		waitFor(t, 10*time.Second, "the camera stopped", func() bool { return status(m, cam.ID).ID == "" })
+	}()
+	waitFor(t, 20*time.Second, "recording VLC", func() bool { return status(m, cam.ID).State == StateRecording })
+	read := time.Now()
+	st := status(m, cam.ID)
+	if st.Codec != codec {
+		t.Fatalf("the camera sends %q, want %q", st.Codec, codec)
 	}
-	t.Logf("video frames lost before recording began, per connect: %v (a GOP is %d)", lost, gop)
-	over := 0
-	for _, n := range lost {
-		if n > gop {
-			over++
+	// every frame that arrived before read is written once one that
+	// arrived after it is (one writer, in order)
+	var written uint64
+	waitFor(t, 10*time.Second, "a frame written after the count", func() bool {
+		written = 0
+		for _, w := range sink.writers(cam.ID)[streams:] {
+			for _, smp := range w.samples {
+				if smp.Track != 0 {
+					continue
+				}
+				if smp.Arrival.After(read) {
+					return true
+				}
+				written++
+			}
 		}
-	}
-	if over > 1 {
-		t.Errorf("%d of %d connects lost more than a GOP before recording began (%v frames): the first keyframe received was not recorded", over, len(lost), lost)
-	}
+		return false
+	})
+	return st.FramesReceived - min(written, st.FramesReceived)
 }
 
 func TestProbeAddress(t *testing.T) {
