@@ -276,8 +276,8 @@ func standbyList(m map[string]Standby) []Standby {
 	return out
 }
 
-// standby raises standby.unavailable for a standby session the camera
-// refuses (the session is offline), once per outage, and
+// standby raises standby.unavailable for a standby session that is
+// offline (refused, unreachable, its stream lost), once per outage, and
 // standby.available when it works again or is no longer held (taken
 // over, moved, the home gone). The camera's own recording is the home's
 // business: its alarms come from the home.
@@ -296,9 +296,7 @@ func (r *raiser) standby() {
 			next[id] = true
 			if !raised {
 				r.event(Event{Type: TypeStandbyUnavailable, Severity: SeverityAlarm, Cameras: []string{id}, About: s.Home,
-					Condition: ConditionStandby(id),
-					Text: fmt.Sprintf("camera %s refused the %s standby session of %s (%s): its failover is cold; %s's own recording is not affected",
-						id, s.Mode, r.self, p.Error, s.Home)})
+					Condition: ConditionStandby(id), Text: unavailableText(id, s, r.self, p)})
 			}
 		case raised && ok && p.State == PipelineRecording:
 			r.event(Event{Type: TypeStandbyAvailable, Severity: SeverityInfo, Cameras: []string{id}, About: s.Home,
@@ -316,6 +314,25 @@ func (r *raiser) standby() {
 		}
 	}
 	r.st.unavailable = next
+}
+
+// unavailableText says what became of the standby session self holds (or
+// tries to open) for camera id, by its failure: the camera refused its
+// credentials, the stream it had sent stopped, or the session could not
+// be opened (a stream limit's 453 or 503, an unreachable camera). An
+// alarm that said "refused" for a stream lost, or for a camera the buddy
+// cannot reach, would send the technician to the wrong cause.
+func unavailableText(id string, s Standby, self string, p Pipeline) string {
+	var what string
+	switch p.Failure {
+	case FailureAuth:
+		what = fmt.Sprintf("camera %s refused the credentials of the %s standby session of %s (%s)", id, s.Mode, self, p.Error)
+	case FailureStalled:
+		what = fmt.Sprintf("the %s standby session of %s for camera %s lost its stream (%s)", s.Mode, self, id, p.Error)
+	default:
+		what = fmt.Sprintf("%s could not open the %s standby session for camera %s (%s)", self, s.Mode, id, p.Error)
+	}
+	return what + fmt.Sprintf(": its failover is cold; %s's own recording is not affected", s.Home)
 }
 
 // StandbyIDs are the camera ids of sessions, in their order.

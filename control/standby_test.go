@@ -231,6 +231,57 @@ func TestStandbyUnavailable(t *testing.T) {
 	}
 }
 
+// TestStandbyUnavailableSaysWhy: the alarm names what became of the
+// session, by its failure, with the camera's answer: a refusal of the
+// credentials, a stream that stopped, or a session that could not be
+// opened. Only the first is the camera refusing.
+func TestStandbyUnavailableSaysWhy(t *testing.T) {
+	for _, tc := range []struct {
+		failure Failure
+		err     string
+		want    string
+	}{
+		{FailureOther, "453 Not Enough Bandwidth", "b could not open the hot standby session for camera a/cam1 (453 Not Enough Bandwidth)"},
+		{FailureOther, "dial tcp 10.0.0.9:554: connect: no route to host", "b could not open the hot standby session for camera a/cam1 (dial tcp"},
+		{FailureAuth, "401 Unauthorized", "camera a/cam1 refused the credentials of the hot standby session of b (401 Unauthorized)"},
+		{FailureStalled, "UDP timeout", "the hot standby session of b for camera a/cam1 lost its stream (UDP timeout)"},
+	} {
+		t.Run(tc.err, func(t *testing.T) {
+			w := newWorld(t,
+				withStandby(rec("a", []string{"b"}, 0, "cam1*"), StandbyHot, 0, 0),
+				rec("b", nil, 0))
+			w.run(3 * time.Second)
+			var alarms []Event
+			for range 3 {
+				for _, name := range []string{"a", "b"} {
+					s := w.servers[name]
+					in := w.inputs(name)
+					if name == "b" {
+						for _, sb := range s.act.Standby {
+							in.Standbys = append(in.Standbys, Pipeline{ID: sb.Camera, State: PipelineOffline, Failure: tc.failure, Error: tc.err})
+						}
+					}
+					s.st, s.act = Step(s.st, in)
+					if name == "b" {
+						alarms = append(alarms, eventsOf([]Actions{s.act}, TypeStandbyUnavailable)...)
+					}
+				}
+				w.now = w.now.Add(tick)
+			}
+			if len(alarms) != 1 {
+				t.Fatalf("%d standby.unavailable alarms, want 1: %+v", len(alarms), alarms)
+			}
+			text := alarms[0].Text
+			if !strings.Contains(text, tc.want) || !strings.HasSuffix(text, ": its failover is cold; a's own recording is not affected") {
+				t.Errorf("alarm text %q, want it to say %q and that a's recording is not affected", text, tc.want)
+			}
+			if tc.failure != FailureAuth && strings.Contains(text, "refused") {
+				t.Errorf("alarm text %q says refused for a %v failure", text, tc.failure)
+			}
+		})
+	}
+}
+
 // TestStandbyOnlyWhileTheHomeRecords: the buddy opens the standby session
 // only once the home records the camera, and closes it once the home's
 // pipeline has been offline for StandbyYieldAfter, so a camera with a
