@@ -84,7 +84,7 @@ func killAndDetect(t *testing.T, srv, buddySrv *site.Server) time.Duration {
 // after the failback.
 func TestHotStandbyFailoverWithoutGap(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
-	standbyFailover(t, "hot")
+	standbyFailover(t, "hot", cams(startCameras(t, 4, nil), 1, 4, 1, 2))
 }
 
 // TestMirrorStandbyFailoverWithoutGap: the same with standby = "mirror",
@@ -94,19 +94,31 @@ func TestHotStandbyFailoverWithoutGap(t *testing.T) {
 // (site-wide) too.
 func TestMirrorStandbyFailoverWithoutGap(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
-	standbyFailover(t, "mirror")
+	standbyFailover(t, "mirror", cams(startCameras(t, 4, nil), 1, 4, 1, 2))
 }
 
-func standbyFailover(t *testing.T, mode string) {
-	const gop, part = time.Second, time.Second // the camsim clip's GOP; site.Spec's default part
-	c := startCameras(t, 4, nil)
+// standbyFailover runs the failover and failback of rec-a's cameras (the
+// first critical, as cams and vlcCameras make them) onto rec-b with
+// standby = mode, and checks what the tests above say.
+func standbyFailover(t *testing.T, mode string, cameras []site.Camera) {
+	const gop, part = time.Second, time.Second // the clip's GOP; site.Spec's default part
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 4, 1, 2), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: mode},
+		{Name: "rec-a", Cameras: cameras, Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: mode},
 		{Name: "rec-b", Buddies: []string{"rec-a"}},
 	}})
 	a, b := s.Server("rec-a"), s.Server("rec-b")
-	all4 := []string{"rec-a/cam1", "rec-a/cam2", "rec-a/cam3", "rec-a/cam4"}
-	critical := []string{"rec-a/cam1", "rec-a/cam2"}
+	killWorkersAfter(t, a)
+	killWorkersAfter(t, b)
+	var all4, critical []string // all of rec-a's cameras; its critical ones
+	isCritical := map[string]bool{}
+	for _, c := range cameras {
+		id := "rec-a/" + c.Name
+		all4 = append(all4, id)
+		if c.Critical {
+			critical = append(critical, id)
+			isCritical[id] = true
+		}
+	}
 	eventually(t, 30*time.Second, all(recordsExactly(a, all4...), recordsExactly(b), standbyHolds(b, mode, critical...)))
 	// The ring fills (window + 2 GOPs), and the home has footage before the kill.
 	time.Sleep(6 * time.Second)
@@ -127,7 +139,7 @@ func standbyFailover(t *testing.T, mode string) {
 	for _, id := range all4 {
 		gaps := gapList(t, a, id, from, to)
 		t.Logf("%s: gaps %v (total %v; detection %v)", id, gaps, gapTotal(gaps), detect.Round(time.Millisecond))
-		if id == "rec-a/cam1" || id == "rec-a/cam2" {
+		if isCritical[id] {
 			if len(gaps) != 0 {
 				t.Errorf("%s (critical, %s standby): export reports gaps %v over the outage and failback, want none", id, mode, gaps)
 			}
@@ -144,7 +156,7 @@ func standbyFailover(t *testing.T, mode string) {
 			}
 		}
 	}
-	checkPlaysThrough(t, a, "rec-a/cam1", from, to)
+	checkPlaysThrough(t, a, critical[0], from, to)
 	if mode != "mirror" {
 		return
 	}

@@ -36,45 +36,14 @@ func vlcCameras(t *testing.T, n, critical int) []site.Camera {
 	return out
 }
 
-// TestHotStandbyFailoverWithVLC: rec-a records two VLC cameras, the first
-// critical with standby = "hot", and is killed with SIGKILL, then comes
-// back. The critical camera's export from rec-a over the outage and the
-// failback has no gap and plays through; the cold one loses no more than
-// detection + 1 GOP + 1 part.
+// TestHotStandbyFailoverWithVLC is TestHotStandbyFailoverWithoutGap with
+// four VLC cameras, two of them critical with standby = "hot": over the
+// kill -9 of rec-a and the failback the critical cameras' exports have no
+// gap and play through; the cold ones lose no more than detection + 1 GOP
+// + 1 part.
 func TestHotStandbyFailoverWithVLC(t *testing.T) {
-	t.Parallel()                               // a process test: mostly waiting; two run at once (see process_test.go)
-	const gop, part = time.Second, time.Second // the clip's GOP; site.Spec's default part
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: vlcCameras(t, 2, 1), Buddies: []string{"rec-b"}, FailbackAfter: "3s", Standby: "hot"},
-		{Name: "rec-b", Buddies: []string{"rec-a"}},
-	}})
-	a, b := s.Server("rec-a"), s.Server("rec-b")
-	killWorkersAfter(t, a)
-	killWorkersAfter(t, b)
-	const hot, cold = "rec-a/cam1", "rec-a/cam2"
-	eventually(t, 30*time.Second, all(recordsExactly(a, hot, cold), recordsExactly(b), standbyHolds(b, "hot", hot)))
-	time.Sleep(6 * time.Second) // the ring fills (window + 2 GOPs)
-	from := time.Now().Add(-3 * time.Second)
-
-	detect := killAndDetect(t, a, b)
-	eventually(t, 15*time.Second, all(recordsExactly(b, hot, cold), standbyHolds(b, "hot")))
-	time.Sleep(4 * time.Second)
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 40*time.Second, all(recordsExactly(a, hot, cold), recordsExactly(b), standbyHolds(b, "hot", hot)))
-	time.Sleep(5 * time.Second)
-	to := indexedTo(t, a, hot, cold)
-
-	if gaps := gapList(t, a, hot, from, to); len(gaps) != 0 {
-		t.Errorf("%s (critical, hot standby, VLC): export reports gaps %v over the outage and failback, want none", hot, gaps)
-	}
-	gaps := gapList(t, a, cold, from, to)
-	t.Logf("%s (cold): gaps %v (total %v; detection %v)", cold, gaps, gapTotal(gaps), detect.Round(time.Millisecond))
-	if bound := detect + gop + part; gapTotal(gaps) > bound {
-		t.Errorf("%s (cold, VLC): lost %v over the outage and failback, want at most detection + 1 GOP + 1 part = %v", cold, gapTotal(gaps), bound)
-	}
-	checkPlaysThrough(t, a, hot, from, to)
+	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
+	standbyFailover(t, "hot", vlcCameras(t, 4, 2))
 }
 
 // TestWorkerKillWithVLC: rec-a records two VLC cameras in a worker each;
