@@ -53,17 +53,8 @@ func TestHotStandbyFailoverWithVLC(t *testing.T) {
 // process as before.
 func TestWorkerKillWithVLC(t *testing.T) {
 	t.Parallel() // a process test: mostly waiting; two run at once (see process_test.go)
-	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: vlcCameras(t, 2, 0), Extra: "[recorder]\ncameras_per_worker = 1\n"},
-	}})
-	a := s.Server("rec-a")
-	killWorkersAfter(t, a)
+	a, before := startWorkerPerCameraOf(t, vlcCameras(t, 2, 0))
 	both := []string{"rec-a/cam1", "rec-a/cam2"}
-	eventually(t, 30*time.Second, recordsExactly(a, both...))
-	before, err := workersOf(a.DataDir)
-	if err != nil || len(before) != 2 {
-		t.Fatalf("want a worker per camera, got %+v (%v)", before, err)
-	}
 	time.Sleep(3 * time.Second)
 	from := time.Now().Add(-2 * time.Second)
 

@@ -358,9 +358,15 @@ func TestInnocentCamerasRegroupAfterACrashLoop(t *testing.T) {
 // and waits until both record.
 func startWorkerPerCamera(t *testing.T) (*site.Server, []liveWorker) {
 	t.Helper()
-	c := startCameras(t, 2, nil)
+	return startWorkerPerCameraOf(t, cams(startCameras(t, 2, nil), 1, 2))
+}
+
+// startWorkerPerCameraOf is startWorkerPerCamera with the cameras cam1
+// and cam2 given.
+func startWorkerPerCameraOf(t *testing.T, cameras []site.Camera) (*site.Server, []liveWorker) {
+	t.Helper()
 	s := startSite(t, site.Spec{Servers: []site.ServerSpec{
-		{Name: "rec-a", Cameras: cams(c, 1, 2), Extra: "[recorder]\ncameras_per_worker = 1\n"},
+		{Name: "rec-a", Cameras: cameras, Extra: "[recorder]\ncameras_per_worker = 1\n"},
 	}})
 	a := s.Server("rec-a")
 	killWorkersAfter(t, a)
