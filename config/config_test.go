@@ -21,6 +21,38 @@ func writeConfig(t *testing.T, src string) string {
 	return p
 }
 
+// minimalConfig is the smallest valid config; a table appended to it
+// starts at line 5, so its first key is at line 6.
+const minimalConfig = "name = \"rec-a\"\ndata_dir = \"/tmp/x\"\n[listen]\nhttp = \"127.0.0.1:8080\"\n"
+
+// storageKeyCase is a [storage] table appended to minimalConfig and what
+// it loads to: the value get reads, or an error naming line 6.
+type storageKeyCase struct {
+	storage string
+	want    string
+	err     string
+}
+
+// checkStorageKey loads each case and checks what get reads or the error.
+func checkStorageKey(t *testing.T, cases []storageKeyCase, get func(*Config) string) {
+	t.Helper()
+	for _, tc := range cases {
+		c, err := Load(writeConfig(t, minimalConfig+tc.storage))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), ":6") {
+				t.Errorf("%q: error %v, want %q at line 6", tc.storage, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.storage, err)
+		}
+		if got := get(c); got != tc.want {
+			t.Errorf("%q: loads as %q, want %q", tc.storage, got, tc.want)
+		}
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

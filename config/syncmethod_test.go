@@ -6,44 +6,24 @@ import (
 )
 
 func TestSyncMethod(t *testing.T) {
-	base := "name = \"rec-a\"\ndata_dir = \"/tmp/x\"\n[listen]\nhttp = \"127.0.0.1:8080\"\n"
-	for _, tc := range []struct {
-		storage string
-		want    string
-		err     string // at line 6
-	}{
+	checkStorageKey(t, []storageKeyCase{
 		{"", "auto", ""},
 		{"[storage]\nsync_method = \"auto\"\n", "auto", ""},
 		{"[storage]\nsync_method = \"io_uring\"\n", "io_uring", ""},
 		{"[storage]\nsync_method = \"fdatasync\"\n", "fdatasync", ""},
 		{"[storage]\nsync_method = \"fsync\"\n", "", `storage.sync_method: must be "auto", "io_uring" or "fdatasync", not "fsync"`},
 		{"[storage]\nsync_method = true\n", "", "storage.sync_method: must be a string"},
-	} {
-		c, err := Load(writeConfig(t, base+tc.storage))
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), ":6") {
-				t.Errorf("%q: error %v, want %q at line 6", tc.storage, err, tc.err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%q: %v", tc.storage, err)
-		}
-		if c.Storage.SyncMethod != tc.want {
-			t.Errorf("%q: sync_method %q, want %q", tc.storage, c.Storage.SyncMethod, tc.want)
-		}
-	}
+	}, func(c *Config) string { return c.Storage.SyncMethod })
 }
 
 // A sync method is chosen when the stores open: changing it needs a
 // restart, and a reload that tries is refused whole.
 func TestSyncMethodNeedsRestart(t *testing.T) {
-	base := "name = \"rec-a\"\ndata_dir = \"/tmp/x\"\n[listen]\nhttp = \"127.0.0.1:8080\"\n"
-	old, err := Load(writeConfig(t, base))
+	old, err := Load(writeConfig(t, minimalConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	new, err := Load(writeConfig(t, base+"[storage]\nsync_method = \"fdatasync\"\n"))
+	new, err := Load(writeConfig(t, minimalConfig+"[storage]\nsync_method = \"fdatasync\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,12 +44,11 @@ func TestSyncMethodNeedsRestart(t *testing.T) {
 
 // `buddyrec check` shows the sync method in force.
 func TestSyncMethodInSummary(t *testing.T) {
-	base := "name = \"rec-a\"\ndata_dir = \"/tmp/x\"\n[listen]\nhttp = \"127.0.0.1:8080\"\n"
 	for storage, want := range map[string]string{
 		"": ", sync auto\n",
 		"[storage]\nsync_method = \"fdatasync\"\n": ", sync fdatasync\n",
 	} {
-		c, err := Load(writeConfig(t, base+storage))
+		c, err := Load(writeConfig(t, minimalConfig+storage))
 		if err != nil {
 			t.Fatal(err)
 		}
