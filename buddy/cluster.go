@@ -485,11 +485,27 @@ func (c *Cluster) publishOwn(body []byte, left bool) entry {
 // by TCP to each member.
 const maxBroadcast = 1024
 
-// replicate sends e to every alive member: piggybacked on gossip when it
-// is small, over TCP otherwise.
+// replicate sends this server's record e to every alive member: when it
+// is small, one UDP packet to each and piggybacked on gossip; over TCP
+// otherwise.
+//
+// Gossip alone is not enough in a small site. memberlist spends a
+// broadcast's transmit budget (RetransmitMult × log n copies in all, not
+// per member) on whatever packets leave first, acks to one peer's pings
+// included, so every copy may reach the same peer. An honest record is
+// then forwarded by that peer, but one it refuses (an intruder's) is
+// not, and the other members would hear of it, and raise no alarm, until
+// the next push-pull exchange, 15 s or more on. The direct packets reach
+// each member at once; gossip still carries the record to any a packet
+// missed.
 func (c *Cluster) replicate(e entry) {
 	msg := encodeEntry([]byte{msgRecord}, e)
 	if len(msg) <= maxBroadcast {
+		for _, n := range c.aliveNodes() {
+			if err := c.ml.SendBestEffort(n, msg); err != nil {
+				c.log.Debug("send failed", "what", "record", "to", n.Name, "err", err)
+			}
+		}
 		c.bq.QueueBroadcast(&broadcast{name: e.Server, msg: msg})
 		return
 	}

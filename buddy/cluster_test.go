@@ -3,6 +3,7 @@ package buddy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -67,6 +68,33 @@ func TestReplicationAndSecrets(t *testing.T) {
 	}
 	if strings.Contains(sink.all(), "user:pw") {
 		t.Fatal("secret appeared in logs")
+	}
+}
+
+// TestRecordReachesEveryMemberWithoutGossip: a small record's author
+// sends it to each alive member directly. Gossip's few copies may all go
+// to one peer, which forwards an honest record but not one it refuses
+// (an intruder's), leaving the others to the next push-pull, 15 s on.
+// Here the author's gossip queue is emptied as soon as the record is set,
+// and every member still has it well before any push-pull.
+func TestRecordReachesEveryMemberWithoutGossip(t *testing.T) {
+	sink := newLogSink(t)
+	a := startNode(t, testOpts(t, sink, "a"))
+	b := startNode(t, testOpts(t, sink, "b", a.Addr()))
+	c := startNode(t, testOpts(t, sink, "c", a.Addr()))
+	all := []*Cluster{a, b, c}
+	for _, n := range []string{"a", "b", "c"} {
+		waitFor(t, 5*time.Second, n+" alive everywhere", allState(all, n, StateAlive))
+	}
+	for i := range 3 {
+		body := []byte(fmt.Sprintf(`{"cams":["lobby"],"change":%d}`, i))
+		if err := a.SetRecord(Record{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		a.bq.Reset()
+		for _, viewer := range []*Cluster{b, c} {
+			waitFor(t, 3*time.Second, fmt.Sprintf("%s has change %d of a's record", viewer.Name(), i), func() bool { return hasRecord(viewer, "a", body) })
+		}
 	}
 }
 
