@@ -323,8 +323,16 @@ func TestOutboxSurvivesCloseAndRetriesWithSameID(t *testing.T) {
 	r.code.Store(200)
 	ob2 := openOutbox(t, path, opts)
 	run(t, ob2)
-	for i := range n {
+	for i := 0; i < n; i++ {
 		d := r.next(t)
+		if i > 0 && d.ID == firstID {
+			// The first outbox's last attempt, cancelled by stop, may
+			// still reach the handler after the receiver came back and
+			// be accepted: at least once, with the same id, which a PSIM
+			// deduplicates on.
+			i--
+			continue
+		}
 		if seqOf(t, d) != i {
 			t.Fatalf("after reopen delivery %d is notice %d", i, seqOf(t, d))
 		}
