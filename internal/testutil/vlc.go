@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
 )
 
 // vlcUser is the account VLC runs under when the tests run as root: VLC
@@ -32,6 +36,9 @@ type VLCCamera struct {
 	cred *syscall.Credential
 	cmd  *exec.Cmd
 	done chan struct{}
+	// tracks is how many video and audio streams the clip holds: VLC's
+	// SDP lists each only once its demuxer has found it.
+	tracks int
 }
 
 // LongClip returns clip repeated times times over (ffmpeg, streams
@@ -54,13 +61,14 @@ func LongClip(t testing.TB, clip string, times int) string {
 }
 
 // StartVLC serves clip with cvlc on a free loopback port and waits until
-// the port accepts connections. VLC ends its sessions at each loop of
+// its SDP lists every video and audio stream of the clip. VLC ends its sessions at each loop of
 // the clip (see LongClip). Without cvlc the test skips (fails with
 // BUDDYREC_REQUIRE_TOOLS). As root it runs VLC as the system user
 // buddyrec-vlc, creating it with useradd when it is missing.
 func StartVLC(t testing.TB, clip string) *VLCCamera {
 	t.Helper()
 	bin := NeedTool(t, "cvlc")
+	tracks := streamsOf(t, clip)
 	// Not t.TempDir: its parent is private to the test's user, and VLC
 	// runs as another.
 	dir, err := os.MkdirTemp("", "buddyrec-vlc-")
@@ -68,7 +76,7 @@ func StartVLC(t testing.TB, clip string) *VLCCamera {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	v := &VLCCamera{t: t, bin: bin, dir: dir}
+	v := &VLCCamera{t: t, bin: bin, dir: dir, tracks: tracks}
 	if err := os.Chmod(v.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +136,11 @@ func credOf(t testing.TB, u *user.User) *syscall.Credential {
 // URL is the camera's stream.
 func (v *VLCCamera) URL() string { return "rtsp://" + v.Addr + "/cam1" }
 
-// Start launches VLC and returns once its RTSP port accepts connections
-// (at most 20 s).
+// Start launches VLC and returns once its SDP lists every stream of the
+// clip (at most 20 s). VLC answers DESCRIBE as soon as its port is open,
+// with the streams its demuxer has found so far: a recorder connecting
+// in the first moments may see the video without the audio, as it would
+// from a camera still booting. Tests of a whole camera wait for all of it.
 func (v *VLCCamera) Start() {
 	v.t.Helper()
 	if v.cmd != nil {
@@ -153,9 +164,8 @@ func (v *VLCCamera) Start() {
 	go func(done chan struct{}) { cmd.Wait(); close(done) }(v.done)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", v.Addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		n, err := v.describe()
+		if err == nil && n >= v.tracks {
 			return
 		}
 		select {
@@ -167,9 +177,57 @@ func (v *VLCCamera) Start() {
 		}
 		if time.Now().After(deadline) {
 			v.Stop()
-			v.t.Fatal("VLC did not open its RTSP port within 20 s")
+			v.t.Fatalf("VLC did not describe the clip's %d stream(s) within 20 s (last: %d, %v)", v.tracks, n, err)
 		}
 	}
+}
+
+// describe returns how many medias VLC's SDP lists now.
+func (v *VLCCamera) describe() (int, error) {
+	u, err := base.ParseURL(v.URL())
+	if err != nil {
+		return 0, err
+	}
+	c := gortsplib.Client{Scheme: u.Scheme, Host: u.Host, ReadTimeout: time.Second, WriteTimeout: time.Second}
+	if err := c.Start2(); err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		return 0, err
+	}
+	return len(desc.Medias), nil
+}
+
+// streamsOf counts the video and audio streams of clip with ffprobe
+// (which ffmpeg's package brings).
+func streamsOf(t testing.TB, clip string) int {
+	t.Helper()
+	ffprobe := NeedTool(t, "ffprobe")
+	// JSON: the flat formats list a program's streams a second time.
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "stream=codec_type", "-of", "json", clip).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", clip, err)
+	}
+	var probe struct {
+		Streams []struct {
+			CodecType string `json:"codec_type"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out, &probe); err != nil {
+		t.Fatalf("ffprobe %s: %v", clip, err)
+	}
+	n := 0
+	for _, s := range probe.Streams {
+		if s.CodecType == "video" || s.CodecType == "audio" {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("ffprobe finds no video or audio stream in %s", clip)
+	}
+	return n
 }
 
 // Stop kills VLC (its own process group only) and waits until it is gone
