@@ -6,9 +6,11 @@
 // # Records
 //
 // Every server owns one Record (an opaque Body plus a Version). SetRecord
-// replicates it to every member: piggybacked on gossip when it fits in a
-// UDP packet (≤ 1 KiB encoded), over TCP to each alive member otherwise,
-// to each newcomer when it joins, and by memberlist's push/pull
+// replicates it to every member: when it fits in a UDP packet (≤ 1 KiB
+// encoded), one packet to each alive member and piggybacked on gossip
+// (whose few copies may all reach one peer, and a peer forwards only
+// records it accepts); over TCP to each alive member otherwise; to each
+// newcomer when it joins; and by memberlist's push/pull
 // anti-entropy (every 15 s, on join) which carries every record known,
 // including those of dead servers. The higher Version wins. Versions are
 // max(previous+1, wall-clock nanoseconds), and a server that sees a peer
