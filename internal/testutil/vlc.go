@@ -61,9 +61,9 @@ func LongClip(t testing.TB, clip string, times int) string {
 }
 
 // StartVLC serves clip with cvlc on a free loopback port and waits until
-// its SDP lists every video and audio stream of the clip. VLC ends its sessions at each loop of
-// the clip (see LongClip). Without cvlc the test skips (fails with
-// BUDDYREC_REQUIRE_TOOLS). As root it runs VLC as the system user
+// its SDP lists every video and audio stream of the clip. VLC ends its
+// sessions at each loop of the clip (see LongClip). Without cvlc or
+// ffprobe the test skips (fails with BUDDYREC_REQUIRE_TOOLS). As root it runs VLC as the system user
 // buddyrec-vlc, creating it with useradd when it is missing.
 func StartVLC(t testing.TB, clip string) *VLCCamera {
 	t.Helper()
