@@ -33,10 +33,12 @@ type ManagerOptions struct {
 	// negative disables probing).
 	ProbeInterval time.Duration
 	// StandbyWindow is how far back a hot standby's ring reaches, beyond
-	// which it keeps two GOPs more (default 5 s). Set it to at least the
-	// failure detection time plus what the home may not have made durable
-	// (a part plus a sync interval): the ring then starts at a keyframe
-	// at or before the home's last durable footage when it is written.
+	// which it keeps two GOPs more (default 5 s); what it writes on a
+	// takeover starts at its first keyframe, at most one of those GOPs
+	// in. Set it to at least the failure detection time plus what the
+	// home may not have made durable (a part plus a sync interval): what
+	// the ring writes then starts at a keyframe at or before the home's
+	// last durable footage.
 	StandbyWindow time.Duration
 	// StandbyMaxBytes bounds one hot standby's ring (default
 	// DefaultRingBytes).

@@ -715,16 +715,16 @@ func (s *session) writeLoop(stop <-chan struct{}) {
 		return true
 	}
 	// takeOver writes what a hot standby held, once it no longer is one:
-	// the ring first, from its oldest keyframe, which is at or before the
+	// the ring first, from its first keyframe, which is at or before the
 	// home's last durable footage (see StandbyWindow), then (by the
 	// caller) the live samples, on the same session, and marks the
 	// takeover once the ring is written. False once the session must end.
 	takeOver := func() bool {
 		took := holding
 		holding = false
-		if len(held.entries) > 0 {
-			s.p.log.Info("standby taken over: writing the held samples", "samples", len(held.entries),
-				"from", held.at(held.entries[0]), "span", held.span().Round(time.Millisecond))
+		if u := held.usable(); len(u) > 0 {
+			s.p.log.Info("standby taken over: writing the held samples", "samples", len(u),
+				"from", held.at(u[0]), "span", (u[len(u)-1].arrival - u[0].arrival).Round(time.Millisecond))
 			began := time.Now()
 			if !held.drain(write) {
 				return false

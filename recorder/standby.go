@@ -54,37 +54,53 @@ type ringEntry struct {
 
 func (e *ringEntry) key() bool { return e.track == 0 && e.sync }
 
-// ring holds the samples of a hot standby: always from a video keyframe
-// on, at least window (plus two GOPs) long once that much has arrived,
-// and at most maxBytes of payload. The payloads are copied into one
-// arena per session (see payloadArena: outside the Go heap, no
-// allocation per sample, pages returned as GOPs are evicted), so a ring
-// costs what it holds; they leave it as heap copies, only when the ring
-// is taken over. Only the pipeline's writer goroutine touches it; the
-// figures it reports are read under Pipeline.mu. close releases the
-// arena: call it when the session ends.
+// ring holds the samples of a hot standby: the last need() of them
+// (window plus two GOPs) once that much has arrived, and at most
+// maxBytes of payload. It evicts sample by sample, so it costs what the
+// span it must hold costs: a ring that evicted whole GOPs (to start at
+// a keyframe) would hold up to a GOP more, half a GOP on average. What
+// it hands back starts at its first keyframe, at most one GOP into it:
+// at or before now − window − 1 GOP, so still before the home's last
+// durable footage (see ManagerOptions.StandbyWindow). It always holds a
+// keyframe once it holds anything: it starts at one and never evicts
+// its latest.
+//
+// The payloads are copied into one arena per session (see
+// payloadArena: outside the Go heap, no allocation per sample, pages
+// returned as samples are evicted), so a ring costs what it holds; they
+// leave it as heap copies, only when the ring is taken over. Only the
+// pipeline's writer goroutine touches it; the figures it reports are
+// read under Pipeline.mu. close releases the arena: call it when the
+// session ends.
 type ring struct {
 	window   time.Duration
 	maxBytes int
-	entries  []ringEntry
-	keys     []int // indices in entries of the video keyframes, ascending
-	bytes    int
-	gop      time.Duration // the last keyframe interval (arrival times)
-	base     time.Time     // what entries' arrivals are offsets from: the first sample's arrival
-	arena    *payloadArena
-	bufs     [][]byte // the sample being added, as buffers; reused
+	// entries[head:] are the samples held, oldest first; entries[:head]
+	// were evicted (and cleared) and are reclaimed by compact.
+	entries []ringEntry
+	head    int
+	keys    []int // indices in entries of the held video keyframes, ascending
+	bytes   int
+	gop     time.Duration // the last keyframe interval (arrival times)
+	lastKey time.Duration // the latest keyframe's arrival, for gop
+	base    time.Time     // what entries' arrivals are offsets from: the first sample's arrival
+	arena   *payloadArena
+	bufs    [][]byte // the sample being added, as buffers; reused
 	// err is an arena failure (the reservation was refused): the ring
 	// then holds nothing for the rest of the session, and the takeover
 	// waits for a keyframe as a cold one does.
 	err error
 }
 
+// held is what the ring holds, oldest first.
+func (r *ring) held() []ringEntry { return r.entries[r.head:] }
+
 // add holds smp, of stream; its payload is copied, the caller keeps it.
 func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 	e := ringEntry{stream: stream, dts: smp.DTS, ptsOffset: smp.PTSOffset,
 		track: int16(smp.Track), sync: smp.Sync, size: int32(smp.Size())}
 	key := e.key()
-	if r.err != nil || len(r.entries) == 0 && !key {
+	if r.err != nil || len(r.held()) == 0 && !key {
 		return // a ring starts at a keyframe
 	}
 	if r.base.IsZero() {
@@ -100,15 +116,23 @@ func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 		r.arena = newPayloadArena(r.maxBytes)
 	}
 	if key {
-		if k := len(r.keys); k > 0 {
-			r.gop = e.arrival - r.entries[r.keys[k-1]].arrival
+		if len(r.keys) > 0 {
+			r.gop = e.arrival - r.lastKey
 		}
+		r.lastKey = e.arrival
 	}
-	// Room first, whole GOPs from the front (what the byte bound would
-	// drop after the add anyway): the arena never holds more than
-	// maxBytes.
-	for !r.arena.fits(n) && len(r.keys) >= 2 {
-		r.drop(r.keys[1])
+	// Room first (what the byte bound would evict after the add anyway),
+	// so that the arena never holds more than maxBytes. Under the bound
+	// the ring evicts to a keyframe, the samples before the first one and
+	// then whole GOPs: samples before a keyframe are of no use alone.
+	for !r.arena.fits(n) {
+		if k := r.keys; len(k) > 0 && r.head < k[0] {
+			r.evict(k[0])
+		} else if len(k) >= 2 {
+			r.evict(k[1])
+		} else {
+			break
+		}
 	}
 	if !r.arena.fits(n) {
 		r.reset() // one GOP larger than the bound: hold nothing
@@ -133,43 +157,59 @@ func (r *ring) add(stream *storage.Stream, smp storage.Sample) {
 	r.trim(e.arrival)
 }
 
-// trim drops whole GOPs from the front while what stays still reaches
-// back window + 2 GOPs from now (an arrival offset).
+// trim evicts the samples older than need() before now (an arrival
+// offset), but never the latest keyframe.
 func (r *ring) trim(now time.Duration) {
-	keep := r.need()
-	for len(r.keys) >= 2 {
-		if now-r.entries[r.keys[1]].arrival < keep {
-			break
-		}
-		r.drop(r.keys[1])
+	keep, i := r.need(), r.head
+	for i < r.keys[len(r.keys)-1] && now-r.entries[i].arrival > keep {
+		i++
 	}
+	r.evict(i)
 }
 
-// drop removes entries[:n] and gives their bytes back to the arena.
-func (r *ring) drop(n int) {
-	for _, e := range r.entries[:n] {
+// evict drops the held samples before entries[i] and gives their bytes
+// back to the arena.
+func (r *ring) evict(i int) {
+	if i <= r.head {
+		return
+	}
+	for _, e := range r.entries[r.head:i] {
 		r.bytes -= int(e.size)
 	}
-	clear(r.entries[:n])
-	r.entries = append(r.entries[:0], r.entries[n:]...)
+	clear(r.entries[r.head:i]) // their streams
+	r.head = i
 	k := 0
-	for _, i := range r.keys {
-		if i >= n {
-			r.keys[k] = i - n
-			k++
-		}
+	for k < len(r.keys) && r.keys[k] < i {
+		k++
 	}
-	r.keys = r.keys[:k]
-	if len(r.entries) > 0 {
-		r.arena.discard(r.entries[0].pos)
+	r.keys = r.keys[:copy(r.keys, r.keys[k:])]
+	if r.head < len(r.entries) {
+		r.arena.discard(r.entries[r.head].pos)
 	} else {
 		r.arena.reset()
 	}
+	r.compact()
+}
+
+// compact moves what is held to the front of entries once the evicted
+// part is a sizeable share of it, so entries stays about as long as what
+// is held (a copy of a few kilobytes every few dozen samples).
+func (r *ring) compact() {
+	if r.head < 64 || r.head < len(r.entries)/8 {
+		return
+	}
+	n := copy(r.entries, r.entries[r.head:])
+	clear(r.entries[n:])
+	r.entries = r.entries[:n]
+	for k := range r.keys {
+		r.keys[k] -= r.head
+	}
+	r.head = 0
 }
 
 func (r *ring) reset() {
 	clear(r.entries)
-	r.entries, r.keys, r.bytes = r.entries[:0], r.keys[:0], 0
+	r.entries, r.keys, r.head, r.bytes = r.entries[:0], r.keys[:0], 0, 0
 	if r.arena != nil {
 		r.arena.reset()
 	}
@@ -183,10 +223,20 @@ func (r *ring) at(e ringEntry) time.Time { return r.base.Add(e.arrival) }
 
 // span is how far back the ring reaches.
 func (r *ring) span() time.Duration {
-	if len(r.entries) == 0 {
+	h := r.held()
+	if len(h) == 0 {
 		return 0
 	}
-	return r.entries[len(r.entries)-1].arrival - r.entries[0].arrival
+	return h[len(h)-1].arrival - h[0].arrival
+}
+
+// usable is what a takeover writes: the held samples from the first
+// keyframe on.
+func (r *ring) usable() []ringEntry {
+	if len(r.keys) == 0 {
+		return nil
+	}
+	return r.entries[r.keys[0]:]
 }
 
 // resident is the memory the ring's payloads occupy (whole pages).
@@ -197,12 +247,12 @@ func (r *ring) resident() int64 {
 	return r.arena.resident()
 }
 
-// drain hands the held samples to fn in order, each payload a heap copy
-// that fn may keep (storage owns what it is given), and empties the
+// drain hands the usable samples to fn in order, each payload a heap
+// copy that fn may keep (storage owns what it is given), and empties the
 // ring. It stops at the first false from fn and reports it.
 func (r *ring) drain(fn func(stream *storage.Stream, smp storage.Sample) bool) bool {
 	defer r.reset()
-	for _, e := range r.entries {
+	for _, e := range r.usable() {
 		smp := storage.Sample{Track: int(e.track), DTS: e.dts, PTSOffset: e.ptsOffset, Sync: e.sync,
 			Payload: r.arena.read(e.pos, int(e.size)), Arrival: r.at(e)}
 		if !fn(e.stream, smp) {

@@ -21,12 +21,13 @@ func ringSample(start time.Time, i, fps, gop, size int) storage.Sample {
 		Payload: p, Arrival: start.Add(time.Duration(i) * time.Second / time.Duration(fps))}
 }
 
-// TestRingHoldsWindowFromAKeyframe: a hot standby's ring starts at a
-// keyframe, reaches back at least window + 2 GOPs and not a GOP more,
-// never holds more than its byte bound (evicting whole GOPs, or holding
+// TestRingHoldsWindowFromAKeyframe: a hot standby's ring holds the last
+// window + 2 GOPs of samples (to a frame) and always a keyframe, never
+// holds more than its byte bound (evicting to a keyframe, or holding
 // nothing when one GOP exceeds it), occupies no more memory than it
 // holds (to two pages), and hands back exactly what it was given, in
-// order, from its oldest keyframe; after that its arena is reused.
+// order, from its first keyframe, which is at most a GOP into it; after
+// that its arena is reused.
 func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	st := &storage.Stream{Camera: "rec-a/cam1"}
@@ -42,13 +43,13 @@ func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 	}{
 		{name: "1 s GOP, 3 s window", fps: 25, gop: 25, frames: 20 * 25, size: 1000, keySize: 5000,
 			window: 3 * time.Second, maxBytes: 1 << 20, audio: true,
-			min: 5*time.Second - 40*time.Millisecond, max: 6 * time.Second},
+			min: 5*time.Second - 40*time.Millisecond, max: 5 * time.Second},
 		{name: "4 s GOP, 3 s window", fps: 25, gop: 100, frames: 30 * 25, size: 1000, keySize: 20000,
 			window: 3 * time.Second, maxBytes: 4 << 20,
-			min: 11*time.Second - 40*time.Millisecond, max: 15 * time.Second},
+			min: 11*time.Second - 40*time.Millisecond, max: 11 * time.Second},
 		{name: "a frame larger than a page and wrapping the arena", fps: 10, gop: 10, frames: 200, size: 7000, keySize: 30000,
 			window: time.Second, maxBytes: 300_000,
-			min: 3*time.Second - 100*time.Millisecond, max: 4 * time.Second},
+			min: 3*time.Second - 100*time.Millisecond, max: 3 * time.Second},
 		{name: "the byte bound evicts whole GOPs", fps: 25, gop: 25, frames: 20 * 25, size: 1000, keySize: 5000,
 			window: 3 * time.Second, maxBytes: 100_000,
 			min: 2*time.Second - 40*time.Millisecond, max: 3 * time.Second},
@@ -81,22 +82,26 @@ func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 					t.Fatalf("frame %d: ring holds %d bytes, bound %d", i, r.bytes, tc.maxBytes)
 				}
 				sum := 0
-				for _, e := range r.entries {
+				for _, e := range r.held() {
 					sum += int(e.size)
 				}
 				if r.bytes != sum || r.arena.head-r.arena.tail != int64(sum) {
 					t.Fatalf("frame %d: ring counts %d bytes, arena %d, entries %d", i, r.bytes, r.arena.head-r.arena.tail, sum)
 				}
+				if dead := len(r.entries) - len(r.held()); dead >= max(64, len(r.entries)/8) {
+					t.Fatalf("frame %d: %d evicted entries kept for %d held", i, dead, len(r.held()))
+				}
 				if res := r.resident(); res > int64(sum)+2*pageSize {
 					t.Fatalf("frame %d: %d bytes of pages for %d held", i, res, sum)
 				}
-				if len(r.entries) > 0 && !r.entries[0].key() {
-					t.Fatalf("frame %d: ring starts with %+v, want a video keyframe", i, r.entries[0])
+				if h, u := r.held(), r.usable(); len(h) > 0 && (len(u) == 0 || !u[0].key() ||
+					u[0].arrival-h[0].arrival > time.Duration(tc.gop)*time.Second/time.Duration(tc.fps)) {
+					t.Fatalf("frame %d: ring holds %d samples, %d of them from its first keyframe on; want a keyframe at most a GOP in", i, len(h), len(u))
 				}
 			}
 			if tc.max == 0 {
-				if len(r.entries) != 0 || r.resident() != 0 {
-					t.Fatalf("ring holds %d samples (%d bytes of pages), want none", len(r.entries), r.resident())
+				if len(r.held()) != 0 || r.resident() != 0 {
+					t.Fatalf("ring holds %d samples (%d bytes of pages), want none", len(r.held()), r.resident())
 				}
 				return
 			}
@@ -104,8 +109,8 @@ func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 				t.Errorf("ring spans %v, want [%v, %v]", span, tc.min, tc.max)
 			}
 
-			// What comes out is what went in, from the oldest held on.
-			want := given[len(given)-len(r.entries):]
+			// What comes out is what went in, from the first keyframe held on.
+			want := given[len(given)-len(r.usable()):]
 			mem := &r.arena.mem[0]
 			i := 0
 			r.drain(func(s *storage.Stream, smp storage.Sample) bool {
@@ -120,15 +125,15 @@ func TestRingHoldsWindowFromAKeyframe(t *testing.T) {
 				i++
 				return true
 			})
-			if i != len(want) || len(r.entries) != 0 || r.bytes != 0 || r.resident() != 0 {
-				t.Fatalf("drained %d of %d; left %d entries, %d bytes, %d of pages", i, len(want), len(r.entries), r.bytes, r.resident())
+			if i != len(want) || len(r.held()) != 0 || r.bytes != 0 || r.resident() != 0 {
+				t.Fatalf("drained %d of %d; left %d entries, %d bytes, %d of pages", i, len(want), len(r.held()), r.bytes, r.resident())
 			}
 			// Reused: holding again takes no new reservation.
 			for k := range 3 * tc.gop {
 				r.add(st, ringSample(start.Add(time.Hour), k, tc.fps, tc.gop, tc.size))
 			}
-			if len(r.entries) == 0 || &r.arena.mem[0] != mem {
-				t.Errorf("after the drain: %d samples held, same reservation %v", len(r.entries), &r.arena.mem[0] == mem)
+			if len(r.held()) == 0 || &r.arena.mem[0] != mem {
+				t.Errorf("after the drain: %d samples held, same reservation %v", len(r.held()), &r.arena.mem[0] == mem)
 			}
 		})
 	}
